@@ -1,0 +1,271 @@
+"""Fuzz bytes <-> programs. Every byte string decodes to a valid program (decode never raises);
+encode() turns any program (e.g. a hand-written text seed) into bytes that decode back to it.
+
+Values are biased: addresses come from granule/block-boundary anchors, from addresses and ends
+already used in the program, or raw; sizes from page counts, block multiples, block-crossing and
+unaligned shapes.
+"""
+
+from .program import (EVICT_WHAT, MAX_OPS, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, Config, Op,
+                      Program)
+
+# opcode byte -> kind, weighted towards the operations that matter most
+KIND_TABLE = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
+              + ["flush_all", "detach", "ats", "fill", "evict", "ats_req"] + ["attach"] * 3 + ["dma"] * 3
+              + ["writeback"] * 2)
+assert len(KIND_TABLE) == 32
+KIND_CODE = {k: KIND_TABLE.index(k) for k in OPS}
+GRANULE_CODES = (12, 12, 14, 16)
+IAS_TABLE = (48, 40, 32, 36, 42, 44, 39, 47)
+PROT_CODES = (3, 3, 3, 1, 1, 2, 3, 0)
+POOL_MAX = 40          # selectors 0xC0..0xE7
+SEL_POOL, SEL_LAST, SEL_RAW = 0xC0, 0xE8, 0xF0
+M64 = (1 << 64) - 1
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def u8(self) -> int:
+        if self.pos < len(self.data):
+            b = self.data[self.pos]
+            self.pos += 1
+            return b
+        return 0
+
+    def u64(self) -> int:
+        v = 0
+        for i in range(8):
+            v |= self.u8() << (8 * i)
+        return v
+
+    def more(self) -> bool:
+        return self.pos < len(self.data)
+
+
+class _Ctx:
+    """Decoder state shared by decode and encode so that both make the same choices."""
+
+    def __init__(self, cfg: Config):
+        g = 1 << cfg.pg_shift
+        bpl = cfg.pg_shift - 3
+        b1 = g << bpl            # level-2 block: 2M / 32M / 512M
+        b0 = b1 << bpl           # level-1 block: 1G / 64G / 4T
+        top = 1 << cfg.ias
+        self.g = g
+        self.iova_anchors = (0, b1, b1 - 8 * g, 2 * b1, b0, b0 - 8 * g, 16 * b1, top - b1,
+                             top - 8 * g, 3 * b1 - 8 * g, 16 * g, b0 + b1)
+        base = 0x8000_0000
+        self.pa_anchors = (base, base + b1, base + b1 - 8 * g, 0x4000_0000, 0xC000_0000, 0x1_0000_0000,
+                           0x1_0000_0000 + b0, base + 2 * b1, base + 16 * g, 0x9000_0000, base + b0, 0)
+        self.size_units = (g, g, g, 16 * g, b1, b1, b0)
+        self.b0, self.b1 = b0, b1
+        self.pools = {"addr": [], "pa": [], "size": []}
+        self.last = {"addr": 0, "pa": 0}
+
+    def remember(self, pool: str, v: int) -> None:
+        p = self.pools[pool]
+        if v not in p and len(p) < POOL_MAX:
+            p.append(v)
+
+    # sizes: count = (s & 15) + 1 with unit slots 0-6, then shaped slots 7-11
+    def size_of(self, s: int) -> int:
+        hi, c = s >> 4, (s & 15) + 1
+        if hi < 7:
+            return c * self.size_units[hi]
+        if hi == 7:
+            return self.b1 + c * self.g
+        if hi == 8:
+            return max(self.b1 - c * self.g, self.g)
+        if hi == 9:
+            return c - 1
+        if hi == 10:
+            return c * self.g // 2
+        return self.b0 + c * self.b1
+
+
+def _dec_value(r: _Reader, ctx: _Ctx, pool: str) -> int:
+    s = r.u8()
+    if s >= SEL_RAW:
+        return r.u64()
+    if s >= SEL_LAST:
+        return ctx.last.get(pool, 0) if pool != "size" else ctx.g
+    if s >= SEL_POOL:
+        p = ctx.pools[pool]
+        return p[(s - SEL_POOL) % len(p)] if p else 0
+    if pool == "size":
+        return ctx.size_of(s)
+    anchors = ctx.iova_anchors if pool == "addr" else ctx.pa_anchors
+    return (anchors[s >> 4] + (s & 15) * ctx.g) & M64
+
+
+def _enc_value(out: bytearray, ctx: _Ctx, pool: str, v: int) -> None:
+    if pool == "size":
+        for s in range(0xC0):
+            if ctx.size_of(s) == v:
+                out.append(s)
+                return
+    else:
+        if ctx.last.get(pool) == v:
+            out.append(SEL_LAST)
+            return
+        anchors = ctx.iova_anchors if pool == "addr" else ctx.pa_anchors
+        for i, a in enumerate(anchors):
+            d = v - a
+            if 0 <= d < 16 * ctx.g and d % ctx.g == 0:
+                out.append(i << 4 | d // ctx.g)
+                return
+    p = ctx.pools[pool]
+    if v in p:
+        out.append(SEL_POOL + p.index(v))
+        return
+    out.append(SEL_RAW)
+    out += v.to_bytes(8, "little")
+
+
+def _header(r: _Reader) -> tuple[Config, bool]:
+    b0, b1 = r.u8(), r.u8()
+    stage = 2 if b0 & 0x20 else 1
+    ias = IAS_TABLE[(b0 >> 2) & 7]
+    if b1 >> 3:
+        ias = min(31 + (b1 >> 3), 48)
+    cfg = Config(pg_shift=GRANULE_CODES[b0 & 3], ias=ias, stage=stage, coherent=not b0 & 0x40,
+                 range_inv=bool(b0 & 0x80), ats=bool(b1 & 1), e2h=bool(b1 & 2) and stage == 1)
+    return cfg, not b1 & 4
+
+
+def decode(data: bytes) -> Program:
+    """Bytes -> program. Total: any input gives a valid program of at most MAX_OPS operations."""
+    r = _Reader(data)
+    cfg, implicit_attach = _header(r)
+    ctx = _Ctx(cfg)
+    ops = [Op("attach", (0, 0))] if implicit_attach else []
+    while r.more() and len(ops) < MAX_OPS:
+        kind = KIND_TABLE[r.u8() & 31]
+        ops.append(_dec_op(r, ctx, kind))
+    return Program(cfg, tuple(ops))
+
+
+def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
+    vals = []
+    fields = OPS[kind][1]
+    iova = pa = None
+    for fname, ftype in fields:
+        if ftype == "dom":
+            vals.append(r.u8() % NUM_DOMAINS)
+        elif ftype == "sid":
+            vals.append(r.u8() % NUM_SIDS)
+        elif ftype == "gather":
+            vals.append(r.u8() % NUM_GATHERS)
+        elif ftype == "addr":
+            pool = "pa" if fname == "paddr" else "addr"
+            v = _dec_value(r, ctx, pool)
+            vals.append(v)
+            if pool == "pa":
+                pa = v
+            else:
+                iova = v
+        elif ftype == "size":
+            vals.append(_dec_value(r, ctx, "size"))
+        elif ftype == "prot":
+            vals.append(PROT_CODES[r.u8() & 7])
+        elif ftype == "bool":
+            vals.append(bool(r.u8() & 1))
+        elif ftype == "what":
+            vals.append(EVICT_WHAT[r.u8() % 3])
+        elif ftype == "n":
+            b = r.u8()
+            vals.append(-1 if b == 0xFF and kind == "writeback" else b)
+        elif ftype == "sg":
+            n = (r.u8() & 15) + 1
+            ents = []
+            for _ in range(n):
+                epa = _dec_value(r, ctx, "pa")
+                eln = _dec_value(r, ctx, "size")
+                ents.append((epa, eln))
+                ctx.last["pa"] = (epa + eln) & M64
+                ctx.remember("pa", epa)
+            vals.append(tuple(ents))
+    _after(ctx, Op(kind, tuple(vals)), iova, pa)
+    return Op(kind, tuple(vals))
+
+
+def _after(ctx: _Ctx, op: Op, iova, pa) -> None:
+    """Update pools exactly the same way in decode and encode."""
+    size = op.get("size") if "size" in dict(OPS[op.kind][1]) else None
+    if op.kind == "map_sg":
+        size = sum(ln for _pa, ln in op.get("sg"))
+    if iova is not None:
+        ctx.remember("addr", iova)
+        if size is not None:
+            ctx.last["addr"] = (iova + size) & M64
+            ctx.remember("addr", (iova + size) & M64)
+    if pa is not None:
+        ctx.remember("pa", pa)
+        if size is not None:
+            ctx.last["pa"] = (pa + size) & M64
+    if size is not None and op.kind != "map_sg":
+        ctx.remember("size", size)
+
+
+def encode(prog: Program) -> bytes:
+    """Program -> bytes that decode() maps back to the same program."""
+    cfg = prog.config
+    ops = list(prog.ops)
+    implicit = bool(ops) and ops[0] == Op("attach", (0, 0))
+    if implicit:
+        ops = ops[1:]
+    b0 = {12: 0, 14: 2, 16: 3}[cfg.pg_shift] | (0x20 if cfg.stage == 2 else 0) \
+        | (0 if cfg.coherent else 0x40) | (0x80 if cfg.range_inv else 0)
+    b1 = (1 if cfg.ats else 0) | (2 if cfg.e2h else 0) | (0 if implicit else 4)
+    if cfg.ias in IAS_TABLE:
+        b0 |= IAS_TABLE.index(cfg.ias) << 2
+    else:
+        b1 |= (cfg.ias - 31) << 3
+    if cfg.e2h and cfg.stage != 1:
+        raise ValueError("e2h is only meaningful for stage 1")
+    out = bytearray([b0, b1])
+    ctx = _Ctx(cfg)
+    for op in ops:
+        out.append(KIND_CODE[op.kind])
+        iova = pa = None
+        for (fname, ftype), v in zip(OPS[op.kind][1], op.args):
+            if ftype in ("dom", "sid", "gather"):
+                out.append(v)
+            elif ftype == "addr":
+                pool = "pa" if fname == "paddr" else "addr"
+                _enc_value(out, ctx, pool, v)
+                if pool == "pa":
+                    pa = v
+                else:
+                    iova = v
+            elif ftype == "size":
+                _enc_value(out, ctx, "size", v)
+            elif ftype == "prot":
+                out.append(PROT_CODES.index(v))
+            elif ftype == "bool":
+                out.append(int(v))
+            elif ftype == "what":
+                out.append(EVICT_WHAT.index(v))
+            elif ftype == "n":
+                if op.kind == "writeback" and v < 0:
+                    out.append(0xFF)
+                elif 0 <= v < 256 and not (op.kind == "writeback" and v == 0xFF):
+                    out.append(v)
+                else:
+                    raise ValueError(f"{op.text()}: n must be 0..254")
+            elif ftype == "sg":
+                if not 1 <= len(v) <= 16:
+                    raise ValueError(f"{op.text()}: the byte encoding holds 1..16 sg entries")
+                out.append(len(v) - 1)
+                for epa, eln in v:
+                    _enc_value(out, ctx, "pa", epa)
+                    _enc_value(out, ctx, "size", eln)
+                    ctx.last["pa"] = (epa + eln) & M64
+                    ctx.remember("pa", epa)
+        _after(ctx, op, iova, pa)
+    return bytes(out)

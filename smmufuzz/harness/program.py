@@ -1,0 +1,276 @@
+"""Programs: a configuration plus a typed sequence of OS operations and hardware events.
+
+The text form is one call per line, in the kernel's own vocabulary, and parses back to the
+same program:
+
+    config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+    iommu_attach_device(d0, sid=0)
+    iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+    dev_dma(sid=0, iova=0x200000, write=0)
+    iommu_unmap(d0, iova=0x200000, size=0x1000)
+"""
+
+import re
+from dataclasses import dataclass, field, replace
+
+GRANULES = {12: "4K", 14: "16K", 16: "64K"}
+GRANULE_BY_NAME = {v: k for k, v in GRANULES.items()}
+PROTS = {3: "RW", 1: "R", 2: "W", 0: "NONE"}
+PROT_BY_NAME = {v: k for k, v in PROTS.items()}
+EVICT_WHAT = ("tlb", "walk", "all")
+MAX_OPS = 48
+NUM_DOMAINS = 2
+NUM_SIDS = 4
+NUM_GATHERS = 2
+
+
+class ProgramSyntaxError(ValueError):
+    """A text program that does not parse; carries line and column."""
+
+    def __init__(self, msg: str, line: int, col: int):
+        super().__init__(f"line {line}, column {col}: {msg}")
+        self.line = line
+        self.col = col
+
+
+@dataclass(frozen=True)
+class Config:
+    """Program header: page-table format and SMMU features."""
+    pg_shift: int = 12
+    ias: int = 48
+    stage: int = 1
+    coherent: bool = True
+    range_inv: bool = False
+    ats: bool = False
+    e2h: bool = False
+
+    def text(self) -> str:
+        return (f"config(granule={GRANULES[self.pg_shift]}, ias={self.ias}, stage={self.stage}, "
+                f"coherent={int(self.coherent)}, range_inv={int(self.range_inv)}, ats={int(self.ats)}, "
+                f"e2h={int(self.e2h)})")
+
+
+# kind -> (text name, fields); field types: dom, sid, gather, addr, size, prot, bool, sg, what, n
+OPS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "map": ("iommu_map", (("dom", "dom"), ("iova", "addr"), ("paddr", "addr"), ("size", "size"), ("prot", "prot"))),
+    "unmap": ("iommu_unmap", (("dom", "dom"), ("iova", "addr"), ("size", "size"))),
+    "unmap_fast": ("iommu_unmap_fast", (("dom", "dom"), ("iova", "addr"), ("size", "size"), ("gather", "gather"))),
+    "sync": ("iommu_iotlb_sync", (("dom", "dom"), ("gather", "gather"))),
+    "map_sg": ("iommu_map_sg", (("dom", "dom"), ("iova", "addr"), ("sg", "sg"), ("prot", "prot"))),
+    "flush_all": ("iommu_flush_iotlb_all", (("dom", "dom"),)),
+    "attach": ("iommu_attach_device", (("dom", "dom"), ("sid", "sid"))),
+    "detach": ("iommu_detach_device", (("sid", "sid"),)),
+    "ats": ("pci_ats", (("sid", "sid"), ("on", "bool"))),
+    "fill": ("hw_fill", (("sid", "sid"), ("iova", "addr"))),
+    "dma": ("dev_dma", (("sid", "sid"), ("iova", "addr"), ("write", "bool"))),
+    "evict": ("hw_evict", (("what", "what"), ("n", "n"))),
+    "writeback": ("hw_writeback", (("n", "n"),)),
+    "ats_req": ("ats_translate", (("sid", "sid"), ("iova", "addr"))),
+}
+KIND_BY_NAME = {v[0]: k for k, v in OPS.items()}
+OS_KINDS = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all", "attach", "detach", "ats"})
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: its kind and its field values in OPS order."""
+    kind: str
+    args: tuple
+
+    def get(self, name: str):
+        for (fname, _t), v in zip(OPS[self.kind][1], self.args):
+            if fname == name:
+                return v
+        raise KeyError(name)
+
+    def text(self) -> str:
+        name, fields = OPS[self.kind]
+        parts = []
+        for (fname, ftype), v in zip(fields, self.args):
+            if ftype == "dom":
+                parts.append(f"d{v}")
+            elif ftype == "gather":
+                parts.append(f"gather=g{v}")
+            elif ftype in ("addr", "size"):
+                parts.append(f"{fname}={v:#x}")
+            elif ftype == "prot":
+                parts.append(f"prot={PROTS[v]}")
+            elif ftype == "sg":
+                parts.append("sg=[" + ", ".join(f"{pa:#x}+{ln:#x}" for pa, ln in v) + "]")
+            elif ftype == "what":
+                parts.append(v)
+            elif self.kind == "writeback" and v < 0:
+                parts.append("all")
+            else:
+                parts.append(f"{fname}={int(v)}")
+        return f"{name}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Program:
+    config: Config = field(default_factory=Config)
+    ops: tuple = ()
+
+    def text(self) -> str:
+        return "\n".join([self.config.text()] + [op.text() for op in self.ops]) + "\n"
+
+    def with_ops(self, ops) -> "Program":
+        return replace(self, ops=tuple(ops))
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
+
+
+def _split_args(s: str) -> list[tuple[str, int]]:
+    """Split on top-level commas; returns (piece, column offset) pairs."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(s):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append((s[start:i], start))
+            start = i + 1
+    if s[start:].strip():
+        out.append((s[start:], start))
+    return out
+
+
+def _int(tok: str, line: int, col: int) -> int:
+    try:
+        return int(tok.strip(), 0)
+    except ValueError:
+        raise ProgramSyntaxError(f"expected a number, got {tok.strip()!r}", line, col) from None
+
+
+def _parse_config(body: str, line: int, col0: int) -> Config:
+    kw = {}
+    for piece, off in _split_args(body):
+        if "=" not in piece:
+            raise ProgramSyntaxError(f"expected key=value, got {piece.strip()!r}", line, col0 + off + 1)
+        k, v = (x.strip() for x in piece.split("=", 1))
+        col = col0 + off + 1
+        if k == "granule":
+            if v not in GRANULE_BY_NAME:
+                raise ProgramSyntaxError(f"granule must be 4K, 16K or 64K, not {v!r}", line, col)
+            kw["pg_shift"] = GRANULE_BY_NAME[v]
+        elif k == "ias":
+            ias = _int(v, line, col)
+            if not 32 <= ias <= 48:
+                raise ProgramSyntaxError(f"ias must be 32..48, not {ias}", line, col)
+            kw["ias"] = ias
+        elif k == "stage":
+            st = _int(v, line, col)
+            if st not in (1, 2):
+                raise ProgramSyntaxError("stage must be 1 or 2", line, col)
+            kw["stage"] = st
+        elif k in ("coherent", "range_inv", "ats", "e2h"):
+            kw[k] = bool(_int(v, line, col))
+        else:
+            raise ProgramSyntaxError(f"unknown config key {k!r}", line, col)
+    return Config(**kw)
+
+
+def parse(text: str) -> Program:
+    """Parse a text program; raises ProgramSyntaxError with line and column."""
+    config = Config()
+    ops = []
+    for ln, raw in enumerate(text.splitlines(), 1):
+        s = raw.split("#", 1)[0]
+        if not s.strip():
+            continue
+        m = _CALL.match(s)
+        if not m:
+            col = len(s) - len(s.lstrip()) + 1
+            raise ProgramSyntaxError("expected a call like iommu_map(d0, iova=..., ...)", ln, col)
+        name, body = m.group(1), m.group(2)
+        col0 = m.start(2)
+        if name == "config":
+            if ops:
+                raise ProgramSyntaxError("config(...) must come before the first operation", ln, m.start(1) + 1)
+            config = _parse_config(body, ln, col0)
+            continue
+        kind = KIND_BY_NAME.get(name)
+        if kind is None:
+            raise ProgramSyntaxError(f"unknown operation {name!r}", ln, m.start(1) + 1)
+        ops.append(_parse_op(kind, body, ln, col0))
+    if len(ops) > MAX_OPS:
+        raise ProgramSyntaxError(f"a program has at most {MAX_OPS} operations", len(text.splitlines()), 1)
+    return Program(config, tuple(ops))
+
+
+def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:
+    fields = OPS[kind][1]
+    vals: dict[str, object] = {}
+    for piece, off in _split_args(body):
+        col = col0 + off + 1 + (len(piece) - len(piece.lstrip()))
+        p = piece.strip()
+        if "=" in p:
+            k, v = (x.strip() for x in p.split("=", 1))
+        else:
+            k, v = None, p
+        if k is None:
+            if re.fullmatch(r"d\d+", v):
+                k, v = "dom", v[1:]
+            elif v in EVICT_WHAT:
+                k = "what"
+            elif v == "all" and kind == "writeback":
+                k, v = "n", "-1"
+            else:
+                raise ProgramSyntaxError(f"unexpected argument {p!r}", ln, col)
+        ftype = dict(fields).get(k)
+        if ftype is None:
+            raise ProgramSyntaxError(f"{OPS[kind][0]} has no argument {k!r}", ln, col)
+        vals[k] = _parse_value(ftype, v, ln, col)
+    missing = [f for f, _t in fields if f not in vals]
+    if missing:
+        raise ProgramSyntaxError(f"{OPS[kind][0]} is missing {', '.join(missing)}", ln, col0)
+    return Op(kind, tuple(vals[f] for f, _t in fields))
+
+
+def _parse_value(ftype: str, v: str, ln: int, col: int):
+    if ftype == "dom":
+        d = _int(v, ln, col)
+        if not 0 <= d < NUM_DOMAINS:
+            raise ProgramSyntaxError(f"domain must be d0..d{NUM_DOMAINS - 1}", ln, col)
+        return d
+    if ftype == "sid":
+        s = _int(v, ln, col)
+        if not 0 <= s < NUM_SIDS:
+            raise ProgramSyntaxError(f"sid must be 0..{NUM_SIDS - 1}", ln, col)
+        return s
+    if ftype == "gather":
+        if not re.fullmatch(r"g\d+", v) or not 0 <= int(v[1:]) < NUM_GATHERS:
+            raise ProgramSyntaxError(f"gather must be g0..g{NUM_GATHERS - 1}", ln, col)
+        return int(v[1:])
+    if ftype in ("addr", "size"):
+        x = _int(v, ln, col)
+        if not 0 <= x < 1 << 64:
+            raise ProgramSyntaxError("value out of 64-bit range", ln, col)
+        return x
+    if ftype == "prot":
+        if v not in PROT_BY_NAME:
+            raise ProgramSyntaxError(f"prot must be one of {', '.join(PROT_BY_NAME)}", ln, col)
+        return PROT_BY_NAME[v]
+    if ftype == "bool":
+        return bool(_int(v, ln, col))
+    if ftype == "what":
+        if v not in EVICT_WHAT:
+            raise ProgramSyntaxError(f"expected one of {', '.join(EVICT_WHAT)}", ln, col)
+        return v
+    if ftype == "n":
+        return _int(v, ln, col)
+    if ftype == "sg":
+        if not (v.startswith("[") and v.endswith("]")):
+            raise ProgramSyntaxError("sg must be a list like [0x80000000+0x1000, ...]", ln, col)
+        ents = []
+        for piece, off in _split_args(v[1:-1]):
+            if "+" not in piece:
+                raise ProgramSyntaxError("sg entry must be paddr+length", ln, col + off + 1)
+            a, b = piece.split("+", 1)
+            ents.append((_int(a, ln, col + off + 1), _int(b, ln, col + off + 1)))
+        if not 1 <= len(ents) <= 64:
+            raise ProgramSyntaxError("sg must have 1..64 entries", ln, col)
+        return tuple(ents)
+    raise AssertionError(ftype)

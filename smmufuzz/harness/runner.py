@@ -1,0 +1,259 @@
+"""Runs one program on the reference emulator under each variant and reports findings.
+
+The single interface between harness and variants: a variant is a class built as
+`factory(hw, pg_shift, ias, oas, stage)` with map/map_sg/unmap/unmap_fast/iotlb_sync/
+flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API returns.
+"""
+
+import traceback
+from dataclasses import dataclass, field
+
+from ..reference.oracle import Oracle, Violation, check_translation
+from ..reference.smmu import HangError, HwConfig, Smmu
+from ..reference.spec import PENDING, DomainSpec, Spec
+from ..variants.registry import variant as lookup_variant
+from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
+
+HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
+OAS = 48
+PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
+
+
+@dataclass
+class Finding:
+    kind: str
+    variant: str
+    op_index: int
+    op_text: str
+    message: str
+    witness: str = ""
+
+    def signature(self) -> tuple:
+        return (self.kind, self.variant, self.op_text.split("(", 1)[0])
+
+    def text(self) -> str:
+        s = f"{self.kind} in variant {self.variant} at op {self.op_index}: {self.op_text}\n  {self.message}"
+        if self.witness:
+            s += "\n  witness: " + self.witness.replace("\n", "\n    ")
+        return s
+
+
+@dataclass
+class VariantRun:
+    name: str
+    finding: Finding | None = None
+    returns: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    program: Program
+    runs: list[VariantRun]
+    findings: list[Finding]
+
+
+def hw_config(cfg: Config, policy: str) -> HwConfig:
+    return HwConfig(coherent=cfg.coherent, range_inv=cfg.range_inv, ats=cfg.ats, e2h=cfg.e2h, policy=policy)
+
+
+class _Exec:
+    """One variant executing one program against its own SMMU and Spec."""
+
+    def __init__(self, prog: Program, name: str, policy: str, snapshots: bool):
+        cfg = prog.config
+        self.cfg = cfg
+        self.name = name
+        self.smmu = Smmu(hw_config(cfg, policy))
+        self.os = lookup_variant(name).factory(self.smmu, cfg.pg_shift, cfg.ias, OAS, cfg.stage)
+        self.spec = Spec()
+        self.oracle = Oracle(self.smmu, self.spec)
+        self.policy = policy
+        self.want_snapshots = snapshots
+        self.granule = 1 << cfg.pg_shift
+
+    def dspec(self, dom: int) -> DomainSpec:
+        ds = self.spec.domains.get(dom)
+        if ds is None:
+            c = self.cfg
+            ds = self.spec.domains[dom] = DomainSpec(PGSIZE_BITMAPS[c.pg_shift], c.ias, OAS, c.stage)
+        return ds
+
+    def step(self, i: int, op: Op):
+        """Execute one op; returns (return value, violation or None)."""
+        k, a = op.kind, op.args
+        os, smmu, spec = self.os, self.smmu, self.spec
+        ret = None
+        if k == "map":
+            dom, iova, pa, size, prot = a
+            ret = os.map(dom, iova, pa, size, prot)
+            self.dspec(dom).map(iova, pa, size, prot, i)
+        elif k == "unmap":
+            dom, iova, size = a
+            ret = os.unmap(dom, iova, size)
+            self.dspec(dom).unmap(iova, size, ret, i, None)
+        elif k == "unmap_fast":
+            dom, iova, size, gid = a
+            ret = os.unmap_fast(dom, iova, size, gid)
+            gone = self.dspec(dom).unmap(iova, size, ret, i, PENDING)
+            spec.gathers.setdefault((dom, gid), []).extend(gone)
+        elif k == "sync":
+            dom, gid = a
+            os.iotlb_sync(dom, gid)
+            self.dspec(dom).settle(spec.gathers.pop((dom, gid), []), i)
+        elif k == "map_sg":
+            dom, iova, sg, prot = a
+            ret = os.map_sg(dom, iova, list(sg), prot)
+            self._spec_map_sg(dom, iova, sg, prot, i)
+        elif k == "flush_all":
+            (dom,) = a
+            os.flush_iotlb_all(dom)
+            self.dspec(dom).settle_all(i)
+        elif k == "attach":
+            dom, sid = a
+            self.dspec(dom)
+            ret = os.attach(sid, dom)
+            spec.attached[sid] = dom
+        elif k == "detach":
+            (sid,) = a
+            os.detach(sid)
+            spec.attached.pop(sid, None)
+        elif k == "ats":
+            sid, on = a
+            os.set_ats(sid, on)
+            spec.ats[sid] = on
+        elif k in ("fill", "dma"):
+            sid, iova = a[0], a[1]
+            outs = smmu.translate(sid, iova)
+            if k == "dma":
+                v = self._check_dma(sid, iova, bool(a[2]), outs)
+                if v:
+                    return ret, v
+        elif k == "ats_req":
+            sid, iova = a
+            smmu.ats_translate(sid, iova)
+        elif k == "evict":
+            smmu.evict(a[0], a[1])
+        elif k == "writeback":
+            smmu.writeback(None if a[0] < 0 else a[0])
+        if k in OS_KINDS and self.policy == "max-cache":
+            smmu.fill_all()
+        return ret, self.oracle.check(range(NUM_SIDS))
+
+    def _spec_map_sg(self, dom, iova, sg, prot, i) -> None:
+        """iommu_map_sg() intent: the merged chunks, all or nothing."""
+        chunks, start, length = [], 0, 0
+        for pa, ln in sg:
+            if length and pa == start + length:
+                length += ln
+            else:
+                if length:
+                    chunks.append((start, length))
+                start, length = pa, ln
+        if length:
+            chunks.append((start, length))
+        ds = self.dspec(dom)
+        total = sum(ln for _pa, ln in chunks)
+        probe = DomainSpec(ds.bitmap, ds.ias, ds.oas, ds.stage)
+        off = 0
+        for pa, ln in chunks:
+            if not probe.map(iova + off, pa, ln, prot, i) and ln:
+                return      # some chunk fails: iommu_map_sg unwinds everything
+            off += ln
+        if ds.overlapping(iova, iova + total):
+            ds._mark_unknown(iova, iova + total, i)
+            return
+        off = 0
+        for pa, ln in chunks:
+            ds.map(iova + off, pa, ln, prot, i)
+            off += ln
+
+    def _check_dma(self, sid: int, iova: int, write: bool, outs) -> Violation | None:
+        dom = self.spec.attached.get(sid)
+        ds = self.spec.domains.get(dom) if dom is not None else None
+        page = iova & ~(self.granule - 1)
+        need = "w" if write else "r"
+        for o in outs:
+            if need not in o.perms or o.source == "bypass":
+                continue
+            v = check_translation(ds, page, self.granule, o.pa & ~(self.granule - 1), o.perms,
+                                  f"sid {sid} DMA {'write' if write else 'read'} via {o.source}", o.seq,
+                                  self.smmu.cmd_log)
+            if v:
+                return v
+        return None
+
+    def snapshot(self) -> tuple:
+        """What the SMMU would translate for each stream now (for cross-variant divergence)."""
+        out = []
+        for sid in range(NUM_SIDS):
+            ste = self.smmu.strtab.get(sid)
+            if ste is None or not ste.translates:
+                out.append((sid, ste.config if ste else "abort"))
+                continue
+            leaves, _ = self.smmu.tree(ste)
+            out.append((sid, tuple(sorted((lf.va, lf.span, lf.pa, lf.perms) for lf in leaves))))
+        return tuple(out)
+
+
+def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False) -> VariantRun:
+    run = VariantRun(name)
+    try:
+        ex = _Exec(prog, name, policy, snapshots)
+    except Exception as e:  # the variant failed to even set up
+        run.finding = Finding(CRASH, name, -1, "setup", f"{type(e).__name__}: {e}", traceback.format_exc(limit=-4))
+        return run
+    for i, op in enumerate(prog.ops):
+        try:
+            ret, v = ex.step(i, op)
+        except HangError as e:
+            run.finding = Finding(HANG, name, i, op.text(), str(e), _last_frames())
+            break
+        except RecursionError as e:
+            run.finding = Finding(HANG, name, i, op.text(), f"unbounded recursion: {e}", _last_frames())
+            break
+        except Exception as e:
+            run.finding = Finding(CRASH, name, i, op.text(), f"{type(e).__name__}: {e}", _last_frames())
+            break
+        run.returns.append(ret)
+        if snapshots:
+            run.snapshots.append(ex.snapshot())
+        if v is not None:
+            run.finding = Finding(v.kind, name, i, op.text(), v.message, v.witness)
+            break
+    m = ex.smmu.mem
+    st = ex.smmu.stats
+    run.stats = {"cmds": dict(st.cmds), "syncs": st.syncs, "inv_pages": st.inv_pages,
+                 "full_flushes": st.full_flushes, "cleans": m.cleans, "lines_cleaned": m.lines_cleaned,
+                 "redundant_cleans": m.redundant_cleans}
+    return run
+
+
+def _last_frames() -> str:
+    return "".join(traceback.format_exc(limit=-6).splitlines(keepends=True)[-14:])
+
+
+def run_program(prog: Program, variants: list[str], policy: str = "max-cache") -> RunResult:
+    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants."""
+    many = len(variants) > 1
+    runs = [run_variant(prog, v, policy, snapshots=many) for v in variants]
+    findings = [r.finding for r in runs if r.finding]
+    if many:
+        d = _divergence(prog, runs)
+        if d:
+            findings.append(d)
+    return RunResult(prog, runs, findings)
+
+
+def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
+    n = min(len(r.snapshots) for r in runs)
+    for i in range(n):
+        groups: dict = {}
+        for r in runs:
+            groups.setdefault(r.snapshots[i], []).append(r.name)
+        if len(groups) > 1:
+            desc = " vs ".join("{" + ", ".join(g) + "}" for g in groups.values())
+            return Finding(DIVERGENCE, "+".join(r.name for r in runs), i, prog.ops[i].text(),
+                           f"SMMU-visible translations differ after this op: {desc}")
+    return None

@@ -1,0 +1,1 @@
+"""Reference SMMUv3 emulator: the hardware, and only the hardware (knows nothing of variants)."""

@@ -1,0 +1,154 @@
+"""Physical memory seen by the CPU (through its cache) and by the SMMU (at the PoC), in 64-byte lines.
+
+Models what dma_sync_single_for_device() / __arm_lpae_sync_pte() make visible to a
+non-coherent table walker (smmu-reference §1.3, §1.8).
+"""
+
+LINE = 64
+CPU_PAGE = 4096
+
+
+class Memory:
+    """Qword-addressed memory with a CPU view, a PoC view, dirty lines and a page allocator."""
+
+    __slots__ = ("coherent", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
+                 "redundant_cleans", "writebacks", "page_gen", "page_free",
+                 "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx")
+
+    def __init__(self, coherent: bool, base: int = 0x4000_0000_0000):
+        self.coherent = coherent
+        self.cpu: dict[int, int] = {}      # qword address -> value, CPU view (cache or memory)
+        self.poc: dict[int, int] = {}      # qword address -> value, what a non-coherent walker reads
+        self.dirty: set[int] = set()       # line addresses whose CPU copy differs from the PoC
+        self.cleans = 0                    # CMO operations (calls to clean)
+        self.lines_cleaned = 0             # lines written back by CMOs
+        self.redundant_cleans = 0          # lines cleaned that were already clean
+        self.writebacks = 0                # hardware (eviction) write-backs
+        self.page_gen: dict[int, int] = {}  # 4K page -> allocation generation
+        self.page_free: set[int] = set()   # 4K pages currently free (after having been allocated)
+        self._free_lists: dict[int, list[int]] = {}
+        self._next = base
+        self.table_pages = 0
+        self.version = 0                   # bumped whenever the SMMU's view may have changed
+        self._cpu_idx: dict[int, set[int]] = {}  # 4K page -> qword addresses holding non-zero values
+        self._poc_idx: dict[int, set[int]] = {}
+
+    # --- CPU side ---------------------------------------------------------------------------
+    def cpu_read(self, addr: int) -> int:
+        return self.cpu.get(addr, 0)
+
+    def cpu_write(self, addr: int, val: int) -> None:
+        """A CPU store: lands in the cache; the PoC sees it only after a clean or write-back."""
+        _store(self.cpu, self._cpu_idx, addr, val)
+        if self.coherent:
+            self.version += 1
+        else:
+            self.dirty.add(addr & ~(LINE - 1))
+
+    def clean(self, addr: int, size: int) -> int:
+        """dma_sync_single_for_device(addr, size): clean every line overlapping the range."""
+        self.cleans += 1
+        line = addr & ~(LINE - 1)
+        end = addr + max(size, 1)
+        n = 0
+        while line < end:
+            self._write_back(line, redundant_counts=True)
+            line += LINE
+            n += 1
+        return n
+
+    def _write_back(self, line: int, redundant_counts: bool = False) -> None:
+        if line in self.dirty:
+            self.dirty.discard(line)
+            cpu, poc, idx = self.cpu, self.poc, self._poc_idx
+            for a in range(line, line + LINE, 8):
+                _store(poc, idx, a, cpu.get(a, 0))
+            self.lines_cleaned += 1
+            self.version += 1
+        elif redundant_counts:
+            self.lines_cleaned += 1
+            self.redundant_cleans += 1
+
+    def writeback(self, line: int) -> None:
+        """Hardware event: a dirty line is evicted from the CPU cache to the PoC."""
+        if line in self.dirty:
+            self.writebacks += 1
+            self._write_back(line)
+
+    # --- SMMU side --------------------------------------------------------------------------
+    def smmu_read(self, addr: int) -> int:
+        """A table-walk read: the CPU view when walks are coherent, the PoC otherwise."""
+        if self.coherent:
+            return self.cpu.get(addr, 0)
+        return self.poc.get(addr, 0)
+
+    # --- page allocator (alloc_pages / free_pages) --------------------------------------------
+    def alloc_pages(self, size: int) -> int:
+        """alloc_pages(GFP_ZERO): naturally aligned, CPU view zeroed; freed pages are reused LIFO.
+
+        A reused page keeps whatever the PoC held: a non-coherent user must clean it.
+        """
+        size = max(size, CPU_PAGE)
+        size = 1 << (size - 1).bit_length()
+        fl = self._free_lists.get(size)
+        if fl:
+            pa = fl.pop()
+        else:
+            pa = (self._next + size - 1) & ~(size - 1)
+            self._next = pa + size
+        for p in range(pa, pa + size, CPU_PAGE):
+            for a in list(self._cpu_idx.get(p, ())):
+                _store(self.cpu, self._cpu_idx, a, 0)
+        self.version += 1
+        if not self.coherent:
+            for line in range(pa, pa + size, LINE):
+                if any((a in self.poc) for a in range(line, line + LINE, 8)):  # stale PoC data
+                    self.dirty.add(line)
+        for p in range(pa, pa + size, CPU_PAGE):
+            self.page_gen[p] = self.page_gen.get(p, 0) + 1
+            self.page_free.discard(p)
+        self.table_pages += 1
+        return pa
+
+    def free_pages(self, pa: int, size: int) -> None:
+        """free_pages(): the page goes back to the allocator (contents left as they were)."""
+        size = max(size, CPU_PAGE)
+        size = 1 << (size - 1).bit_length()
+        for p in range(pa, pa + size, CPU_PAGE):
+            self.page_free.add(p)
+            self.page_gen[p] = self.page_gen.get(p, 0) + 1
+        self._free_lists.setdefault(size, []).append(pa)
+        self.table_pages -= 1
+
+    def page_token(self, pa: int) -> int:
+        """Allocation generation of the 4K page holding pa (changes on every free and alloc)."""
+        return self.page_gen.get(pa & ~(CPU_PAGE - 1), 0)
+
+    def is_free(self, pa: int) -> bool:
+        return (pa & ~(CPU_PAGE - 1)) in self.page_free
+
+    def dirty_lines(self) -> list[int]:
+        return sorted(self.dirty)
+
+    def smmu_nonzero(self, base: int, size: int) -> list[int]:
+        """Sorted qword addresses in [base, base+size) that a table walk would read as non-zero."""
+        idx = self._cpu_idx if self.coherent else self._poc_idx
+        out = []
+        for p in range(base & ~(CPU_PAGE - 1), base + size, CPU_PAGE):
+            s = idx.get(p)
+            if s:
+                out.extend(a for a in s if base <= a < base + size)
+        out.sort()
+        return out
+
+
+def _store(view: dict, index: dict, addr: int, val: int) -> None:
+    page = addr & ~(CPU_PAGE - 1)
+    if val:
+        view[addr] = val
+        index.setdefault(page, set()).add(addr)
+    elif addr in view:
+        del view[addr]
+        s = index.get(page)
+        if s is not None:
+            s.discard(addr)

@@ -1,0 +1,176 @@
+"""Safety oracle: compares what devices could reach through the SMMU with the OS intent (smmu-reference §2.2).
+
+Kinds: MISSED_INVALIDATION (I1), WRONG_PA (I2), INVISIBLE_MAPPING (I3), TABLE_UAF (I4),
+CMD_ERROR (I8). HANG, CRASH and DIVERGENCE are raised by the runner.
+"""
+
+from dataclasses import dataclass
+
+from .lpae import enumerate_tree, Geometry
+from .smmu import Smmu
+from .spec import MAPPED, DomainSpec, Spec
+
+MISSED = "MISSED_INVALIDATION"
+WRONG_PA = "WRONG_PA"
+INVISIBLE = "INVISIBLE_MAPPING"
+TABLE_UAF = "TABLE_UAF"
+CMD_ERROR = "CMD_ERROR"
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    message: str
+    witness: str = ""
+
+
+def check_translation(ds: DomainSpec | None, va: int, span: int, pa: int, perms: str, source: str,
+                      seq: int, cmd_log) -> Violation | None:
+    """Is a possible translation [va, va+span) -> pa (perms) allowed by the domain's intent?"""
+    where = f"{source} entry va={va:#x} span={span:#x} -> pa={pa:#x} {perms}"
+    if ds is None:
+        return Violation(MISSED, f"detached stream can still translate: {where}", _witness(seq, cmd_log))
+    cur = va
+    end = va + span
+    for e in ds.overlapping(va, end):
+        if e.base > cur:
+            return _gap(ds, cur, e.base, where, seq, cmd_log)
+        cur = max(cur, e.base + e.span)
+        if e.state != MAPPED:
+            continue
+        if pa - va != e.pa - e.base:
+            return Violation(WRONG_PA, f"{where}, but iova {max(va, e.base):#x} is mapped to "
+                             f"{e.pa + max(va, e.base) - e.base:#x} (op {e.op})", _witness(seq, cmd_log))
+        if not set(perms) <= set(e.perms):
+            return Violation(WRONG_PA, f"{where}: permissions exceed the mapping's {e.perms!r} (op {e.op})",
+                             _witness(seq, cmd_log))
+    if cur < end:
+        return _gap(ds, cur, end, where, seq, cmd_log)
+    return None
+
+
+def _gap(ds: DomainSpec, lo: int, hi: int, where: str, seq: int, cmd_log) -> Violation:
+    op = ds.ever_removed(lo, hi)
+    if op is not None:
+        return Violation(MISSED, f"{where}, but iova {lo:#x} was unmapped by op {op}", _witness(seq, cmd_log))
+    return Violation(WRONG_PA, f"{where}, but iova {lo:#x} was never mapped", _witness(seq, cmd_log))
+
+
+def _witness(seq: int, cmd_log) -> str:
+    if not seq:
+        return "found by a fresh table walk of the SMMU's view of memory"
+    later = [t for s, t in cmd_log if s > seq]
+    before = [t for s, t in cmd_log if s <= seq][-3:]
+    w = f"entry filled at hw seq {seq}; "
+    w += "commands published after the fill: " + ("; ".join(later[:8]) if later else "none")
+    if len(later) > 8:
+        w += f" (+{len(later) - 8} more)"
+    if before:
+        w += " | last commands before it: " + "; ".join(before)
+    return w
+
+
+class Oracle:
+    """Checks one SMMU against one Spec at promise points."""
+
+    def __init__(self, smmu: Smmu, spec: Spec):
+        self.smmu = smmu
+        self.spec = spec
+        self.errors_seen = 0
+
+    def check(self, sids: list[int]) -> Violation | None:
+        smmu = self.smmu
+        if len(smmu.errors) > self.errors_seen:
+            err = smmu.errors[self.errors_seen]
+            self.errors_seen = len(smmu.errors)
+            return Violation(CMD_ERROR, err)
+        for sid in sids:
+            v = self.check_stream(sid)
+            if v:
+                return v
+        return None
+
+    def check_stream(self, sid: int) -> Violation | None:
+        smmu, spec = self.smmu, self.spec
+        dom = spec.attached.get(sid)
+        ds = spec.domains.get(dom) if dom is not None else None
+        log = smmu.cmd_log
+        configs = smmu.configs(sid)
+        current = configs[0]
+        eats_possible = False
+        for ste in configs:
+            if not ste.translates:
+                continue
+            eats_possible |= ste.eats
+            where = "" if ste is current else " (through a cached STE the stream table no longer holds)"
+            leaves, _tables = smmu.tree(ste)
+            for lf in leaves:
+                v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms, f"sid {sid} page-table" + where, 0, log)
+                if v:
+                    return v
+            tag = ste.tag
+            for k, s in smmu.tlb.items():
+                if k[0] == tag:
+                    v = check_translation(ds, k[1], k[2], k[3], k[4], f"sid {sid} TLB" + where, s, log)
+                    if v:
+                        return v
+            v = self._check_walk_cache(sid, ste, ds, where)
+            if v:
+                return v
+            if ste is current and ds is not None:
+                v = self._check_visible(sid, ste, ds, leaves)
+                if v:
+                    return v
+        if ds is not None and ds.mapped() and not current.translates:
+            e = ds.mapped()[0]
+            return Violation(INVISIBLE, f"sid {sid} is attached to domain {dom} but its STE is {current.config}: "
+                             f"iova {e.base:#x} (op {e.op}) cannot be translated")
+        if eats_possible and sid in smmu.ats_enabled:
+            for (va, span, pa, perms), s in smmu.atc.get(sid, {}).items():
+                v = check_translation(ds, va, span, pa, perms, f"sid {sid} device ATC", s, log)
+                if v:
+                    return v
+        return None
+
+    def _check_walk_cache(self, sid: int, ste, ds, where: str) -> Violation | None:
+        smmu = self.smmu
+        mem = smmu.mem
+        tag = ste.tag
+        for k, s in smmu.wc.items():
+            if k[0] != tag:
+                continue
+            _tag, lvl, va, span, table, token, desc_addr = k
+            if mem.is_free(table) or mem.page_token(table) != token:
+                state = "freed" if mem.is_free(table) else "freed and reallocated"
+                return Violation(TABLE_UAF, f"sid {sid} walk-cache entry level {lvl} va={va:#x} points to table "
+                                 f"{table:#x}, which was {state}{where}", _witness(s, smmu.cmd_log))
+            desc = mem.smmu_read(desc_addr)
+            if desc & 3 == 3 and (desc & ((1 << 48) - 1) & ~0xFFF) == table:
+                continue
+            g = ste.geo
+            sub = Geometry(g.pg_shift, g.ias, g.start_level)
+            leaves, _ = enumerate_tree(mem, sub, table, ste.stage, lvl + 1, va)
+            for lf in leaves:
+                v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms,
+                                      f"sid {sid} walk through a stale walk-cache entry (table {table:#x})" + where,
+                                      s, smmu.cmd_log)
+                if v:
+                    return v
+        return None
+
+    def _check_visible(self, sid: int, ste, ds: DomainSpec, leaves) -> Violation | None:
+        by_va = {lf.va: lf for lf in leaves}
+        spans = sorted({lf.span for lf in leaves})
+        for e in ds.mapped():
+            cur, end = e.base, e.base + e.span
+            while cur < end:
+                for sp in spans:
+                    lf = by_va.get(cur & ~(sp - 1))
+                    if lf is not None and lf.span == sp:
+                        cur = lf.va + lf.span
+                        break
+                else:
+                    return Violation(INVISIBLE, f"sid {sid}: iova {cur:#x} (mapping of size {e.span:#x} at "
+                                     f"{e.base:#x}, op {e.op}) is not reachable by a table walk of the SMMU's "
+                                     f"view of memory")
+        return None

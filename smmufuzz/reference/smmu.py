@@ -1,0 +1,378 @@
+"""The reference SMMUv3: stream table, config cache, TLB, walk cache, command queue and device ATCs.
+
+Commands take effect with the laziest legal timing (at the completion of the next CMD_SYNC) and
+remove only entries filled before the command was published (smmu-reference §1.5, §1.9 kill
+rule); the adversarial "max-cache" policy refills every valid translation after each OS
+operation and at every command publication, so a fill racing an invalidation is always tried.
+Compact IOTLB bookkeeping in the spirit of QEMU hw/arm/smmu-common.c (smmu_iotlb_insert/lookup).
+"""
+
+from dataclasses import dataclass, field
+
+from . import cmdq as C
+from .lpae import Geometry, Leaf, enumerate_tree, walk
+from .memory import Memory
+from .ste import Ste
+
+TG_SHIFT = {1: 12, 2: 14, 3: 16}
+
+
+class HangError(Exception):
+    """The step budget ran out: the OS side did not make progress (HANG finding)."""
+
+
+@dataclass
+class HwConfig:
+    """Static SMMU configuration (IDR registers and model switches)."""
+    coherent: bool = True          # IDR0.COHACC: table walks snoop CPU caches
+    range_inv: bool = False        # IDR3.RIL
+    ats: bool = False              # IDR0.ATS
+    e2h: bool = False              # StreamWorld EL2-E2H in use
+    ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
+    policy: str = "max-cache"      # max-cache | none
+    step_budget: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One way a device access could be translated right now."""
+    pa: int
+    perms: str
+    source: str   # "atc" | "tlb" | "walk" | "walk-cache" | "bypass"
+    seq: int = 0  # fill sequence number of the cache entry used (0 for a fresh walk)
+
+
+@dataclass
+class Stats:
+    cmds: dict = field(default_factory=dict)   # opcode name -> count
+    syncs: int = 0
+    tlb_killed: int = 0
+    wc_killed: int = 0
+    atc_killed: int = 0
+    inv_pages: int = 0        # pages (4K units) covered by by-address TLBIs
+    full_flushes: int = 0     # ASID/VMID/ALL scope TLBIs and ATC_INV of size ALL
+
+
+class Smmu:
+    """One SMMU instance with its memory system and the devices behind it."""
+
+    def __init__(self, cfg: HwConfig):
+        self.cfg = cfg
+        self.mem = Memory(cfg.coherent)
+        self.strtab: dict[int, Ste] = {}
+        self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> fill seq
+        self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> seq
+        self.wc: dict[tuple, int] = {}                # (tag, level, va, span, table, token, desc_addr) -> seq
+        self.atc: dict[int, dict[tuple, int]] = {}    # sid -> (va, span, pa, perms) -> seq
+        self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
+        self.pending: list[tuple[int, C.Command]] = []
+        self.seq = 1
+        self.steps = 0
+        self.errors: list[str] = []
+        self.cmd_log: list[tuple[int, str]] = []      # (seq, text) of every published command
+        self.stats = Stats()
+        self._tree_cache: dict[tuple, tuple] = {}
+
+    # ------------------------------------------------------------------ progress budget
+    def tick(self, n: int = 1) -> None:
+        """cpu_relax(): every OS step costs one unit; running out means the OS side hangs."""
+        self.steps += n
+        if self.steps > self.cfg.step_budget:
+            raise HangError(f"no progress after {self.steps} steps")
+
+    # ------------------------------------------------------------------ OS-visible registers
+    def write_ste(self, sid: int, ste: Ste) -> None:
+        """CPU store of a whole STE (single-copy atomic here; the SMMU may keep the old one cached)."""
+        self.tick()
+        self.strtab[sid] = ste
+
+    def set_ats(self, sid: int, on: bool) -> None:
+        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC."""
+        self.tick()
+        if on:
+            self.ats_enabled.add(sid)
+        else:
+            self.ats_enabled.discard(sid)
+            self.atc.pop(sid, None)
+
+    def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
+        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion."""
+        for dw0, dw1 in entries:
+            self.tick()
+            cmd = C.decode(dw0, dw1)
+            self.seq += 1
+            self.cmd_log.append((self.seq, cmd.text()))
+            self.stats.cmds[cmd.name] = self.stats.cmds.get(cmd.name, 0) + 1
+            if cmd.op == C.CMD_SYNC:
+                self.stats.syncs += 1
+                if self.cfg.policy == "max-cache":
+                    self.fill_all()      # the hardware may refill anything before the SYNC completes
+                self._complete_pending()
+                continue
+            err = self._check(cmd)
+            if err:
+                self.errors.append(f"CERROR_ILL: {cmd.text()}: {err}")
+                continue
+            self.pending.append((self.seq, cmd))
+        if self.pending and self.cfg.policy == "max-cache":
+            self.fill_all()
+
+    # ------------------------------------------------------------------ command semantics
+    def _check(self, c: C.Command) -> str | None:
+        if c.op not in C.OPCODE_NAMES:
+            return "unknown opcode"
+        if c.op in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA):
+            if c.tg:
+                if not self.cfg.range_inv:
+                    return "range invalidation (TG!=0) without IDR3.RIL"
+                if c.num == 0 and c.scale == 0 and c.ttl == 0:
+                    return "TG!=0 with NUM=SCALE=TTL=0"
+            elif c.num or c.scale:
+                if not self.cfg.range_inv:
+                    return "NUM/SCALE set without IDR3.RIL"
+        if c.op in (C.CMD_TLBI_EL2_VA, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_EL2_ALL) and not self.cfg.e2h:
+            return "EL2 TLBI without StreamWorld EL2 support"
+        if c.op == C.CMD_ATC_INV and not self.cfg.ats:
+            return "ATC_INV without IDR0.ATS"
+        if c.op == C.CMD_ATC_INV and c.size != C.ATC_INV_SIZE_ALL and c.size > 52:
+            return "ATC_INV size out of range"
+        return None
+
+    def _complete_pending(self) -> None:
+        pend, self.pending = self.pending, []
+        for pub, cmd in pend:
+            self._apply(pub, cmd)
+
+    def _range(self, c: C.Command) -> tuple[int, int, int | None, int | None]:
+        """[start, end) of a by-address TLBI, its TTL level (None = any) and TG granule shift."""
+        if not c.tg:
+            return c.addr, c.addr + 1, None, None
+        gshift = TG_SHIFT[c.tg]
+        base = c.addr & ~((1 << gshift) - 1)
+        length = (c.num + 1) << (c.scale + gshift)
+        ttl = c.ttl if (c.ttl and self.cfg.ttl_strict) else None
+        return base, base + length, ttl, gshift
+
+    def _apply(self, pub: int, c: C.Command) -> None:
+        o = c.op
+        st = self.stats
+        if o in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA):
+            if o == C.CMD_TLBI_S2_IPA:
+                match_tag = lambda t: t[0] == "s2" and t[1] == c.vmid
+            elif o == C.CMD_TLBI_EL2_VA:
+                match_tag = lambda t: t[0] == "el2" and t[2] == c.asid
+            elif o == C.CMD_TLBI_NH_VAA:
+                match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid
+            else:
+                match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
+            lo, hi, ttl, gshift = self._range(c)
+            st.inv_pages += max(1, (hi - lo) >> 12)
+            for k in [k for k, s in self.tlb.items() if s < pub and match_tag(k[0])]:
+                va, span, level, pgs = k[1], k[2], k[5], k[6]
+                if va < hi and lo < va + span and (ttl is None or level == ttl) \
+                        and (gshift is None or gshift == pgs):
+                    del self.tlb[k]
+                    st.tlb_killed += 1
+            if not c.leaf:
+                for k in [k for k, s in self.wc.items() if s < pub and match_tag(k[0])]:
+                    if k[2] < hi and lo < k[2] + k[3]:
+                        del self.wc[k]
+                        st.wc_killed += 1
+            return
+        if o in (C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_NH_ALL, C.CMD_TLBI_S12_VMALL,
+                 C.CMD_TLBI_EL2_ALL, C.CMD_TLBI_NSNH_ALL):
+            st.full_flushes += 1
+            if o == C.CMD_TLBI_NH_ASID:
+                m = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
+            elif o == C.CMD_TLBI_EL2_ASID:
+                m = lambda t: t[0] == "el2" and t[2] == c.asid
+            elif o == C.CMD_TLBI_NH_ALL:
+                m = lambda t: t[0] == "nh" and t[1] == c.vmid
+            elif o == C.CMD_TLBI_S12_VMALL:
+                m = lambda t: t[0] in ("nh", "s2") and t[1] == c.vmid
+            elif o == C.CMD_TLBI_EL2_ALL:
+                m = lambda t: t[0] == "el2"
+            else:
+                m = lambda t: t[0] in ("nh", "s2")
+            for d in (self.tlb, self.wc):
+                for k in [k for k, s in d.items() if s < pub and m(k[0])]:
+                    del d[k]
+            return
+        if o == C.CMD_ATC_INV:
+            atc = self.atc.get(c.sid)
+            if c.size == C.ATC_INV_SIZE_ALL:
+                st.full_flushes += 1
+                lo, hi = 0, 1 << 64
+            else:
+                span = 4096 << c.size
+                lo = c.addr & ~(span - 1)
+                hi = lo + span
+            if atc:
+                for k in [k for k, s in atc.items() if s < pub and k[0] < hi and lo < k[0] + k[1]]:
+                    del atc[k]
+                    st.atc_killed += 1
+            return
+        if o in (C.CMD_CFGI_STE, C.CMD_CFGI_CD, C.CMD_CFGI_CD_ALL):
+            self._cfgi(pub, lambda sid: sid == c.sid)
+            return
+        if o == C.CMD_CFGI_ALL:
+            n = c.range + 1
+            self._cfgi(pub, lambda sid: n >= 32 or (sid >> n) == (c.sid >> n))
+            return
+
+    def _cfgi(self, pub: int, match) -> None:
+        for sid in list(self.cfgc):
+            if match(sid):
+                snaps = self.cfgc[sid]
+                for ste in [s for s, q in snaps.items() if q < pub]:
+                    del snaps[ste]
+
+    # ------------------------------------------------------------------ translation
+    def configs(self, sid: int) -> list[Ste]:
+        """Every STE the SMMU may use for sid now: the stream table's and any cached snapshot."""
+        cur = self.strtab.get(sid, Ste())
+        out = [cur]
+        for s in self.cfgc.get(sid, ()):
+            if s != cur:
+                out.append(s)
+        return out
+
+    def tree(self, ste: Ste) -> tuple[list[Leaf], list[tuple]]:
+        """All valid leaves and table descriptors reachable from the STE's TTB in the SMMU's view."""
+        key = (self.mem.version, ste.ttb, ste.geo, ste.stage)
+        t = self._tree_cache.get(key)
+        if t is None:
+            if len(self._tree_cache) > 64:
+                self._tree_cache.clear()
+            t = enumerate_tree(self.mem, ste.geo, ste.ttb, ste.stage)
+            self._tree_cache[key] = t
+        return t
+
+    def _fill_ste(self, ste: Ste, seq: int) -> None:
+        leaves, tables = self.tree(ste)
+        tag = ste.tag
+        pgs = ste.geo.pg_shift
+        tlb, wc, token = self.tlb, self.wc, self.mem.page_token
+        for lf in leaves:
+            tlb[(tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, pgs)] = seq
+        geo = ste.geo
+        for lvl, prefix, nxt, addr, _desc in tables:
+            shift = geo.lvl_shift(lvl)
+            wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr)] = seq
+
+    def fill_all(self) -> None:
+        """max-cache: cache every STE, walk and translation the SMMU could reach right now."""
+        self.seq += 1
+        seq = self.seq
+        for sid, ste in self.strtab.items():
+            snaps = self.cfgc.setdefault(sid, {})
+            snaps[ste] = seq
+            for s in list(snaps):
+                if s.translates:
+                    self._fill_ste(s, seq)
+            if sid in self.ats_enabled:
+                self._fill_atc(sid, seq)
+
+    def _fill_atc(self, sid: int, seq: int, va_lo: int = 0, va_hi: int = 1 << 64) -> None:
+        atc = self.atc.setdefault(sid, {})
+        for s in self.configs(sid):
+            if not (s.translates and s.eats):
+                continue
+            tag = s.tag
+            for k in self.tlb:
+                if k[0] == tag and k[1] < va_hi and va_lo < k[1] + k[2]:
+                    atc[(k[1], k[2], k[3], k[4])] = seq
+
+    def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:
+        """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk)."""
+        self.seq += 1
+        seq = self.seq
+        out: list[Outcome] = []
+        if sid in self.ats_enabled:
+            for (ava, span, pa, perms), s in self.atc.get(sid, {}).items():
+                if ava <= va < ava + span:
+                    out.append(Outcome(pa + (va - ava), perms, "atc", s))
+        for ste in self.configs(sid):
+            if ste.config == "bypass":
+                out.append(Outcome(va, "rw", "bypass"))
+                continue
+            if not ste.translates:
+                continue
+            tag = ste.tag
+            for k, s in self.tlb.items():
+                if k[0] == tag and k[1] <= va < k[1] + k[2]:
+                    out.append(Outcome(k[3] + (va - k[1]), k[4], "tlb", s))
+            leaf, steps = walk(self.mem.smmu_read, ste.geo, ste.ttb, ste.stage, va)
+            if leaf is not None:
+                out.append(Outcome(leaf.pa + (va - leaf.va), leaf.perms, "walk"))
+                if insert:
+                    self.tlb[(tag, leaf.va, leaf.span, leaf.pa, leaf.perms, leaf.level, ste.geo.pg_shift)] = seq
+            if insert:
+                for lvl, prefix, nxt, addr, _d in steps:
+                    shift = ste.geo.lvl_shift(lvl)
+                    self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr)] = seq
+            for k, s in self.wc.items():
+                if k[0] == tag and k[2] <= va < k[2] + k[3]:
+                    lf = self._walk_from(ste, k[1] + 1, k[4], va)
+                    if lf is not None:
+                        out.append(Outcome(lf.pa + (va - lf.va), lf.perms, "walk-cache", s))
+        return out
+
+    def _walk_from(self, ste: Ste, lvl: int, table: int, va: int) -> Leaf | None:
+        g = ste.geo
+        sub = Geometry(g.pg_shift, g.ias, g.start_level)
+        read = self.mem.smmu_read
+        while lvl <= 3:
+            shift = sub.lvl_shift(lvl)
+            idx = (va >> shift) & ((1 << sub.idx_bits(lvl)) - 1)
+            desc = read(table + idx * 8)
+            if not desc & 1:
+                return None
+            if lvl < 3 and desc & 3 == 3:
+                table = desc & ((1 << 48) - 1) & ~0xFFF
+                lvl += 1
+                continue
+            if (lvl == 3 and desc & 3 != 3) or (lvl < 3 and not sub.block_allowed(lvl)) or not desc & (1 << 10):
+                return None
+            from .lpae import leaf_perms
+            span = 1 << shift
+            return Leaf((va >> shift) << shift, span, lvl, desc & ((1 << 48) - 1) & ~(span - 1),
+                        leaf_perms(desc, ste.stage))
+        return None
+
+    def ats_translate(self, sid: int, va: int) -> list[Outcome]:
+        """ATS Translation Request: the answer (any possible SMMU outcome) is inserted in the ATC."""
+        if sid not in self.ats_enabled:
+            return []
+        if not any(s.translates and s.eats for s in self.configs(sid)):
+            return []
+        outs = [o for o in self.translate(sid, va) if o.source != "atc"]
+        atc = self.atc.setdefault(sid, {})
+        for o in outs:
+            atc[(va & ~0xFFF, 4096, o.pa & ~0xFFF, o.perms)] = self.seq
+        return outs
+
+    # ------------------------------------------------------------------ other hardware events
+    def evict(self, what: str, idx: int) -> None:
+        """Drop one cached entry (or everything with what='all')."""
+        if what == "all":
+            self.tlb.clear()
+            self.wc.clear()
+            self.atc.clear()
+            self.cfgc.clear()
+            return
+        d = self.tlb if what == "tlb" else self.wc
+        if d:
+            keys = sorted(d, key=repr)
+            del d[keys[idx % len(keys)]]
+
+    def writeback(self, idx: int | None) -> None:
+        """A dirty CPU cache line reaches the PoC (idx None: all of them)."""
+        lines = self.mem.dirty_lines()
+        if not lines:
+            return
+        if idx is None:
+            for line in lines:
+                self.mem.writeback(line)
+        else:
+            self.mem.writeback(lines[idx % len(lines)])

@@ -1,0 +1,172 @@
+"""The OS intent: what the iommu API calls of a program promised, per domain (smmu-reference §2.1).
+
+Tracked from the calls and their documented contracts only (iommu_map / iommu_unmap /
+iommu_unmap_fast + iommu_iotlb_sync / iommu_flush_iotlb_all / attach), never from a
+variant's data structures. Mappings are kept as the leaf extents iommu_pgsize() splits a
+map call into, because that is the unit a later unmap may remove whole.
+"""
+
+from bisect import bisect_left, insort
+from dataclasses import dataclass
+
+M64 = (1 << 64) - 1
+MAPPED, PENDING, UNKNOWN = "mapped", "pending", "unknown"
+IOMMU_READ, IOMMU_WRITE = 1, 2
+
+
+def iommu_pgsize(bitmap: int, iova: int, paddr: int, size: int) -> tuple[int, int]:
+    """iommu_pgsize() (drivers/iommu/iommu.c): the page size and count for the next map/unmap chunk."""
+    merge = paddr | iova
+    cand = bitmap & ((2 << (size.bit_length() - 1)) - 1)
+    if merge:
+        cand &= (2 << ((merge & -merge).bit_length() - 1)) - 1
+    if not cand:
+        raise ValueError("iommu_pgsize: no page size fits")
+    idx = cand.bit_length() - 1
+    pgsize = 1 << idx
+    bigger = bitmap & ~((2 << idx) - 1)
+    if bigger:
+        nsz = bigger & -bigger
+        if ((iova ^ paddr) & (nsz - 1)) == 0:
+            off = nsz - (merge & (nsz - 1))
+            if off + nsz <= M64 and off + nsz <= size:
+                size = off
+    return pgsize, size >> idx
+
+
+def hw_perms(prot: int, stage: int) -> str:
+    """The permissions an LPAE leaf can express for an IOMMU_READ/IOMMU_WRITE prot."""
+    if stage == 1:
+        return "rw" if prot & IOMMU_WRITE else "r"
+    return ("r" if prot & IOMMU_READ else "") + ("w" if prot & IOMMU_WRITE else "")
+
+
+@dataclass(slots=True)
+class Extent:
+    base: int
+    span: int
+    pa: int
+    perms: str
+    state: str
+    op: int          # index of the op that created it
+
+
+class DomainSpec:
+    """The intended IOVA -> PA map of one domain, as leaf extents."""
+
+    def __init__(self, bitmap: int, ias: int, oas: int, stage: int):
+        self.bitmap = bitmap
+        self.ias = ias
+        self.oas = oas
+        self.stage = stage
+        self.min_pg = bitmap & -bitmap
+        self.bases: list[int] = []
+        self.ext: dict[int, Extent] = {}
+        self.removed: list[tuple[int, int, int]] = []   # (lo, hi, op) of every promised removal
+
+    # ---- queries ---------------------------------------------------------------------------
+    def overlapping(self, lo: int, hi: int) -> list[Extent]:
+        bases = self.bases
+        i = bisect_left(bases, lo)
+        if i > 0:
+            i -= 1
+        out = []
+        ext = self.ext
+        while i < len(bases) and bases[i] < hi:
+            e = ext[bases[i]]
+            if e.base + e.span > lo:
+                out.append(e)
+            i += 1
+        return out
+
+    def mapped(self) -> list[Extent]:
+        return [self.ext[b] for b in self.bases if self.ext[b].state == MAPPED]
+
+    def ever_removed(self, lo: int, hi: int) -> int | None:
+        for a, b, op in reversed(self.removed):
+            if a < hi and lo < b:
+                return op
+        return None
+
+    # ---- updates ---------------------------------------------------------------------------
+    def _add(self, e: Extent) -> None:
+        self.ext[e.base] = e
+        insort(self.bases, e.base)
+
+    def _del(self, e: Extent) -> None:
+        del self.ext[e.base]
+        self.bases.pop(bisect_left(self.bases, e.base))
+
+    def _mark_unknown(self, lo: int, hi: int, op: int) -> None:
+        for e in self.overlapping(lo, hi):
+            lo, hi = min(lo, e.base), max(hi, e.base + e.span)
+            self._del(e)
+        self._add(Extent(lo, hi - lo, 0, "", UNKNOWN, op))
+
+    def map(self, iova: int, pa: int, size: int, prot: int, op: int) -> bool:
+        """iommu_map(): all-or-nothing (errors unwind); overlapping an existing mapping is caller misuse."""
+        if (iova | pa | size) & (self.min_pg - 1) or size == 0:
+            return size == 0 and not (iova | pa) & (self.min_pg - 1)
+        if not prot & (IOMMU_READ | IOMMU_WRITE):
+            return False
+        if iova + size > (1 << self.ias) or pa + size > (1 << self.oas):
+            return False
+        if self.overlapping(iova, iova + size):
+            self._mark_unknown(iova, iova + size, op)
+            return False
+        perms = hw_perms(prot, self.stage)
+        cur, p, left = iova, pa, size
+        while left:
+            pgsize, count = iommu_pgsize(self.bitmap, cur, p, left)
+            for _ in range(count):
+                self._add(Extent(cur, pgsize, p, perms, MAPPED, op))
+                cur += pgsize
+                p += pgsize
+                left -= pgsize
+        return True
+
+    def unmap(self, iova: int, size: int, returned: int, op: int, state_after: str | None) -> list[Extent]:
+        """iommu_unmap()/iommu_unmap_fast() returned `returned` bytes.
+
+        A request whose ends cut through a leaf extent is caller misuse: the extents it touches
+        become unknown. Otherwise the extents in [iova, iova + min(returned, size)) are gone
+        (state_after None) or pending until their gather is synced (state_after PENDING).
+        """
+        if (iova | size) & (self.min_pg - 1) or size == 0:
+            return []
+        hi = iova + size
+        touched = self.overlapping(iova, hi)
+        if any(e.base < iova or e.base + e.span > hi for e in touched):
+            self._mark_unknown(iova, hi, op)
+            return []
+        done = iova + min(returned, size)
+        gone = [e for e in touched if e.base + e.span <= done]
+        for e in gone:
+            if state_after is None:
+                self._del(e)
+            else:
+                e.state = state_after
+        if state_after is None and gone:
+            self.removed.append((iova, done, op))
+        return gone
+
+    def settle(self, extents: list[Extent], op: int) -> None:
+        """The gather holding these pending extents was synced: they are now promised gone."""
+        for e in extents:
+            if self.ext.get(e.base) is e and e.state == PENDING:
+                self._del(e)
+                self.removed.append((e.base, e.base + e.span, op))
+
+    def settle_all(self, op: int) -> None:
+        """iommu_flush_iotlb_all() returned: every pending removal is now promised."""
+        self.settle([e for e in self.ext.values() if e.state == PENDING], op)
+
+
+class Spec:
+    """OS intent for a whole program: domains, gathers and stream attachments."""
+
+    def __init__(self):
+        self.domains: dict[int, DomainSpec] = {}
+        self.attached: dict[int, int] = {}     # sid -> domain id
+        self.ats: dict[int, bool] = {}          # sid -> ATS requested by the OS
+        self.gathers: dict[tuple[int, int], list[Extent]] = {}   # (dom, gather) -> pending extents

@@ -1,0 +1,40 @@
+"""Stream table entries as the SMMU decodes them (STE + its single CD folded in; IHI 0070 §5.2, §5.4)."""
+
+from dataclasses import dataclass
+
+from .lpae import Geometry
+
+
+@dataclass(frozen=True, slots=True)
+class Ste:
+    """One STE: Config, translation context (ASID/VMID, TTB, TCR geometry) and EATS."""
+    config: str = "abort"          # abort | bypass | s1 | s2
+    asid: int = 0
+    vmid: int = 0
+    ttb: int = 0
+    geo: Geometry | None = None
+    eats: bool = False
+    el2: bool = False              # StreamWorld EL2-E2H (Linux FEAT_E2H): EL2 TLBI commands apply
+
+    @property
+    def translates(self) -> bool:
+        return self.config in ("s1", "s2")
+
+    @property
+    def stage(self) -> int:
+        return 2 if self.config == "s2" else 1
+
+    @property
+    def tag(self) -> tuple:
+        """TLB tag: (world, vmid, asid); asid -1 for stage-2-only entries."""
+        if self.config == "s2":
+            return ("s2", self.vmid, -1)
+        if self.el2:
+            return ("el2", 0, self.asid)
+        return ("nh", self.vmid, self.asid)
+
+    def text(self) -> str:
+        if not self.translates:
+            return self.config
+        return (f"{self.config} asid={self.asid} vmid={self.vmid} ttb={self.ttb:#x} "
+                f"granule={self.geo.granule >> 10}K ias={self.geo.ias} eats={int(self.eats)}")

@@ -1,0 +1,1 @@
+"""Implementations under test: Python models of the Linux IOMMU code (know nothing of the harness)."""

@@ -1,0 +1,329 @@
+"""arm-smmu-v3's classic (pre-invalidation-array) paths (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c)."""
+
+from dataclasses import dataclass, field
+
+from .gather import Gather, add_page
+from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
+
+CMDQ_OP_CFGI_STE = 0x03
+CMDQ_OP_TLBI_NH_ASID = 0x11
+CMDQ_OP_TLBI_NH_VA = 0x12
+CMDQ_OP_TLBI_EL2_ASID = 0x21
+CMDQ_OP_TLBI_EL2_VA = 0x22
+CMDQ_OP_TLBI_S12_VMALL = 0x28
+CMDQ_OP_TLBI_S2_IPA = 0x2A
+CMDQ_OP_ATC_INV = 0x40
+CMDQ_OP_CMD_SYNC = 0x46
+CMDQ_BATCH_ENTRIES = 64
+CMDQ_TLBI_RANGE_NUM_MAX = 31
+ATC_INV_SIZE_ALL = 52
+IOMMU_NO_PASID = 0
+
+
+@dataclass
+class CmdqEnt:
+    """struct arm_smmu_cmdq_ent (the union members flattened)."""
+    opcode: int
+    asid: int = 0
+    vmid: int = 0
+    leaf: bool = False
+    ttl: int = 0
+    tg: int = 0
+    num: int = 0
+    scale: int = 0
+    addr: int = 0
+    sid: int = 0
+    ssid: int = 0
+    size: int = 0
+    substream_valid: bool = False
+    glob: bool = False
+
+
+def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
+    """arm_smmu_cmdq_build_cmd(): FIELD_PREP into the two command qwords."""
+    op = ent.opcode
+    dw0, dw1 = op, 0
+    if op in (CMDQ_OP_TLBI_NH_VA, CMDQ_OP_TLBI_EL2_VA):
+        if op == CMDQ_OP_TLBI_NH_VA:
+            dw0 |= (ent.vmid & 0xFFFF) << 32
+        dw0 |= (ent.num & 0x1F) << 12 | (ent.scale & 0x1F) << 20 | (ent.asid & 0xFFFF) << 48
+        dw1 |= int(ent.leaf) | (ent.ttl & 3) << 8 | (ent.tg & 3) << 10 | (ent.addr & ~0xFFF & ((1 << 64) - 1))
+    elif op == CMDQ_OP_TLBI_S2_IPA:
+        dw0 |= (ent.num & 0x1F) << 12 | (ent.scale & 0x1F) << 20 | (ent.vmid & 0xFFFF) << 32
+        dw1 |= int(ent.leaf) | (ent.ttl & 3) << 8 | (ent.tg & 3) << 10 | (ent.addr & ((1 << 52) - 1) & ~0xFFF)
+    elif op == CMDQ_OP_TLBI_NH_ASID:
+        dw0 |= (ent.asid & 0xFFFF) << 48 | (ent.vmid & 0xFFFF) << 32
+    elif op == CMDQ_OP_TLBI_S12_VMALL:
+        dw0 |= (ent.vmid & 0xFFFF) << 32
+    elif op == CMDQ_OP_TLBI_EL2_ASID:
+        dw0 |= (ent.asid & 0xFFFF) << 48
+    elif op == CMDQ_OP_ATC_INV:
+        dw0 |= int(ent.substream_valid) << 11 | int(ent.glob) << 9 | (ent.ssid & 0xFFFFF) << 12 | (ent.sid & 0xFFFFFFFF) << 32
+        dw1 |= (ent.size & 0x3F) | (ent.addr & ~0xFFF & ((1 << 64) - 1))
+    elif op == CMDQ_OP_CFGI_STE:
+        dw0 |= (ent.sid & 0xFFFFFFFF) << 32
+        dw1 |= int(ent.leaf)
+    return dw0, dw1
+
+
+class CmdqBatch:
+    """struct arm_smmu_cmdq_batch: flush without sync every CMDQ_BATCH_ENTRIES, sync on submit."""
+
+    def __init__(self, hw):
+        self.hw = hw
+        self.cmds: list[tuple[int, int]] = []
+
+    def add(self, ent: CmdqEnt) -> None:
+        """arm_smmu_cmdq_batch_add()."""
+        if len(self.cmds) == CMDQ_BATCH_ENTRIES:
+            self.hw.cmdq_publish(self.cmds)
+            self.cmds = []
+        self.cmds.append(build_cmd(ent))
+
+    def submit(self) -> None:
+        """arm_smmu_cmdq_batch_submit(): the remaining commands plus CMD_SYNC."""
+        self.hw.cmdq_publish(self.cmds + [build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        self.cmds = []
+
+
+@dataclass
+class Master:
+    """struct arm_smmu_master: one stream ID here."""
+    sid: int
+    domain: "SmmuDomain | None" = None
+    ats_supported: bool = False
+    ats_enabled: bool = False
+
+
+@dataclass
+class SmmuDomain:
+    """struct arm_smmu_domain (classic): stage, ASID or VMID, io-pgtable, attached masters."""
+    stage: int
+    asid: int
+    vmid: int
+    pgtbl: ArmLpaeIoPgtable | None = None
+    pgsize_bitmap: int = 0
+    smmu_attached: bool = False
+    devices: list = field(default_factory=list)
+    nr_ats_masters: int = 0
+
+
+class ArmSmmuV3Driver:
+    """The driver's domain ops and master management for one SMMU instance."""
+
+    def __init__(self, hw, core, pgcfg: PgtableCfg):
+        self.hw = hw
+        self.core = core
+        self.pgcfg = pgcfg
+        self.features_range_inv = hw.cfg.range_inv
+        self.features_ats = hw.cfg.ats
+        self.features_e2h = hw.cfg.e2h
+        self.masters: dict[int, Master] = {}
+
+    # ---- domain ----------------------------------------------------------------------------
+    def domain_alloc_paging(self, dom_id: int, stage: int) -> SmmuDomain:
+        """arm_smmu_domain_alloc_paging() + arm_smmu_domain_finalise(): ASID/VMID and io-pgtable."""
+        d = SmmuDomain(stage=stage, asid=dom_id + 1 if stage == 1 else 0, vmid=dom_id + 1 if stage == 2 else 0)
+        cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
+        d.pgtbl = ArmLpaeIoPgtable(cfg, self.hw, _FlushOps(self, d))
+        d.pgsize_bitmap = cfg.pgsize_bitmap
+        return d
+
+    def map_pages(self, domain, iova, paddr, pgsize, pgcount, prot):
+        """arm_smmu_map_pages()."""
+        return domain.priv.pgtbl.map_pages(iova, paddr, pgsize, pgcount, prot)
+
+    def unmap_pages(self, domain, iova, pgsize, pgcount, gather):
+        """arm_smmu_unmap_pages()."""
+        ops = domain.priv.pgtbl
+        return ops.unmap_pages(iova, pgsize, pgcount, gather) if ops else 0
+
+    def iotlb_sync(self, domain, gather: Gather) -> None:
+        """arm_smmu_iotlb_sync(): nothing to do without a pgsize (an empty or core-filled gather)."""
+        if not gather.pgsize:
+            return
+        self.tlb_inv_range_domain(gather.start, gather.end - gather.start + 1, gather.pgsize, True, domain.priv)
+
+    def flush_iotlb_all(self, domain) -> None:
+        """arm_smmu_flush_iotlb_all()."""
+        if domain.priv.smmu_attached:
+            self.tlb_inv_context(domain.priv)
+
+    # ---- TLB maintenance -------------------------------------------------------------------
+    def tlb_inv_context(self, d: SmmuDomain) -> None:
+        """arm_smmu_tlb_inv_context(): ASID (or VMID) wide TLBI + sync, then the whole ATC."""
+        if d.stage == 1:
+            op = CMDQ_OP_TLBI_EL2_ASID if self.features_e2h else CMDQ_OP_TLBI_NH_ASID
+            self.hw.cmdq_publish([build_cmd(CmdqEnt(op, asid=d.asid)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        else:
+            self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_TLBI_S12_VMALL, vmid=d.vmid)),
+                                  build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        self.atc_inv_domain(d, 0, 0)
+
+    def _tlb_inv_range(self, cmd: CmdqEnt, iova: int, size: int, granule: int, d: SmmuDomain) -> None:
+        """__arm_smmu_tlb_inv_range(): per-granule TLBIs, or range TLBIs (TG/SCALE/NUM/TTL) with RIL."""
+        if not size:
+            return
+        end = iova + size
+        inv_range = granule
+        num_pages = 0
+        tg = 0
+        if self.features_range_inv:
+            tg = (d.pgsize_bitmap & -d.pgsize_bitmap).bit_length() - 1
+            num_pages = size >> tg
+            cmd.tg = (tg - 10) // 2
+            if cmd.leaf:
+                cmd.ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg - 3))
+            elif num_pages & CMDQ_TLBI_RANGE_NUM_MAX == 1:
+                num_pages += 1
+        batch = CmdqBatch(self.hw)
+        while iova < end:
+            self.hw.tick()
+            if self.features_range_inv:
+                scale = (num_pages & -num_pages).bit_length() - 1
+                cmd.scale = scale
+                num = (num_pages >> scale) & CMDQ_TLBI_RANGE_NUM_MAX
+                cmd.num = num - 1
+                inv_range = num << (scale + tg)
+                num_pages -= num << scale
+            cmd.addr = iova
+            batch.add(cmd)
+            iova += inv_range
+        batch.submit()
+
+    def tlb_inv_range_domain(self, iova: int, size: int, granule: int, leaf: bool, d: SmmuDomain) -> None:
+        """arm_smmu_tlb_inv_range_domain(): TLBI by VA/IPA, then the ATC (never leaf-only)."""
+        if d.stage == 1:
+            cmd = CmdqEnt(CMDQ_OP_TLBI_EL2_VA if self.features_e2h else CMDQ_OP_TLBI_NH_VA, asid=d.asid, leaf=leaf)
+        else:
+            cmd = CmdqEnt(CMDQ_OP_TLBI_S2_IPA, vmid=d.vmid, leaf=leaf)
+        self._tlb_inv_range(cmd, iova, size, granule, d)
+        self.atc_inv_domain(d, iova, size)
+
+    # ---- ATS -------------------------------------------------------------------------------
+    @staticmethod
+    def atc_inv_to_cmd(ssid: int, iova: int, size: int) -> CmdqEnt:
+        """arm_smmu_atc_inv_to_cmd(): one naturally aligned power-of-two span in 4K units."""
+        cmd = CmdqEnt(CMDQ_OP_ATC_INV, substream_valid=(ssid != IOMMU_NO_PASID), ssid=ssid)
+        if not size:
+            cmd.size = ATC_INV_SIZE_ALL
+            return cmd
+        page_start = iova >> 12
+        page_end = (iova + size - 1) >> 12
+        log2_span = (page_start ^ page_end).bit_length()
+        page_start &= ~((1 << log2_span) - 1)
+        cmd.addr = page_start << 12
+        cmd.size = log2_span
+        return cmd
+
+    def atc_inv_domain(self, d: SmmuDomain, iova: int, size: int) -> None:
+        """arm_smmu_atc_inv_domain(): one ATC_INV per SID of every ATS-enabled master, then sync."""
+        if not self.features_ats:
+            return
+        if not d.nr_ats_masters:
+            return
+        cmd = self.atc_inv_to_cmd(IOMMU_NO_PASID, iova, size)
+        batch = CmdqBatch(self.hw)
+        for m in d.devices:
+            if not m.ats_enabled:
+                continue
+            cmd.sid = m.sid
+            batch.add(cmd)
+        batch.submit()
+
+    def atc_inv_master(self, m: Master) -> None:
+        """arm_smmu_atc_inv_master(): invalidate everything the endpoint may have cached."""
+        cmd = self.atc_inv_to_cmd(IOMMU_NO_PASID, 0, 0)
+        cmd.sid = m.sid
+        self.hw.cmdq_publish([build_cmd(cmd), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+
+    def enable_ats(self, m: Master) -> None:
+        """arm_smmu_enable_ats(): count the master, flush the domain's ATCs, enable ATS at the endpoint."""
+        if not m.ats_enabled:
+            return
+        d = m.domain
+        d.nr_ats_masters += 1
+        self.atc_inv_domain(d, 0, 0)
+        self.hw.set_ats(m.sid, True)
+
+    def disable_ats(self, m: Master) -> None:
+        """arm_smmu_disable_ats(): disable at the endpoint first, then invalidate its ATC."""
+        if not m.ats_enabled:
+            return
+        self.hw.set_ats(m.sid, False)
+        self.atc_inv_master(m)
+        m.domain.nr_ats_masters -= 1
+
+    # ---- STE -------------------------------------------------------------------------------
+    def install_ste_for_dev(self, m: Master) -> None:
+        """arm_smmu_install_ste_for_dev(): write the STE, then CFGI_STE + CMD_SYNC."""
+        from ..reference.ste import Ste  # the STE layout is the hardware's
+        from ..reference.lpae import Geometry
+        d = m.domain
+        if d is None:
+            ste = Ste("abort")
+        else:
+            p = d.pgtbl
+            geo = Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)
+            ste = Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=p.pgd, geo=geo,
+                      eats=m.ats_enabled, el2=self.features_e2h and d.stage == 1)
+        self.hw.write_ste(m.sid, ste)
+        self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=m.sid, leaf=True)),
+                              build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+
+    def master(self, sid: int) -> Master:
+        m = self.masters.get(sid)
+        if m is None:
+            m = self.masters[sid] = Master(sid)
+        return m
+
+    def detach_dev(self, m: Master) -> None:
+        """arm_smmu_detach_dev(): disable ATS, leave the domain, install an abort STE."""
+        d = m.domain
+        if d is None:
+            return
+        self.disable_ats(m)
+        d.devices.remove(m)
+        m.domain = None
+        m.ats_enabled = False
+        self.install_ste_for_dev(m)
+
+    def attach_dev(self, sid: int, d: SmmuDomain) -> int:
+        """arm_smmu_attach_dev(): detach, point the STE at the new domain, then enable ATS."""
+        m = self.master(sid)
+        self.detach_dev(m)
+        d.smmu_attached = True
+        m.domain = d
+        m.ats_enabled = m.ats_supported and self.features_ats
+        self.install_ste_for_dev(m)
+        d.devices.append(m)
+        self.enable_ats(m)
+        return 0
+
+    def set_ats_supported(self, sid: int, on: bool) -> None:
+        """The endpoint's ATS capability toggled: takes effect like a re-attach to the same domain."""
+        m = self.master(sid)
+        m.ats_supported = on
+        if m.domain is not None and m.ats_enabled != (on and self.features_ats):
+            self.attach_dev(sid, m.domain)
+
+
+class _FlushOps:
+    """arm_smmu_flush_ops: the io-pgtable TLB callbacks bound to one domain (the cookie)."""
+
+    def __init__(self, drv: ArmSmmuV3Driver, d: SmmuDomain):
+        self.drv = drv
+        self.d = d
+        self.domain = None   # the iommu_domain, set once the core wraps it
+
+    def tlb_flush_all(self) -> None:
+        """arm_smmu_tlb_inv_context()."""
+        self.drv.tlb_inv_context(self.d)
+
+    def tlb_flush_walk(self, iova: int, size: int, granule: int) -> None:
+        """arm_smmu_tlb_inv_walk(): non-leaf range invalidation (a table was freed)."""
+        self.drv.tlb_inv_range_domain(iova, size, granule, False, self.d)
+
+    def tlb_add_page(self, gather: Gather, iova: int, granule: int) -> None:
+        """arm_smmu_tlb_inv_page_nosync(): iommu_iotlb_gather_add_page()."""
+        add_page(self.drv.core, self.domain, gather, iova, granule)

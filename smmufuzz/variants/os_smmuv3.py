@@ -1,0 +1,73 @@
+"""The OS side under test for an SMMUv3 system: iommu core + io-pgtable-arm + arm-smmu-v3 (mainline).
+
+This is the one interface the harness drives (see harness/runner.py): domains, map/unmap,
+gathers, attach/detach and ATS, each returning what the kernel API returns.
+"""
+
+from .arm_smmu_v3 import ArmSmmuV3Driver
+from .core import Domain, IommuCore
+from .gather import Gather
+from .io_pgtable_arm import PgtableCfg
+
+
+class SmmuV3Os:
+    """Linux on one SMMUv3: the variant classes below override one piece each."""
+
+    core_cls = IommuCore
+    driver_cls = ArmSmmuV3Driver
+
+    def __init__(self, hw, pg_shift: int, ias: int, oas: int, stage: int):
+        self.hw = hw
+        self.core = self.core_cls(hw)
+        self.driver = self.driver_cls(hw, self.core, PgtableCfg(pg_shift=pg_shift, ias=ias, oas=oas, stage=stage))
+        self.stage = stage
+        self.domains: dict[int, Domain] = {}
+        self.gathers: dict[tuple[int, int], Gather] = {}
+
+    def domain(self, dom: int) -> Domain:
+        """iommu_paging_domain_alloc() on first use."""
+        d = self.domains.get(dom)
+        if d is None:
+            priv = self.driver.domain_alloc_paging(dom, self.stage)
+            d = Domain(dom, self.driver, priv.pgsize_bitmap)
+            d.priv = priv
+            priv.pgtbl.tlb.domain = d
+            self.domains[dom] = d
+        return d
+
+    def gather(self, dom: int, gid: int) -> Gather:
+        g = self.gathers.get((dom, gid))
+        if g is None:
+            g = self.gathers[(dom, gid)] = Gather()
+        return g
+
+    # ---- the API the harness calls -------------------------------------------------------------
+    def map(self, dom, iova, pa, size, prot) -> int:
+        return self.core.iommu_map(self.domain(dom), iova, pa, size, prot)
+
+    def map_sg(self, dom, iova, sgl, prot) -> int:
+        return self.core.iommu_map_sg(self.domain(dom), iova, sgl, prot)
+
+    def unmap(self, dom, iova, size) -> int:
+        return self.core.iommu_unmap(self.domain(dom), iova, size)
+
+    def unmap_fast(self, dom, iova, size, gid) -> int:
+        return self.core.iommu_unmap_fast(self.domain(dom), iova, size, self.gather(dom, gid))
+
+    def iotlb_sync(self, dom, gid) -> None:
+        self.core.iotlb_sync(self.domain(dom), self.gather(dom, gid))
+
+    def flush_iotlb_all(self, dom) -> None:
+        self.core.flush_iotlb_all(self.domain(dom))
+
+    def attach(self, sid, dom) -> int:
+        return self.driver.attach_dev(sid, self.domain(dom).priv)
+
+    def detach(self, sid) -> None:
+        self.driver.detach_dev(self.driver.master(sid))
+
+    def set_ats(self, sid, on) -> None:
+        self.driver.set_ats_supported(sid, on)
+
+    def iova_to_phys(self, dom, iova) -> int:
+        return self.domain(dom).priv.pgtbl.iova_to_phys(iova)
