@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 
 from ..reference.oracle import Oracle, Violation, check_translation
 from ..reference.smmu import HangError, HwConfig, Smmu
-from ..reference.spec import PENDING, DomainSpec, Spec
+from ..reference.spec import PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
 
 HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
 OAS = 48
+MAX_LEAVES_PER_OP = 2048       # program budget: bigger maps are skipped (same for every variant)
+MAX_LEAVES_PER_PROGRAM = 8192
+SKIPPED = "skipped: over the program budget"
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
 
@@ -72,6 +75,7 @@ class _Exec:
         self.policy = policy
         self.want_snapshots = snapshots
         self.granule = 1 << cfg.pg_shift
+        self.budget_used = 0
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -80,11 +84,35 @@ class _Exec:
             ds = self.spec.domains[dom] = DomainSpec(PGSIZE_BITMAPS[c.pg_shift], c.ias, OAS, c.stage)
         return ds
 
+    def leaves(self, iova: int, pa: int, size: int) -> int:
+        """How many leaf PTEs a map of this shape writes (iommu_pgsize chunks)."""
+        bitmap = PGSIZE_BITMAPS[self.cfg.pg_shift]
+        if (iova | pa | size) & (self.granule - 1):
+            return 0
+        n = 0
+        while size and n <= MAX_LEAVES_PER_OP:
+            pg, cnt = iommu_pgsize(bitmap, iova, pa, size)
+            n += cnt
+            iova, pa, size = iova + pg * cnt, pa + pg * cnt, size - pg * cnt
+        return n
+
+    def over_budget(self, op: Op) -> bool:
+        if op.kind == "map":
+            n = self.leaves(op.args[1], op.args[2], op.args[3])
+        elif op.kind == "map_sg":
+            n = sum(self.leaves(op.args[1], pa, ln) for pa, ln in op.args[2])
+        else:
+            return False
+        self.budget_used += n
+        return n > MAX_LEAVES_PER_OP or self.budget_used > MAX_LEAVES_PER_PROGRAM
+
     def step(self, i: int, op: Op):
         """Execute one op; returns (return value, violation or None)."""
         k, a = op.kind, op.args
         os, smmu, spec = self.os, self.smmu, self.spec
         ret = None
+        if self.over_budget(op):
+            return SKIPPED, None
         if k == "map":
             dom, iova, pa, size, prot = a
             ret = os.map(dom, iova, pa, size, prot)

@@ -1,0 +1,146 @@
+"""The `smmufuzz` command line: list, show, replay, fuzz."""
+
+import argparse
+import os
+import random
+import sys
+
+from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
+from .load import LoadError, load_program, program_files
+from .runner import run_program
+
+POLICIES = ("max-cache", "none")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _variants_for(args, header: dict | None = None) -> list[str]:
+    if getattr(args, "variant", None):
+        names = [v for v in args.variant.split(",") if v]
+        for n in names:
+            from ..variants.registry import variant
+            variant(n)
+        return names
+    t = getattr(args, "target", None) or (header or {}).get("target") or DEFAULT_TARGETS[0]
+    return resolve_target(t)
+
+
+def cmd_list(args) -> int:
+    print("targets:")
+    for t, vs in TARGETS.items():
+        mark = " (default)" if t in DEFAULT_TARGETS else ""
+        print(f"  {t:<24} {', '.join(vs)}{mark}")
+    print("variants:")
+    for v in VARIANTS.values():
+        print(f"  {v.name:<24} {'BUGGY  ' if v.buggy else 'correct'}  [{v.family}] {v.summary}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    prog, header = load_program(args.file)
+    for k, v in header.items():
+        print(f"# {k}: {v}")
+    sys.stdout.write(prog.text())
+    return 0
+
+
+def cmd_replay(args) -> int:
+    files = program_files(args.path)
+    if not files:
+        raise LoadError(f"{args.path}: no programs")
+    loaded = [(p, *load_program(p)) for p in files]   # load everything first: errors before any output
+    total = 0
+    for path, prog, header in loaded:
+        variants = _variants_for(args, header)
+        res = run_program(prog, variants, args.policy)
+        if res.findings:
+            total += len(res.findings)
+            print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)}")
+            for f in res.findings:
+                print("  " + f.text().replace("\n", "\n  "))
+            if args.verbose:
+                sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
+        else:
+            print(f"{path}: clean on {', '.join(variants)}")
+    print(f"{len(loaded)} program(s), {total} finding(s)")
+    return 1 if total else 0
+
+
+def cmd_fuzz(args) -> int:
+    from .fuzz import fuzz_target
+    targets = args.targets or DEFAULT_TARGETS
+    resolved = [(t, resolve_target(t)) for t in targets]
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    corpus_root = args.corpus
+    try:
+        os.makedirs(corpus_root, exist_ok=True)
+    except OSError as e:
+        raise LoadError(f"{corpus_root}: cannot create corpus directory: {e.strerror}") from None
+    per = max(1, args.time // len(resolved))
+    print(f"smmufuzz fuzz: targets {', '.join(targets)}; {per}s each; seed {seed}; policy {args.policy}; "
+          f"corpus {corpus_root}" + ("" if args.seeds else " (empty start: seeds not used)"))
+    n_find = 0
+    for t, variants in resolved:
+        r = fuzz_target(t, variants, per, seed, corpus_root, args.seeds, args.policy, args.libfuzzer)
+        print(f"[{t}] {r.seconds:.0f}s, {r.execs} execs, {r.exec_per_sec} exec/s, corpus {r.corpus_size}, "
+              f"findings {len(r.findings)} (seed {r.seed}; log {r.log_path})")
+        for path, f, prog in r.findings:
+            n_find += 1
+            print(f"  {f.text()}".replace("\n", "\n  "))
+            print(f"  reproducer: {path}.txt   replay: smmufuzz replay {path}.txt")
+            print("    " + prog.text().rstrip().replace("\n", "\n    "))
+        if r.returncode == 130:
+            print("interrupted: corpus and findings kept; rerun to resume")
+            return 130
+    return 1 if n_find else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="targets and variants (and which are expected buggy)").set_defaults(fn=cmd_list)
+    s = sub.add_parser("show", help="print a program (raw fuzz input or text) as text")
+    s.add_argument("file")
+    s.set_defaults(fn=cmd_show)
+    r = sub.add_parser("replay", help="run programs and print findings (exit 1 if any)")
+    r.add_argument("path")
+    r.add_argument("--target")
+    r.add_argument("--variant", help="comma-separated variant names (overrides --target)")
+    r.add_argument("--policy", choices=POLICIES, default="max-cache")
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(fn=cmd_replay)
+    f = sub.add_parser("fuzz", help="fuzz targets with atheris/libFuzzer (libFuzzer flags after --)")
+    f.add_argument("targets", nargs="*", help=f"targets (default: {', '.join(DEFAULT_TARGETS)})")
+    f.add_argument("--time", type=int, default=60, help="seconds in all (split over targets)")
+    f.add_argument("--seed", type=int)
+    f.add_argument("--corpus", default="corpus", help="corpus root (fuzz/<target>, crashes/<target>, seeds/)")
+    f.add_argument("--no-seeds", dest="seeds", action="store_false", help="start from an empty corpus")
+    f.add_argument("--policy", choices=POLICIES, default="max-cache")
+    f.set_defaults(fn=cmd_fuzz)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "fuzz":
+        args.libfuzzer = extra
+    elif extra:
+        parser.error("'--' is only for fuzz")
+    try:
+        return args.fn(args)
+    except (UnknownName, LoadError, UsageError) as e:
+        msg = e.args[0] if e.args else str(e)
+        print(f"smmufuzz: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

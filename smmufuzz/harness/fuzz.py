@@ -1,0 +1,138 @@
+"""`smmufuzz fuzz`: run atheris/libFuzzer on a target, keep its corpus, collect and print findings."""
+
+import glob
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .codec import encode
+from .load import LoadError, load_program
+from .program import OPS, Config, Op, Program
+from .runner import Finding, run_program
+
+MAX_LEN = 600
+
+
+@dataclass
+class FuzzResult:
+    target: str
+    seed: int
+    seconds: float
+    execs: int = 0
+    exec_per_sec: float = 0.0
+    corpus_size: int = 0
+    findings: list[tuple[str, Finding, Program]] = field(default_factory=list)
+    returncode: int = 0
+    log_path: str = ""
+
+
+def write_wrapper(run_dir: str, variants: list[str], policy: str) -> str:
+    """An executable script libFuzzer can re-execute as argv[0] (its child modes go through sh)."""
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, "fuzz-" + "+".join(variants))
+    with open(path, "w") as f:
+        f.write(f"#!{sys.executable}\n"
+                "import sys\n"
+                "from smmufuzz.harness.fuzz_target import main\n"
+                f"main({variants!r}, {policy!r}, sys.argv)\n")
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def write_dict(run_dir: str) -> str:
+    """A libFuzzer dictionary: one token per op record (opcode byte + typical field bytes)."""
+    from .codec import KIND_CODE
+    path = os.path.join(run_dir, "ops.dict")
+    lines = []
+    cfg = Config()
+    samples = {
+        "map": (0, 0x200000, 0x80000000, 0x1000, 3), "unmap": (0, 0x200000, 0x1000),
+        "unmap_fast": (0, 0x200000, 0x1000, 0), "sync": (0, 0), "map_sg": (0, 0x200000, ((0x80000000, 0x1000),), 3),
+        "flush_all": (0,), "attach": (0, 0), "detach": (0,), "ats": (0, True), "fill": (0, 0x200000),
+        "dma": (0, 0x200000, False), "evict": ("all", 0), "writeback": (-1,), "ats_req": (0, 0x200000),
+    }
+    for kind, args in samples.items():
+        b = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args))))[2 + 3:]
+        lines.append(f'op_{kind}="' + "".join(f"\\x{x:02x}" for x in b) + '"')
+        lines.append(f'code_{kind}="\\x{KIND_CODE[kind]:02x}"')
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def seed_inputs(seed_dirs: list[str], out_dir: str) -> int:
+    """Encode hand-written text seeds into fuzzer inputs."""
+    os.makedirs(out_dir, exist_ok=True)
+    n = 0
+    for d in seed_dirs:
+        for p in sorted(glob.glob(os.path.join(d, "**", "*.txt"), recursive=True)):
+            try:
+                prog, _ = load_program(p)
+                data = encode(prog)
+            except (LoadError, ValueError) as e:
+                print(f"smmufuzz: skipping seed {p}: {e}", file=sys.stderr)
+                continue
+            with open(os.path.join(out_dir, os.path.basename(p)[:-4] + ".bin"), "wb") as f:
+                f.write(data)
+            n += 1
+    return n
+
+
+_STAT = re.compile(r"stat::(\w+):\s*(\d+)")
+
+
+def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpus_root: str,
+                use_seeds: bool, policy: str, extra: list[str], quiet: bool = False) -> FuzzResult:
+    run_dir = os.path.join(corpus_root, ".run")
+    corpus = os.path.join(corpus_root, "fuzz", target)
+    crashes = os.path.join(corpus_root, "crashes", target)
+    os.makedirs(corpus, exist_ok=True)
+    os.makedirs(crashes, exist_ok=True)
+    wrapper = write_wrapper(run_dir, variants, policy)
+    dict_path = write_dict(run_dir)
+    dirs = [corpus]
+    if use_seeds:
+        seed_dir = os.path.join(run_dir, "seeds-" + target)
+        if seed_inputs([os.path.join(corpus_root, "seeds"), os.path.join(corpus_root, "regressions", target)],
+                       seed_dir):
+            dirs.append(seed_dir)
+    before = set(os.listdir(crashes))
+    args = [wrapper, *dirs, f"-max_total_time={seconds}", f"-seed={seed}", f"-artifact_prefix={crashes}/",
+            f"-dict={dict_path}", f"-max_len={MAX_LEN}", "-print_final_stats=1", "-timeout=20",
+            "-rss_limit_mb=4096", *extra]
+    log_path = os.path.join(run_dir, f"{target}.log")
+    t0 = time.time()
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            rc = proc.returncode
+        except KeyboardInterrupt:
+            rc = 130
+    res = FuzzResult(target, seed, time.time() - t0, returncode=rc, log_path=log_path)
+    with open(log_path, errors="replace") as f:
+        text = f.read()
+    stats = dict((k, int(v)) for k, v in _STAT.findall(text))
+    res.execs = stats.get("number_of_executed_units", 0)
+    res.exec_per_sec = stats.get("average_exec_per_sec", 0)
+    res.corpus_size = len(os.listdir(corpus))
+    for name in sorted(set(os.listdir(crashes)) - before):
+        path = os.path.join(crashes, name)
+        if name.endswith(".txt"):
+            continue
+        prog, _ = load_program(path)
+        rr = run_program(prog, variants, policy)
+        for fnd in rr.findings:
+            res.findings.append((path, fnd, prog))
+        with open(path + ".txt", "w") as f:
+            f.write(f"# target: {target}\n# policy: {policy}\n")
+            for fnd in rr.findings:
+                f.write("# finding: " + fnd.text().replace("\n", "\n#   ") + "\n")
+            f.write(prog.text())
+    if rc not in (0, 1, 77, 130) and not res.findings and not quiet:
+        tail = "\n".join(text.splitlines()[-15:])
+        print(f"smmufuzz: libFuzzer exited with {rc}; last lines of {log_path}:\n{tail}", file=sys.stderr)
+    return res

@@ -1,0 +1,34 @@
+"""The libFuzzer/atheris entry point: decode bytes, run the target's variants, raise on a finding.
+
+Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
+re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only smmufuzz.reference and
+smmufuzz.variants are instrumented.
+"""
+
+import sys
+
+
+class FindingError(Exception):
+    """A finding, raised so that libFuzzer records the input as a crash artifact."""
+
+
+def main(target_variants: list[str], policy: str, argv: list[str]) -> None:
+    import atheris
+    with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants"]):
+        import smmufuzz.reference.smmu  # noqa: F401
+        import smmufuzz.variants.registry  # noqa: F401
+        from smmufuzz.harness.codec import decode
+        from smmufuzz.harness.runner import run_program
+
+    def test_one_input(data: bytes) -> None:
+        prog = decode(data)
+        res = run_program(prog, target_variants, policy)
+        if res.findings:
+            raise FindingError("\n".join(f.text() for f in res.findings) + "\n--- program ---\n" + prog.text())
+
+    atheris.Setup(argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1].split(","), sys.argv[2], [sys.argv[0]] + sys.argv[3:])

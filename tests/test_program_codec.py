@@ -1,0 +1,233 @@
+"""Program text format and fuzz-byte codec: totality, determinism, round trips, parse errors."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+from smmufuzz.harness.codec import decode, encode
+from smmufuzz.harness.program import (MAX_OPS, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, Config, Op,
+                                      Program, ProgramSyntaxError, parse)
+
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "corpus" / "seeds"
+
+
+def _random_inputs(n=3000, seed=1234, max_len=400):
+    rng = random.Random(seed)
+    return [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, max_len))) for _ in range(n)]
+
+
+RANDOM_INPUTS = _random_inputs()
+
+
+def _check_well_formed(p: Program):
+    """Every value is in the range the text format accepts (so the program is a valid program)."""
+    c = p.config
+    assert c.pg_shift in (12, 14, 16)
+    assert 32 <= c.ias <= 48
+    assert c.stage in (1, 2)
+    assert not (c.e2h and c.stage == 2)
+    assert len(p.ops) <= MAX_OPS
+    for op in p.ops:
+        assert op.kind in OPS
+        fields = OPS[op.kind][1]
+        assert len(op.args) == len(fields)
+        for (_name, ftype), v in zip(fields, op.args):
+            if ftype == "dom":
+                assert 0 <= v < NUM_DOMAINS
+            elif ftype == "sid":
+                assert 0 <= v < NUM_SIDS
+            elif ftype == "gather":
+                assert 0 <= v < NUM_GATHERS
+            elif ftype in ("addr", "size"):
+                assert 0 <= v < 1 << 64
+            elif ftype == "prot":
+                assert v in (0, 1, 2, 3)
+            elif ftype == "sg":
+                assert 1 <= len(v) <= 16
+                assert all(0 <= a < 1 << 64 and 0 <= b < 1 << 64 for a, b in v)
+
+
+def test_decode_total_and_deterministic():
+    lengths = set()
+    for data in RANDOM_INPUTS:
+        p = decode(data)
+        assert isinstance(p, Program)
+        _check_well_formed(p)
+        assert decode(data) == p
+        lengths.add(len(p.ops))
+    # the sample exercises both short and capped programs
+    assert 1 in lengths and MAX_OPS in lengths
+
+
+def test_decode_edge_inputs():
+    for data in (b"", b"\x00", b"\xff", b"\xff" * 4000, bytes(range(256)) * 4, b"\xf0" * 401):
+        p = decode(data)
+        _check_well_formed(p)
+    # empty input: default header (4K, ias 48, stage 1, coherent) with the implicit attach of sid 0
+    p = decode(b"")
+    assert p.config == Config(pg_shift=12, ias=48, stage=1, coherent=True)
+    assert p.ops == (Op("attach", (0, 0)),)
+
+
+WRITEBACK_ALL = Op("writeback", (-1,))
+WRITEBACK_ALL_BUG = ("program.py _parse_op(): a bare 'all' is taken as an evict 'what' (EVICT_WHAT contains "
+                     "'all') before the writeback check, so Op.text()'s 'hw_writeback(all)' does not parse: "
+                     "ProgramSyntaxError 'hw_writeback has no argument 'what''")
+
+
+def test_text_round_trip_random():
+    """parse(p.text()) == p, leaving out hw_writeback(all) (see the xfail tests below)."""
+    checked = 0
+    for data in RANDOM_INPUTS[:1000]:
+        p = decode(data)
+        p = p.with_ops(op for op in p.ops if op != WRITEBACK_ALL)
+        assert parse(p.text()) == p
+        checked += len(p.ops)
+    assert checked > 10000
+
+
+@pytest.mark.xfail(strict=True, reason=WRITEBACK_ALL_BUG)
+def test_text_round_trip_random_unfiltered():
+    progs = [decode(data) for data in RANDOM_INPUTS[:1000]]
+    assert any(WRITEBACK_ALL in p.ops for p in progs)
+    for p in progs:
+        assert parse(p.text()) == p
+
+
+@pytest.mark.xfail(strict=True, reason=WRITEBACK_ALL_BUG)
+def test_writeback_all_text_round_trip():
+    p = Program(Config(), (WRITEBACK_ALL,))
+    assert p.text().splitlines()[1] == "hw_writeback(all)"
+    assert parse(p.text()) == p
+
+
+def test_bytes_round_trip_random():
+    for data in RANDOM_INPUTS[:1000]:
+        p = decode(data)
+        assert decode(encode(p)) == p
+
+
+HAND_WRITTEN = [
+    """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+dev_dma(sid=0, iova=0x200000, write=0)
+iommu_unmap(d0, iova=0x200000, size=0x1000)
+""",
+    """config(granule=16K, ias=39, stage=2, coherent=0, range_inv=1)
+# comment lines and trailing comments are ignored
+iommu_attach_device(d1, sid=3)   # attach
+iommu_map_sg(d1, iova=0x4000000, sg=[0x80000000+0x4000, 0x80004000+0x8000, 0x90000000+0x4000], prot=R)
+iommu_unmap_fast(d1, iova=0x4000000, size=0x4000, gather=g1)
+iommu_unmap_fast(d1, iova=0x4008000, size=0x8000, gather=g1)
+iommu_iotlb_sync(d1, gather=g1)
+hw_writeback(n=3)
+hw_evict(walk, n=2)
+hw_fill(sid=3, iova=0x4000000)
+iommu_flush_iotlb_all(d1)
+iommu_detach_device(sid=3)
+""",
+    """config(granule=64K, ias=42, stage=1, coherent=1, range_inv=0, ats=1, e2h=1)
+pci_ats(sid=2, on=1)
+iommu_attach_device(d0, sid=2)
+iommu_map(d0, iova=0x20000000, paddr=0x123450000, size=0x20000000, prot=W)
+ats_translate(sid=2, iova=0x20010000)
+dev_dma(sid=2, iova=0x20010000, write=1)
+iommu_unmap(d0, iova=0xfffff0000, size=0x12345)
+pci_ats(sid=2, on=0)
+""",
+]
+
+
+def _seed_files():
+    return sorted(SEEDS_DIR.glob("*.txt")) if SEEDS_DIR.is_dir() else []
+
+
+@pytest.mark.parametrize("text", HAND_WRITTEN)
+def test_hand_written_round_trips(text):
+    p = parse(text)
+    assert parse(p.text()) == p
+    assert decode(encode(p)) == p
+
+
+@pytest.mark.parametrize("path", _seed_files() or [pytest.param(None, marks=pytest.mark.skip("no corpus/seeds/*.txt"))])
+def test_seed_files_round_trip(path):
+    p = parse(path.read_text())
+    assert parse(p.text()) == p
+    assert decode(encode(p)) == p
+
+
+def test_hand_written_values():
+    """The text form means what the docstring of program.py says."""
+    p = parse(HAND_WRITTEN[1])
+    assert p.config == Config(pg_shift=14, ias=39, stage=2, coherent=False, range_inv=True)
+    assert p.ops[0] == Op("attach", (1, 3))
+    assert p.ops[1].get("sg") == ((0x80000000, 0x4000), (0x80004000, 0x8000), (0x90000000, 0x4000))
+    assert p.ops[1].get("prot") == 1
+    assert p.ops[2] == Op("unmap_fast", (1, 0x4000000, 0x4000, 1))
+    assert p.ops[5] == Op("writeback", (3,))
+    assert p.ops[6] == Op("evict", ("walk", 2))
+    assert p.ops[9] == Op("detach", (3,))
+
+
+# ---- parse errors: ProgramSyntaxError with "line N, column M" (1-based) -----------------------
+
+CFG = "config(granule=4K, ias=48, stage=1)\n"
+
+
+def _err(text):
+    with pytest.raises(ProgramSyntaxError) as ei:
+        parse(text)
+    return ei.value
+
+
+def test_error_unknown_op():
+    # line 3; the name starts after 4 spaces -> column 5
+    e = _err(CFG + "iommu_attach_device(d0, sid=0)\n    iommu_frobnicate(d0, iova=0x1000)\n")
+    assert "line 3, column 5" in str(e)
+    assert (e.line, e.col) == (3, 5)
+    assert "iommu_frobnicate" in str(e)
+
+
+def test_error_bad_number():
+    # "iommu_unmap(" is 12 characters; "d0, " takes columns 13-16, so "iova=0xZZ" starts at column 17
+    e = _err(CFG + "iommu_unmap(d0, iova=0xZZ, size=0x1000)\n")
+    assert "line 2, column 17" in str(e)
+    assert "0xZZ" in str(e)
+
+
+def test_error_missing_argument():
+    # missing size: reported at the call's argument list, i.e. its "(" (column 12)
+    e = _err(CFG + "\n" + "iommu_unmap(d0, iova=0x1000)\n")
+    assert "line 3, column 12" in str(e)
+    assert "size" in str(e)
+
+
+def test_error_bad_config_key_first():
+    # "config(" is 7 characters: the first key starts at column 8
+    e = _err("config(bogus=1, granule=4K)\n")
+    assert "line 1, column 8" in str(e)
+    assert "bogus" in str(e)
+
+
+@pytest.mark.xfail(strict=True, reason="_parse_config() reports the column of the whitespace before a "
+                   "key instead of the key itself (_parse_op() skips leading whitespace, config does not)")
+def test_error_bad_config_key_after_space():
+    # "config(granule=4K, " spans columns 1-19: the bad key starts at column 20
+    e = _err("config(granule=4K, bogus=1)\n")
+    assert "line 1, column 20" in str(e)
+
+
+def test_error_other_cases():
+    assert "line 1, column 1" in str(_err("this is not a call\n"))
+    # config after an operation
+    e = _err("iommu_attach_device(d0, sid=0)\nconfig(granule=4K)\n")
+    assert "line 2, column 1" in str(e)
+    # domain out of range: "iommu_attach_device(" is 20 characters, d7 at column 21
+    e = _err("iommu_attach_device(d7, sid=0)\n")
+    assert "line 1, column 21" in str(e)
+    # too many operations
+    with pytest.raises(ProgramSyntaxError):
+        parse("iommu_flush_iotlb_all(d0)\n" * (MAX_OPS + 1))
+    assert len(parse("iommu_flush_iotlb_all(d0)\n" * MAX_OPS).ops) == MAX_OPS
