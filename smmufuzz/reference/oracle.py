@@ -59,8 +59,8 @@ def _gap(ds: DomainSpec, lo: int, hi: int, where: str, seq: int, cmd_log) -> Vio
 def _witness(seq: int, cmd_log) -> str:
     if not seq:
         return "found by a fresh table walk of the SMMU's view of memory"
-    later = [t for s, t in cmd_log if s > seq]
-    before = [t for s, t in cmd_log if s <= seq][-3:]
+    later = [c.text() for s, c in cmd_log if s > seq]
+    before = [c.text() for s, c in cmd_log if s <= seq][-3:]
     w = f"entry filled at hw seq {seq}; "
     w += "commands published after the fill: " + ("; ".join(later[:8]) if later else "none")
     if len(later) > 8:
@@ -111,7 +111,7 @@ class Oracle:
             tag = ste.tag
             for k, s in smmu.tlb.items():
                 if k[0] == tag:
-                    v = check_translation(ds, k[1], k[2], k[3], k[4], f"sid {sid} TLB" + where, s, log)
+                    v = check_translation(ds, k[1], k[2], k[3], k[4], f"sid {sid} TLB" + where, smmu.fill_seq(s), log)
                     if v:
                         return v
             v = self._check_walk_cache(sid, ste, ds, where)
@@ -127,7 +127,7 @@ class Oracle:
                              f"iova {e.base:#x} (op {e.op}) cannot be translated")
         if eats_possible and sid in smmu.ats_enabled:
             for (va, span, pa, perms), s in smmu.atc.get(sid, {}).items():
-                v = check_translation(ds, va, span, pa, perms, f"sid {sid} device ATC", s, log)
+                v = check_translation(ds, va, span, pa, perms, f"sid {sid} device ATC", smmu.fill_seq(s), log)
                 if v:
                     return v
         return None
@@ -143,7 +143,7 @@ class Oracle:
             if mem.is_free(table) or mem.page_token(table) != token:
                 state = "freed" if mem.is_free(table) else "freed and reallocated"
                 return Violation(TABLE_UAF, f"sid {sid} walk-cache entry level {lvl} va={va:#x} points to table "
-                                 f"{table:#x}, which was {state}{where}", _witness(s, smmu.cmd_log))
+                                 f"{table:#x}, which was {state}{where}", _witness(smmu.fill_seq(s), smmu.cmd_log))
             desc = mem.smmu_read(desc_addr)
             if desc & 3 == 3 and (desc & ((1 << 48) - 1) & ~0xFFF) == table:
                 continue
@@ -153,7 +153,7 @@ class Oracle:
             for lf in leaves:
                 v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms,
                                       f"sid {sid} walk through a stale walk-cache entry (table {table:#x})" + where,
-                                      s, smmu.cmd_log)
+                                      smmu.fill_seq(s), smmu.cmd_log)
                 if v:
                     return v
         return None

@@ -15,6 +15,7 @@ from .memory import Memory
 from .ste import Ste
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
+_VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
 
 
 class HangError(Exception):
@@ -30,7 +31,7 @@ class HwConfig:
     e2h: bool = False              # StreamWorld EL2-E2H in use
     ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
     policy: str = "max-cache"      # max-cache | none
-    step_budget: int = 200_000
+    step_budget: int = 3_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +61,22 @@ class Smmu:
         self.cfg = cfg
         self.mem = Memory(cfg.coherent)
         self.strtab: dict[int, Ste] = {}
-        self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> fill seq
-        self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> seq
-        self.wc: dict[tuple, int] = {}                # (tag, level, va, span, table, token, desc_addr) -> seq
-        self.atc: dict[int, dict[tuple, int]] = {}    # sid -> (va, span, pa, perms) -> seq
+        # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
+        self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
+        self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> epoch
+        self.wc: dict[tuple, int] = {}                # (tag, level, va, span, table, token, desc_addr) -> epoch
+        self.atc: dict[int, dict[tuple, int]] = {}    # sid -> (va, span, pa, perms) -> epoch
+        self.eseq: list[int] = [0]
+        self.cache_ver = 0        # bumped by every cache change other than a max-cache fill
+        self.strtab_ver = 0
+        self._fill_key = None
+        self._fill_epoch = 0
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
         self.pending: list[tuple[int, C.Command]] = []
         self.seq = 1
         self.steps = 0
         self.errors: list[str] = []
-        self.cmd_log: list[tuple[int, str]] = []      # (seq, text) of every published command
+        self.cmd_log: list[tuple[int, C.Command]] = []  # (seq, command) of every published command
         self.stats = Stats()
         self._tree_cache: dict[tuple, tuple] = {}
 
@@ -85,10 +92,12 @@ class Smmu:
         """CPU store of a whole STE (single-copy atomic here; the SMMU may keep the old one cached)."""
         self.tick()
         self.strtab[sid] = ste
+        self.strtab_ver += 1
 
     def set_ats(self, sid: int, on: bool) -> None:
         """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC."""
         self.tick()
+        self.strtab_ver += 1
         if on:
             self.ats_enabled.add(sid)
         else:
@@ -101,7 +110,7 @@ class Smmu:
             self.tick()
             cmd = C.decode(dw0, dw1)
             self.seq += 1
-            self.cmd_log.append((self.seq, cmd.text()))
+            self.cmd_log.append((self.seq, cmd))
             self.stats.cmds[cmd.name] = self.stats.cmds.get(cmd.name, 0) + 1
             if cmd.op == C.CMD_SYNC:
                 self.stats.syncs += 1
@@ -139,9 +148,31 @@ class Smmu:
         return None
 
     def _complete_pending(self) -> None:
+        """Apply every pending command; runs of by-address TLBIs that continue each other with no
+        fill in between are applied as one (same effect, linear cost for long per-page loops)."""
         pend, self.pending = self.pending, []
-        for pub, cmd in pend:
+        i = 0
+        while i < len(pend):
+            pub, cmd = pend[i]
+            if cmd.op in _VA_OPS and not cmd.tg:
+                j = i + 1
+                step = None
+                while j < len(pend):
+                    p2, c2 = pend[j]
+                    if p2 != pub + (j - i) or c2.op != cmd.op or c2.tg or c2.asid != cmd.asid \
+                            or c2.vmid != cmd.vmid or c2.leaf != cmd.leaf:
+                        break
+                    d = c2.addr - pend[j - 1][1].addr
+                    if d <= 0 or (step is not None and d != step):
+                        break
+                    step = d
+                    j += 1
+                if j - i > 1:
+                    self._apply(pub, cmd, span_hi=pend[j - 1][1].addr + 1)
+                    i = j
+                    continue
             self._apply(pub, cmd)
+            i += 1
 
     def _range(self, c: C.Command) -> tuple[int, int, int | None, int | None]:
         """[start, end) of a by-address TLBI, its TTL level (None = any) and TG granule shift."""
@@ -153,9 +184,11 @@ class Smmu:
         ttl = c.ttl if (c.ttl and self.cfg.ttl_strict) else None
         return base, base + length, ttl, gshift
 
-    def _apply(self, pub: int, c: C.Command) -> None:
+    def _apply(self, pub: int, c: C.Command, span_hi: int | None = None) -> None:
         o = c.op
         st = self.stats
+        eseq = self.eseq
+        self.cache_ver += 1
         if o in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA):
             if o == C.CMD_TLBI_S2_IPA:
                 match_tag = lambda t: t[0] == "s2" and t[1] == c.vmid
@@ -166,15 +199,17 @@ class Smmu:
             else:
                 match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
             lo, hi, ttl, gshift = self._range(c)
+            if span_hi is not None:
+                hi = span_hi     # a coalesced run of single-address TLBIs: every address in [lo, hi)
             st.inv_pages += max(1, (hi - lo) >> 12)
-            for k in [k for k, s in self.tlb.items() if s < pub and match_tag(k[0])]:
+            for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
                 va, span, level, pgs = k[1], k[2], k[5], k[6]
                 if va < hi and lo < va + span and (ttl is None or level == ttl) \
                         and (gshift is None or gshift == pgs):
                     del self.tlb[k]
                     st.tlb_killed += 1
             if not c.leaf:
-                for k in [k for k, s in self.wc.items() if s < pub and match_tag(k[0])]:
+                for k in [k for k, e in self.wc.items() if eseq[e] < pub and match_tag(k[0])]:
                     if k[2] < hi and lo < k[2] + k[3]:
                         del self.wc[k]
                         st.wc_killed += 1
@@ -195,7 +230,7 @@ class Smmu:
             else:
                 m = lambda t: t[0] in ("nh", "s2")
             for d in (self.tlb, self.wc):
-                for k in [k for k, s in d.items() if s < pub and m(k[0])]:
+                for k in [k for k, e in d.items() if eseq[e] < pub and m(k[0])]:
                     del d[k]
             return
         if o == C.CMD_ATC_INV:
@@ -208,7 +243,7 @@ class Smmu:
                 lo = c.addr & ~(span - 1)
                 hi = lo + span
             if atc:
-                for k in [k for k, s in atc.items() if s < pub and k[0] < hi and lo < k[0] + k[1]]:
+                for k in [k for k, e in atc.items() if eseq[e] < pub and k[0] < hi and lo < k[0] + k[1]]:
                     del atc[k]
                     st.atc_killed += 1
             return
@@ -224,7 +259,7 @@ class Smmu:
         for sid in list(self.cfgc):
             if match(sid):
                 snaps = self.cfgc[sid]
-                for ste in [s for s, q in snaps.items() if q < pub]:
+                for ste in [s for s, e in snaps.items() if self.eseq[e] < pub]:
                     del snaps[ste]
 
     # ------------------------------------------------------------------ translation
@@ -260,10 +295,29 @@ class Smmu:
             shift = geo.lvl_shift(lvl)
             wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr)] = seq
 
-    def fill_all(self) -> None:
-        """max-cache: cache every STE, walk and translation the SMMU could reach right now."""
+    def new_epoch(self) -> int:
         self.seq += 1
-        seq = self.seq
+        self.eseq.append(self.seq)
+        return len(self.eseq) - 1
+
+    def fill_seq(self, epoch: int) -> int:
+        return self.eseq[epoch]
+
+    def fill_all(self) -> None:
+        """max-cache: cache every STE, walk and translation the SMMU could reach right now.
+
+        If nothing changed since the previous fill (memory, STEs, caches), every object that fill
+        inserted is still cached and still what a walk would find: refilling it is just moving
+        its fill time to now.
+        """
+        key = (self.mem.version, self.strtab_ver, self.cache_ver)
+        if key == self._fill_key:
+            self.seq += 1
+            self.eseq[self._fill_epoch] = self.seq
+            return
+        seq = self.new_epoch()
+        self._fill_key = key
+        self._fill_epoch = seq
         for sid, ste in self.strtab.items():
             snaps = self.cfgc.setdefault(sid, {})
             snaps[ste] = seq
@@ -285,13 +339,15 @@ class Smmu:
 
     def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:
         """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk)."""
-        self.seq += 1
-        seq = self.seq
+        seq = self.new_epoch()
+        if insert:
+            self.cache_ver += 1
+        eseq = self.eseq
         out: list[Outcome] = []
         if sid in self.ats_enabled:
             for (ava, span, pa, perms), s in self.atc.get(sid, {}).items():
                 if ava <= va < ava + span:
-                    out.append(Outcome(pa + (va - ava), perms, "atc", s))
+                    out.append(Outcome(pa + (va - ava), perms, "atc", eseq[s]))
         for ste in self.configs(sid):
             if ste.config == "bypass":
                 out.append(Outcome(va, "rw", "bypass"))
@@ -301,7 +357,7 @@ class Smmu:
             tag = ste.tag
             for k, s in self.tlb.items():
                 if k[0] == tag and k[1] <= va < k[1] + k[2]:
-                    out.append(Outcome(k[3] + (va - k[1]), k[4], "tlb", s))
+                    out.append(Outcome(k[3] + (va - k[1]), k[4], "tlb", eseq[s]))
             leaf, steps = walk(self.mem.smmu_read, ste.geo, ste.ttb, ste.stage, va)
             if leaf is not None:
                 out.append(Outcome(leaf.pa + (va - leaf.va), leaf.perms, "walk"))
@@ -315,7 +371,7 @@ class Smmu:
                 if k[0] == tag and k[2] <= va < k[2] + k[3]:
                     lf = self._walk_from(ste, k[1] + 1, k[4], va)
                     if lf is not None:
-                        out.append(Outcome(lf.pa + (va - lf.va), lf.perms, "walk-cache", s))
+                        out.append(Outcome(lf.pa + (va - lf.va), lf.perms, "walk-cache", eseq[s]))
         return out
 
     def _walk_from(self, ste: Ste, lvl: int, table: int, va: int) -> Leaf | None:
@@ -348,13 +404,15 @@ class Smmu:
             return []
         outs = [o for o in self.translate(sid, va) if o.source != "atc"]
         atc = self.atc.setdefault(sid, {})
+        ep = len(self.eseq) - 1
         for o in outs:
-            atc[(va & ~0xFFF, 4096, o.pa & ~0xFFF, o.perms)] = self.seq
+            atc[(va & ~0xFFF, 4096, o.pa & ~0xFFF, o.perms)] = ep
         return outs
 
     # ------------------------------------------------------------------ other hardware events
     def evict(self, what: str, idx: int) -> None:
         """Drop one cached entry (or everything with what='all')."""
+        self.cache_ver += 1
         if what == "all":
             self.tlb.clear()
             self.wc.clear()

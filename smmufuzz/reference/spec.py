@@ -109,7 +109,13 @@ class DomainSpec:
             return size == 0 and not (iova | pa) & (self.min_pg - 1)
         if not prot & (IOMMU_READ | IOMMU_WRITE):
             return False
+        if iova >> self.ias or pa >> self.oas:
+            return False            # -ERANGE on the first chunk: nothing mapped
         if iova + size > (1 << self.ias) or pa + size > (1 << self.oas):
+            # Crosses the top of the input/output range. io-pgtable-arm checks only the first
+            # IOVA of each map_pages() call, so the kernel maps what it can (and may write past a
+            # small PGD): callers must stay inside the aperture; nothing is promised here.
+            self._mark_unknown(iova, min(iova + size, 1 << self.ias), op)
             return False
         if self.overlapping(iova, iova + size):
             self._mark_unknown(iova, iova + size, op)
