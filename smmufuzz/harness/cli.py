@@ -46,7 +46,18 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _load_plugins(mods) -> None:
+    import importlib
+    sys.path.insert(0, os.getcwd())
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise UsageError(f"--load {m}: {e}") from None
+
+
 def cmd_replay(args) -> int:
+    _load_plugins(args.load)
     files = program_files(args.path)
     if not files:
         raise LoadError(f"{args.path}: no programs")
@@ -110,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--variant", help="comma-separated variant names (overrides --target)")
     r.add_argument("--policy", choices=POLICIES, default="max-cache")
     r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument("--load", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers extra variants (e.g. tests.broken_variants)")
     r.set_defaults(fn=cmd_replay)
     f = sub.add_parser("fuzz", help="fuzz targets with atheris/libFuzzer (libFuzzer flags after --)")
     f.add_argument("targets", nargs="*", help=f"targets (default: {', '.join(DEFAULT_TARGETS)})")

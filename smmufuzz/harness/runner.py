@@ -282,6 +282,20 @@ def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
             groups.setdefault(r.snapshots[i], []).append(r.name)
         if len(groups) > 1:
             desc = " vs ".join("{" + ", ".join(g) + "}" for g in groups.values())
+            (sa, na), (sb, nb) = list(groups.items())[:2]
+            diff = []
+            for (sid, a), (_s, b) in zip(sa, sb):
+                if a != b:
+                    only_a = sorted(set(a) - set(b)) if isinstance(a, tuple) and isinstance(b, tuple) else a
+                    only_b = sorted(set(b) - set(a)) if isinstance(a, tuple) and isinstance(b, tuple) else b
+                    diff.append(f"sid {sid}: {na[0]} has {_leaves(only_a)}; {nb[0]} has {_leaves(only_b)}")
             return Finding(DIVERGENCE, "+".join(r.name for r in runs), i, prog.ops[i].text(),
-                           f"SMMU-visible translations differ after this op: {desc}")
+                           f"SMMU-visible translations differ after this op: {desc}", "; ".join(diff[:2]))
     return None
+
+
+def _leaves(x) -> str:
+    if not isinstance(x, list):
+        return str(x)
+    items = [f"{va:#x}+{span:#x}->{pa:#x} {perms}" for va, span, pa, perms in x[:3]]
+    return "[" + ", ".join(items) + (f", +{len(x) - 3} more" if len(x) > 3 else "") + "]"

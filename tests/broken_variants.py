@@ -1,0 +1,154 @@
+"""Deliberately broken, test-only variants: one per finding kind, each a one-line departure from mainline.
+
+Importing this module registers them (`smmufuzz replay --load tests.broken_variants --variant ...`).
+"""
+
+from smmufuzz.variants.arm_smmu_v3 import ArmSmmuV3Driver
+from smmufuzz.variants.core import IommuCore
+from smmufuzz.variants.io_pgtable_arm import PTE_ADDR_MASK, PTE_TYPE_BLOCK, PTE_TYPE_PAGE, ArmLpaeIoPgtable
+from smmufuzz.variants.os_smmuv3 import SmmuV3Os
+from smmufuzz.variants.registry import register
+
+
+class _NoSyncDriver(ArmSmmuV3Driver):
+    def iotlb_sync(self, domain, gather):
+        """arm_smmu_iotlb_sync() that forgets to invalidate."""
+
+
+class NoIotlbSync(SmmuV3Os):
+    driver_cls = _NoSyncDriver
+
+
+class _OffByOnePgtable(ArmLpaeIoPgtable):
+    def _init_pte_leaves(self, paddr, prot, lvl, num, ptep):
+        """Writes every leaf one granule too high."""
+        super()._init_pte_leaves(paddr + self.granule, prot, lvl, num, ptep)
+
+
+class _PgtableDriver(ArmSmmuV3Driver):
+    pgtable_cls = ArmLpaeIoPgtable
+
+    def domain_alloc_paging(self, dom_id, stage):
+        d = super().domain_alloc_paging(dom_id, stage)
+        d.pgtbl.__class__ = self.pgtable_cls
+        return d
+
+
+class _OffByOneDriver(_PgtableDriver):
+    pgtable_cls = _OffByOnePgtable
+
+
+class WrongPa(SmmuV3Os):
+    driver_cls = _OffByOneDriver
+
+
+class _NoLeafCleanPgtable(ArmLpaeIoPgtable):
+    def _init_pte_leaves(self, paddr, prot, lvl, num, ptep):
+        """__arm_lpae_init_pte() without __arm_lpae_sync_pte(): leaves stay in the CPU cache."""
+        pte = prot | (PTE_TYPE_PAGE if lvl == 3 else PTE_TYPE_BLOCK)
+        for i in range(num):
+            self.mem.cpu_write(ptep + 8 * i, pte | ((paddr + i * self.block_size(lvl)) & PTE_ADDR_MASK))
+
+
+class _NoLeafCleanDriver(_PgtableDriver):
+    pgtable_cls = _NoLeafCleanPgtable
+
+
+class NoLeafClean(SmmuV3Os):
+    driver_cls = _NoLeafCleanDriver
+
+
+class _NoFlushWalkPgtable(ArmLpaeIoPgtable):
+    def _unmap(self, gather, iova, size, pgcount, lvl, tbl):
+        """Frees tables without the synchronous tlb_flush_walk() first."""
+        saved = self.tlb.tlb_flush_walk
+        self.tlb.tlb_flush_walk = lambda *a: None
+        try:
+            return super()._unmap(gather, iova, size, pgcount, lvl, tbl)
+        finally:
+            self.tlb.tlb_flush_walk = saved
+
+
+class _NoFlushWalkDriver(_PgtableDriver):
+    pgtable_cls = _NoFlushWalkPgtable
+
+
+class NoFlushWalk(SmmuV3Os):
+    driver_cls = _NoFlushWalkDriver
+
+
+class _NoTtlDriver(ArmSmmuV3Driver):
+    def tlb_inv_range_domain(self, iova, size, granule, leaf, d):
+        """Range invalidation without the TTL hint: NUM=SCALE=TTL=0 with TG!=0 for one page."""
+        return super().tlb_inv_range_domain(iova, size, granule, False, d)
+
+    def _tlb_inv_range(self, cmd, iova, size, granule, d):
+        if not size:
+            return
+        tg = (d.pgsize_bitmap & -d.pgsize_bitmap).bit_length() - 1
+        from smmufuzz.variants.arm_smmu_v3 import CmdqBatch
+        cmd.tg = (tg - 10) // 2
+        num_pages = size >> tg
+        batch = CmdqBatch(self.hw)
+        while num_pages > 0:
+            scale = (num_pages & -num_pages).bit_length() - 1
+            num = (num_pages >> scale) & 31
+            cmd.scale, cmd.num, cmd.addr = scale, num - 1, iova
+            batch.add(cmd)
+            iova += num << (scale + tg)
+            num_pages -= num << scale
+        batch.submit()
+
+
+class NoTtlRange(SmmuV3Os):
+    driver_cls = _NoTtlDriver
+
+
+class _SpinningCore(IommuCore):
+    def _iommu_unmap(self, domain, iova, size, g):
+        """__iommu_unmap() that retries a hole instead of stopping."""
+        unmapped = 0
+        while unmapped < size:
+            self.hw.tick()
+            got = domain.ops.unmap_pages(domain, iova, domain.pgsize_bitmap & -domain.pgsize_bitmap, 1, g)
+            iova += got
+            unmapped += got
+        return unmapped
+
+
+class SpinOnHole(SmmuV3Os):
+    core_cls = _SpinningCore
+
+
+class _CrashingDriver(ArmSmmuV3Driver):
+    def detach_dev(self, m):
+        """Assumes the stream is attached."""
+        self.disable_ats(m)
+        m.domain.devices.remove(m)
+        m.domain = None
+        self.install_ste_for_dev(m)
+
+
+class CrashOnDetach(SmmuV3Os):
+    core_cls = IommuCore
+    driver_cls = _CrashingDriver
+
+
+class ReadOnlyMaps(SmmuV3Os):
+    def map(self, dom, iova, pa, size, prot):
+        """Maps everything read-only: safe, but not what mainline makes visible."""
+        return super().map(dom, iova, pa, size, prot & ~2 if prot & 1 else prot)
+
+
+BROKEN = {
+    "test-no-iotlb-sync": (NoIotlbSync, "arm_smmu_iotlb_sync does nothing"),
+    "test-wrong-pa": (WrongPa, "leaves point one granule too high"),
+    "test-no-leaf-clean": (NoLeafClean, "non-coherent walk, leaf PTEs never cleaned"),
+    "test-no-flush-walk": (NoFlushWalk, "tables freed without tlb_flush_walk"),
+    "test-no-ttl-range": (NoTtlRange, "range TLBI without TTL: NUM=SCALE=TTL=0"),
+    "test-spin-on-hole": (SpinOnHole, "unmap loop retries a hole forever"),
+    "test-crash-on-detach": (CrashOnDetach, "detach of an unattached stream dereferences NULL"),
+    "test-read-only": (ReadOnlyMaps, "maps everything read-only (safe, but diverges)"),
+}
+for _name, (_cls, _why) in BROKEN.items():
+    register(_name, _cls, True, "test-only", _why)
