@@ -213,10 +213,10 @@ def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:
         if k is None:
             if re.fullmatch(r"d\d+", v):
                 k, v = "dom", v[1:]
-            elif v in EVICT_WHAT:
-                k = "what"
             elif v == "all" and kind == "writeback":
                 k, v = "n", "-1"
+            elif v in EVICT_WHAT:
+                k = "what"
             else:
                 raise ProgramSyntaxError(f"unexpected argument {p!r}", ln, col)
         ftype = dict(fields).get(k)

@@ -100,7 +100,7 @@ class _Exec:
         if op.kind == "map":
             n = self.leaves(op.args[1], op.args[2], op.args[3])
         elif op.kind == "map_sg":
-            n = sum(self.leaves(op.args[1], pa, ln) for pa, ln in op.args[2])
+            n = sum(self.leaves(va, pa, ln) for va, pa, ln in sg_chunks(op.args[1], op.args[2]))
         else:
             return False
         self.budget_used += n
@@ -171,31 +171,18 @@ class _Exec:
 
     def _spec_map_sg(self, dom, iova, sg, prot, i) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
-        chunks, start, length = [], 0, 0
-        for pa, ln in sg:
-            if length and pa == start + length:
-                length += ln
-            else:
-                if length:
-                    chunks.append((start, length))
-                start, length = pa, ln
-        if length:
-            chunks.append((start, length))
+        chunks = sg_chunks(iova, sg)
         ds = self.dspec(dom)
-        total = sum(ln for _pa, ln in chunks)
+        total = sum(ln for _va, _pa, ln in chunks)
         probe = DomainSpec(ds.bitmap, ds.ias, ds.oas, ds.stage)
-        off = 0
-        for pa, ln in chunks:
-            if not probe.map(iova + off, pa, ln, prot, i) and ln:
+        for va, pa, ln in chunks:
+            if ln and not probe.map(va, pa, ln, prot, i):
                 return      # some chunk fails: iommu_map_sg unwinds everything
-            off += ln
         if ds.overlapping(iova, iova + total):
             ds._mark_unknown(iova, iova + total, i)
             return
-        off = 0
-        for pa, ln in chunks:
-            ds.map(iova + off, pa, ln, prot, i)
-            off += ln
+        for va, pa, ln in chunks:
+            ds.map(va, pa, ln, prot, i)
 
     def _check_dma(self, sid: int, iova: int, write: bool, outs) -> Violation | None:
         dom = self.spec.attached.get(sid)
@@ -223,6 +210,22 @@ class _Exec:
             leaves, _ = self.smmu.tree(ste)
             out.append((sid, tuple(sorted((lf.va, lf.span, lf.pa, lf.perms) for lf in leaves))))
         return tuple(out)
+
+
+def sg_chunks(iova: int, sg) -> list[tuple[int, int, int]]:
+    """iommu_map_sg()'s merging of physically contiguous entries: [(iova, paddr, length)]."""
+    chunks, start, length, off = [], 0, 0, 0
+    for pa, ln in sg:
+        if length and pa == start + length:
+            length += ln
+            continue
+        if length:
+            chunks.append((iova + off, start, length))
+            off += length
+        start, length = pa, ln
+    if length:
+        chunks.append((iova + off, start, length))
+    return chunks
 
 
 def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False) -> VariantRun:
