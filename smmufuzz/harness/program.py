@@ -150,7 +150,7 @@ def _parse_config(body: str, line: int, col0: int) -> Config:
         if "=" not in piece:
             raise ProgramSyntaxError(f"expected key=value, got {piece.strip()!r}", line, col0 + off + 1)
         k, v = (x.strip() for x in piece.split("=", 1))
-        col = col0 + off + 1
+        col = col0 + off + 1 + (len(piece) - len(piece.lstrip()))
         if k == "granule":
             if v not in GRANULE_BY_NAME:
                 raise ProgramSyntaxError(f"granule must be 4K, 16K or 64K, not {v!r}", line, col)
