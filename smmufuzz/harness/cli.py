@@ -81,6 +81,7 @@ def cmd_replay(args) -> int:
 
 def cmd_fuzz(args) -> int:
     from .fuzz import fuzz_target
+    _load_plugins(args.load)
     targets = args.targets or DEFAULT_TARGETS
     resolved = [(t, resolve_target(t)) for t in targets]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -94,7 +95,8 @@ def cmd_fuzz(args) -> int:
           f"corpus {corpus_root}" + ("" if args.seeds else " (empty start: seeds not used)"))
     n_find = 0
     for t, variants in resolved:
-        r = fuzz_target(t, variants, per, seed, corpus_root, args.seeds, args.policy, args.libfuzzer)
+        r = fuzz_target(t, variants, per, seed, corpus_root, args.seeds, args.policy, args.libfuzzer,
+                        plugins=tuple(args.load))
         print(f"[{t}] {r.seconds:.0f}s, {r.execs} execs, {r.exec_per_sec} exec/s, corpus {r.corpus_size}, "
               f"findings {len(r.findings)} (seed {r.seed}; log {r.log_path})")
         for path, f, prog in r.findings:
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--corpus", default="corpus", help="corpus root (fuzz/<target>, crashes/<target>, seeds/)")
     f.add_argument("--no-seeds", dest="seeds", action="store_false", help="start from an empty corpus")
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
+    f.add_argument("--load", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers extra variants")
     f.set_defaults(fn=cmd_fuzz)
     return p
 

@@ -12,11 +12,15 @@ class FindingError(Exception):
     """A finding, raised so that libFuzzer records the input as a crash artifact."""
 
 
-def main(target_variants: list[str], policy: str, argv: list[str]) -> None:
+def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = ()) -> None:
+    import importlib
+
     import atheris
-    with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants"]):
+    with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants", *plugins]):
         import smmufuzz.reference.smmu  # noqa: F401
         import smmufuzz.variants.registry  # noqa: F401
+        for mod in plugins:
+            importlib.import_module(mod)
         from smmufuzz.harness.codec import decode
         from smmufuzz.harness.runner import run_program
 
