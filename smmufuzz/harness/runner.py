@@ -8,9 +8,10 @@ flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API return
 import traceback
 from dataclasses import dataclass, field
 
+from ..reference import cmdq as C
 from ..reference.oracle import Oracle, Violation, check_translation
 from ..reference.smmu import HangError, HwConfig, Smmu
-from ..reference.spec import PENDING, DomainSpec, Spec, iommu_pgsize
+from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
 
@@ -76,6 +77,7 @@ class _Exec:
         self.want_snapshots = snapshots
         self.granule = 1 << cfg.pg_shift
         self.budget_used = 0
+        self.per_op: dict[str, dict[str, int]] = {}
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -113,6 +115,7 @@ class _Exec:
         ret = None
         if self.over_budget(op):
             return SKIPPED, None
+        log_start = len(smmu.cmd_log)
         if k == "map":
             dom, iova, pa, size, prot = a
             ret = os.map(dom, iova, pa, size, prot)
@@ -165,9 +168,36 @@ class _Exec:
             smmu.evict(a[0], a[1])
         elif k == "writeback":
             smmu.writeback(None if a[0] < 0 else a[0])
-        if k in OS_KINDS and self.policy == "max-cache":
-            smmu.fill_all()
+        if k in OS_KINDS:
+            self._cost(i, op, log_start)
+            if self.policy == "max-cache":
+                smmu.fill_all()
         return ret, self.oracle.check(range(NUM_SIDS))
+
+    def _cost(self, i: int, op: Op, start: int) -> None:
+        """Invalidation figures for one OS op: commands, syncs, pages covered, pages covered that
+        were still mapped and unchanged (wasted: each one is a forced refill), full flushes."""
+        f = self.per_op.setdefault(op.kind, {"n": 0, "cmds": 0, "syncs": 0, "inv_pages": 0,
+                                             "wasted_pages": 0, "full_flushes": 0})
+        f["n"] += 1
+        ds = self.spec.domains.get(op.args[0]) if op.kind not in ("detach", "ats") else None
+        g = self.granule
+        for _seq, c in self.smmu.cmd_log[start:]:
+            if c.op == C.CMD_SYNC:
+                f["syncs"] += 1
+                continue
+            f["cmds"] += 1
+            if c.op in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA):
+                lo, hi, _ttl, _g = self.smmu.scope(c)
+                hi = max(hi, (lo & ~(g - 1)) + g)
+                f["inv_pages"] += (hi - lo + g - 1) // g
+                if ds is not None:
+                    for e in ds.overlapping(lo, hi):
+                        if e.state == MAPPED and e.op != i:
+                            f["wasted_pages"] += (min(hi, e.base + e.span) - max(lo, e.base)) // g
+            elif c.op in (C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_S12_VMALL, C.CMD_TLBI_NH_ALL) \
+                    or (c.op == C.CMD_ATC_INV and c.size == C.ATC_INV_SIZE_ALL):
+                f["full_flushes"] += 1
 
     def _spec_map_sg(self, dom, iova, sg, prot, i) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
@@ -257,7 +287,7 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
     st = ex.smmu.stats
     run.stats = {"cmds": dict(st.cmds), "syncs": st.syncs, "inv_pages": st.inv_pages,
                  "full_flushes": st.full_flushes, "cleans": m.cleans, "lines_cleaned": m.lines_cleaned,
-                 "redundant_cleans": m.redundant_cleans}
+                 "redundant_cleans": m.redundant_cleans, "per_op": ex.per_op}
     return run
 
 

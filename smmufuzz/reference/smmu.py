@@ -174,7 +174,7 @@ class Smmu:
             self._apply(pub, cmd)
             i += 1
 
-    def _range(self, c: C.Command) -> tuple[int, int, int | None, int | None]:
+    def scope(self, c: C.Command) -> tuple[int, int, int | None, int | None]:
         """[start, end) of a by-address TLBI, its TTL level (None = any) and TG granule shift."""
         if not c.tg:
             return c.addr, c.addr + 1, None, None
@@ -198,7 +198,7 @@ class Smmu:
                 match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid
             else:
                 match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
-            lo, hi, ttl, gshift = self._range(c)
+            lo, hi, ttl, gshift = self.scope(c)
             if span_hi is not None:
                 hi = span_hi     # a coalesced run of single-address TLBIs: every address in [lo, hi)
             st.inv_pages += max(1, (hi - lo) >> 12)
