@@ -104,7 +104,7 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
             dirs.append(seed_dir)
     before = set(os.listdir(crashes))
     args = [wrapper, *dirs, f"-max_total_time={seconds}", f"-seed={seed}", f"-artifact_prefix={crashes}/",
-            f"-dict={dict_path}", f"-max_len={MAX_LEN}", "-print_final_stats=1", "-timeout=20",
+            f"-dict={dict_path}", f"-max_len={MAX_LEN}", "-print_final_stats=1", "-timeout=120",
             "-rss_limit_mb=4096", *extra]
     log_path = os.path.join(run_dir, f"{target}.log")
     t0 = time.time()

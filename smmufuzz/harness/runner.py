@@ -5,6 +5,7 @@ The single interface between harness and variants: a variant is a class built as
 flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API returns.
 """
 
+import gc
 import traceback
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from ..variants.registry import variant as lookup_variant
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
 
 HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
+_VA_TLBI = frozenset((C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA))
+_FULL_TLBI = frozenset((C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_S12_VMALL, C.CMD_TLBI_NH_ALL))
 OAS = 48
 MAX_LEAVES_PER_OP = 2048       # program budget: bigger maps are skipped (same for every variant)
 MAX_LEAVES_PER_PROGRAM = 8192
@@ -182,22 +185,28 @@ class _Exec:
         f["n"] += 1
         ds = self.spec.domains.get(op.args[0]) if op.kind not in ("detach", "ats") else None
         g = self.granule
+        runs: list[list[int]] = []          # contiguous runs of by-address TLBI scopes
         for _seq, c in self.smmu.cmd_log[start:]:
-            if c.op == C.CMD_SYNC:
+            o = c.op
+            if o == C.CMD_SYNC:
                 f["syncs"] += 1
                 continue
             f["cmds"] += 1
-            if c.op in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA):
+            if o in _VA_TLBI:
                 lo, hi, _ttl, _g = self.smmu.scope(c)
                 hi = max(hi, (lo & ~(g - 1)) + g)
                 f["inv_pages"] += (hi - lo + g - 1) // g
-                if ds is not None:
-                    for e in ds.overlapping(lo, hi):
-                        if e.state == MAPPED and e.op != i:
-                            f["wasted_pages"] += (min(hi, e.base + e.span) - max(lo, e.base)) // g
-            elif c.op in (C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_S12_VMALL, C.CMD_TLBI_NH_ALL) \
-                    or (c.op == C.CMD_ATC_INV and c.size == C.ATC_INV_SIZE_ALL):
+                if runs and runs[-1][1] == lo:
+                    runs[-1][1] = hi
+                else:
+                    runs.append([lo, hi])
+            elif o in _FULL_TLBI or (o == C.CMD_ATC_INV and c.size == C.ATC_INV_SIZE_ALL):
                 f["full_flushes"] += 1
+        if ds is not None:
+            for lo, hi in runs:
+                for e in ds.overlapping(lo, hi):
+                    if e.state == MAPPED and e.op != i:
+                        f["wasted_pages"] += (min(hi, e.base + e.span) - max(lo, e.base)) // g
 
     def _spec_map_sg(self, dom, iova, sg, prot, i) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
@@ -298,7 +307,13 @@ def _last_frames() -> str:
 def run_program(prog: Program, variants: list[str], policy: str = "max-cache") -> RunResult:
     """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants."""
     many = len(variants) > 1
-    runs = [run_variant(prog, v, policy, snapshots=many) for v in variants]
+    gc_was = gc.isenabled()
+    gc.disable()        # long command logs make the cyclic collector the hot spot; collect between runs
+    try:
+        runs = [run_variant(prog, v, policy, snapshots=many) for v in variants]
+    finally:
+        if gc_was:
+            gc.enable()
     findings = [r.finding for r in runs if r.finding]
     if many:
         d = _divergence(prog, runs)

@@ -1,6 +1,6 @@
 """SMMUv3 command encodings as the hardware decodes them (IHI 0070 §4; fields as in Linux arm-smmu-v3.h)."""
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CMD_PREFETCH_CONFIG = 0x01
 CMD_PREFETCH_ADDR = 0x02
@@ -38,8 +38,7 @@ def _f(v: int, lo: int, width: int) -> int:
     return (v >> lo) & ((1 << width) - 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """A decoded command-queue entry (only the fields its opcode defines are meaningful)."""
     op: int
     ssv: int = 0
@@ -81,19 +80,28 @@ class Command:
         return self.name
 
 
+_TLBI_OPS = frozenset((CMD_TLBI_NH_VA, CMD_TLBI_NH_VAA, CMD_TLBI_EL2_VA, CMD_TLBI_S2_IPA, CMD_TLBI_NH_ASID,
+                       CMD_TLBI_EL2_ASID, CMD_TLBI_NH_ALL, CMD_TLBI_S12_VMALL, CMD_TLBI_EL2_ALL, CMD_TLBI_NSNH_ALL))
+_CFGI_OPS = frozenset((CMD_CFGI_STE, CMD_CFGI_ALL, CMD_CFGI_CD, CMD_CFGI_CD_ALL, CMD_PREFETCH_CONFIG))
+_VA_MASK = ((1 << 64) - 1) & ~0xFFF
+_IPA_MASK = ((1 << 52) - 1) & ~0xFFF
+
+
 def decode(dw0: int, dw1: int) -> Command:
     """Decode two command qwords (field positions per IHI 0070 / arm-smmu-v3.h CMDQ_* masks)."""
     op = dw0 & 0xFF
-    if op in (CMD_TLBI_NH_VA, CMD_TLBI_NH_VAA, CMD_TLBI_EL2_VA, CMD_TLBI_S2_IPA, CMD_TLBI_NH_ASID,
-              CMD_TLBI_EL2_ASID, CMD_TLBI_NH_ALL, CMD_TLBI_S12_VMALL, CMD_TLBI_EL2_ALL, CMD_TLBI_NSNH_ALL):
-        addr_mask = ((1 << 52) - 1) if op == CMD_TLBI_S2_IPA else ((1 << 64) - 1)
-        return Command(op, num=_f(dw0, 12, 5), scale=_f(dw0, 20, 5), vmid=_f(dw0, 32, 16),
-                       asid=_f(dw0, 48, 16), leaf=_f(dw1, 0, 1), ttl=_f(dw1, 8, 2), tg=_f(dw1, 10, 2),
-                       addr=dw1 & addr_mask & ~0xFFF)
-    if op in (CMD_CFGI_STE, CMD_CFGI_ALL, CMD_CFGI_CD, CMD_CFGI_CD_ALL, CMD_PREFETCH_CONFIG):
+    if op in _TLBI_OPS:
+        # NUM dw0[16:12], SCALE dw0[24:20], VMID dw0[47:32], ASID dw0[63:48];
+        # LEAF dw1[0], TTL dw1[9:8], TG dw1[11:10], VA dw1[63:12] (IPA dw1[51:12])
+        return Command(op, 0, (dw0 >> 12) & 31, (dw0 >> 20) & 31, (dw0 >> 32) & 0xFFFF, (dw0 >> 48) & 0xFFFF,
+                       dw1 & 1, (dw1 >> 8) & 3, (dw1 >> 10) & 3,
+                       dw1 & (_IPA_MASK if op == CMD_TLBI_S2_IPA else _VA_MASK))
+    if op in _CFGI_OPS:
+        # SSV dw0[11], SSID dw0[31:12], SID dw0[63:32]; LEAF dw1[0], RANGE dw1[4:0]
         return Command(op, ssv=_f(dw0, 11, 1), ssid=_f(dw0, 12, 20), sid=_f(dw0, 32, 32),
                        leaf=_f(dw1, 0, 1), range=_f(dw1, 0, 5))
     if op == CMD_ATC_INV:
+        # GLOBAL dw0[9], SSID dw0[31:12], SID dw0[63:32]; SIZE dw1[5:0], ADDR dw1[63:12]
         return Command(op, ssv=_f(dw0, 11, 1), glob=_f(dw0, 9, 1), ssid=_f(dw0, 12, 20), sid=_f(dw0, 32, 32),
-                       size=_f(dw1, 0, 6), addr=dw1 & ~0xFFF)
+                       size=_f(dw1, 0, 6), addr=dw1 & _VA_MASK)
     return Command(op)

@@ -16,6 +16,7 @@ from .ste import Ste
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
+_PLAIN_VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_S2_IPA)   # always legal with TG=NUM=SCALE=0
 
 
 class HangError(Exception):
@@ -45,7 +46,12 @@ class Outcome:
 
 @dataclass
 class Stats:
-    cmds: dict = field(default_factory=dict)   # opcode name -> count
+    by_op: dict = field(default_factory=dict)  # opcode -> count
+
+    @property
+    def cmds(self) -> dict:
+        return {C.OPCODE_NAMES.get(op, hex(op)): n for op, n in sorted(self.by_op.items())}
+
     syncs: int = 0
     tlb_killed: int = 0
     wc_killed: int = 0
@@ -106,24 +112,31 @@ class Smmu:
 
     def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
         """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion."""
+        by_op = self.stats.by_op
+        log = self.cmd_log
+        pending = self.pending
+        maxcache = self.cfg.policy == "max-cache"
+        self.tick(len(entries))
         for dw0, dw1 in entries:
-            self.tick()
             cmd = C.decode(dw0, dw1)
             self.seq += 1
-            self.cmd_log.append((self.seq, cmd))
-            self.stats.cmds[cmd.name] = self.stats.cmds.get(cmd.name, 0) + 1
-            if cmd.op == C.CMD_SYNC:
+            log.append((self.seq, cmd))
+            op = cmd.op
+            by_op[op] = by_op.get(op, 0) + 1
+            if op == C.CMD_SYNC:
                 self.stats.syncs += 1
-                if self.cfg.policy == "max-cache":
+                if maxcache:
                     self.fill_all()      # the hardware may refill anything before the SYNC completes
                 self._complete_pending()
+                pending = self.pending
                 continue
-            err = self._check(cmd)
-            if err:
-                self.errors.append(f"CERROR_ILL: {cmd.text()}: {err}")
-                continue
-            self.pending.append((self.seq, cmd))
-        if self.pending and self.cfg.policy == "max-cache":
+            if not (op in _PLAIN_VA_OPS and not cmd.tg and not cmd.num and not cmd.scale):
+                err = self._check(cmd)
+                if err:
+                    self.errors.append(f"CERROR_ILL: {cmd.text()}: {err}")
+                    continue
+            pending.append((self.seq, cmd))
+        if self.pending and maxcache:
             self.fill_all()
 
     # ------------------------------------------------------------------ command semantics
