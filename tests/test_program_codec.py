@@ -179,9 +179,9 @@ def test_error_unknown_op():
 
 
 def test_error_bad_number():
-    # "iommu_unmap(" is 12 characters; "d0, " takes columns 13-16, so "iova=0xZZ" starts at column 17
+    # "iommu_unmap(" is 12 characters; "d0, " takes columns 13-16, "iova=" 17-21: the bad value is at 22
     e = _err(CFG + "iommu_unmap(d0, iova=0xZZ, size=0x1000)\n")
-    assert "line 2, column 17" in str(e)
+    assert "line 2, column 22" in str(e)
     assert "0xZZ" in str(e)
 
 

@@ -206,8 +206,11 @@ def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:
     for piece, off in _split_args(body):
         col = col0 + off + 1 + (len(piece) - len(piece.lstrip()))
         p = piece.strip()
+        vcol = col
         if "=" in p:
             k, v = (x.strip() for x in p.split("=", 1))
+            after = p.split("=", 1)[1]
+            vcol = col + p.index("=") + 1 + (len(after) - len(after.lstrip()))
         else:
             k, v = None, p
         if k is None:
@@ -222,7 +225,7 @@ def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:
         ftype = dict(fields).get(k)
         if ftype is None:
             raise ProgramSyntaxError(f"{OPS[kind][0]} has no argument {k!r}", ln, col)
-        vals[k] = _parse_value(ftype, v, ln, col)
+        vals[k] = _parse_value(ftype, v, ln, vcol)
     missing = [f for f, _t in fields if f not in vals]
     if missing:
         raise ProgramSyntaxError(f"{OPS[kind][0]} is missing {', '.join(missing)}", ln, col0)
