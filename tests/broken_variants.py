@@ -28,11 +28,6 @@ class _OffByOnePgtable(ArmLpaeIoPgtable):
 class _PgtableDriver(ArmSmmuV3Driver):
     pgtable_cls = ArmLpaeIoPgtable
 
-    def domain_alloc_paging(self, dom_id, stage):
-        d = super().domain_alloc_paging(dom_id, stage)
-        d.pgtbl.__class__ = self.pgtable_cls
-        return d
-
 
 class _OffByOneDriver(_PgtableDriver):
     pgtable_cls = _OffByOnePgtable

@@ -110,6 +110,16 @@ def cmd_fuzz(args) -> int:
     return 1 if n_find else 0
 
 
+def cmd_cost(args) -> int:
+    from .cost import cost_table, format_table
+    from ..variants.registry import variant
+    variants = args.variants.split(",")
+    for v in variants:
+        variant(v)
+    print(format_table(cost_table(variants, [int(x) for x in args.pages.split(",")])))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -126,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants (e.g. tests.broken_variants)")
     r.set_defaults(fn=cmd_replay)
+    c = sub.add_parser("cost", help="PTE cache-maintenance cost of map / map_sg per variant (non-coherent walks)")
+    c.add_argument("--variants", default="pte-sync:eager,pte-sync:deferred-fixed,pte-sync:deferred-v1,"
+                   "pte-sync:coherent")
+    c.add_argument("--pages", default="1,8,64,512")
+    c.set_defaults(fn=cmd_cost)
     f = sub.add_parser("fuzz", help="fuzz targets with atheris/libFuzzer (libFuzzer flags after --)")
     f.add_argument("targets", nargs="*", help=f"targets (default: {', '.join(DEFAULT_TARGETS)})")
     f.add_argument("--time", type=int, default=60, help="seconds in all (split over targets)")

@@ -17,6 +17,8 @@ from ..variants.registry import variant as lookup_variant
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
 
 HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
+_FIGURES = ("cmds", "syncs", "inv_pages", "wasted_pages", "full_flushes", "cleans", "lines_cleaned",
+            "redundant_cleans", "lines_touched")
 _VA_TLBI = frozenset((C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA))
 _FULL_TLBI = frozenset((C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_S12_VMALL, C.CMD_TLBI_NH_ALL))
 OAS = 48
@@ -72,8 +74,12 @@ class _Exec:
         cfg = prog.config
         self.cfg = cfg
         self.name = name
-        self.smmu = Smmu(hw_config(cfg, policy))
-        self.os = lookup_variant(name).factory(self.smmu, cfg.pg_shift, cfg.ias, OAS, cfg.stage)
+        factory = lookup_variant(name).factory
+        hw = hw_config(cfg, policy)
+        for k, v in getattr(factory, "HW_OVERRIDES", {}).items():   # e.g. a variant for non-coherent SMMUs
+            setattr(hw, k, v)
+        self.smmu = Smmu(hw)
+        self.os = factory(self.smmu, cfg.pg_shift, cfg.ias, OAS, cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
         self.policy = policy
@@ -81,6 +87,7 @@ class _Exec:
         self.granule = 1 << cfg.pg_shift
         self.budget_used = 0
         self.per_op: dict[str, dict[str, int]] = {}
+        self.last_op: dict[str, int] = {}
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -119,6 +126,8 @@ class _Exec:
         if self.over_budget(op):
             return SKIPPED, None
         log_start = len(smmu.cmd_log)
+        smmu.mem.lines_touched = set()
+        mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
         if k == "map":
             dom, iova, pa, size, prot = a
             ret = os.map(dom, iova, pa, size, prot)
@@ -172,17 +181,29 @@ class _Exec:
         elif k == "writeback":
             smmu.writeback(None if a[0] < 0 else a[0])
         if k in OS_KINDS:
-            self._cost(i, op, log_start)
+            self._cost(i, op, log_start, mem_start)
             if self.policy == "max-cache":
                 smmu.fill_all()
         return ret, self.oracle.check(range(NUM_SIDS))
 
-    def _cost(self, i: int, op: Op, start: int) -> None:
-        """Invalidation figures for one OS op: commands, syncs, pages covered, pages covered that
-        were still mapped and unchanged (wasted: each one is a forced refill), full flushes."""
-        f = self.per_op.setdefault(op.kind, {"n": 0, "cmds": 0, "syncs": 0, "inv_pages": 0,
-                                             "wasted_pages": 0, "full_flushes": 0})
-        f["n"] += 1
+    def _cost(self, i: int, op: Op, start: int, mem_start: tuple) -> None:
+        """Invalidation and cache-maintenance figures for one OS op (added to its kind's totals):
+        commands, syncs, pages covered, pages covered that were still mapped and unchanged (wasted:
+        each one is a forced refill), full flushes, clean operations, lines cleaned."""
+        self.last_op = {k: 0 for k in _FIGURES}
+        self._figures(i, op, start, mem_start, self.last_op)
+        tot = self.per_op.setdefault(op.kind, {"n": 0, **{k: 0 for k in _FIGURES}})
+        tot["n"] += 1
+        for k, v in self.last_op.items():
+            tot[k] += v
+
+    def _figures(self, i: int, op: Op, start: int, mem_start: tuple, f: dict) -> None:
+        m = self.smmu.mem
+        c0, l0, r0, t0 = mem_start
+        f["lines_touched"] += len(m.lines_touched) - t0
+        f["cleans"] += m.cleans - c0
+        f["lines_cleaned"] += m.lines_cleaned - l0
+        f["redundant_cleans"] += m.redundant_cleans - r0
         ds = self.spec.domains.get(op.args[0]) if op.kind not in ("detach", "ats") else None
         g = self.granule
         runs: list[list[int]] = []          # contiguous runs of by-address TLBI scopes
@@ -296,7 +317,8 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
     st = ex.smmu.stats
     run.stats = {"cmds": dict(st.cmds), "syncs": st.syncs, "inv_pages": st.inv_pages,
                  "full_flushes": st.full_flushes, "cleans": m.cleans, "lines_cleaned": m.lines_cleaned,
-                 "redundant_cleans": m.redundant_cleans, "per_op": ex.per_op}
+                 "redundant_cleans": m.redundant_cleans, "per_op": ex.per_op,
+                 "last_op": ex.last_op}
     return run
 
 

@@ -13,7 +13,7 @@ class Memory:
 
     __slots__ = ("coherent", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
                  "redundant_cleans", "writebacks", "page_gen", "page_free",
-                 "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx")
+                 "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx", "lines_touched")
 
     def __init__(self, coherent: bool, base: int = 0x4000_0000_0000):
         self.coherent = coherent
@@ -24,6 +24,7 @@ class Memory:
         self.lines_cleaned = 0             # lines written back by CMOs
         self.redundant_cleans = 0          # lines cleaned that were already clean
         self.writebacks = 0                # hardware (eviction) write-backs
+        self.lines_touched: set[int] = set()  # distinct lines ever cleaned
         self.page_gen: dict[int, int] = {}  # 4K page -> allocation generation
         self.page_free: set[int] = set()   # 4K pages currently free (after having been allocated)
         self._free_lists: dict[int, list[int]] = {}
@@ -52,6 +53,7 @@ class Memory:
         end = addr + max(size, 1)
         n = 0
         while line < end:
+            self.lines_touched.add(line)
             self._write_back(line, redundant_counts=True)
             line += LINE
             n += 1
@@ -101,9 +103,8 @@ class Memory:
                 _store(self.cpu, self._cpu_idx, a, 0)
         self.version += 1
         if not self.coherent:
-            for line in range(pa, pa + size, LINE):
-                if any((a in self.poc) for a in range(line, line + LINE, 8)):  # stale PoC data
-                    self.dirty.add(line)
+            # the CPU zeroed the page: every line is dirty in its cache until cleaned
+            self.dirty.update(range(pa, pa + size, LINE))
         for p in range(pa, pa + size, CPU_PAGE):
             self.page_gen[p] = self.page_gen.get(p, 0) + 1
             self.page_free.discard(p)

@@ -111,6 +111,8 @@ class SmmuDomain:
 class ArmSmmuV3Driver:
     """The driver's domain ops and master management for one SMMU instance."""
 
+    pgtable_cls = ArmLpaeIoPgtable
+
     def __init__(self, hw, core, pgcfg: PgtableCfg):
         self.hw = hw
         self.core = core
@@ -125,7 +127,7 @@ class ArmSmmuV3Driver:
         """arm_smmu_domain_alloc_paging() + arm_smmu_domain_finalise(): ASID/VMID and io-pgtable."""
         d = SmmuDomain(stage=stage, asid=dom_id + 1 if stage == 1 else 0, vmid=dom_id + 1 if stage == 2 else 0)
         cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
-        d.pgtbl = ArmLpaeIoPgtable(cfg, self.hw, _FlushOps(self, d))
+        d.pgtbl = self.pgtable_cls(cfg, self.hw, _FlushOps(self, d))
         d.pgsize_bitmap = cfg.pgsize_bitmap
         return d
 

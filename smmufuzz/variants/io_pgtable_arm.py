@@ -79,9 +79,12 @@ class ArmLpaeIoPgtable:
     def block_size(self, lvl: int) -> int:
         return 1 << self.lvl_shift(lvl)
 
+    def pgd_idx(self, lvl: int) -> int:
+        """ARM_LPAE_PGD_IDX(): extra index bits of the first level (negative when the PGD is small)."""
+        return self.pgd_bits - self.bpl if lvl == self.start_level else 0
+
     def lvl_idx(self, iova: int, lvl: int) -> int:
-        pgd_idx = self.pgd_bits - self.bpl if lvl == self.start_level else 0
-        return (iova >> self.lvl_shift(lvl)) & ((1 << (self.bpl + pgd_idx)) - 1)
+        return (iova >> self.lvl_shift(lvl)) & ((1 << (self.bpl + self.pgd_idx(lvl))) - 1)
 
     def max_entries(self, i: int) -> int:
         """arm_lpae_max_entries(): entries left in this table page (idx may point into a concatenated PGD)."""
@@ -147,6 +150,10 @@ class ArmLpaeIoPgtable:
         sz = self.block_size(lvl)
         for i in range(num):
             self.mem.cpu_write(ptep + 8 * i, pte | ((paddr + i * sz) & PTE_ADDR_MASK))
+        self._sync_leaves(ptep, num)
+
+    def _sync_leaves(self, ptep: int, num: int) -> None:
+        """The tail of __arm_lpae_init_pte(): `if (!cfg->coherent_walk) __arm_lpae_sync_pte(...)`."""
         if not self.cfg.coherent_walk:
             self._sync_pte(ptep, num)
 

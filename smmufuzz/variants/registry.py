@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from .os_smmuv3 import SmmuV3Os
+from . import pte_sync
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,18 @@ def register(name: str, factory, buggy: bool, family: str, summary: str) -> None
 register("smmuv3", SmmuV3Os, False, "spine",
          "mainline core (90c5def10bea + Robin's v2 fill) + io-pgtable-arm + arm-smmu-v3 classic TLBI path")
 
+register("pte-sync:coherent", pte_sync.Coherent, False, "003-pte-sync", pte_sync.Coherent.__doc__)
+register("pte-sync:eager", pte_sync.Eager, False, "003-pte-sync", pte_sync.Eager.__doc__)
+register("pte-sync:deferred-v1", pte_sync.DeferredV1, True, "003-pte-sync", pte_sync.DeferredV1.__doc__)
+register("pte-sync:deferred-fixed", pte_sync.DeferredFixed, False, "003-pte-sync", pte_sync.DeferredFixed.__doc__)
+register("pte-sync:deferred-nosync", pte_sync.DeferredNoSync, True, "003-pte-sync", pte_sync.DeferredNoSync.__doc__)
+register("pte-sync:deferred-unmap-clean", pte_sync.DeferredUnmapClean, True, "003-pte-sync",
+         pte_sync.DeferredUnmapClean.__doc__)
+
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
     "smmuv3": ["smmuv3"],
+    "pte-sync": ["pte-sync:coherent", "pte-sync:eager", "pte-sync:deferred-fixed"],
 }
 DEFAULT_TARGETS = ["smmuv3"]
 
