@@ -234,13 +234,15 @@ class _Exec:
         chunks = sg_chunks(iova, sg)
         ds = self.dspec(dom)
         total = sum(ln for _va, _pa, ln in chunks)
+        if ds.overlapping(iova, iova + total):
+            # caller misuse; even a map_sg that fails later may have replaced a table by a block
+            # (freeing what was under it) before the unwind
+            ds._mark_unknown(iova, iova + total, i)
+            return
         probe = DomainSpec(ds.bitmap, ds.ias, ds.oas, ds.stage)
         for va, pa, ln in chunks:
             if ln and not probe.map(va, pa, ln, prot, i):
                 return      # some chunk fails: iommu_map_sg unwinds everything
-        if ds.overlapping(iova, iova + total):
-            ds._mark_unknown(iova, iova + total, i)
-            return
         for va, pa, ln in chunks:
             ds.map(va, pa, ln, prot, i)
 
