@@ -22,8 +22,8 @@ _FIGURES = ("cmds", "syncs", "inv_pages", "wasted_pages", "full_flushes", "clean
 _VA_TLBI = frozenset((C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA))
 _FULL_TLBI = frozenset((C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_S12_VMALL, C.CMD_TLBI_NH_ALL))
 OAS = 48
-MAX_LEAVES_PER_OP = 2048       # program budget: bigger maps are skipped (same for every variant)
-MAX_LEAVES_PER_PROGRAM = 8192
+MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same for every variant)
+MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
