@@ -7,7 +7,7 @@ import sys
 
 from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
 from .load import LoadError, load_program, program_files
-from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, SKIPPED, run_program
+from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, OUTSIDE, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
 
@@ -79,6 +79,10 @@ def cmd_replay(args) -> int:
         if skipped:
             print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
                   f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
+        outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
+        if outside:
+            print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map beyond 2^IAS or 2^OAS breaks "
+                  f"the caller contract")
     print(f"{len(loaded)} program(s), {total} finding(s)")
     return 1 if total else 0
 

@@ -25,6 +25,7 @@ OAS = 48
 MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same for every variant)
 MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
+OUTSIDE = "skipped: outside the domain aperture (caller contract)"
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
 
@@ -108,23 +109,33 @@ class _Exec:
             iova, pa, size = iova + pg * cnt, pa + pg * cnt, size - pg * cnt
         return n
 
-    def over_budget(self, op: Op) -> bool:
+    def skip_reason(self, op: Op) -> str | None:
+        """Ops the harness does not issue: beyond the program budget, or outside the caller contract
+        (a map must stay inside the domain aperture [0, 2^IAS) and below 2^OAS: io-pgtable-arm checks
+        only the first IOVA of each map_pages() call and writes past a small PGD otherwise)."""
         if op.kind == "map":
-            n = self.leaves(op.args[1], op.args[2], op.args[3])
+            chunks = [(op.args[1], op.args[2], op.args[3])]
         elif op.kind == "map_sg":
-            n = sum(self.leaves(va, pa, ln) for va, pa, ln in sg_chunks(op.args[1], op.args[2]))
+            chunks = sg_chunks(op.args[1], op.args[2])
         else:
-            return False
+            return None
+        top, otop = 1 << self.cfg.ias, 1 << OAS
+        if any(ln and (va + ln > top or pa + ln > otop) for va, pa, ln in chunks):
+            return OUTSIDE
+        n = sum(self.leaves(va, pa, ln) for va, pa, ln in chunks)
         self.budget_used += n
-        return n > MAX_LEAVES_PER_OP or self.budget_used > MAX_LEAVES_PER_PROGRAM
+        if n > MAX_LEAVES_PER_OP or self.budget_used > MAX_LEAVES_PER_PROGRAM:
+            return SKIPPED
+        return None
 
     def step(self, i: int, op: Op):
         """Execute one op; returns (return value, violation or None)."""
         k, a = op.kind, op.args
         os, smmu, spec = self.os, self.smmu, self.spec
         ret = None
-        if self.over_budget(op):
-            return SKIPPED, None
+        why = self.skip_reason(op)
+        if why:
+            return why, None
         log_start = len(smmu.cmd_log)
         smmu.mem.lines_touched = set()
         mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
