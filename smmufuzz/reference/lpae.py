@@ -52,6 +52,48 @@ class Geometry:
             return lvl in (1, 2)
         return lvl == 2
 
+    # ---- the format protocol the SMMU uses (every table format implements these) ---------------
+    name = "lpae"
+
+    def walk(self, mem, ttb: int, stage: int, va: int):
+        """(Leaf or None, [(level, va >> lvl_shift, next table, descriptor address, descriptor)])."""
+        return walk(mem.smmu_read, self, ttb, stage, va)
+
+    def enumerate(self, mem, ttb: int, stage: int):
+        return enumerate_tree(mem, self, ttb, stage)
+
+    def enumerate_from(self, mem, lvl: int, table: int, stage: int, va_base: int):
+        """Leaves below a table entered at `lvl` (a walk through a cached table pointer)."""
+        return enumerate_tree(mem, self, table, stage, lvl, va_base)[0]
+
+    def walk_from(self, mem, lvl: int, table: int, stage: int, va: int):
+        """The leaf for va found by continuing a walk at `lvl` from `table`."""
+        read = mem.smmu_read
+        while lvl <= 3:
+            shift = self.lvl_shift(lvl)
+            desc = read(table + 8 * ((va >> shift) & ((1 << self.idx_bits(lvl)) - 1)))
+            if not desc & PTE_VALID:
+                return None
+            if lvl < 3 and desc & PTE_TYPE_MASK == PTE_TYPE_TABLE_OR_PAGE:
+                table = desc & ADDR_MASK_48
+                lvl += 1
+                continue
+            if (lvl == 3 and desc & PTE_TYPE_MASK != PTE_TYPE_TABLE_OR_PAGE) or \
+                    (lvl < 3 and not self.block_allowed(lvl)) or not desc & PTE_AF:
+                return None
+            span = 1 << shift
+            return Leaf((va >> shift) << shift, span, lvl, desc & ADDR_MASK_48 & ~(span - 1), leaf_perms(desc, stage))
+        return None
+
+    def is_table_desc(self, desc: int, lvl: int) -> bool:
+        return lvl < 3 and desc & PTE_TYPE_MASK == PTE_TYPE_TABLE_OR_PAGE
+
+    def table_addr(self, desc: int) -> int:
+        return desc & ADDR_MASK_48
+
+    def text(self) -> str:
+        return f"granule={self.granule >> 10}K ias={self.ias}"
+
 
 def geometry_for(pg_shift: int, ias: int, stage: int) -> Geometry:
     """The start level Linux uses for this granule/IAS (S2 concatenates up to 16 first-level tables)."""

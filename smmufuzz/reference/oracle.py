@@ -6,7 +6,6 @@ CMD_ERROR (I8). HANG, CRASH and DIVERGENCE are raised by the runner.
 
 from dataclasses import dataclass
 
-from .lpae import enumerate_tree, Geometry
 from .smmu import Smmu
 from .spec import MAPPED, DomainSpec, Spec
 
@@ -145,11 +144,9 @@ class Oracle:
                 return Violation(TABLE_UAF, f"sid {sid} walk-cache entry level {lvl} va={va:#x} points to table "
                                  f"{table:#x}, which was {state}{where}", _witness(smmu.fill_seq(s), smmu.cmd_log))
             desc = mem.smmu_read(desc_addr)
-            if desc & 3 == 3 and (desc & ((1 << 48) - 1) & ~0xFFF) == table:
+            if ste.geo.is_table_desc(desc, lvl) and ste.geo.table_addr(desc) == table:
                 continue
-            g = ste.geo
-            sub = Geometry(g.pg_shift, g.ias, g.start_level)
-            leaves, _ = enumerate_tree(mem, sub, table, ste.stage, lvl + 1, va)
+            leaves = ste.geo.enumerate_from(mem, lvl + 1, table, ste.stage, va)
             for lf in leaves:
                 v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms,
                                       f"sid {sid} walk through a stale walk-cache entry (table {table:#x})" + where,

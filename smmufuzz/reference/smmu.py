@@ -10,7 +10,7 @@ Compact IOTLB bookkeeping in the spirit of QEMU hw/arm/smmu-common.c (smmu_iotlb
 from dataclasses import dataclass, field
 
 from . import cmdq as C
-from .lpae import Geometry, Leaf, enumerate_tree, walk
+from .lpae import Leaf
 from .memory import Memory
 from .ste import Ste
 
@@ -135,9 +135,27 @@ class Smmu:
                 if err:
                     self.errors.append(f"CERROR_ILL: {cmd.text()}: {err}")
                     continue
-            pending.append((self.seq, cmd))
+            pending.append((self.seq, cmd, None))
         if self.pending and maxcache:
             self.fill_all()
+
+    # ------------------------------------------------------------------ register-style invalidation
+    def tlbi(self, op: int, asid: int = 0, vmid: int = 0, addr: int = 0, leaf: bool = False,
+             end: int | None = None, sid: int = 0) -> None:
+        """A TLB-invalidate register write (IOMMUs without a command queue): it takes effect at some
+        point before the next tlb_sync() completes. `end` makes a by-address one cover [addr, end)."""
+        self.tick()
+        cmd = C.Command(op, vmid=vmid, asid=asid, leaf=int(leaf), addr=addr, sid=sid)
+        self.seq += 1
+        self.cmd_log.append((self.seq, cmd))
+        self.stats.by_op[op] = self.stats.by_op.get(op, 0) + 1
+        self.pending.append((self.seq, cmd, end))
+        if self.cfg.policy == "max-cache":
+            self.fill_all()
+
+    def tlb_sync(self) -> None:
+        """A TLB sync (poll for completion): every earlier invalidation is complete on return."""
+        self.cmdq_publish([(C.CMD_SYNC, 0)])
 
     # ------------------------------------------------------------------ command semantics
     def _check(self, c: C.Command) -> str | None:
@@ -161,18 +179,18 @@ class Smmu:
         return None
 
     def _complete_pending(self) -> None:
-        """Apply every pending command; runs of by-address TLBIs that continue each other with no
+        """Apply every pending invalidation; runs of by-address TLBIs that continue each other with no
         fill in between are applied as one (same effect, linear cost for long per-page loops)."""
         pend, self.pending = self.pending, []
         i = 0
         while i < len(pend):
-            pub, cmd = pend[i]
-            if cmd.op in _VA_OPS and not cmd.tg:
+            pub, cmd, end = pend[i]
+            if end is None and cmd.op in _VA_OPS and not cmd.tg:
                 j = i + 1
                 step = None
                 while j < len(pend):
-                    p2, c2 = pend[j]
-                    if p2 != pub + (j - i) or c2.op != cmd.op or c2.tg or c2.asid != cmd.asid \
+                    p2, c2, e2 = pend[j]
+                    if p2 != pub + (j - i) or e2 is not None or c2.op != cmd.op or c2.tg or c2.asid != cmd.asid \
                             or c2.vmid != cmd.vmid or c2.leaf != cmd.leaf:
                         break
                     d = c2.addr - pend[j - 1][1].addr
@@ -184,7 +202,7 @@ class Smmu:
                     self._apply(pub, cmd, span_hi=pend[j - 1][1].addr + 1)
                     i = j
                     continue
-            self._apply(pub, cmd)
+            self._apply(pub, cmd, span_hi=end)
             i += 1
 
     def scope(self, c: C.Command) -> tuple[int, int, int | None, int | None]:
@@ -292,7 +310,7 @@ class Smmu:
         if t is None:
             if len(self._tree_cache) > 64:
                 self._tree_cache.clear()
-            t = enumerate_tree(self.mem, ste.geo, ste.ttb, ste.stage)
+            t = ste.geo.enumerate(self.mem, ste.ttb, ste.stage)
             self._tree_cache[key] = t
         return t
 
@@ -371,7 +389,7 @@ class Smmu:
             for k, s in self.tlb.items():
                 if k[0] == tag and k[1] <= va < k[1] + k[2]:
                     out.append(Outcome(k[3] + (va - k[1]), k[4], "tlb", eseq[s]))
-            leaf, steps = walk(self.mem.smmu_read, ste.geo, ste.ttb, ste.stage, va)
+            leaf, steps = ste.geo.walk(self.mem, ste.ttb, ste.stage, va)
             if leaf is not None:
                 out.append(Outcome(leaf.pa + (va - leaf.va), leaf.perms, "walk"))
                 if insert:
@@ -382,32 +400,10 @@ class Smmu:
                     self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr)] = seq
             for k, s in self.wc.items():
                 if k[0] == tag and k[2] <= va < k[2] + k[3]:
-                    lf = self._walk_from(ste, k[1] + 1, k[4], va)
+                    lf = ste.geo.walk_from(self.mem, k[1] + 1, k[4], ste.stage, va)
                     if lf is not None:
                         out.append(Outcome(lf.pa + (va - lf.va), lf.perms, "walk-cache", eseq[s]))
         return out
-
-    def _walk_from(self, ste: Ste, lvl: int, table: int, va: int) -> Leaf | None:
-        g = ste.geo
-        sub = Geometry(g.pg_shift, g.ias, g.start_level)
-        read = self.mem.smmu_read
-        while lvl <= 3:
-            shift = sub.lvl_shift(lvl)
-            idx = (va >> shift) & ((1 << sub.idx_bits(lvl)) - 1)
-            desc = read(table + idx * 8)
-            if not desc & 1:
-                return None
-            if lvl < 3 and desc & 3 == 3:
-                table = desc & ((1 << 48) - 1) & ~0xFFF
-                lvl += 1
-                continue
-            if (lvl == 3 and desc & 3 != 3) or (lvl < 3 and not sub.block_allowed(lvl)) or not desc & (1 << 10):
-                return None
-            from .lpae import leaf_perms
-            span = 1 << shift
-            return Leaf((va >> shift) << shift, span, lvl, desc & ((1 << 48) - 1) & ~(span - 1),
-                        leaf_perms(desc, ste.stage))
-        return None
 
     def ats_translate(self, sid: int, va: int) -> list[Outcome]:
         """ATS Translation Request: the answer (any possible SMMU outcome) is inserted in the ATC."""

@@ -12,7 +12,7 @@ class Ste:
     asid: int = 0
     vmid: int = 0
     ttb: int = 0
-    geo: Geometry | None = None
+    geo: Geometry | None = None    # the table format and its shape (any object with the format protocol)
     eats: bool = False
     el2: bool = False              # StreamWorld EL2-E2H (Linux FEAT_E2H): EL2 TLBI commands apply
 
@@ -37,4 +37,4 @@ class Ste:
         if not self.translates:
             return self.config
         return (f"{self.config} asid={self.asid} vmid={self.vmid} ttb={self.ttb:#x} "
-                f"granule={self.geo.granule >> 10}K ias={self.geo.ias} eats={int(self.eats)}")
+                f"{self.geo.name}: {self.geo.text()} eats={int(self.eats)}")
