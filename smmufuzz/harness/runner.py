@@ -80,7 +80,8 @@ class _Exec:
         for k, v in getattr(factory, "HW_OVERRIDES", {}).items():   # e.g. a variant for non-coherent SMMUs
             setattr(hw, k, v)
         self.smmu = Smmu(hw)
-        self.os = factory(self.smmu, cfg.pg_shift, cfg.ias, OAS, cfg.stage)
+        self.ias = min(cfg.ias, getattr(factory, "IAS", 48))    # the driver's domain aperture
+        self.os = factory(self.smmu, cfg.pg_shift, self.ias, OAS, cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
         self.policy = policy
@@ -94,7 +95,7 @@ class _Exec:
         ds = self.spec.domains.get(dom)
         if ds is None:
             c = self.cfg
-            ds = self.spec.domains[dom] = DomainSpec(PGSIZE_BITMAPS[c.pg_shift], c.ias, OAS, c.stage)
+            ds = self.spec.domains[dom] = DomainSpec(PGSIZE_BITMAPS[c.pg_shift], self.ias, OAS, c.stage)
         return ds
 
     def leaves(self, iova: int, pa: int, size: int) -> int:
@@ -119,7 +120,7 @@ class _Exec:
             chunks = sg_chunks(op.args[1], op.args[2])
         else:
             return None
-        top, otop = 1 << self.cfg.ias, 1 << OAS
+        top, otop = 1 << self.ias, 1 << OAS
         if any(ln and (va + ln > top or pa + ln > otop) for va, pa, ln in chunks):
             return OUTSIDE
         n = sum(self.leaves(va, pa, ln) for va, pa, ln in chunks)

@@ -53,3 +53,12 @@ def add_page(core, domain, g: Gather, iova: int, size: int) -> None:
 def queued(g: Gather | None) -> bool:
     """iommu_iotlb_gather_queued()."""
     return g is not None and g.queued
+
+
+def add_range_pgsize(core, domain, g: Gather, iova: int, size: int, pgsize: int) -> None:
+    """iommu_iotlb_gather_add_range_pgsize() (Jason Gunthorpe's seed-000 v2): add_page's rules with the
+    page size kept apart from the range size."""
+    if (g.pgsize and g.pgsize != pgsize) or is_disjoint(g, iova, size):
+        core.iotlb_sync(domain, g)
+    g.pgsize = pgsize
+    add_range(g, iova, size)

@@ -257,18 +257,34 @@ class ArmLpaeIoPgtable:
                 if not self.iopte_leaf(pte, lvl):
                     self._clear_pte(ptep + 8 * i, 1)
                     # Also flush any partial walks
-                    self.tlb.tlb_flush_walk(iova + i * size, size, self.granule)
+                    self._tlb_flush_walk(iova + i * size, size, self.granule)
                     self._free_pgtable(lvl + 1, pte & PTE_ADDR_MASK)
                 i += 1
             self._clear_pte(ptep, i)
             if gather is not None and not queued(gather):
-                for j in range(i):
-                    self.tlb.tlb_add_page(gather, iova + j * size, size)
+                self._gather_unmapped(gather, iova, i, size)
             return i * size
         if self.iopte_leaf(pte, lvl):
             # "Unmap of a partial large IOPTE is not allowed" (WARN_ONCE since 33729a5fc0ca)
             return 0
         return self._unmap(gather, iova, size, pgcount, lvl + 1, pte & PTE_ADDR_MASK)
+
+    def _gather_unmapped(self, gather: Gather, iova: int, n: int, size: int) -> None:
+        """The tail of __arm_lpae_unmap()'s leaf branch: one io_pgtable_tlb_add_page() per entry."""
+        for j in range(n):
+            self._tlb_add_page(gather, iova + j * size, size)
+
+    def _tlb_add_page(self, gather: Gather, iova: int, size: int) -> None:
+        """io_pgtable_tlb_add_page(): a no-op without cfg->tlb or its tlb_add_page."""
+        fn = getattr(self.tlb, "tlb_add_page", None) if self.tlb is not None else None
+        if fn is not None:
+            fn(gather, iova, size)
+
+    def _tlb_flush_walk(self, iova: int, size: int, granule: int) -> None:
+        """io_pgtable_tlb_flush_walk()."""
+        fn = getattr(self.tlb, "tlb_flush_walk", None) if self.tlb is not None else None
+        if fn is not None:
+            fn(iova, size, granule)
 
     def unmap_pages(self, iova: int, pgsize: int, pgcount: int, gather: Gather | None) -> int:
         """arm_lpae_unmap_pages()."""

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from .os_smmuv3 import SmmuV3Os
-from . import pte_sync
+from . import gather_rules, lpae_drivers, pte_sync
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,27 @@ register("pte-sync:deferred-nosync", pte_sync.DeferredNoSync, True, "003-pte-syn
 register("pte-sync:deferred-unmap-clean", pte_sync.DeferredUnmapClean, True, "003-pte-sync",
          pte_sync.DeferredUnmapClean.__doc__)
 
+# seed 000: every core gather rule with every driver model
+GATHER_DRIVERS = {
+    "arm-smmu-v3": (SmmuV3Os, True),           # (facade, fills its gather before any fix)
+    "arm-smmu": (lpae_drivers.ArmSmmuV2Os, False),
+    "qcom": (lpae_drivers.QcomIommuOs, False),
+    "ipmmu": (lpae_drivers.IpmmuVmsaOs, False),
+}
+# (rule, driver) pairs the seed-000 thread says are broken
+GATHER_BUGGY = {("skip-empty", d) for d, (_c, fills) in GATHER_DRIVERS.items() if not fills} | {("jason-v1", "mtk")}
+for _rule in gather_rules.RULES.values():
+    for _drv, (_cls, _fills) in GATHER_DRIVERS.items():
+        register(f"gather:{_rule.name}:{_drv}", gather_rules.gather_variant(_rule, _cls, _drv),
+                 (_rule.name, _drv) in GATHER_BUGGY, "000-gather", f"{_rule.summary.split(':')[0]} + {_drv}")
+
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
     "smmuv3": ["smmuv3"],
     "pte-sync": ["pte-sync:coherent", "pte-sync:eager", "pte-sync:deferred-fixed"],
 }
+for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a divergence names the rules
+    TARGETS[f"gather:{_drv}"] = [f"gather:{r}:{_drv}" for r in gather_rules.RULES]
 DEFAULT_TARGETS = ["smmuv3"]
 
 
