@@ -7,7 +7,7 @@ flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API return
 
 import gc
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..reference import cmdq as C
 from ..reference.oracle import Oracle, Violation, check_translation
@@ -72,15 +72,19 @@ class _Exec:
     """One variant executing one program against its own SMMU and Spec."""
 
     def __init__(self, prog: Program, name: str, policy: str, snapshots: bool):
+        factory = lookup_variant(name).factory
         cfg = prog.config
+        forced = getattr(factory, "CONFIG", {})      # what the driver supports (e.g. a 4K-only, 32-bit IOMMU)
+        if forced:
+            cfg = replace(cfg, **{k: (min(v, getattr(cfg, k)) if k == "ias" else v) for k, v in forced.items()})
         self.cfg = cfg
         self.name = name
-        factory = lookup_variant(name).factory
         hw = hw_config(cfg, policy)
         for k, v in getattr(factory, "HW_OVERRIDES", {}).items():   # e.g. a variant for non-coherent SMMUs
             setattr(hw, k, v)
         self.smmu = Smmu(hw)
-        self.ias = min(cfg.ias, getattr(factory, "IAS", 48))    # the driver's domain aperture
+        self.ias = cfg.ias
+        self.bitmap = getattr(factory, "PGSIZE_BITMAP", PGSIZE_BITMAPS[cfg.pg_shift])   # domain->pgsize_bitmap
         self.os = factory(self.smmu, cfg.pg_shift, self.ias, OAS, cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
@@ -95,12 +99,12 @@ class _Exec:
         ds = self.spec.domains.get(dom)
         if ds is None:
             c = self.cfg
-            ds = self.spec.domains[dom] = DomainSpec(PGSIZE_BITMAPS[c.pg_shift], self.ias, OAS, c.stage)
+            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, OAS, c.stage)
         return ds
 
     def leaves(self, iova: int, pa: int, size: int) -> int:
         """How many leaf PTEs a map of this shape writes (iommu_pgsize chunks)."""
-        bitmap = PGSIZE_BITMAPS[self.cfg.pg_shift]
+        bitmap = self.bitmap
         if (iova | pa | size) & (self.granule - 1):
             return 0
         n = 0

@@ -9,7 +9,8 @@ CPU_PAGE = 4096
 
 
 class Memory:
-    """Qword-addressed memory with a CPU view, a PoC view, dirty lines and a page allocator."""
+    """Memory of 32- and 64-bit words (keyed by address) with a CPU view, a PoC view, dirty lines and a
+    page allocator."""
 
     __slots__ = ("coherent", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
                  "redundant_cleans", "writebacks", "page_gen", "page_free",
@@ -63,8 +64,9 @@ class Memory:
         if line in self.dirty:
             self.dirty.discard(line)
             cpu, poc, idx = self.cpu, self.poc, self._poc_idx
-            for a in range(line, line + LINE, 8):
-                _store(poc, idx, a, cpu.get(a, 0))
+            for a in range(line, line + LINE, 4):          # 32-bit entries (v7s, sun50i, sprd) too
+                if a in cpu or a in poc:
+                    _store(poc, idx, a, cpu.get(a, 0))
             self.lines_cleaned += 1
             self.version += 1
         elif redundant_counts:

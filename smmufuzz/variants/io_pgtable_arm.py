@@ -33,12 +33,14 @@ class PgtableCfg:
     stage: int = 1
     coherent_walk: bool = True
     no_warn: bool = True
+    pgsize_limit: int = 0           # the driver's own pgsize_bitmap, if it restricts the format's
 
     @property
     def pgsize_bitmap(self) -> int:
-        """arm_lpae_restrict_pgsizes(): the page sizes of the granule."""
-        return {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25),
-                16: (1 << 16) | (1 << 29)}[self.pg_shift]
+        """arm_lpae_restrict_pgsizes(): the page sizes of the granule (within the driver's)."""
+        sizes = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25),
+                 16: (1 << 16) | (1 << 29)}[self.pg_shift]
+        return sizes & self.pgsize_limit if self.pgsize_limit else sizes
 
 
 class ArmLpaeIoPgtable:

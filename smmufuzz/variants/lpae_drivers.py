@@ -25,6 +25,7 @@ class ContextDriver:
 
     pgtable_cls = ArmLpaeIoPgtable
     has_add_page = True
+    pgsize_limit = 0
 
     def __init__(self, hw, core, pgcfg: PgtableCfg):
         self.hw, self.core, self.pgcfg = hw, core, pgcfg
@@ -32,7 +33,8 @@ class ContextDriver:
 
     def domain_alloc_paging(self, dom_id: int, stage: int) -> ContextDomain:
         d = ContextDomain(stage, dom_id + 1 if stage == 1 else 0, dom_id + 1 if stage == 2 else 0)
-        cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
+        cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent,
+                            "pgsize_limit": self.pgsize_limit})
         d.pgtbl = self.pgtable_cls(cfg, self.hw, _ContextFlushOps(self, d))
         d.pgsize_bitmap = cfg.pgsize_bitmap
         return d
@@ -153,6 +155,8 @@ class QcomIommuDriver(ArmSmmuV2Driver):
     """qcom_iommu (drivers/iommu/arm/arm-smmu/qcom_iommu.c): the same TLB registers, but
     flush_iotlb_all (and so iotlb_sync) is only a TLB sync."""
 
+    pgsize_limit = 0x1000
+
     def flush_iotlb_all(self, domain) -> None:
         """qcom_iommu_flush_iotlb_all(): qcom_iommu_tlb_sync() only."""
         if domain.priv.pgtbl is not None:
@@ -193,9 +197,12 @@ class ArmSmmuV2Os(SmmuV3Os):
 
 class QcomIommuOs(SmmuV3Os):
     driver_cls = QcomIommuDriver
-    IAS = 32          # ARM_32_LPAE_S1 / ARM_64_LPAE_S1 with .ias = 32
+    CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}     # ARM_32_LPAE_S1, .ias = 32, 4K pages only
+    PGSIZE_BITMAP = 0x1000
+    HW_OVERRIDES = {"coherent": False}
 
 
 class IpmmuVmsaOs(SmmuV3Os):
     driver_cls = IpmmuVmsaDriver
-    IAS = 32          # ARM_32_LPAE_S1, .ias = 32
+    CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}     # ARM_32_LPAE_S1, .ias = 32, 4K|2M|1G
+    HW_OVERRIDES = {"coherent": False}
