@@ -5,7 +5,7 @@ import glob
 import os
 
 from ..variants import gather_rules
-from ..variants.registry import GATHER_BUGGY, GATHER_DRIVERS
+from ..variants.registry import GATHER_BUGGY, GATHER_DRIVERS, GATHER_FOUND
 from .load import load_program
 from .runner import run_program
 
@@ -35,7 +35,8 @@ def gather_matrix(root: str) -> dict:
                         cmds += f["cmds"]
                         full += f["full_flushes"]
             cells[(rule, drv)] = {"kinds": kinds, "inv_pages": inv_pages, "cmds": cmds, "full": full,
-                                  "expected_buggy": (rule, drv) in GATHER_BUGGY}
+                                  "expected_buggy": (rule, drv) in GATHER_BUGGY,
+                                  "found_here": (rule, drv) in GATHER_FOUND}
     return {"programs": [p for p, _ in progs], "cells": cells}
 
 
@@ -47,7 +48,12 @@ def format_markdown(m: dict) -> str:
         for drv in drivers:
             c = m["cells"][(rule, drv)]
             got = ", ".join(f"{k} ({len(v)})" for k, v in sorted(c["kinds"].items())) or "clean"
-            mark = "" if bool(c["kinds"]) == c["expected_buggy"] else " **(unexpected)**"
+            if bool(c["kinds"]) == c["expected_buggy"]:
+                mark = ""
+            elif c["found_here"] and c["kinds"]:
+                mark = " (not in the thread)"
+            else:
+                mark = " **(unexpected)**"
             row.append(f"{got}{mark} · {c['cmds']} inv, {c['inv_pages']} pages, {c['full']} full")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
@@ -55,5 +61,6 @@ def format_markdown(m: dict) -> str:
                f"(commands or register writes), pages covered by by-address ones (4K units) and full "
                f"(context/ASID) flushes that unmap/unmap_fast/iotlb_sync issued over all "
                f"{len(m['programs'])} programs of corpus/seeds and corpus/regressions. "
-               f"**(unexpected)** marks a cell that disagrees with the seed-000 thread's verdict.")
+               f"**(unexpected)** marks a cell that disagrees with the seed-000 thread's verdict; "
+               f"\"not in the thread\" marks a defect smmufuzz found that the thread did not discuss.")
     return "\n".join(out)

@@ -85,6 +85,7 @@ class _Exec:
         self.smmu = Smmu(hw)
         self.ias = cfg.ias
         self.bitmap = getattr(factory, "PGSIZE_BITMAP", PGSIZE_BITMAPS[cfg.pg_shift])   # domain->pgsize_bitmap
+        self.no_perms = getattr(factory, "NO_PERMS", False)       # a format without permission bits
         self.os = factory(self.smmu, cfg.pg_shift, self.ias, OAS, cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
@@ -99,7 +100,7 @@ class _Exec:
         ds = self.spec.domains.get(dom)
         if ds is None:
             c = self.cfg
-            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, OAS, c.stage)
+            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, OAS, 0 if self.no_perms else c.stage)
         return ds
 
     def leaves(self, iova: int, pa: int, size: int) -> int:
@@ -147,7 +148,7 @@ class _Exec:
         if k == "map":
             dom, iova, pa, size, prot = a
             ret = os.map(dom, iova, pa, size, prot)
-            self.dspec(dom).map(iova, pa, size, prot, i)
+            self.dspec(dom).map(iova, pa, size, prot, i, ok=ret == 0)
         elif k == "unmap":
             dom, iova, size = a
             ret = os.unmap(dom, iova, size)
@@ -164,7 +165,7 @@ class _Exec:
         elif k == "map_sg":
             dom, iova, sg, prot = a
             ret = os.map_sg(dom, iova, list(sg), prot)
-            self._spec_map_sg(dom, iova, sg, prot, i)
+            self._spec_map_sg(dom, iova, sg, prot, i, ok=ret >= 0)
         elif k == "flush_all":
             (dom,) = a
             os.flush_iotlb_all(dom)
@@ -245,11 +246,14 @@ class _Exec:
                     if e.state == MAPPED and e.op != i:
                         f["wasted_pages"] += (min(hi, e.base + e.span) - max(lo, e.base)) // g
 
-    def _spec_map_sg(self, dom, iova, sg, prot, i) -> None:
+    def _spec_map_sg(self, dom, iova, sg, prot, i, ok: bool = True) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
         chunks = sg_chunks(iova, sg)
         ds = self.dspec(dom)
         total = sum(ln for _va, _pa, ln in chunks)
+        if not ok:
+            ds.map(iova, 0, total, prot, i, ok=False)
+            return
         if ds.overlapping(iova, iova + total):
             # caller misuse; even a map_sg that fails later may have replaced a table by a block
             # (freeing what was under it) before the unwind

@@ -26,6 +26,8 @@ class Violation:
 def check_translation(ds: DomainSpec | None, va: int, span: int, pa: int, perms: str, source: str,
                       seq: int, cmd_log) -> Violation | None:
     """Is a possible translation [va, va+span) -> pa (perms) allowed by the domain's intent?"""
+    if not perms:
+        return None          # a leaf that grants no access translates nothing
     where = f"{source} entry va={va:#x} span={span:#x} -> pa={pa:#x} {perms}"
     if ds is None:
         return Violation(MISSED, f"detached stream can still translate: {where}", _witness(seq, cmd_log))

@@ -35,7 +35,10 @@ def iommu_pgsize(bitmap: int, iova: int, paddr: int, size: int) -> tuple[int, in
 
 
 def hw_perms(prot: int, stage: int) -> str:
-    """The permissions an LPAE leaf can express for an IOMMU_READ/IOMMU_WRITE prot."""
+    """The permissions a leaf can express for an IOMMU_READ/IOMMU_WRITE prot (stage 0: a format with no
+    permission bits, e.g. sprd or v7s with IO_PGTABLE_QUIRK_NO_PERMS)."""
+    if stage == 0:
+        return "rw"
     if stage == 1:
         return "rw" if prot & IOMMU_WRITE else "r"
     return ("r" if prot & IOMMU_READ else "") + ("w" if prot & IOMMU_WRITE else "")
@@ -103,8 +106,14 @@ class DomainSpec:
             self._del(e)
         self._add(Extent(lo, hi - lo, 0, "", UNKNOWN, op))
 
-    def map(self, iova: int, pa: int, size: int, prot: int, op: int) -> bool:
-        """iommu_map(): all-or-nothing (errors unwind); overlapping an existing mapping is caller misuse."""
+    def map(self, iova: int, pa: int, size: int, prot: int, op: int, ok: bool = True) -> bool:
+        """iommu_map(): all-or-nothing (errors unwind); overlapping an existing mapping is caller misuse.
+        ok=False: the call returned an error, so nothing is promised, but an overlap may still have
+        changed what was there (a table replaced by a block before the failure)."""
+        if not ok:
+            if size and self.overlapping(iova, iova + size):
+                self._mark_unknown(iova, iova + size, op)
+            return False
         if (iova | pa | size) & (self.min_pg - 1) or size == 0:
             return size == 0 and not (iova | pa) & (self.min_pg - 1)
         if not prot & (IOMMU_READ | IOMMU_WRITE):

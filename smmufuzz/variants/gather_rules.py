@@ -93,6 +93,8 @@ def gather_variant(rule: Rule, os_cls: type, driver_name: str) -> type:
     patch = DRIVER_PATCHES.get((rule.name, driver_name))
     if patch is not None:
         attrs.update(patch)
+    if rule.name in ("jason-v1", "jason-v2"):
+        attrs["jason"] = 1 if rule.name == "jason-v1" else 2     # the driver-side hunks
     if attrs:
         drv = type(f"{drv.__name__}_{rule.name.replace('-', '_')}", (drv,), attrs)
     return type(f"{os_cls.__name__}_{rule.name.replace('-', '_')}", (os_cls,),

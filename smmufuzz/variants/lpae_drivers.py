@@ -31,13 +31,24 @@ class ContextDriver:
         self.hw, self.core, self.pgcfg = hw, core, pgcfg
         self.masters: dict[int, Master] = {}
 
+    jason = 0          # which of Jason Gunthorpe's seed-000 fixes this build carries (0: none, 1, 2)
+
     def domain_alloc_paging(self, dom_id: int, stage: int) -> ContextDomain:
         d = ContextDomain(stage, dom_id + 1 if stage == 1 else 0, dom_id + 1 if stage == 2 else 0)
+        d.pgtbl = self.make_pgtable(d, stage)
+        d.pgsize_bitmap = d.pgtbl.cfg.pgsize_bitmap if hasattr(d.pgtbl, "cfg") else d.pgtbl.pgsize_bitmap
+        return d
+
+    def make_pgtable(self, d: ContextDomain, stage: int):
         cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent,
                             "pgsize_limit": self.pgsize_limit})
-        d.pgtbl = self.pgtable_cls(cfg, self.hw, _ContextFlushOps(self, d))
-        d.pgsize_bitmap = cfg.pgsize_bitmap
-        return d
+        return self.pgtable_cls(cfg, self.hw, _ContextFlushOps(self, d))
+
+    def hw_format(self, d: ContextDomain):
+        """What the hardware is told about the table format (TCR / context-bank format fields)."""
+        from ..reference.lpae import Geometry
+        p = d.pgtbl
+        return Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)
 
     def map_pages(self, domain, iova, paddr, pgsize, pgcount, prot):
         return domain.priv.pgtbl.map_pages(iova, paddr, pgsize, pgcount, prot)
@@ -72,15 +83,13 @@ class ContextDriver:
 
     def _write_context(self, m: Master) -> None:
         """Program the stream mapping / context bank for the master (or fault it when detached)."""
-        from ..reference.lpae import Geometry
         from ..reference.ste import Ste
         d = m.domain
         if d is None:
             ste = Ste("abort")
         else:
-            p = d.pgtbl
-            ste = Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=p.pgd,
-                      geo=Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level))
+            ste = Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=d.pgtbl.pgd,
+                      geo=self.hw_format(d))
         self.hw.write_ste(m.sid, ste)
         self.hw.cmdq_publish([(C.CMD_CFGI_STE | (m.sid << 32), 1), (C.CMD_SYNC, 0)])
 

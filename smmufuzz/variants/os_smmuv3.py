@@ -31,7 +31,8 @@ class SmmuV3Os:
             priv = self.driver.domain_alloc_paging(dom, self.stage)
             d = Domain(dom, self.driver, priv.pgsize_bitmap)
             d.priv = priv
-            priv.pgtbl.tlb.domain = d
+            if getattr(priv.pgtbl, "tlb", None) is not None:
+                priv.pgtbl.tlb.domain = d
             self.domains[dom] = d
         return d
 

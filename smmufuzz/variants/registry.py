@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from .os_smmuv3 import SmmuV3Os
-from . import gather_rules, lpae_drivers, pte_sync
+from . import gather_rules, lpae_drivers, own_table_drivers, pte_sync
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,22 @@ GATHER_DRIVERS = {
     "arm-smmu": (lpae_drivers.ArmSmmuV2Os, False),
     "qcom": (lpae_drivers.QcomIommuOs, False),
     "ipmmu": (lpae_drivers.IpmmuVmsaOs, False),
+    "mtk": (own_table_drivers.MtkOs, True),
+    "msm": (own_table_drivers.MsmOs, True),           # no iotlb_sync op: nothing to skip
+    "sun50i": (own_table_drivers.Sun50iOs, False),
+    "sprd": (own_table_drivers.SprdOs, False),
+    "dart": (own_table_drivers.DartOs, False),
 }
 # (rule, driver) pairs the seed-000 thread says are broken
 GATHER_BUGGY = {("skip-empty", d) for d, (_c, fills) in GATHER_DRIVERS.items() if not fills} | {("jason-v1", "mtk")}
+# found here, not in the thread: Jason v2's v7s hunk has no NULL-gather check (arm_v7s_init_pte's
+# table-replacement path unmaps with gather == NULL)
+GATHER_FOUND = {("jason-v2", "mtk"), ("jason-v2", "msm")}
 for _rule in gather_rules.RULES.values():
     for _drv, (_cls, _fills) in GATHER_DRIVERS.items():
         register(f"gather:{_rule.name}:{_drv}", gather_rules.gather_variant(_rule, _cls, _drv),
-                 (_rule.name, _drv) in GATHER_BUGGY, "000-gather", f"{_rule.summary.split(':')[0]} + {_drv}")
+                 (_rule.name, _drv) in GATHER_BUGGY | GATHER_FOUND, "000-gather",
+                 f"{_rule.summary.split(':')[0]} + {_drv}")
 
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
