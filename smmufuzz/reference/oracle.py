@@ -4,6 +4,7 @@ Kinds: MISSED_INVALIDATION (I1), WRONG_PA (I2), INVISIBLE_MAPPING (I3), TABLE_UA
 CMD_ERROR (I8). HANG, CRASH and DIVERGENCE are raised by the runner.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from .smmu import Smmu
@@ -158,18 +159,15 @@ class Oracle:
         return None
 
     def _check_visible(self, sid: int, ste, ds: DomainSpec, leaves) -> Violation | None:
-        by_va = {lf.va: lf for lf in leaves}
-        spans = sorted({lf.span for lf in leaves})
+        starts = sorted((lf.va, lf.va + lf.span) for lf in leaves)
+        keys = [a for a, _b in starts]
         for e in ds.mapped():
             cur, end = e.base, e.base + e.span
             while cur < end:
-                for sp in spans:
-                    lf = by_va.get(cur & ~(sp - 1))
-                    if lf is not None and lf.span == sp:
-                        cur = lf.va + lf.span
-                        break
-                else:
+                i = bisect_right(keys, cur) - 1
+                if i < 0 or starts[i][1] <= cur:
                     return Violation(INVISIBLE, f"sid {sid}: iova {cur:#x} (mapping of size {e.span:#x} at "
                                      f"{e.base:#x}, op {e.op}) is not reachable by a table walk of the SMMU's "
                                      f"view of memory")
+                cur = starts[i][1]
         return None

@@ -86,7 +86,7 @@ def gather_variant(rule: Rule, os_cls: type, driver_name: str) -> type:
     """The variant class for (rule, driver): the rule's core, and its io-pgtable and driver changes."""
     drv = os_cls.driver_cls
     attrs = {}
-    if rule.pgtable_mixin is not None and issubclass(drv.pgtable_cls, ArmLpaeIoPgtable):
+    if rule.pgtable_mixin is not None and issubclass(getattr(drv, "pgtable_cls", object), ArmLpaeIoPgtable):
         pgt = type(f"{rule.pgtable_mixin.__name__}_{drv.pgtable_cls.__name__}",
                    (rule.pgtable_mixin, drv.pgtable_cls), {})
         attrs["pgtable_cls"] = pgt

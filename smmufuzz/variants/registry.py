@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from .os_smmuv3 import SmmuV3Os
-from . import gather_rules, lpae_drivers, own_table_drivers, pte_sync
+from . import gather_rules, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ GATHER_DRIVERS = {
     "sun50i": (own_table_drivers.Sun50iOs, False),
     "sprd": (own_table_drivers.SprdOs, False),
     "dart": (own_table_drivers.DartOs, False),
+    "virtio": (virtio_iommu.VirtioOs, False),
 }
 # (rule, driver) pairs the seed-000 thread says are broken
 GATHER_BUGGY = {("skip-empty", d) for d, (_c, fills) in GATHER_DRIVERS.items() if not fills} | {("jason-v1", "mtk")}
