@@ -64,6 +64,7 @@ TARGETS: dict[str, list[str]] = {
 }
 for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a divergence names the rules
     TARGETS[f"gather:{_drv}"] = [f"gather:{r}:{_drv}" for r in gather_rules.RULES]
+    TARGETS[f"gather-correct:{_drv}"] = [f"gather:{r}:{_drv}" for r in ("legacy", "robin-draft", "robin-v2")]
 DEFAULT_TARGETS = ["smmuv3"]
 
 
