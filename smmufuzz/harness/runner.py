@@ -25,7 +25,7 @@ OAS = 48
 MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same for every variant)
 MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
-OUTSIDE = "skipped: outside the domain aperture (caller contract)"
+OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range (caller contract)"
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
 
@@ -86,7 +86,9 @@ class _Exec:
         self.ias = cfg.ias
         self.bitmap = getattr(factory, "PGSIZE_BITMAP", PGSIZE_BITMAPS[cfg.pg_shift])   # domain->pgsize_bitmap
         self.no_perms = getattr(factory, "NO_PERMS", False)       # a format without permission bits
-        self.os = factory(self.smmu, cfg.pg_shift, self.ias, OAS, cfg.stage)
+        self.oas = getattr(factory, "OAS", OAS)                     # the IOMMU's output address size
+        self.pa_min = getattr(factory, "PA_MIN", 0)                 # lowest mappable physical address
+        self.os = factory(self.smmu, cfg.pg_shift, self.ias, getattr(factory, "OAS", OAS), cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
         self.policy = policy
@@ -100,7 +102,7 @@ class _Exec:
         ds = self.spec.domains.get(dom)
         if ds is None:
             c = self.cfg
-            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, OAS, 0 if self.no_perms else c.stage)
+            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, self.oas, 0 if self.no_perms else c.stage)
         return ds
 
     def leaves(self, iova: int, pa: int, size: int) -> int:
@@ -125,8 +127,8 @@ class _Exec:
             chunks = sg_chunks(op.args[1], op.args[2])
         else:
             return None
-        top, otop = 1 << self.ias, 1 << OAS
-        if any(ln and (va + ln > top or pa + ln > otop) for va, pa, ln in chunks):
+        top, otop = 1 << self.ias, 1 << self.oas
+        if any(ln and (va + ln > top or pa + ln > otop or pa < self.pa_min) for va, pa, ln in chunks):
             return OUTSIDE
         n = sum(self.leaves(va, pa, ln) for va, pa, ln in chunks)
         self.budget_used += n

@@ -209,9 +209,11 @@ class QcomIommuOs(SmmuV3Os):
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}     # ARM_32_LPAE_S1, .ias = 32, 4K pages only
     PGSIZE_BITMAP = 0x1000
     HW_OVERRIDES = {"coherent": False}
+    OAS = 40
 
 
 class IpmmuVmsaOs(SmmuV3Os):
     driver_cls = IpmmuVmsaDriver
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}     # ARM_32_LPAE_S1, .ias = 32, 4K|2M|1G
     HW_OVERRIDES = {"coherent": False}
+    OAS = 40

@@ -303,6 +303,7 @@ class DartDriver(_OwnTableDriver):
 
 class MtkOs(SmmuV3Os):
     driver_cls = MtkIommuDriver
+    OAS = 32
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}
     PGSIZE_BITMAP = (1 << 12) | (1 << 16) | (1 << 20) | (1 << 24)
     NO_PERMS = True
@@ -310,12 +311,14 @@ class MtkOs(SmmuV3Os):
 
 class MsmOs(SmmuV3Os):
     driver_cls = MsmIommuDriver
+    OAS = 32
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}
     PGSIZE_BITMAP = (1 << 12) | (1 << 16) | (1 << 20) | (1 << 24)
 
 
 class Sun50iOs(SmmuV3Os):
     driver_cls = Sun50iDriver
+    OAS = 32                 # PTE[31:12]
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}
     PGSIZE_BITMAP = 1 << 12
     HW_OVERRIDES = {"coherent": False}
@@ -323,6 +326,8 @@ class Sun50iOs(SmmuV3Os):
 
 class SprdOs(SmmuV3Os):
     driver_cls = SprdDriver
+    OAS = 32                 # (u32)paddr >> 12
+    PA_MIN = 0x1000          # an entry of 0 means unmapped: physical page 0 cannot be mapped
     CONFIG = {"pg_shift": 12, "ias": 28, "stage": 1}
     PGSIZE_BITMAP = 1 << 12
     HW_OVERRIDES = {"coherent": True}
@@ -331,6 +336,7 @@ class SprdOs(SmmuV3Os):
 
 class DartOs(SmmuV3Os):
     driver_cls = DartDriver
+    OAS = 42
     CONFIG = {"pg_shift": 14, "ias": 36, "stage": 1}
     PGSIZE_BITMAP = 1 << 14
     HW_OVERRIDES = {"coherent": True}
