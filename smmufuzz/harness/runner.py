@@ -88,6 +88,7 @@ class _Exec:
         self.no_perms = getattr(factory, "NO_PERMS", False)       # a format without permission bits
         self.oas = getattr(factory, "OAS", OAS)                     # the IOMMU's output address size
         self.pa_min = getattr(factory, "PA_MIN", 0)                 # lowest mappable physical address
+        self.chunk_extents = getattr(factory, "MAPPING_UNIT", "page") == "chunk"
         self.os = factory(self.smmu, cfg.pg_shift, self.ias, getattr(factory, "OAS", OAS), cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
@@ -102,7 +103,8 @@ class _Exec:
         ds = self.spec.domains.get(dom)
         if ds is None:
             c = self.cfg
-            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, self.oas, 0 if self.no_perms else c.stage)
+            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, self.oas, 0 if self.no_perms else c.stage,
+                                                     chunk_extents=self.chunk_extents)
         return ds
 
     def leaves(self, iova: int, pa: int, size: int) -> int:

@@ -32,6 +32,7 @@ class HwConfig:
     e2h: bool = False              # StreamWorld EL2-E2H in use
     ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
     policy: str = "max-cache"      # max-cache | none
+    walk_cache: bool = True        # the SMMU caches intermediate table descriptors
     step_budget: int = 3_000_000
 
 
@@ -322,6 +323,8 @@ class Smmu:
         for lf in leaves:
             tlb[(tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, pgs)] = seq
         geo = ste.geo
+        if not self.cfg.walk_cache:
+            return
         for lvl, prefix, nxt, addr, _desc in tables:
             shift = geo.lvl_shift(lvl)
             wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr)] = seq
@@ -394,7 +397,7 @@ class Smmu:
                 out.append(Outcome(leaf.pa + (va - leaf.va), leaf.perms, "walk"))
                 if insert:
                     self.tlb[(tag, leaf.va, leaf.span, leaf.pa, leaf.perms, leaf.level, ste.geo.pg_shift)] = seq
-            if insert:
+            if insert and self.cfg.walk_cache:
                 for lvl, prefix, nxt, addr, _d in steps:
                     shift = ste.geo.lvl_shift(lvl)
                     self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr)] = seq

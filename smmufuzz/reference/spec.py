@@ -57,8 +57,9 @@ class Extent:
 class DomainSpec:
     """The intended IOVA -> PA map of one domain, as leaf extents."""
 
-    def __init__(self, bitmap: int, ias: int, oas: int, stage: int):
+    def __init__(self, bitmap: int, ias: int, oas: int, stage: int, chunk_extents: bool = False):
         self.bitmap = bitmap
+        self.chunk_extents = chunk_extents     # the unit a later unmap removes whole: a map_pages() call
         self.ias = ias
         self.oas = oas
         self.stage = stage
@@ -117,6 +118,8 @@ class DomainSpec:
         if (iova | pa | size) & (self.min_pg - 1) or size == 0:
             return size == 0 and not (iova | pa) & (self.min_pg - 1)
         if not prot & (IOMMU_READ | IOMMU_WRITE):
+            # io-pgtable refuses it (-EINVAL, ok=False above); a format without permissions maps it
+            self._mark_unknown(iova, iova + size, op)
             return False
         if iova >> self.ias or pa >> self.oas:
             return False            # -ERANGE on the first chunk: nothing mapped
@@ -133,6 +136,8 @@ class DomainSpec:
         cur, p, left = iova, pa, size
         while left:
             pgsize, count = iommu_pgsize(self.bitmap, cur, p, left)
+            if self.chunk_extents:
+                pgsize, count = pgsize * count, 1
             for _ in range(count):
                 self._add(Extent(cur, pgsize, p, perms, MAPPED, op))
                 cur += pgsize

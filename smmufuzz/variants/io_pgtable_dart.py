@@ -49,7 +49,10 @@ class DartIoPgtable:
         return pte
 
     def _leaf_table(self, iova: int, alloc: bool) -> int | None:
-        """dart_get_last() / the allocating walk of dart_map_pages()."""
+        """dart_get_last() / the allocating walk of dart_map_pages(); an IOVA above the IAS selects no
+        TTBR (the `tbl >= (1 << tbl_bits)` check)."""
+        if iova >> self.ias:
+            return None
         p = self.pgd + 8 * self.index(iova, 1)
         pte = self.rd(p)
         if not pte:

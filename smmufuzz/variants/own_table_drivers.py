@@ -304,6 +304,10 @@ class DartDriver(_OwnTableDriver):
 class MtkOs(SmmuV3Os):
     driver_cls = MtkIommuDriver
     OAS = 32
+    # Whether the M4U caches level-1 walks is not documented; v7s frees an L2 table with no walk
+    # invalidation when cfg->tlb is NULL, so a walk cache would make every unmap_fast a use-after-free
+    # window until the caller's iotlb_sync. Modelled without one (say so in findings).
+    HW_OVERRIDES = {"walk_cache": False}
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}
     PGSIZE_BITMAP = (1 << 12) | (1 << 16) | (1 << 20) | (1 << 24)
     NO_PERMS = True

@@ -155,3 +155,4 @@ class VirtioIommuDriver:
 class VirtioOs(SmmuV3Os):
     driver_cls = VirtioIommuDriver
     CONFIG = {"pg_shift": 12, "stage": 1}
+    MAPPING_UNIT = "chunk"      # an unmap removes whole tree nodes: one node per map_pages() call
