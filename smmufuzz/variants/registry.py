@@ -65,7 +65,9 @@ TARGETS: dict[str, list[str]] = {
 for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a divergence names the rules
     TARGETS[f"gather:{_drv}"] = [f"gather:{r}:{_drv}" for r in gather_rules.RULES]
     TARGETS[f"gather-correct:{_drv}"] = [f"gather:{r}:{_drv}" for r in ("legacy", "robin-draft", "robin-v2")]
-DEFAULT_TARGETS = ["smmuv3"]
+# the README's short campaign: mainline, the seed-003 correct trio, and two seed-000 drivers with every
+# core rule side by side (so a short run shows the empty-gather regression being found)
+DEFAULT_TARGETS = ["smmuv3", "pte-sync", "gather:arm-smmu", "gather:virtio"]
 
 
 class UnknownName(KeyError):
