@@ -95,6 +95,18 @@ class Master:
     ats_enabled: bool = False
 
 
+class MasterTable:
+    """The driver's per-stream state, created on first use (dev_iommu_priv_get())."""
+
+    masters: dict
+
+    def master(self, sid: int) -> Master:
+        m = self.masters.get(sid)
+        if m is None:
+            m = self.masters[sid] = Master(sid)
+        return m
+
+
 @dataclass
 class SmmuDomain:
     """struct arm_smmu_domain (classic): stage, ASID or VMID, io-pgtable, attached masters."""
@@ -108,7 +120,7 @@ class SmmuDomain:
     nr_ats_masters: int = 0
 
 
-class ArmSmmuV3Driver:
+class ArmSmmuV3Driver(MasterTable):
     """The driver's domain ops and master management for one SMMU instance."""
 
     pgtable_cls = ArmLpaeIoPgtable
@@ -272,12 +284,6 @@ class ArmSmmuV3Driver:
         self.hw.write_ste(m.sid, ste)
         self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=m.sid, leaf=True)),
                               build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
-
-    def master(self, sid: int) -> Master:
-        m = self.masters.get(sid)
-        if m is None:
-            m = self.masters[sid] = Master(sid)
-        return m
 
     def detach_dev(self, m: Master) -> None:
         """arm_smmu_detach_dev(): disable ATS, leave the domain, install an abort STE."""

@@ -3,7 +3,7 @@ io-pgtable-arm: arm-smmu (v2), qcom_iommu, ipmmu-vmsa. A TLBI register write tak
 next TLB sync; "sync" polls for completion (hw.tlbi / hw.tlb_sync)."""
 
 from ..reference import cmdq as C
-from .arm_smmu_v3 import Master
+from .arm_smmu_v3 import Master, MasterTable
 from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 from .os_smmuv3 import SmmuV3Os
 
@@ -19,7 +19,7 @@ class ContextDomain:
         self.devices: list = []
 
 
-class ContextDriver:
+class ContextDriver(MasterTable):
     """What arm-smmu, qcom_iommu and ipmmu-vmsa have in common: context programming on attach and the
     io-pgtable flush callbacks below (each driver sets its own; None means the callback is absent)."""
 
@@ -75,12 +75,6 @@ class ContextDriver:
             self.hw.tlbi(C.CMD_TLBI_S12_VMALL, vmid=d.vmid)
 
     # ---- attach -------------------------------------------------------------------------------
-    def master(self, sid: int) -> Master:
-        m = self.masters.get(sid)
-        if m is None:
-            m = self.masters[sid] = Master(sid)
-        return m
-
     def _write_context(self, m: Master) -> None:
         """Program the stream mapping / context bank for the master (or fault it when detached)."""
         from ..reference.ste import Ste

@@ -2,7 +2,7 @@
 requests queued on the virtqueue, kicked only by a sync (or a full queue)."""
 
 from ..reference.virtio import VirtioIommuDevice
-from .arm_smmu_v3 import Master
+from .arm_smmu_v3 import Master, MasterTable
 from .gather import add_range
 from .io_pgtable_arm import EINVAL, IOMMU_READ, IOMMU_WRITE
 from .os_smmuv3 import SmmuV3Os
@@ -22,7 +22,7 @@ class VirtioDomain:
         self.pgtbl = None
 
 
-class VirtioIommuDriver:
+class VirtioIommuDriver(MasterTable):
     """struct viommu_dev and the domain ops."""
 
     jason = 0
@@ -119,12 +119,6 @@ class VirtioIommuDriver:
             self.sync_req()
 
     # ---- endpoints -------------------------------------------------------------------------------
-    def master(self, sid: int) -> Master:
-        m = self.masters.get(sid)
-        if m is None:
-            m = self.masters[sid] = Master(sid)
-        return m
-
     def detach_dev(self, m: Master) -> None:
         """viommu_detach_dev(): DETACH, synchronously."""
         d = m.domain
