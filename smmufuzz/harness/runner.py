@@ -263,6 +263,9 @@ class _Exec:
             # (freeing what was under it) before the unwind
             ds._mark_unknown(iova, iova + total, i)
             return
+        if total and not prot & 3:
+            ds._mark_unknown(iova, iova + total, i)     # no READ/WRITE: misuse (see DomainSpec.map)
+            return
         probe = DomainSpec(ds.bitmap, ds.ias, ds.oas, ds.stage)
         for va, pa, ln in chunks:
             if ln and not probe.map(va, pa, ln, prot, i):
