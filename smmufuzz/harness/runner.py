@@ -297,6 +297,13 @@ class _Exec:
                 out.append((sid, ste.config if ste else "abort"))
                 continue
             leaves, _ = self.smmu.tree(ste)
+            dom = self.spec.attached.get(sid)
+            ds = self.spec.domains.get(dom) if dom is not None else None
+            # only what has been promised: a pending unmap may legitimately be visible on one variant
+            # and gone on another until its gather is synced
+            if ds is not None:
+                leaves = [lf for lf in leaves
+                          if all(e.state == MAPPED for e in ds.overlapping(lf.va, lf.va + lf.span))]
             out.append((sid, tuple(sorted((lf.va, lf.span, lf.pa, lf.perms) for lf in leaves))))
         return tuple(out)
 
