@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .codec import encode
 from .load import LoadError, load_program
-from .program import OPS, Config, Op, Program
+from .program import Config, Op, Program
 from .runner import Finding, run_program
 
 MAX_LEN = 600

@@ -5,7 +5,7 @@ tlbi()/tlb_sync(); a write with no completion poll is modelled as complete when 
 from ..reference import cmdq as C
 from ..reference import formats as F
 from .gather import add_range, queued
-from .io_pgtable_arm import EEXIST, EINVAL, IOMMU_READ, IOMMU_WRITE
+from .io_pgtable_arm import EINVAL
 from .io_pgtable_arm_v7s import ArmV7sIoPgtable
 from .io_pgtable_dart import DartIoPgtable
 from .lpae_drivers import ContextDriver
@@ -172,24 +172,19 @@ class Sun50iDriver(_OwnTableDriver):
         """sun50i_iommu_map(): maps one page whatever the count."""
         t = domain.priv.pgtbl
         self.hw.tick()
-        if not prot & (IOMMU_READ | IOMMU_WRITE):
-            prot |= 0           # ACI NONE: the page is mapped but inaccessible
         p = t.pte_for(iova, True)
-        if self.mem_read(p) & 2:
+        if self.hw.mem.cpu_read(p) & 2:
             return -16, 0       # -EBUSY
-        self.hw.mem.cpu_write(p, t.mk_pte(paddr, prot))
+        self.hw.mem.cpu_write(p, t.mk_pte(paddr, prot))     # prot without R/W: ACI NONE, inaccessible
         t._flush(p, 4)
         return 0, pgsize
-
-    def mem_read(self, p):
-        return self.hw.mem.cpu_read(p)
 
     def unmap_pages(self, domain, iova, pgsize, pgcount, gather):
         """sun50i_iommu_unmap(): one page per call."""
         t = domain.priv.pgtbl
         self.hw.tick()
         p = t.pte_for(iova, False)
-        if p is None or not self.mem_read(p) & 2:
+        if p is None or not self.hw.mem.cpu_read(p) & 2:
             return 0
         self.hw.mem.cpu_write(p, 0)
         t._flush(p, 4)
