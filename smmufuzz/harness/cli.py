@@ -139,6 +139,28 @@ def cmd_matrix(args) -> int:
     return 0
 
 
+def cmd_minimize(args) -> int:
+    from .minimize import minimize, reproducer_text
+    _load_plugins(args.load)
+    prog, header = load_program(args.file)
+    variants = _variants_for(args, header)
+    target = args.target or header.get("target") or ",".join(variants)
+    try:
+        small, finding = minimize(prog, variants, args.policy, budget=args.budget)
+    except ValueError as e:
+        raise UsageError(f"{args.file}: {e}") from None
+    text = reproducer_text(small, finding, target, f"smmufuzz minimize {args.file} ({len(prog.ops)} -> "
+                           f"{len(small.ops)} ops)")
+    out = args.out or os.path.join("corpus", "regressions", target.replace(":", "_").replace(",", "+"),
+                                   os.path.basename(args.file).rsplit(".", 1)[0] + ".txt")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+    sys.stdout.write(text)
+    print(f"# written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -160,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "pte-sync:coherent")
     c.add_argument("--pages", default="1,8,64,512")
     c.set_defaults(fn=cmd_cost)
+    mn = sub.add_parser("minimize", help="shrink a finding's program keeping its signature; write a reproducer")
+    mn.add_argument("file")
+    mn.add_argument("--target")
+    mn.add_argument("--variant")
+    mn.add_argument("--policy", choices=POLICIES, default="max-cache")
+    mn.add_argument("--budget", type=int, default=2000, help="at most this many runs")
+    mn.add_argument("--out", help="where to write the reproducer (default corpus/regressions/<target>/)")
+    mn.add_argument("--load", action="append", default=[], metavar="MODULE")
+    mn.set_defaults(fn=cmd_minimize)
     mx = sub.add_parser("matrix", help="seed-000 rule x driver outcome table from the corpus")
     mx.add_argument("--corpus", default="corpus")
     mx.add_argument("--out", help="also write the table (markdown) here")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .codec import encode
 from .load import LoadError, load_program
 from .program import Config, Op, Program
+from .minimize import minimize, reproducer_text
 from .runner import Finding, run_program
 
 MAX_LEN = 600
@@ -127,13 +128,15 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
             continue
         prog, _ = load_program(path)
         rr = run_program(prog, variants, policy)
-        for fnd in rr.findings:
-            res.findings.append((path, fnd, prog))
-        with open(path + ".txt", "w") as f:
-            f.write(f"# target: {target}\n# policy: {policy}\n")
-            for fnd in rr.findings:
-                f.write("# finding: " + fnd.text().replace("\n", "\n#   ") + "\n")
-            f.write(prog.text())
+        if rr.findings:
+            try:        # op-level minimisation keeping the signature; the raw input stays beside it
+                small, fnd = minimize(prog, variants, policy, budget=400)
+            except ValueError:
+                small, fnd = prog, rr.findings[0]
+            res.findings.append((path, fnd, small))
+            with open(path + ".txt", "w") as f:
+                f.write(reproducer_text(small, fnd, target, f"smmufuzz fuzz {target} --seed {seed} "
+                                        f"(minimised from {len(prog.ops)} ops)"))
     if rc not in (0, 1, 77, 130) and not res.findings and not quiet:
         tail = "\n".join(text.splitlines()[-15:])
         print(f"smmufuzz: libFuzzer exited with {rc}; last lines of {log_path}:\n{tail}", file=sys.stderr)

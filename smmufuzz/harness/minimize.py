@@ -1,0 +1,93 @@
+"""Op-level minimisation: delete operations and simplify arguments and configuration while the finding
+keeps its signature (kind, variant, kind of the op it happens at). Deterministic; separate from
+generation, in the spirit of Hypothesis' shrinker."""
+
+from dataclasses import replace
+
+from .program import Config, Op, Program
+from .runner import Finding, run_program
+
+
+def signature_of(prog: Program, variants: list[str], policy: str) -> tuple | None:
+    res = run_program(prog, variants, policy)
+    return res.findings[0].signature() if res.findings else None
+
+
+def minimize(prog: Program, variants: list[str], policy: str = "max-cache", budget: int = 2000) -> tuple[Program, Finding]:
+    """Smallest program found (within `budget` runs) that gives the same first-finding signature."""
+    target = signature_of(prog, variants, policy)
+    if target is None:
+        raise ValueError("the program gives no finding on these variants")
+    runs = [0]
+
+    def keeps(p: Program) -> bool:
+        if runs[0] >= budget:
+            return False
+        runs[0] += 1
+        return signature_of(p, variants, policy) == target
+
+    best = prog
+    changed = True
+    while changed and runs[0] < budget:
+        changed = False
+        # 1. delete chunks of ops, halving the chunk size (ddmin-like)
+        n = len(best.ops)
+        chunk = max(1, n // 2)
+        while chunk >= 1:
+            i = 0
+            while i < len(best.ops):
+                cand = best.with_ops(best.ops[:i] + best.ops[i + chunk:])
+                if cand.ops != best.ops and keeps(cand):
+                    best, changed = cand, True
+                else:
+                    i += chunk
+            chunk //= 2
+        # 2. simplify arguments towards round values
+        for i, op in enumerate(best.ops):
+            for cand_op in _simpler_ops(op):
+                cand = best.with_ops(best.ops[:i] + (cand_op,) + best.ops[i + 1:])
+                if keeps(cand):
+                    best, changed = cand, True
+                    break
+        # 3. simplify the configuration towards the defaults
+        for field_, value in (("e2h", False), ("ats", False), ("range_inv", False), ("coherent", True),
+                              ("stage", 1), ("ias", 48), ("pg_shift", 12)):
+            if getattr(best.config, field_) != value:
+                cand = Program(replace(best.config, **{field_: value}), best.ops)
+                if keeps(cand):
+                    best, changed = cand, True
+    res = run_program(best, variants, policy)
+    return best, res.findings[0]
+
+
+def _simpler_ops(op: Op):
+    """Candidate replacements of one op, simplest first."""
+    from .program import OPS
+    fields = OPS[op.kind][1]
+    for idx, (name, ftype) in enumerate(fields):
+        v = op.args[idx]
+        cands = []
+        if ftype in ("dom", "sid", "gather") and v:
+            cands = [0]
+        elif ftype == "addr" and v:
+            cands = [r for r in (_round(v), 0) if r != v]
+        elif ftype == "size" and v > 0x1000:
+            cands = [r for r in (_round(v), 0x1000) if r != v and r]
+        elif ftype == "prot" and v != 3:
+            cands = [3]
+        elif ftype == "sg" and len(v) > 1:
+            cands = [v[:len(v) // 2], v[len(v) // 2:], v[:1]]
+        for c in cands:
+            yield Op(op.kind, op.args[:idx] + (c,) + op.args[idx + 1:])
+
+
+def _round(v: int) -> int:
+    """v with its lowest set bits cleared down to its highest set bit (0x40123000 -> 0x40000000)."""
+    return 1 << (v.bit_length() - 1) if v else 0
+
+
+def reproducer_text(prog: Program, finding: Finding, target: str, how: str) -> str:
+    head = [f"# target: {target}", f"# expect: {finding.kind}", f"# variant: {finding.variant}",
+            f"# how: {how}"]
+    head += ["# finding: " + line for line in finding.text().splitlines()[:3]]
+    return "\n".join(head) + "\n" + prog.text()
