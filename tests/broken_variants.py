@@ -135,6 +135,15 @@ class ReadOnlyMaps(SmmuV3Os):
         return super().map(dom, iova, pa, size, prot & ~2 if prot & 1 else prot)
 
 
+from smmufuzz.variants.dma_iommu import EagerFreeDmaIommu  # noqa: E402
+from smmufuzz.variants.iommupt import pt_variant  # noqa: E402
+
+
+class FqEagerFree(pt_variant("C", True)):
+    """DMA-FQ that frees IOVAs and table pages without waiting for any flush."""
+    dma_cls = EagerFreeDmaIommu
+
+
 BROKEN = {
     "test-no-iotlb-sync": (NoIotlbSync, "arm_smmu_iotlb_sync does nothing"),
     "test-wrong-pa": (WrongPa, "leaves point one granule too high"),
@@ -144,6 +153,7 @@ BROKEN = {
     "test-spin-on-hole": (SpinOnHole, "unmap loop retries a hole forever"),
     "test-crash-on-detach": (CrashOnDetach, "detach of an unattached stream dereferences NULL"),
     "test-read-only": (ReadOnlyMaps, "maps everything read-only (safe, but diverges)"),
+    "test-fq-eager-free": (FqEagerFree, "DMA-FQ freeing IOVAs and table pages before any flush"),
 }
 for _name, (_cls, _why) in BROKEN.items():
     register(_name, _cls, True, "test-only", _why)

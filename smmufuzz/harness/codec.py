@@ -12,8 +12,8 @@ from .program import (EVICT_WHAT, MAX_OPS, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, O
 # opcode byte -> kind, weighted towards the operations that matter most
 KIND_TABLE = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
               + ["flush_all", "detach", "ats", "fill", "evict", "ats_req"] + ["attach"] * 3 + ["dma"] * 3
-              + ["writeback"] * 2)
-assert len(KIND_TABLE) == 32
+              + ["writeback"] * 2 + ["dma_map"] * 3 + ["dma_unmap"] * 3 + ["fq_timeout", "dma_enable_fq"])
+assert len(KIND_TABLE) == 40
 KIND_CODE = {k: KIND_TABLE.index(k) for k in OPS}
 GRANULE_CODES = (12, 12, 14, 16)
 IAS_TABLE = (48, 40, 32, 36, 42, 44, 39, 47)
@@ -65,6 +65,7 @@ class _Ctx:
         self.size_units = (g, g, g, 16 * g, b1, b1, b0)
         self.b0, self.b1 = b0, b1
         self.pools = {"addr": [], "pa": [], "size": []}
+        self.dma_maps = 0
         self.last = {"addr": 0, "pa": 0}
 
     def remember(self, pool: str, v: int) -> None:
@@ -145,7 +146,7 @@ def decode(data: bytes) -> Program:
     ctx = _Ctx(cfg)
     ops = [Op("attach", (0, 0))] if implicit_attach else []
     while r.more() and len(ops) < MAX_OPS:
-        kind = KIND_TABLE[r.u8() & 31]
+        kind = KIND_TABLE[r.u8() % len(KIND_TABLE)]
         ops.append(_dec_op(r, ctx, kind))
     return Program(cfg, tuple(ops))
 
@@ -177,6 +178,8 @@ def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
             vals.append(bool(r.u8() & 1))
         elif ftype == "what":
             vals.append(EVICT_WHAT[r.u8() % 3])
+        elif ftype == "handle":
+            vals.append(r.u8() % max(1, ctx.dma_maps))
         elif ftype == "n":
             b = r.u8()
             vals.append(-1 if b == 0xFF and kind == "writeback" else b)
@@ -196,6 +199,8 @@ def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
 
 def _after(ctx: _Ctx, op: Op, iova, pa) -> None:
     """Update pools exactly the same way in decode and encode."""
+    if op.kind == "dma_map":
+        ctx.dma_maps += 1
     size = op.get("size") if "size" in dict(OPS[op.kind][1]) else None
     if op.kind == "map_sg":
         size = sum(ln for _pa, ln in op.get("sg"))
@@ -251,6 +256,10 @@ def encode(prog: Program) -> bytes:
                 out.append(int(v))
             elif ftype == "what":
                 out.append(EVICT_WHAT.index(v))
+            elif ftype == "handle":
+                if not 0 <= v < max(1, ctx.dma_maps):
+                    raise ValueError(f"{op.text()}: handle {v} names no earlier dma_map")
+                out.append(v)
             elif ftype == "n":
                 if op.kind == "writeback" and v < 0:
                     out.append(0xFF)

@@ -56,6 +56,7 @@ def write_dict(run_dir: str) -> str:
         "unmap_fast": (0, 0x200000, 0x1000, 0), "sync": (0, 0), "map_sg": (0, 0x200000, ((0x80000000, 0x1000),), 3),
         "flush_all": (0,), "attach": (0, 0), "detach": (0,), "ats": (0, True), "fill": (0, 0x200000),
         "dma": (0, 0x200000, False), "evict": ("all", 0), "writeback": (-1,), "ats_req": (0, 0x200000),
+        "dma_map": (0, 0x80000000, 0x1000, 3), "dma_unmap": (0,), "fq_timeout": (0,), "dma_enable_fq": (0,),
     }
     for kind, args in samples.items():
         b = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args))))[2 + 3:]

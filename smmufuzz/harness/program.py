@@ -8,6 +8,8 @@ same program:
     iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
     dev_dma(sid=0, iova=0x200000, write=0)
     iommu_unmap(d0, iova=0x200000, size=0x1000)
+
+DMA API ops refer to mappings by handle: dma_unmap(handle=k) unmaps what the k-th dma_map returned.
 """
 
 import re
@@ -66,9 +68,14 @@ OPS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "evict": ("hw_evict", (("what", "what"), ("n", "n"))),
     "writeback": ("hw_writeback", (("n", "n"),)),
     "ats_req": ("ats_translate", (("sid", "sid"), ("iova", "addr"))),
+    "dma_map": ("dma_map", (("dom", "dom"), ("paddr", "addr"), ("size", "size"), ("prot", "prot"))),
+    "dma_unmap": ("dma_unmap", (("handle", "handle"),)),
+    "fq_timeout": ("fq_flush_timeout", (("dom", "dom"),)),
+    "dma_enable_fq": ("iommu_dma_init_fq", (("dom", "dom"),)),
 }
 KIND_BY_NAME = {v[0]: k for k, v in OPS.items()}
-OS_KINDS = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all", "attach", "detach", "ats"})
+OS_KINDS = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all", "attach", "detach", "ats",
+                      "dma_map", "dma_unmap", "fq_timeout", "dma_enable_fq"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ class Op:
                 parts.append(v)
             elif self.kind == "writeback" and v < 0:
                 parts.append("all")
+            elif ftype == "handle":
+                parts.append(f"handle={v}")
             else:
                 parts.append(f"{fname}={int(v)}")
         return f"{name}({', '.join(parts)})"
@@ -262,8 +271,11 @@ def _parse_value(ftype: str, v: str, ln: int, col: int):
         if v not in EVICT_WHAT:
             raise ProgramSyntaxError(f"expected one of {', '.join(EVICT_WHAT)}", ln, col)
         return v
-    if ftype == "n":
-        return _int(v, ln, col)
+    if ftype in ("n", "handle"):
+        x = _int(v, ln, col)
+        if ftype == "handle" and not 0 <= x < 256:
+            raise ProgramSyntaxError("handle must be 0..255 (the k-th dma_map of the program)", ln, col)
+        return x
     if ftype == "sg":
         if not (v.startswith("[") and v.endswith("]")):
             raise ProgramSyntaxError("sg must be a list like [0x80000000+0x1000, ...]", ln, col)

@@ -10,7 +10,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 
 from ..reference import cmdq as C
-from ..reference.oracle import Oracle, Violation, check_translation
+from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
 from ..reference.smmu import HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
@@ -73,6 +73,7 @@ class _Exec:
 
     def __init__(self, prog: Program, name: str, policy: str, snapshots: bool):
         factory = lookup_variant(name).factory
+        self.factory = factory
         cfg = prog.config
         forced = getattr(factory, "CONFIG", {})      # what the driver supports (e.g. a 4K-only, 32-bit IOMMU)
         if forced:
@@ -98,10 +99,13 @@ class _Exec:
         self.budget_used = 0
         self.per_op: dict[str, dict[str, int]] = {}
         self.last_op: dict[str, int] = {}
+        self.handles: list = []                  # dma_map results, by program order
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
         if ds is None:
+            if getattr(self.factory, "FQ_DEFAULT", False):
+                self.spec.fq.add(dom)            # an IOMMU_DOMAIN_DMA_FQ domain from the start
             c = self.cfg
             ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, self.oas, 0 if self.no_perms else c.stage,
                                                      chunk_extents=self.chunk_extents)
@@ -127,6 +131,12 @@ class _Exec:
             chunks = [(op.args[1], op.args[2], op.args[3])]
         elif op.kind == "map_sg":
             chunks = sg_chunks(op.args[1], op.args[2])
+        elif op.kind == "dma_map":
+            g = self.granule
+            pa, size = op.args[1], op.args[2]
+            length = (size + (pa & (g - 1)) + g - 1) & ~(g - 1)
+            # the IOVA is the allocator's (size-aligned); count leaves as if it were aligned to the PA
+            chunks = [((pa & ~(g - 1)) % (1 << 30), pa & ~(g - 1), length)]
         else:
             return None
         top, otop = 1 << self.ias, 1 << self.oas
@@ -194,6 +204,42 @@ class _Exec:
                 v = self._check_dma(sid, iova, bool(a[2]), outs)
                 if v:
                     return ret, v
+        elif k == "dma_map":
+            dom, pa, size, prot = a
+            ds = self.dspec(dom)
+            ret = os.dma_map(dom, pa, size, prot)
+            self.handles.append((dom, ret, size) if ret >= 0 else None)
+            if ret >= 0:
+                g = self.granule
+                off = pa & (g - 1)
+                iova, length = ret - off, (size + off + g - 1) & ~(g - 1)
+                for _seq, exts, uop in spec.fq_pending.get(dom, ()):
+                    if any(e.base < iova + length and iova < e.base + e.span for e in exts):
+                        return ret, Violation(IOVA_REUSE, f"dma_map returned iova {ret:#x}, but "
+                                              f"[{iova:#x}, {iova + length:#x}) is still in the flush queue "
+                                              f"(dma_unmap at op {uop}) and no flush-all has completed since")
+                ds.map(iova, pa - off, length, prot, i, ok=True)
+        elif k == "dma_unmap":
+            (h,) = a
+            entry = self.handles[h] if h < len(self.handles) else None
+            if entry is None:
+                return "no such mapping", self.oracle.check(range(NUM_SIDS))
+            self.handles[h] = None
+            dom, dma_addr, size = entry
+            ret = os.dma_unmap(dom, dma_addr, size)
+            g = self.granule
+            off = dma_addr & (g - 1)
+            iova, length = dma_addr - off, (size + off + g - 1) & ~(g - 1)
+            if dom in spec.fq:
+                gone = self.dspec(dom).unmap(iova, length, ret, i, PENDING)
+                spec.fq_pending.setdefault(dom, []).append((smmu.seq, gone, i))
+            else:
+                self.dspec(dom).unmap(iova, length, ret, i, None)
+        elif k == "fq_timeout":
+            os.fq_timeout(a[0])
+        elif k == "dma_enable_fq":
+            os.enable_fq(a[0])
+            spec.fq.add(a[0])
         elif k == "ats_req":
             sid, iova = a
             smmu.ats_translate(sid, iova)
@@ -201,6 +247,8 @@ class _Exec:
             smmu.evict(a[0], a[1])
         elif k == "writeback":
             smmu.writeback(None if a[0] < 0 else a[0])
+        if spec.fq_pending:
+            self._settle_fq()
         if k in OS_KINDS:
             self._cost(i, op, log_start, mem_start)
             if self.policy == "max-cache":
@@ -225,7 +273,7 @@ class _Exec:
         f["cleans"] += m.cleans - c0
         f["lines_cleaned"] += m.lines_cleaned - l0
         f["redundant_cleans"] += m.redundant_cleans - r0
-        ds = self.spec.domains.get(op.args[0]) if op.kind not in ("detach", "ats") else None
+        ds = self.spec.domains.get(op.args[0]) if op.kind not in ("detach", "ats", "dma_unmap") else None
         g = self.granule
         runs: list[list[int]] = []          # contiguous runs of by-address TLBI scopes
         for _seq, c in self.smmu.cmd_log[start:]:
@@ -249,6 +297,23 @@ class _Exec:
                 for e in ds.overlapping(lo, hi):
                     if e.state == MAPPED and e.op != i:
                         f["wasted_pages"] += (min(hi, e.base + e.span) - max(lo, e.base)) // g
+
+    def _settle_fq(self) -> None:
+        """A lazily unmapped range is promised gone once a context-wide flush of its domain, published
+        after the unmap, has completed (the flush queue's flush-all)."""
+        spec, smmu = self.spec, self.smmu
+        for dom, entries in spec.fq_pending.items():
+            tags = {smmu.strtab[sid].tag for sid, d in spec.attached.items()
+                    if d == dom and sid in smmu.strtab and smmu.strtab[sid].translates}
+            if not tags:
+                continue
+            keep = []
+            for seq, exts, uop in entries:
+                if all(smmu.flushed_since(t, seq) for t in tags):
+                    self.dspec(dom).settle(exts, uop)
+                else:
+                    keep.append((seq, exts, uop))
+            entries[:] = keep
 
     def _spec_map_sg(self, dom, iova, sg, prot, i, ok: bool = True) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""

@@ -1,7 +1,7 @@
 """Safety oracle: compares what devices could reach through the SMMU with the OS intent (smmu-reference §2.2).
 
 Kinds: MISSED_INVALIDATION (I1), WRONG_PA (I2), INVISIBLE_MAPPING (I3), TABLE_UAF (I4),
-CMD_ERROR (I8). HANG, CRASH and DIVERGENCE are raised by the runner.
+CMD_ERROR (I8), IOVA_REUSE (the DMA-FQ reuse rule). HANG, CRASH and DIVERGENCE are raised by the runner.
 """
 
 from bisect import bisect_right
@@ -15,6 +15,7 @@ WRONG_PA = "WRONG_PA"
 INVISIBLE = "INVISIBLE_MAPPING"
 TABLE_UAF = "TABLE_UAF"
 CMD_ERROR = "CMD_ERROR"
+IOVA_REUSE = "IOVA_REUSE"       # DMA-FQ: an IOVA handed out again before the flush covering its unmap
 
 
 @dataclass(frozen=True)

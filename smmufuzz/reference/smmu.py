@@ -78,6 +78,7 @@ class Smmu:
         self.strtab_ver = 0
         self._fill_key = None
         self._fill_epoch = 0
+        self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
         self.pending: list[tuple[int, C.Command]] = []
         self.seq = 1
@@ -264,6 +265,7 @@ class Smmu:
             for d in (self.tlb, self.wc):
                 for k in [k for k, e in d.items() if eseq[e] < pub and m(k[0])]:
                     del d[k]
+            self.ctx_flushes.append((pub, m))
             return
         if o == C.CMD_ATC_INV:
             atc = self.atc.get(c.sid)
@@ -295,6 +297,10 @@ class Smmu:
                     del snaps[ste]
 
     # ------------------------------------------------------------------ translation
+    def flushed_since(self, tag: tuple, seq: int) -> bool:
+        """Has a context-wide invalidation covering `tag`, published after `seq`, completed?"""
+        return any(pub > seq and m(tag) for pub, m in self.ctx_flushes)
+
     def configs(self, sid: int) -> list[Ste]:
         """Every STE the SMMU may use for sid now: the stream table's and any cached snapshot."""
         cur = self.strtab.get(sid, Ste())

@@ -190,3 +190,5 @@ class Spec:
         self.attached: dict[int, int] = {}     # sid -> domain id
         self.ats: dict[int, bool] = {}          # sid -> ATS requested by the OS
         self.gathers: dict[tuple[int, int], list[Extent]] = {}   # (dom, gather) -> pending extents
+        self.fq: set[int] = set()                                 # DMA-FQ domains
+        self.fq_pending: dict[int, list[tuple[int, list[Extent], int]]] = {}   # dom -> (hw seq, extents, op)

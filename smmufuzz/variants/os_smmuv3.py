@@ -6,6 +6,7 @@ gathers, attach/detach and ATS, each returning what the kernel API returns.
 
 from .arm_smmu_v3 import ArmSmmuV3Driver
 from .core import Domain, IommuCore
+from .dma_iommu import DmaIommu
 from .gather import Gather
 from .io_pgtable_arm import PgtableCfg
 
@@ -15,6 +16,7 @@ class SmmuV3Os:
 
     core_cls = IommuCore
     driver_cls = ArmSmmuV3Driver
+    dma_cls = DmaIommu
 
     def __init__(self, hw, pg_shift: int, ias: int, oas: int, stage: int):
         self.hw = hw
@@ -23,6 +25,9 @@ class SmmuV3Os:
         self.stage = stage
         self.domains: dict[int, Domain] = {}
         self.gathers: dict[tuple[int, int], Gather] = {}
+        self.dma: dict[int, DmaIommu] = {}
+        self.ias = ias
+        self.pg_shift = pg_shift
 
     def domain(self, dom: int) -> Domain:
         """iommu_paging_domain_alloc() on first use."""
@@ -69,6 +74,30 @@ class SmmuV3Os:
 
     def set_ats(self, sid, on) -> None:
         self.driver.set_ats_supported(sid, on)
+
+    # ---- the DMA API (dma-iommu.c) ----------------------------------------------------------------
+    def cookie(self, dom) -> DmaIommu:
+        c = self.dma.get(dom)
+        if c is None:
+            d = self.domain(dom)
+            g = 1 << self.pg_shift
+            c = self.dma[dom] = self.dma_cls(self.core, d, 1 << self.ias, g,
+                                             lambda pages: [self.hw.mem.free_pages(p, g) for p in pages])
+            if getattr(type(self), "FQ_DEFAULT", False):
+                c.enable_fq()                      # an IOMMU_DOMAIN_DMA_FQ domain
+        return c
+
+    def dma_map(self, dom, paddr, size, prot) -> int:
+        return self.cookie(dom).map(paddr, size, prot)
+
+    def dma_unmap(self, dom, dma_addr, size) -> int:
+        return self.cookie(dom).unmap(dma_addr, size)
+
+    def fq_timeout(self, dom) -> None:
+        self.cookie(dom).fq_timeout()
+
+    def enable_fq(self, dom) -> None:
+        self.cookie(dom).enable_fq()
 
     def iova_to_phys(self, dom, iova) -> int:
         return self.domain(dom).priv.pgtbl.iova_to_phys(iova)

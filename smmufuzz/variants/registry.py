@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from .os_smmuv3 import SmmuV3Os
-from . import gather_rules, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
+from . import gather_rules, iommupt, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,21 @@ for _rule in gather_rules.RULES.values():
                  (_rule.name, _drv) in GATHER_BUGGY | GATHER_FOUND, "000-gather",
                  f"{_rule.summary.split(':')[0]} + {_drv}")
 
+# seed 001: iommupt's gather_range_pages() versions, strict and DMA-FQ domains. In strict mode the original
+# (A) and Robin's proposal (C, written against A) drop the range after the NO_GAPS early sync
+# (what b48ca9206138 fixed); in FQ mode all three must be safe.
+_PT_SUMMARY = {"A": "original gather_range_pages (if/else: NO_GAPS sync drops the new range)",
+               "B": "Yu Zhang b48ca9206138: always add the range after the NO_GAPS sync",
+               "C": "Robin's seed-001 proposal: skip sync and range when queued (against A)"}
+for _v, _why in _PT_SUMMARY.items():
+    register(f"pt:{_v}", iommupt.pt_variant(_v, False), _v in "AC", "001-fq", _why + "; strict domains")
+    register(f"pt-fq:{_v}", iommupt.pt_variant(_v, True), False, "001-fq", _why + "; DMA-FQ domains")
+
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
     "smmuv3": ["smmuv3"],
     "pte-sync": ["pte-sync:coherent", "pte-sync:eager", "pte-sync:deferred-fixed"],
+    "pt-fq": ["pt-fq:A", "pt-fq:B", "pt-fq:C"],
 }
 for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a divergence names the rules
     TARGETS[f"gather:{_drv}"] = [f"gather:{r}:{_drv}" for r in gather_rules.RULES]
