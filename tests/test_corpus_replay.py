@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import tests.broken_variants  # noqa: F401  (test-only variants named by some regressions)
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.runner import run_program
 from smmufuzz.variants.registry import target

@@ -7,7 +7,7 @@ import sys
 
 from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
 from .load import LoadError, load_program, program_files
-from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, OUTSIDE, SKIPPED, run_program
+from .runner import DMA_ONLY, MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, OUTSIDE, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
 
@@ -79,6 +79,9 @@ def cmd_replay(args) -> int:
         if skipped:
             print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
                   f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
+        dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
+        if dma_only:
+            print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
         outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
         if outside:
             print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map beyond 2^IAS or 2^OAS breaks "
@@ -119,7 +122,10 @@ def cmd_fuzz(args) -> int:
 
 
 def cmd_cost(args) -> int:
-    from .cost import cost_table, format_table
+    from .cost import cost_table, format_fq, format_table, fq_table
+    if args.fq:
+        print(format_fq(fq_table("ABC", args.fq)))
+        return 0
     from ..variants.registry import variant
     variants = args.variants.split(",")
     for v in variants:
@@ -181,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--variants", default="pte-sync:eager,pte-sync:deferred-fixed,pte-sync:deferred-v1,"
                    "pte-sync:coherent")
     c.add_argument("--pages", default="1,8,64,512")
+    c.add_argument("--fq", type=int, metavar="N",
+                   help="instead: invalidations per dma_unmap, strict vs DMA-FQ, for N 4K unmaps (seed 001)")
     c.set_defaults(fn=cmd_cost)
     mn = sub.add_parser("minimize", help="shrink a finding's program keeping its signature; write a reproducer")
     mn.add_argument("file")

@@ -44,3 +44,37 @@ def format_table(rows: list[dict]) -> str:
         out.append(f"{r['workload']:<22} {r['variant']:<30} {r['clean_ops']:>9} {r['lines_cleaned']:>13} "
                    f"{r['distinct']:>14} {per:>11} {r['redundant']:>9}  {r['finding']}")
     return "\n".join(out)
+
+
+def fq_programs(n: int) -> dict[str, Program]:
+    """n dma_map of 4K pages, then n dma_unmap, then the flush-queue timer."""
+    cfg = Config(pg_shift=12, ias=48, stage=1, coherent=True)
+    ops = [Op("attach", (0, 0))]
+    ops += [Op("dma_map", (0, 0x8000_0000 + 0x2000 * k, 0x1000, 3)) for k in range(n)]
+    ops += [Op("dma_unmap", (k,)) for k in range(n)]
+    ops += [Op("fq_timeout", (0,))]
+    return {f"{n} x dma_unmap 4K": Program(cfg, tuple(ops))}
+
+
+def fq_table(versions: str, n: int) -> list[dict]:
+    """Invalidation per dma_unmap (including the flush-queue flushes it causes) in strict vs FQ mode."""
+    rows = []
+    for label, prog in fq_programs(n).items():
+        for v in versions:
+            for mode in ("pt", "pt-fq"):
+                run = run_program(prog, [f"{mode}:{v}"]).runs[0]
+                po = run.stats["per_op"]
+                tot = {k: sum(po.get(o, {}).get(k, 0) for o in ("dma_unmap", "fq_timeout"))
+                       for k in ("cmds", "syncs", "inv_pages", "full_flushes")}
+                rows.append({"workload": label, "variant": f"{mode}:{v}", "n": n,
+                             "finding": run.finding.kind if run.finding else "", **tot})
+    return rows
+
+
+def format_fq(rows: list[dict]) -> str:
+    out = [f"{'workload':<22} {'variant':<10} {'inv cmds':>9} {'syncs':>6} {'pages':>6} {'full':>5} "
+           f"{'cmds/unmap':>10}  finding"]
+    for r in rows:
+        out.append(f"{r['workload']:<22} {r['variant']:<10} {r['cmds']:>9} {r['syncs']:>6} {r['inv_pages']:>6} "
+                   f"{r['full_flushes']:>5} {r['cmds'] / r['n']:>10.2f}  {r['finding']}")
+    return "\n".join(out)

@@ -26,6 +26,8 @@ MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same f
 MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
 OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range (caller contract)"
+DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only (caller contract)"
+_RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
 
@@ -90,6 +92,7 @@ class _Exec:
         self.oas = getattr(factory, "OAS", OAS)                     # the IOMMU's output address size
         self.pa_min = getattr(factory, "PA_MIN", 0)                 # lowest mappable physical address
         self.chunk_extents = getattr(factory, "MAPPING_UNIT", "page") == "chunk"
+        self.dma_only = getattr(factory, "FQ_DEFAULT", False)
         self.os = factory(self.smmu, cfg.pg_shift, self.ias, getattr(factory, "OAS", OAS), cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
@@ -127,6 +130,8 @@ class _Exec:
         """Ops the harness does not issue: beyond the program budget, or outside the caller contract
         (a map must stay inside the domain aperture [0, 2^IAS) and below 2^OAS: io-pgtable-arm checks
         only the first IOVA of each map_pages() call and writes past a small PGD otherwise)."""
+        if self.dma_only and op.kind in _RAW_API:
+            return DMA_ONLY
         if op.kind == "map":
             chunks = [(op.args[1], op.args[2], op.args[3])]
         elif op.kind == "map_sg":

@@ -192,8 +192,11 @@ class PtIommuOs(SmmuV3Os):
 
 
 def pt_variant(version: str, fq: bool) -> type:
-    """iommupt with gather_range_pages() version A/B/C, FLUSH_RANGE + NO_GAPS; strict or DMA-FQ domains."""
+    """iommupt with gather_range_pages() version A/B/C, FLUSH_RANGE + NO_GAPS; strict or DMA-FQ domains.
+    The core is the one of the seed-001 era (February 2026): before 90c5def10bea and Robin's fill,
+    which would otherwise paper over version A's dropped range."""
+    from .gather_rules import LegacyCore
     drv = type(f"PtIommuDriver{version}", (PtIommuDriver,), {"version": version})
     return type(f"PtIommu{version}{'Fq' if fq else ''}Os", (PtIommuOs,),
-                {"driver_cls": drv, "FQ_DEFAULT": fq,
+                {"driver_cls": drv, "FQ_DEFAULT": fq, "core_cls": LegacyCore,
                  "__doc__": f"iommupt gather_range_pages version {version}, {'DMA-FQ' if fq else 'strict'} domains"})

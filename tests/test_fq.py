@@ -1,0 +1,44 @@
+"""Seed 001: DMA-FQ and iommupt's gather_range_pages versions."""
+
+from smmufuzz.harness.cost import fq_table
+from smmufuzz.harness.program import parse
+from smmufuzz.harness.runner import run_program
+from smmufuzz.variants.dma_iommu import FQ_SIZE
+
+
+def test_fq_batches_invalidations_into_flush_alls():
+    n = 4 * FQ_SIZE
+    for r in fq_table("ABC", n):
+        assert not r["finding"], r
+        if r["variant"].startswith("pt-fq"):
+            # a flush-all each time the ring fills (every FQ_SIZE unmaps, the last one by the timer)
+            assert (r["full_flushes"], r["inv_pages"]) == (n // FQ_SIZE, 0), r
+        else:
+            assert (r["cmds"], r["syncs"], r["full_flushes"]) == (n, n, 0), r
+
+
+def test_iova_is_not_reused_before_the_flush():
+    prog = parse("""config(granule=4K)
+iommu_attach_device(d0, sid=0)
+dma_map(d0, paddr=0x80000000, size=0x1000, prot=RW)
+dma_unmap(handle=0)
+dma_map(d0, paddr=0x90000000, size=0x1000, prot=RW)
+fq_flush_timeout(d0)
+dma_map(d0, paddr=0xa0000000, size=0x1000, prot=RW)
+""")
+    run = run_program(prog, ["pt-fq:C"]).runs[0]
+    assert run.finding is None
+    first, second, third = run.returns[1], run.returns[3], run.returns[5]
+    assert second != first                 # still queued: a different IOVA
+    assert third == first                  # reaped after the timer's flush-all: reusable
+
+
+def test_strict_unmap_frees_the_iova_at_once():
+    prog = parse("""config(granule=4K)
+iommu_attach_device(d0, sid=0)
+dma_map(d0, paddr=0x80000000, size=0x1000, prot=RW)
+dma_unmap(handle=0)
+dma_map(d0, paddr=0x90000000, size=0x1000, prot=RW)
+""")
+    run = run_program(prog, ["pt:B"]).runs[0]
+    assert run.finding is None and run.returns[1] == run.returns[3]
