@@ -75,6 +75,9 @@ def cmd_replay(args) -> int:
                 sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
         else:
             print(f"{path}: clean on {', '.join(variants)}")
+        for r in res.runs:
+            if r.stopped is not None:
+                print(f"  note: {r.name} stopped at op {r.stopped}: {r.returns[-1].split(': ', 1)[1]}")
         skipped = [i for i, r in enumerate(res.runs[0].returns) if r == SKIPPED]
         if skipped:
             print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from ..reference import cmdq as C
 from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
-from ..reference.smmu import HangError, HwConfig, Smmu
+from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
@@ -57,6 +57,7 @@ class VariantRun:
     returns: list = field(default_factory=list)
     snapshots: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    stopped: int | None = None       # op index where the command budget ended the run
 
 
 @dataclass
@@ -140,8 +141,8 @@ class _Exec:
             g = self.granule
             pa, size = op.args[1], op.args[2]
             length = (size + (pa & (g - 1)) + g - 1) & ~(g - 1)
-            # the IOVA is the allocator's (size-aligned); count leaves as if it were aligned to the PA
-            chunks = [((pa & ~(g - 1)) % (1 << 30), pa & ~(g - 1), length)]
+            # the IOVA is the allocator's, aligned to the (power-of-two) allocation size
+            chunks = [(0, pa & ~(g - 1), length)]    # the allocator aligns the IOVA to the size
         else:
             return None
         top, otop = 1 << self.ias, 1 << self.oas
@@ -406,6 +407,10 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
             ret, v = ex.step(i, op)
         except HangError as e:
             run.finding = Finding(HANG, name, i, op.text(), str(e), _last_frames())
+            break
+        except CommandBudgetExceeded as e:
+            run.returns.append(f"stopped: {e} (the program budget)")
+            run.stopped = i
             break
         except RecursionError as e:
             run.finding = Finding(HANG, name, i, op.text(), f"unbounded recursion: {e}", _last_frames())

@@ -23,6 +23,11 @@ class HangError(Exception):
     """The step budget ran out: the OS side did not make progress (HANG finding)."""
 
 
+class CommandBudgetExceeded(Exception):
+    """The program asked the hardware for more invalidation work than a fuzz run affords (not a finding:
+    e.g. a 1 GiB table free without RIL is 262,144 TLBIs, exactly what the kernel issues)."""
+
+
 @dataclass
 class HwConfig:
     """Static SMMU configuration (IDR registers and model switches)."""
@@ -34,6 +39,7 @@ class HwConfig:
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
     step_budget: int = 3_000_000
+    command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,7 @@ class Smmu:
         self.errors: list[str] = []
         self.cmd_log: list[tuple[int, C.Command]] = []  # (seq, command) of every published command
         self.stats = Stats()
+        self.commands = 0
         self._tree_cache: dict[tuple, tuple] = {}
 
     # ------------------------------------------------------------------ progress budget
@@ -94,6 +101,11 @@ class Smmu:
         self.steps += n
         if self.steps > self.cfg.step_budget:
             raise HangError(f"no progress after {self.steps} steps")
+
+    def _spend(self, n: int) -> None:
+        self.commands += n
+        if self.commands > self.cfg.command_budget:
+            raise CommandBudgetExceeded(f"more than {self.cfg.command_budget} invalidation commands")
 
     # ------------------------------------------------------------------ OS-visible registers
     def write_ste(self, sid: int, ste: Ste) -> None:
@@ -119,6 +131,7 @@ class Smmu:
         pending = self.pending
         maxcache = self.cfg.policy == "max-cache"
         self.tick(len(entries))
+        self._spend(len(entries))
         for dw0, dw1 in entries:
             cmd = C.decode(dw0, dw1)
             self.seq += 1
@@ -147,13 +160,42 @@ class Smmu:
         """A TLB-invalidate register write (IOMMUs without a command queue): it takes effect at some
         point before the next tlb_sync() completes. `end` makes a by-address one cover [addr, end)."""
         self.tick()
+        self._spend(1)
         cmd = C.Command(op, vmid=vmid, asid=asid, leaf=int(leaf), addr=addr, sid=sid)
         self.seq += 1
         self.cmd_log.append((self.seq, cmd))
         self.stats.by_op[op] = self.stats.by_op.get(op, 0) + 1
         self.pending.append((self.seq, cmd, end))
         if self.cfg.policy == "max-cache":
+            if op in _VA_OPS:
+                self._refill_range(addr, end if end is not None else addr + 1)
+            else:
+                self.fill_all()
+
+    def _refill_range(self, lo: int, hi: int) -> None:
+        """max-cache at a by-address register TLBI: refill what the TLBI may remove (its own range) from
+        the current view; entries that refill are younger than the TLBI and survive it. Nothing is
+        re-cached (and no fill time moves) when the walks find nothing."""
+        if hi - lo > 64 << 12:
             self.fill_all()
+            return
+        epoch = None
+        for sid, cur in self.strtab.items():
+            for ste in self.configs(sid):
+                if not ste.translates:
+                    continue
+                va = lo & ~0xFFF
+                while va < hi:
+                    leaf, steps = ste.geo.walk(self.mem, ste.ttb, ste.stage, va)
+                    if leaf is not None:
+                        if epoch is None:
+                            epoch = self.new_epoch()
+                            self.cache_ver += 1
+                        self.tlb[(ste.tag, leaf.va, leaf.span, leaf.pa, leaf.perms, leaf.level,
+                                  ste.geo.pg_shift)] = epoch
+                        va = max(va + 0x1000, leaf.va + leaf.span)
+                    else:
+                        va += 0x1000
 
     def tlb_sync(self) -> None:
         """A TLB sync (poll for completion): every earlier invalidation is complete on return."""
