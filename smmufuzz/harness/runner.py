@@ -244,6 +244,9 @@ class _Exec:
         elif k == "fq_timeout":
             os.fq_timeout(a[0])
         elif k == "dma_enable_fq":
+            if not getattr(self.factory, "DEFERRED_FLUSH", False):
+                # iommu_dma_init_domain() only sets up a flush queue with IOMMU_CAP_DEFERRED_FLUSH
+                return "strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH", self.oracle.check(range(NUM_SIDS))
             os.enable_fq(a[0])
             spec.fq.add(a[0])
         elif k == "ats_req":

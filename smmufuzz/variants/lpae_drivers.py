@@ -199,6 +199,7 @@ class ArmSmmuV2Os(SmmuV3Os):
 
 
 class QcomIommuOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = QcomIommuDriver
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}     # ARM_32_LPAE_S1, .ias = 32, 4K pages only
     PGSIZE_BITMAP = 0x1000
@@ -207,6 +208,7 @@ class QcomIommuOs(SmmuV3Os):
 
 
 class IpmmuVmsaOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = IpmmuVmsaDriver
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}     # ARM_32_LPAE_S1, .ias = 32, 4K|2M|1G
     HW_OVERRIDES = {"coherent": False}

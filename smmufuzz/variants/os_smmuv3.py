@@ -17,6 +17,7 @@ class SmmuV3Os:
     core_cls = IommuCore
     driver_cls = ArmSmmuV3Driver
     dma_cls = DmaIommu
+    DEFERRED_FLUSH = True        # capable(IOMMU_CAP_DEFERRED_FLUSH): DMA-FQ allowed
 
     def __init__(self, hw, pg_shift: int, ias: int, oas: int, stage: int):
         self.hw = hw

@@ -297,6 +297,7 @@ class DartDriver(_OwnTableDriver):
 
 
 class MtkOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = MtkIommuDriver
     OAS = 32
     # Whether the M4U caches level-1 walks is not documented; v7s frees an L2 table with no walk
@@ -309,6 +310,7 @@ class MtkOs(SmmuV3Os):
 
 
 class MsmOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = MsmIommuDriver
     OAS = 32
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}
@@ -316,6 +318,7 @@ class MsmOs(SmmuV3Os):
 
 
 class Sun50iOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = Sun50iDriver
     OAS = 32                 # PTE[31:12]
     CONFIG = {"pg_shift": 12, "ias": 32, "stage": 1}
@@ -324,6 +327,7 @@ class Sun50iOs(SmmuV3Os):
 
 
 class SprdOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = SprdDriver
     OAS = 32                 # (u32)paddr >> 12
     PA_MIN = 0x1000          # an entry of 0 means unmapped: physical page 0 cannot be mapped
@@ -334,6 +338,7 @@ class SprdOs(SmmuV3Os):
 
 
 class DartOs(SmmuV3Os):
+    DEFERRED_FLUSH = False       # no IOMMU_CAP_DEFERRED_FLUSH: dma-iommu stays strict
     driver_cls = DartDriver
     OAS = 42
     CONFIG = {"pg_shift": 14, "ias": 36, "stage": 1}
