@@ -137,6 +137,10 @@ class _Exec:
             chunks = [(op.args[1], op.args[2], op.args[3])]
         elif op.kind == "map_sg":
             chunks = sg_chunks(op.args[1], op.args[2])
+        elif op.kind in ("unmap", "unmap_fast"):
+            iova, size = op.args[1], op.args[2]
+            # callers unmap inside the aperture too (sun50i/v7s index tables with masked IOVA bits)
+            return OUTSIDE if size and iova + size > (1 << self.ias) else None
         elif op.kind == "dma_map":
             g = self.granule
             pa, size = op.args[1], op.args[2]
