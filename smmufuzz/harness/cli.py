@@ -87,8 +87,8 @@ def cmd_replay(args) -> int:
             print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
         outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
         if outside:
-            print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a PA beyond 2^OAS) breaks "
-                  f"the caller contract")
+            print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
+                  f"PA beyond 2^OAS) breaks the caller contract")
     print(f"{len(loaded)} program(s), {total} finding(s)")
     return 1 if total else 0
 
