@@ -193,7 +193,8 @@ class _Exec:
         elif k == "flush_all":
             (dom,) = a
             os.flush_iotlb_all(dom)
-            self.dspec(dom).settle_all(i)
+            if os.has_flush_iotlb_all(dom):       # without domain->ops->flush_iotlb_all nothing is promised
+                self.dspec(dom).settle_all(i)
         elif k == "attach":
             dom, sid = a
             self.dspec(dom)

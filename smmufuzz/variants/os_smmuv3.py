@@ -67,6 +67,10 @@ class SmmuV3Os:
     def flush_iotlb_all(self, dom) -> None:
         self.core.flush_iotlb_all(self.domain(dom))
 
+    def has_flush_iotlb_all(self, dom) -> bool:
+        """Does domain->ops provide flush_iotlb_all (iommu_flush_iotlb_all() is a no-op otherwise)?"""
+        return getattr(self.domain(dom).ops, "flush_iotlb_all", None) is not None
+
     def attach(self, sid, dom) -> int:
         return self.driver.attach_dev(sid, self.domain(dom).priv)
 
