@@ -285,6 +285,13 @@ class DartDriver(_OwnTableDriver):
         if d.devices:                   # a domain with no stream attached gets no flush
             self.flush_context(d)
 
+    def attach_dev(self, sid, d) -> int:
+        """apple_dart_setup_translation() ends with hw->invalidate_tlb() for the stream: the DART TLB is
+        per stream, so nothing cached before the attach survives it (modelled as a flush of the context)."""
+        ret = super().attach_dev(sid, d)
+        self.flush_context(d)
+        return ret
+
     def iotlb_sync(self, domain, gather) -> None:
         self.domain_flush_tlb(domain.priv)
 
