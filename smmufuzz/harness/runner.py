@@ -104,6 +104,7 @@ class _Exec:
         self.per_op: dict[str, dict[str, int]] = {}
         self.last_op: dict[str, int] = {}
         self.handles: list = []                  # dma_map results, by program order
+        self.dom_tags: dict[int, set] = {}
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -261,6 +262,10 @@ class _Exec:
             smmu.evict(a[0], a[1])
         elif k == "writeback":
             smmu.writeback(None if a[0] < 0 else a[0])
+        for sid, d in spec.attached.items():          # the TLB tags each domain has been used with
+            ste = smmu.strtab.get(sid)
+            if ste is not None and ste.translates:
+                self.dom_tags.setdefault(d, set()).add(ste.tag)
         if spec.fq_pending:
             self._settle_fq()
         if k in OS_KINDS:
@@ -317,10 +322,7 @@ class _Exec:
         after the unmap, has completed (the flush queue's flush-all)."""
         spec, smmu = self.spec, self.smmu
         for dom, entries in spec.fq_pending.items():
-            tags = {smmu.strtab[sid].tag for sid, d in spec.attached.items()
-                    if d == dom and sid in smmu.strtab and smmu.strtab[sid].translates}
-            if not tags:
-                continue
+            tags = self.dom_tags.get(dom, ())        # never attached: nothing can have been cached
             keep = []
             for seq, exts, uop in entries:
                 if all(smmu.flushed_since(t, seq) for t in tags):
