@@ -4,7 +4,7 @@ generation, in the spirit of Hypothesis' shrinker."""
 
 from dataclasses import replace
 
-from .program import Config, Op, Program
+from .program import Op, Program
 from .runner import Finding, run_program
 
 

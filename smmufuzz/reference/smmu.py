@@ -409,14 +409,14 @@ class Smmu:
             if sid in self.ats_enabled:
                 self._fill_atc(sid, seq)
 
-    def _fill_atc(self, sid: int, seq: int, va_lo: int = 0, va_hi: int = 1 << 64) -> None:
+    def _fill_atc(self, sid: int, seq: int) -> None:
         atc = self.atc.setdefault(sid, {})
         for s in self.configs(sid):
             if not (s.translates and s.eats):
                 continue
             tag = s.tag
             for k in self.tlb:
-                if k[0] == tag and k[1] < va_hi and va_lo < k[1] + k[2]:
+                if k[0] == tag:
                     atc[(k[1], k[2], k[3], k[4])] = seq
 
     def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:

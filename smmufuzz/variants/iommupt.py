@@ -2,9 +2,9 @@
 its three gather_range_pages() versions, driven by a range-flush IOMMU driver (AMD/VT-d style)."""
 
 from ..reference import cmdq as C
-from .gather import add_range, gather_init, is_disjoint, queued, Gather
-from .io_pgtable_arm import (EINVAL, ERANGE, IOMMU_READ, IOMMU_WRITE, PTE_ADDR_MASK, PTE_TYPE_MASK,
-                             PTE_TYPE_TABLE, ArmLpaeIoPgtable, PgtableCfg)
+from .gather import Gather, add_range, is_disjoint, queued
+from .io_pgtable_arm import (EINVAL, ERANGE, IOMMU_READ, IOMMU_WRITE, PTE_ADDR_MASK, PTE_TYPE_TABLE,
+                             ArmLpaeIoPgtable, PgtableCfg)
 from .lpae_drivers import ContextDriver
 from .os_smmuv3 import SmmuV3Os
 
@@ -153,13 +153,11 @@ class PtIommuDriver(ContextDriver):
     """A range-flush IOMMU driver over iommupt (amd/intel style): iotlb_sync invalidates
     [start, end] including the walk caches, then frees the gather's freelist."""
 
-    version = "A"
+    pgtable_cls = PtIommu        # pt_variant() sets the gather_range_pages version on a subclass
 
     def make_pgtable(self, d, stage):
         cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
-        pt = type(f"PtIommu{self.version}", (PtIommu,), {"version": self.version})(cfg, self.hw, _RangeFlushOps(),
-                                                                                    self.core)
-        return pt
+        return self.pgtable_cls(cfg, self.hw, _RangeFlushOps(), self.core)
 
     def iotlb_sync(self, domain, g) -> None:
         d = domain.priv
@@ -175,10 +173,6 @@ class PtIommuDriver(ContextDriver):
         d = domain.priv
         self.hw.tlbi(C.CMD_TLBI_NH_ASID, asid=d.asid)
         self.hw.tlb_sync()
-
-    def free_pages_list(self, pages: list, granule: int) -> None:
-        for page in pages:
-            self.hw.mem.free_pages(page, granule)
 
 
 class PtIommuOs(SmmuV3Os):
@@ -196,7 +190,8 @@ def pt_variant(version: str, fq: bool) -> type:
     The core is the one of the seed-001 era (February 2026): before 90c5def10bea and Robin's fill,
     which would otherwise paper over version A's dropped range."""
     from .gather_rules import LegacyCore
-    drv = type(f"PtIommuDriver{version}", (PtIommuDriver,), {"version": version})
+    pt = type(f"PtIommu{version}", (PtIommu,), {"version": version})
+    drv = type(f"PtIommuDriver{version}", (PtIommuDriver,), {"pgtable_cls": pt})
     return type(f"PtIommu{version}{'Fq' if fq else ''}Os", (PtIommuOs,),
                 {"driver_cls": drv, "FQ_DEFAULT": fq, "core_cls": LegacyCore,
                  "__doc__": f"iommupt gather_range_pages version {version}, {'DMA-FQ' if fq else 'strict'} domains"})
