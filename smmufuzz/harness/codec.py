@@ -6,8 +6,8 @@ already used in the program, or raw; sizes from page counts, block multiples, bl
 unaligned shapes.
 """
 
-from .program import (EVICT_WHAT, MAX_OPS, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, Config, Op,
-                      Program)
+from .program import (CONTEXTS, EVICT_WHAT, MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS,
+                      Config, Op, Program)
 
 # opcode byte -> kind, weighted towards the operations that matter most
 KIND_TABLE = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
@@ -22,6 +22,10 @@ PROT_CODES = (3, 3, 3, 1, 1, 2, 3, 0)
 POOL_MAX = 40          # selectors 0xC0..0xE7
 SEL_POOL, SEL_LAST, SEL_RAW = 0xC0, 0xE8, 0xF0
 M64 = (1 << 64) - 1
+# opcode bytes from 0xF0: 0xF0 + c issues the following ops from context c (cpu0, cpu1, irq0, irq1);
+# 0xF4..0xFF, gap, target: a schedule switch `gap` preemption points after the previous one, to context
+# target & 3 (target & 0x80: no switch, only advance). Other opcode bytes select KIND_TABLE[b % 40].
+OP_CTX, OP_SWITCH = 0xF0, 0xF4
 
 
 class _Reader:
@@ -151,10 +155,25 @@ def decode(data: bytes) -> Program:
     cfg, implicit_attach = _header(r)
     ctx = _Ctx(cfg)
     ops = [Op("attach", (0, 0))] if implicit_attach else []
-    while r.more() and len(ops) < MAX_OPS:
-        kind = KIND_TABLE[r.u8() % len(KIND_TABLE)]
-        ops.append(_dec_op(r, ctx, kind))
-    return Program(cfg, tuple(ops))
+    cur = 0
+    sched: dict[int, int] = {}
+    point = 0
+    while r.more():
+        b = r.u8()
+        if b >= OP_SWITCH:
+            point += r.u8()
+            t = r.u8()
+            if not t & 0x80 and len(sched) < MAX_SWITCHES:
+                sched[point] = t & 3
+            continue
+        if b >= OP_CTX:
+            cur = b - OP_CTX
+            continue
+        if len(ops) >= MAX_OPS:
+            break
+        op = _dec_op(r, ctx, KIND_TABLE[b % len(KIND_TABLE)])
+        ops.append(Op(op.kind, op.args, cur) if cur else op)
+    return Program(cfg, tuple(ops), tuple(sorted(sched.items())))
 
 
 def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
@@ -239,7 +258,11 @@ def encode(prog: Program) -> bytes:
         raise ValueError("e2h is only meaningful for stage 1")
     out = bytearray([b0, b1])
     ctx = _Ctx(cfg)
+    cur = 0
     for op in ops:
+        if op.ctx != cur:
+            out.append(OP_CTX + op.ctx)
+            cur = op.ctx
         out.append(KIND_CODE[op.kind])
         iova = pa = None
         for (fname, ftype), v in zip(OPS[op.kind][1], op.args):
@@ -283,4 +306,13 @@ def encode(prog: Program) -> bytes:
                     ctx.last["pa"] = (epa + eln) & M64
                     ctx.remember("pa", epa)
         _after(ctx, op, iova, pa)
+    point = 0
+    for p, c in prog.schedule:
+        if not 0 <= c < len(CONTEXTS) or p < point:
+            raise ValueError(f"schedule entry {p}->{c}: points must increase")
+        while p - point > 255:
+            out += bytes([OP_SWITCH, 255, 0x80])
+            point += 255
+        out += bytes([OP_SWITCH, p - point, c])
+        point = p
     return bytes(out)

@@ -10,6 +10,11 @@ same program:
     iommu_unmap(d0, iova=0x200000, size=0x1000)
 
 DMA API ops refer to mappings by handle: dma_unmap(handle=k) unmaps what the k-th dma_map returned.
+
+Concurrency: a line prefixed `cpu1:` (or `irq0:`, `irq1:`, an interrupt on CPU 0 or 1) is issued by
+that context; unprefixed lines are cpu0's. Each context runs its ops in program order; how they
+interleave is the schedule, `schedule(12->cpu1, 30->cpu0)`: at the 12th preemption point switch to
+cpu1, and so on (0 = keep running the current task; the default is run-to-completion in order).
 """
 
 import re
@@ -21,6 +26,8 @@ PROTS = {3: "RW", 1: "R", 2: "W", 0: "NONE"}
 PROT_BY_NAME = {v: k for k, v in PROTS.items()}
 EVICT_WHAT = ("tlb", "walk", "all")
 MAX_OPS = 48
+CONTEXTS = ("cpu0", "cpu1", "irq0", "irq1")     # irqN: interrupt context on CPU N
+MAX_SWITCHES = 16
 NUM_DOMAINS = 2
 NUM_SIDS = 4
 NUM_GATHERS = 2
@@ -83,6 +90,7 @@ class Op:
     """One operation: its kind and its field values in OPS order."""
     kind: str
     args: tuple
+    ctx: int = 0           # index into CONTEXTS
 
     def get(self, name: str):
         for (fname, _t), v in zip(OPS[self.kind][1], self.args):
@@ -112,16 +120,24 @@ class Op:
                 parts.append(f"handle={v}")
             else:
                 parts.append(f"{fname}={int(v)}")
-        return f"{name}({', '.join(parts)})"
+        pre = f"{CONTEXTS[self.ctx]}: " if self.ctx else ""
+        return f"{pre}{name}({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
 class Program:
     config: Config = field(default_factory=Config)
     ops: tuple = ()
+    schedule: tuple = ()   # ((preemption point, context index), ...), points ascending
 
     def text(self) -> str:
-        return "\n".join([self.config.text()] + [op.text() for op in self.ops]) + "\n"
+        lines = [self.config.text()] + [op.text() for op in self.ops]
+        if self.schedule:
+            lines.append("schedule(" + ", ".join(f"{p}->{CONTEXTS[c]}" for p, c in self.schedule) + ")")
+        return "\n".join(lines) + "\n"
+
+    def concurrent(self) -> bool:
+        return any(op.ctx for op in self.ops)
 
     def with_ops(self, ops) -> "Program":
         return replace(self, ops=tuple(ops))
@@ -185,10 +201,16 @@ def parse(text: str) -> Program:
     """Parse a text program; raises ProgramSyntaxError with line and column."""
     config = Config()
     ops = []
+    schedule = None
     for ln, raw in enumerate(text.splitlines(), 1):
         s = raw.split("#", 1)[0]
         if not s.strip():
             continue
+        ctx = 0
+        pm = _CTX_PREFIX.match(s)
+        if pm:
+            ctx = CONTEXTS.index(pm.group(1))
+            s = " " * pm.end() + s[pm.end():]
         m = _CALL.match(s)
         if not m:
             col = len(s) - len(s.lstrip()) + 1
@@ -200,13 +222,39 @@ def parse(text: str) -> Program:
                 raise ProgramSyntaxError("config(...) must come before the first operation", ln, m.start(1) + 1)
             config = _parse_config(body, ln, col0)
             continue
+        if schedule is not None:
+            raise ProgramSyntaxError("schedule(...) must be the last line", ln, m.start(1) + 1)
+        if name == "schedule":
+            schedule = _parse_schedule(body, ln, col0)
+            continue
         kind = KIND_BY_NAME.get(name)
         if kind is None:
             raise ProgramSyntaxError(f"unknown operation {name!r}", ln, m.start(1) + 1)
-        ops.append(_parse_op(kind, body, ln, col0))
+        op = _parse_op(kind, body, ln, col0)
+        ops.append(replace(op, ctx=ctx) if ctx else op)
     if len(ops) > MAX_OPS:
         raise ProgramSyntaxError(f"a program has at most {MAX_OPS} operations", len(text.splitlines()), 1)
-    return Program(config, tuple(ops))
+    return Program(config, tuple(ops), schedule or ())
+
+
+_CTX_PREFIX = re.compile(r"^\s*(cpu0|cpu1|irq0|irq1)\s*:")
+
+
+def _parse_schedule(body: str, ln: int, col0: int) -> tuple:
+    out = []
+    for piece, off in _split_args(body):
+        col = col0 + off + 1 + (len(piece) - len(piece.lstrip()))
+        m = re.fullmatch(r"\s*(\d+)\s*->\s*(\w+)\s*", piece)
+        if not m or m.group(2) not in CONTEXTS:
+            raise ProgramSyntaxError(f"expected POINT->CONTEXT (contexts: {', '.join(CONTEXTS)}), "
+                                     f"got {piece.strip()!r}", ln, col)
+        p = int(m.group(1))
+        if out and p <= out[-1][0]:
+            raise ProgramSyntaxError("schedule points must increase", ln, col)
+        out.append((p, CONTEXTS.index(m.group(2))))
+    if len(out) > MAX_SWITCHES:
+        raise ProgramSyntaxError(f"a schedule has at most {MAX_SWITCHES} switches", ln, col0)
+    return tuple(out)
 
 
 def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:

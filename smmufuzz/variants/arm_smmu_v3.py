@@ -6,6 +6,7 @@ from .gather import Gather, add_page
 from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 
 CMDQ_OP_CFGI_STE = 0x03
+CMDQ_OP_TLBI_NH_ALL = 0x10
 CMDQ_OP_TLBI_NH_ASID = 0x11
 CMDQ_OP_TLBI_NH_VA = 0x12
 CMDQ_OP_TLBI_EL2_ASID = 0x21
@@ -53,7 +54,7 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
         dw1 |= int(ent.leaf) | (ent.ttl & 3) << 8 | (ent.tg & 3) << 10 | (ent.addr & ((1 << 52) - 1) & ~0xFFF)
     elif op == CMDQ_OP_TLBI_NH_ASID:
         dw0 |= (ent.asid & 0xFFFF) << 48 | (ent.vmid & 0xFFFF) << 32
-    elif op == CMDQ_OP_TLBI_S12_VMALL:
+    elif op in (CMDQ_OP_TLBI_S12_VMALL, CMDQ_OP_TLBI_NH_ALL):
         dw0 |= (ent.vmid & 0xFFFF) << 32
     elif op == CMDQ_OP_TLBI_EL2_ASID:
         dw0 |= (ent.asid & 0xFFFF) << 48
@@ -178,19 +179,24 @@ class ArmSmmuV3Driver(MasterTable):
         """__arm_smmu_tlb_inv_range(): per-granule TLBIs, or range TLBIs (TG/SCALE/NUM/TTL) with RIL."""
         if not size:
             return
+        tg = (d.pgsize_bitmap & -d.pgsize_bitmap).bit_length() - 1 if self.features_range_inv else 0
+        batch = CmdqBatch(self.hw)
+        self.batch_add_range(batch, cmd, iova, size, granule, tg)
+        batch.submit()
+
+    def batch_add_range(self, batch: "CmdqBatch", cmd: CmdqEnt, iova: int, size: int, granule: int, tg: int) -> None:
+        """The command loop of __arm_smmu_tlb_inv_range() (arm_smmu_cmdq_batch_add_range() in seed 002):
+        tg is log2 of the smallest leaf size when RANGE_INV is used, else 0."""
         end = iova + size
         inv_range = granule
         num_pages = 0
-        tg = 0
         if self.features_range_inv:
-            tg = (d.pgsize_bitmap & -d.pgsize_bitmap).bit_length() - 1
             num_pages = size >> tg
             cmd.tg = (tg - 10) // 2
             if cmd.leaf:
                 cmd.ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg - 3))
             elif num_pages & CMDQ_TLBI_RANGE_NUM_MAX == 1:
                 num_pages += 1
-        batch = CmdqBatch(self.hw)
         while iova < end:
             self.hw.tick()
             if self.features_range_inv:
@@ -203,7 +209,6 @@ class ArmSmmuV3Driver(MasterTable):
             cmd.addr = iova
             batch.add(cmd)
             iova += inv_range
-        batch.submit()
 
     def tlb_inv_range_domain(self, iova: int, size: int, granule: int, leaf: bool, d: SmmuDomain) -> None:
         """arm_smmu_tlb_inv_range_domain(): TLBI by VA/IPA, then the ATC (never leaf-only)."""

@@ -60,6 +60,7 @@ class InvsFlavor:
     ssid_cmp: bool = False         # merged: ssid is part of the order for ATS entries
     notify_to_unref: bool = False  # merged: unref reports 1/0 in to_unref.inv[j].users instead of free_fn
     fair_rwlock: bool = False
+    writer_irqsave: bool = True    # write_lock_irqsave around the num_invs update (B11 without it)
 
 
 def inv_cmp(fl: InvsFlavor, a: Inv, b: Inv) -> int:
@@ -157,10 +158,10 @@ def invs_unref(fl: InvsFlavor, invs: Invs, to_unref: Invs, free_fn=None):
             invs.num_trashes += 1
         # c > 0: an entry not in invs, or already trash: WARN_ON and go on
     invs.num_trashes -= invs.num_invs - num
-    yield Acquire(invs.rwlock, shared=False, irqsave=True)
+    yield Acquire(invs.rwlock, shared=False, irqsave=fl.writer_irqsave)
     invs.num_invs = num
     yield Point(f"unref: num_invs = {num}")
-    yield Release(invs.rwlock, shared=False, irqsave=True)
+    yield Release(invs.rwlock, shared=False, irqsave=fl.writer_irqsave)
 
 
 def invs_purge(fl: InvsFlavor, invs: Invs):
