@@ -14,7 +14,9 @@ from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
+from ..variants.kthread import Deadlock, Livelock
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
+from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
 
 HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
 _FIGURES = ("cmds", "syncs", "inv_pages", "wasted_pages", "full_flushes", "cleans", "lines_cleaned",
@@ -58,6 +60,7 @@ class VariantRun:
     snapshots: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     stopped: int | None = None       # op index where the command budget ended the run
+    trace: object = None             # concurrent runs: the scheduler's SchedTrace
 
 
 @dataclass
@@ -105,6 +108,8 @@ class _Exec:
         self.last_op: dict[str, int] = {}
         self.handles: list = []                  # dma_map results, by program order
         self.dom_tags: dict[int, set] = {}
+        self.concurrent = False                  # set by the scheduler: ops may be in flight together
+        self.inflight: dict = {}                 # op index -> op, while concurrent
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -160,7 +165,25 @@ class _Exec:
         return None
 
     def step(self, i: int, op: Op):
-        """Execute one op; returns (return value, violation or None)."""
+        """Execute one op alone; returns (return value, violation or None)."""
+        g = self.step_gen(i, op)
+        try:
+            req = next(g)
+        except StopIteration as e:
+            return e.value
+        raise AssertionError(f"op {i} yielded {req} outside a concurrent run")
+
+    def _os(self, kind: str, args: tuple, fn):
+        """The OS call: the variant's task body under the scheduler if it has one, else one step."""
+        if self.concurrent:
+            start = getattr(self.os, "start", None)
+            body = start(kind, args) if start is not None else None
+            if body is not None:
+                return (yield from body)
+        return fn(*args)
+
+    def step_gen(self, i: int, op: Op):
+        """Execute one op as a task body; returns (return value, violation or None)."""
         k, a = op.kind, op.args
         os, smmu, spec = self.os, self.smmu, self.spec
         ret = None
@@ -176,7 +199,7 @@ class _Exec:
             self.dspec(dom).map(iova, pa, size, prot, i, ok=ret == 0)
         elif k == "unmap":
             dom, iova, size = a
-            ret = os.unmap(dom, iova, size)
+            ret = yield from self._os("unmap", a, os.unmap)
             self.dspec(dom).unmap(iova, size, ret, i, None)
         elif k == "unmap_fast":
             dom, iova, size, gid = a
@@ -185,7 +208,7 @@ class _Exec:
             spec.gathers.setdefault((dom, gid), []).extend(gone)
         elif k == "sync":
             dom, gid = a
-            os.iotlb_sync(dom, gid)
+            yield from self._os("sync", a, os.iotlb_sync)
             self.dspec(dom).settle(spec.gathers.pop((dom, gid), []), i)
         elif k == "map_sg":
             dom, iova, sg, prot = a
@@ -193,26 +216,26 @@ class _Exec:
             self._spec_map_sg(dom, iova, sg, prot, i, ok=ret >= 0)
         elif k == "flush_all":
             (dom,) = a
-            os.flush_iotlb_all(dom)
+            yield from self._os("flush_all", a, os.flush_iotlb_all)
             if os.has_flush_iotlb_all(dom):       # without domain->ops->flush_iotlb_all nothing is promised
                 self.dspec(dom).settle_all(i)
         elif k == "attach":
             dom, sid = a
             self.dspec(dom)
-            ret = os.attach(sid, dom)
+            ret = yield from self._os("attach", a, lambda d_, s_: os.attach(s_, d_))
             spec.attached[sid] = dom
         elif k == "detach":
             (sid,) = a
-            os.detach(sid)
+            yield from self._os("detach", a, os.detach)
             spec.attached.pop(sid, None)
         elif k == "ats":
             sid, on = a
-            os.set_ats(sid, on)
+            yield from self._os("ats", a, os.set_ats)
             spec.ats[sid] = on
         elif k in ("fill", "dma"):
             sid, iova = a[0], a[1]
             outs = smmu.translate(sid, iova)
-            if k == "dma":
+            if k == "dma" and not (self.concurrent and self._unstable(i, sid)):
                 v = self._check_dma(sid, iova, bool(a[2]), outs)
                 if v:
                     return ret, v
@@ -263,6 +286,8 @@ class _Exec:
         elif k == "writeback":
             smmu.writeback(None if a[0] < 0 else a[0])
         for sid, d in spec.attached.items():          # the TLB tags each domain has been used with
+            if self.concurrent and self._unstable(i, sid):
+                continue
             ste = smmu.strtab.get(sid)
             if ste is not None and ste.translates:
                 self.dom_tags.setdefault(d, set()).add(ste.tag)
@@ -272,7 +297,53 @@ class _Exec:
             self._cost(i, op, log_start, mem_start)
             if self.policy == "max-cache":
                 smmu.fill_all()
-        return ret, self.oracle.check(range(NUM_SIDS))
+        return ret, self.oracle.check(range(NUM_SIDS), self._resolver(i) if self.concurrent else None)
+
+    # ---- concurrent runs: what other contexts have in flight ------------------------------------
+    def _busy(self, i: int) -> tuple[set, set]:
+        """Streams being attached/detached and domains being changed by ops other than op i."""
+        sids, doms = set(), set()
+        for j, o in self.inflight.items():
+            if j == i:
+                continue
+            if o.kind == "attach":
+                sids.add(o.args[1])
+                doms.add(o.args[0])
+            elif o.kind in ("detach", "ats"):
+                sids.add(o.args[0])
+            elif o.kind == "dma_unmap":
+                h = o.args[0]
+                if h < len(self.handles) and self.handles[h] is not None:
+                    doms.add(self.handles[h][0])
+            elif o.kind in OS_KINDS:
+                doms.add(o.args[0])
+        return sids, doms
+
+    def _unstable(self, i: int, sid: int) -> bool:
+        sids, doms = self._busy(i)
+        return sid in sids or self.spec.attached.get(sid) in doms
+
+    def _resolver(self, i: int):
+        """Which domain's intent a stream's configuration is checked against while other ops are in
+        flight: a stream being attached is judged by the domain its STE's tag belongs to, and nothing
+        that resolves to a domain another op is changing is judged until that op returns."""
+        sids, doms = self._busy(i)
+        if not sids and not doms:
+            return None
+        tag_dom = {t: d for d, tags in self.dom_tags.items() for t in tags}
+        spec = self.spec
+
+        def resolve(sid, ste):
+            if sid in sids:
+                d = tag_dom.get(ste.tag)
+                if d is None or d in doms:
+                    return None
+                return spec.domains.get(d), False
+            d = spec.attached.get(sid)
+            if d in doms:
+                return None
+            return (spec.domains.get(d) if d is not None else None), True
+        return resolve
 
     def _cost(self, i: int, op: Op, start: int, mem_start: tuple) -> None:
         """Invalidation and cache-maintenance figures for one OS op (added to its kind's totals):
@@ -425,6 +496,9 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
         except RecursionError as e:
             run.finding = Finding(HANG, name, i, op.text(), f"unbounded recursion: {e}", _last_frames())
             break
+        except (Livelock, Deadlock) as e:
+            run.finding = Finding(HANG, name, i, op.text(), f"{type(e).__name__.lower()}: {e}", _last_frames())
+            break
         except Exception as e:
             run.finding = Finding(CRASH, name, i, op.text(), f"{type(e).__name__}: {e}", _last_frames())
             break
@@ -434,26 +508,83 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
         if v is not None:
             run.finding = Finding(v.kind, name, i, op.text(), v.message, v.witness)
             break
+    _stats(run, ex)
+    return run
+
+
+def run_variant_concurrent(prog: Program, name: str, policy: str = "max-cache",
+                           max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> VariantRun:
+    """Run prog's contexts as cooperative tasks under its schedule (harness/sched.py); the oracle
+    judges each op when it returns, and the max-cache policy refills after every step."""
+    run = VariantRun(name)
+    try:
+        ex = _Exec(prog, name, policy, False)
+    except Exception as e:  # the variant failed to even set up
+        run.finding = Finding(CRASH, name, -1, "setup", f"{type(e).__name__}: {e}", traceback.format_exc(limit=-4))
+        return run
+    ex.concurrent = True
+    fill = ex.smmu.fill_all if policy == "max-cache" else (lambda: None)
+    sched = Scheduler(prog, ex.step_gen, fill, max_preemptions, keep_log)
+    ex.inflight = sched.inflight
+    returns: dict[int, object] = {}
+    sched.on_result = returns.__setitem__
+    run.trace = sched.trace
+
+    def at() -> tuple[int, str]:
+        t = sched.stepping
+        i = t.op_index if t is not None else -1
+        return i, (prog.ops[i].text() if i >= 0 else "schedule")
+    try:
+        found = sched.run()
+        if found is not None:
+            i, _ret, v = found
+            run.finding = Finding(v.kind, name, i, prog.ops[i].text(), v.message, v.witness)
+    except ScheduleHang as e:
+        run.finding = Finding(HANG, name, *at(), str(e), _trace_tail(sched.trace))
+    except (HangError, RecursionError, Livelock, Deadlock) as e:
+        run.finding = Finding(HANG, name, *at(), f"{type(e).__name__}: {e}", _last_frames())
+    except CommandBudgetExceeded as e:
+        run.stopped = at()[0]
+        returns[run.stopped] = f"stopped: {e} (the program budget)"
+    except Exception as e:
+        run.finding = Finding(CRASH, name, *at(), f"{type(e).__name__}: {e}", _last_frames())
+    run.returns = [returns.get(i) for i in range(len(prog.ops))]
+    _stats(run, ex)
+    return run
+
+
+def _trace_tail(trace) -> str:
+    if not trace.log:
+        return f"{len(trace.points)} scheduling points, {trace.preemptions} preemptions"
+    return "\n".join(f"#{p} {ctx}: {label}" for p, ctx, label in trace.log[-12:])
+
+
+def _stats(run: VariantRun, ex: "_Exec") -> None:
     m = ex.smmu.mem
     st = ex.smmu.stats
     run.stats = {"cmds": dict(st.cmds), "syncs": st.syncs, "inv_pages": st.inv_pages,
                  "full_flushes": st.full_flushes, "cleans": m.cleans, "lines_cleaned": m.lines_cleaned,
                  "redundant_cleans": m.redundant_cleans, "per_op": ex.per_op,
                  "last_op": ex.last_op}
-    return run
 
 
 def _last_frames() -> str:
     return "".join(traceback.format_exc(limit=-6).splitlines(keepends=True)[-14:])
 
 
-def run_program(prog: Program, variants: list[str], policy: str = "max-cache") -> RunResult:
-    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants."""
-    many = len(variants) > 1
+def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
+                max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> RunResult:
+    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants (for
+    sequential programs: under a schedule each variant has its own preemption points)."""
+    concurrent = prog.concurrent()
+    many = len(variants) > 1 and not concurrent
     gc_was = gc.isenabled()
     gc.disable()        # long command logs make the cyclic collector the hot spot; collect between runs
     try:
-        runs = [run_variant(prog, v, policy, snapshots=many) for v in variants]
+        if concurrent:
+            runs = [run_variant_concurrent(prog, v, policy, max_preemptions, keep_log) for v in variants]
+        else:
+            runs = [run_variant(prog, v, policy, snapshots=many) for v in variants]
     finally:
         if gc_was:
             gc.enable()

@@ -81,29 +81,41 @@ class Oracle:
         self.spec = spec
         self.errors_seen = 0
 
-    def check(self, sids: list[int]) -> Violation | None:
+    def check(self, sids: list[int], resolve=None) -> Violation | None:
+        """resolve(sid, ste) -> (domain intent, strict) or None to skip: used while other operations are
+        in flight (a stream mid-attach is judged by the domain its configuration belongs to, and not
+        judged at all where that domain is mid-change); strict adds the reachability checks."""
         smmu = self.smmu
         if len(smmu.errors) > self.errors_seen:
             err = smmu.errors[self.errors_seen]
             self.errors_seen = len(smmu.errors)
             return Violation(CMD_ERROR, err)
         for sid in sids:
-            v = self.check_stream(sid)
+            v = self.check_stream(sid, resolve)
             if v:
                 return v
         return None
 
-    def check_stream(self, sid: int) -> Violation | None:
+    def check_stream(self, sid: int, resolve=None) -> Violation | None:
         smmu, spec = self.smmu, self.spec
         dom = spec.attached.get(sid)
-        ds = spec.domains.get(dom) if dom is not None else None
+        ds0 = spec.domains.get(dom) if dom is not None else None
         log = smmu.cmd_log
         configs = smmu.configs(sid)
         current = configs[0]
         eats_possible = False
+        stable = True
         for ste in configs:
             if not ste.translates:
                 continue
+            ds = ds0
+            if resolve is not None:
+                r = resolve(sid, ste)
+                if r is None:
+                    stable = False
+                    continue
+                ds, strict = r
+                stable &= strict
             eats_possible |= ste.eats
             where = "" if ste is current else " (through a cached STE the stream table no longer holds)"
             leaves, _tables = smmu.tree(ste)
@@ -120,10 +132,13 @@ class Oracle:
             v = self._check_walk_cache(sid, ste, ds, where)
             if v:
                 return v
-            if ste is current and ds is not None:
+            if ste is current and ds is not None and stable:
                 v = self._check_visible(sid, ste, ds, leaves)
                 if v:
                     return v
+        ds = ds0
+        if resolve is not None and (resolve(sid, current) is None or not stable):
+            return None          # mid-attach or mid-change: reachability and the ATC are judged later
         if ds is not None and ds.mapped() and not current.translates:
             e = ds.mapped()[0]
             return Violation(INVISIBLE, f"sid {sid} is attached to domain {dom} but its STE is {current.config}: "

@@ -325,6 +325,7 @@ class InvsOs(SmmuV3Os):
         """iommu_unmap(): __iommu_unmap() into an on-stack gather, then iommu_iotlb_sync()."""
         d = self.domain(dom)
         snap = d.priv.invs                      # what an unordered (no smp_mb) later load may return
+        yield Point("unmap: (without smp_mb) the domain->invs load may be satisfied here")
         g = Gather()
         ret = self.core.iommu_unmap_fast(d, iova, size, g)
         yield Point(f"unmap: PTEs cleared ({ret:#x} bytes)")

@@ -2,8 +2,12 @@
 
 from dataclasses import dataclass
 
+from dataclasses import replace
+
 from .os_smmuv3 import SmmuV3Os
 from . import gather_rules, iommupt, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
+from .arm_smmu_v3_invs import InvsDesign, invs_variant
+from .invs import InvsFlavor
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,49 @@ for _v, _why in _PT_SUMMARY.items():
     register(f"pt:{_v}", iommupt.pt_variant(_v, False), _v in "AC", "001-fq", _why + "; strict domains")
     register(f"pt-fq:{_v}", iommupt.pt_variant(_v, True), False, "001-fq", _why + "; DMA-FQ domains")
 
+# seed 002: arm-smmu-v3's invalidation array. v9 as posted; merged (plain users, ssid compare, read_lock_irqsave,
+# S2_VMID_S1_CLEAR skipped after an S12_VMALL); and the variations the review argued about
+_V9 = InvsDesign()
+_MERGED = InvsDesign(flavor=InvsFlavor(refcount=False, ssid_cmp=True, notify_to_unref=True), v9_reader=False,
+                     reader_irqsave=True)
+INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
+    "v9": (_V9, False, False, "v9 as posted (refcount_t users, read_lock), ordinary domains"),
+    "merged": (_MERGED, False, False, "merged: plain users with READ_ONCE/WRITE_ONCE, read_lock_irqsave"),
+    "merged-refcount": (replace(_MERGED, flavor=replace(_MERGED.flavor, refcount=True)), False, False,
+                        "merged with users as refcount_t"),
+    "v9:nest": (_V9, True, True, "B9: v9 reader `continue`s without advancing on S2_VMID_S1_CLEAR when too_big"),
+    "merged:nest": (_MERGED, True, False, "merged reader on nest-parent S2 domains"),
+    "no-mutex-plain": (replace(_MERGED, asid_mutex=False), False, True,
+                       "writers without arm_smmu_asid_lock, plain users"),
+    "no-mutex-refcount": (replace(_MERGED, asid_mutex=False, flavor=replace(_MERGED.flavor, refcount=True)), False,
+                          True, "writers without arm_smmu_asid_lock, refcount_t users"),
+    "new-after-ste": (replace(_MERGED, install_new_before_ste=False), False, True,
+                      "B12(a): new domain's array installed after the STE write"),
+    "old-unref-before-ste": (replace(_MERGED, unref_old_after_ste=False), False, True,
+                             "B12(b): old domain's entries unreferenced before the STE switches away"),
+    "no-tag-flush": (replace(_MERGED, flush_tag=False), False, True,
+                     "B12(c): no arm_smmu_inv_flush_iotlb_tag() when users reach 0"),
+    "no-mb": (replace(_MERGED, reader_mb=False), False, True,
+              "B12(d): no smp_mb() between the PTE clear and loading domain->invs"),
+    "writer-no-irqsave": (replace(_V9, flavor=replace(_V9.flavor, writer_irqsave=False)), False, True,
+                          "B11: unref takes the rwlock with write_lock (no irqsave); v9 read_lock reader"),
+    "v9-fair-rwlock": (replace(_V9, flavor=replace(_V9.flavor, fair_rwlock=True)), False, True,
+                       "v9 read_lock on an rwlock that queues interrupt readers behind a waiting writer "
+                       "(PREEMPT_RT-like)"),
+    "merged-fair-rwlock": (replace(_MERGED, flavor=replace(_MERGED.flavor, fair_rwlock=True)), False, False,
+                           "merged read_lock_irqsave on the same fair rwlock"),
+}
+for _n, (_des, _nest, _bug, _why) in INVS_DESIGNS.items():
+    register(f"invs:{_n}", invs_variant(_n, _des, _nest), _bug, "002-invs", _why)
+
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
     "smmuv3": ["smmuv3"],
     "pte-sync": ["pte-sync:coherent", "pte-sync:eager", "pte-sync:deferred-fixed"],
     "pt-fq": ["pt-fq:A", "pt-fq:B", "pt-fq:C"],
+    # the classic per-domain path is the baseline the array versions must agree with (sequential programs)
+    "invs": ["smmuv3", "invs:v9", "invs:merged", "invs:merged-refcount"],
+    "invs-nest": ["invs:merged:nest"],
 }
 for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a divergence names the rules
     TARGETS[f"gather:{_drv}"] = [f"gather:{r}:{_drv}" for r in gather_rules.RULES]

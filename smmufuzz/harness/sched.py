@@ -1,0 +1,191 @@
+"""Runs a concurrent program's contexts as cooperative tasks under a schedule (fuzz-anchors §5.2).
+
+Each context (cpu0, cpu1, irq0, irq1) is a task that executes its ops in program order; an op's body
+yields at every preemption point (variants/kthread.py). At each point the schedule may switch to
+another runnable task (`schedule(N->ctx)`: at point N); otherwise the current task keeps running,
+so an empty schedule is the sequential program. irqN is an interrupt on CPU N: while it runs, cpuN's
+task cannot; it cannot start while cpuN holds an irqsave lock. A lock wait is a blocked task; no
+runnable task left with work outstanding is a deadlock, too many steps in one op a livelock.
+"""
+
+from dataclasses import dataclass, field
+
+from ..variants.kthread import Acquire, Point, Release, can_acquire, grant, release
+from .program import CONTEXTS, Program
+
+OP_STEP_LIMIT = 20000          # one op that takes more steps than this never finishes (a livelock)
+DEFAULT_PREEMPTIONS = 3
+
+
+class ScheduleHang(Exception):
+    """A deadlock or livelock under this schedule; the message says who waits for what."""
+
+
+@dataclass
+class Task:
+    ctx: int
+    queue: list = field(default_factory=list)     # [(op index, op)] still to start
+    gen: object = None                            # the running op's body
+    op_index: int = -1
+    blocked: Acquire | None = None
+    steps: int = 0
+    irq_off: int = 0
+
+    @property
+    def name(self) -> str:
+        return CONTEXTS[self.ctx]
+
+    @property
+    def cpu(self) -> int:
+        return self.ctx & 1 if self.ctx >= 2 else self.ctx
+
+    @property
+    def is_irq(self) -> bool:
+        return self.ctx >= 2
+
+    def has_work(self) -> bool:
+        return self.gen is not None or bool(self.queue)
+
+
+@dataclass
+class SchedTrace:
+    """What the scheduler did: the decision points (for exhaustive search) and a readable log."""
+    points: list = field(default_factory=list)      # [(current task ctx, runnable ctxs)] per point
+    log: list = field(default_factory=list)         # [(point, context name, label)]
+    preemptions: int = 0
+
+
+class Scheduler:
+    """Drives `start(i, op)` bodies (generators returning (ret, violation)) for one variant."""
+
+    def __init__(self, prog: Program, start, after_step, max_preemptions: int = DEFAULT_PREEMPTIONS,
+                 keep_log: bool = False):
+        self.tasks: dict[int, Task] = {}
+        for i, op in enumerate(prog.ops):
+            self.tasks.setdefault(op.ctx, Task(op.ctx)).queue.append((i, op))
+        self.order = [self.tasks[c] for c in sorted(self.tasks)]
+        self.switches = dict(prog.schedule)
+        self.start = start
+        self.after_step = after_step
+        self.max_preemptions = max_preemptions
+        self.trace = SchedTrace()
+        self.keep_log = keep_log
+        self.inflight: dict[int, object] = {}        # op index -> op, for the oracle
+        self.stepping: Task | None = None
+
+    def _irq_task(self, cpu: int) -> Task | None:
+        return self.tasks.get(2 + cpu)
+
+    def _cpu_task(self, cpu: int) -> Task | None:
+        return self.tasks.get(cpu)
+
+    def runnable(self, t: Task) -> bool:
+        if not t.has_work():
+            return False
+        if t.blocked is not None and not can_acquire(t.blocked, t.name, t.is_irq):
+            return False
+        if t.is_irq:
+            if t.gen is None:                          # a new interrupt: masked while its CPU has IRQs off
+                owner = self._cpu_task(t.cpu)
+                if owner is not None and owner.irq_off:
+                    return False
+            return True
+        irq = self._irq_task(t.cpu)
+        return not (irq is not None and irq.gen is not None)   # an interrupt is running on this CPU
+
+    def run(self):
+        """Run to completion; returns the first (op index, ret, violation) with a violation, or None.
+        Returns per-op results through on_result."""
+        cur = self.order[0]
+        point = 0
+        total = 0
+        while True:
+            runnable = [t for t in self.order if self.runnable(t)]
+            if not runnable:
+                waiting = [t for t in self.order if t.has_work()]
+                if waiting:
+                    raise ScheduleHang("deadlock: " + "; ".join(self._why(t) for t in waiting))
+                return None
+            tgt = self.tasks.get(self.switches.get(point + 1, -1))   # "N->ctx": step N runs on ctx
+            self.trace.points.append((cur.ctx, tuple(t.ctx for t in runnable)))
+            if tgt is not None and tgt is not cur and tgt in runnable and \
+                    self.trace.preemptions < self.max_preemptions:
+                if cur in runnable:
+                    self.trace.preemptions += 1
+                cur = tgt
+            elif cur not in runnable:
+                k = self.order.index(cur)
+                cur = next(t for t in self.order[k + 1:] + self.order[:k + 1] if t in runnable)
+            point += 1
+            total += 1
+            found = self._step(cur, point)
+            if found is not None:
+                return found
+            self.after_step()
+
+    def _why(self, t: Task) -> str:
+        if t.blocked is not None:
+            lk = t.blocked.lock
+            held = lk.writer or ",".join(lk.readers) or "nobody (a waiting writer has priority)"
+            return f"{t.name} waits for {lk.name} (held by {held})"
+        irq = self._irq_task(t.cpu)
+        if not t.is_irq and irq is not None and irq.gen is not None:
+            return f"{t.name} is interrupted by {irq.name}, which cannot finish"
+        return f"{t.name} cannot run"
+
+    def _step(self, t: Task, point: int):
+        self.stepping = t
+        if t.gen is None:
+            i, op = t.queue.pop(0)
+            t.gen, t.op_index, t.steps = self.start(i, op), i, 0
+            self.inflight[i] = op
+            if self.keep_log:
+                self.trace.log.append((point, t.name, f"begin op {i}: {op.text()}"))
+        if t.blocked is not None:
+            req, t.blocked = t.blocked, None
+            self._grant(t, req)
+            if self.keep_log:
+                self.trace.log.append((point, t.name, f"acquired {req.lock.name}"))
+            return None
+        t.steps += 1
+        if t.steps > OP_STEP_LIMIT:
+            raise ScheduleHang(f"livelock: {t.name} ran {OP_STEP_LIMIT} steps in op {t.op_index} without finishing")
+        try:
+            req = t.gen.send(None)
+        except StopIteration as e:
+            ret, violation = e.value
+            t.gen = None
+            del self.inflight[t.op_index]
+            if self.keep_log:
+                self.trace.log.append((point, t.name, f"end op {t.op_index} -> {ret}"))
+            self.on_result(t.op_index, ret)
+            if violation is not None:
+                return t.op_index, ret, violation
+            return None
+        if isinstance(req, Acquire):
+            if can_acquire(req, t.name, t.is_irq):
+                self._grant(t, req)
+            else:
+                t.blocked = req
+                if not req.shared and t.name not in req.lock.waiting_writers:
+                    req.lock.waiting_writers.append(t.name)
+            label = f"{'read' if req.shared else 'write' if req.lock.rw else 'mutex'}_lock" \
+                    f"{'_irqsave' if req.irqsave else ''}({req.lock.name})" + (" waits" if t.blocked else "")
+        elif isinstance(req, Release):
+            release(req, t.name)
+            if req.irqsave:
+                t.irq_off -= 1
+            label = f"unlock({req.lock.name})"
+        else:
+            label = req.label if isinstance(req, Point) else str(req)
+        if self.keep_log:
+            self.trace.log.append((point, t.name, label))
+        return None
+
+    def _grant(self, t: Task, req: Acquire) -> None:
+        grant(req, t.name, t.is_irq)
+        if req.irqsave:
+            t.irq_off += 1
+
+    def on_result(self, i: int, ret) -> None:
+        """Overridden by the runner to record each op's return value."""
