@@ -4,6 +4,7 @@ import argparse
 import os
 import random
 import sys
+from dataclasses import replace
 
 from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
 from .load import LoadError, load_program, program_files
@@ -73,6 +74,11 @@ def cmd_replay(args) -> int:
                 print("  " + f.text().replace("\n", "\n  "))
             if args.verbose:
                 sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
+                for r in res.runs:
+                    if r.trace is not None and r.finding is not None and r.trace.log:
+                        print(f"  schedule trace on {r.name} (step context: what it did):")
+                        for step, ctx, label in r.trace.log:
+                            print(f"    #{step} {ctx}: {label}")
         else:
             print(f"{path}: clean on {', '.join(variants)}")
         for r in res.runs:
@@ -122,6 +128,21 @@ def cmd_fuzz(args) -> int:
             print("interrupted: corpus and findings kept; rerun to resume")
             return 130
     return 1 if n_find else 0
+
+
+def cmd_race(args) -> int:
+    """Every schedule of one program up to K preemptions, per variant (exhaustive mode)."""
+    from .exhaustive import explore, report
+    _load_plugins(args.load)
+    prog, header = load_program(args.file)
+    if not prog.concurrent():
+        raise UsageError(f"{args.file}: no op runs on another context (cpu1:, irq0:, irq1:), nothing to interleave")
+    total = 0
+    for v in _variants_for(args, header):
+        ex = explore(replace(prog, schedule=()), v, args.preemptions, args.policy, args.limit)
+        print(report(ex))
+        total += len(ex.findings)
+    return 1 if total else 0
 
 
 def cmd_cost(args) -> int:
@@ -202,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--out", help="where to write the reproducer (default corpus/regressions/<target>/)")
     mn.add_argument("--load", action="append", default=[], metavar="MODULE")
     mn.set_defaults(fn=cmd_minimize)
+    rc = sub.add_parser("race", help="run one concurrent program under every schedule up to K preemptions")
+    rc.add_argument("file")
+    rc.add_argument("--target")
+    rc.add_argument("--variant", help="comma-separated variant names (overrides --target)")
+    rc.add_argument("--preemptions", type=int, default=2, metavar="K")
+    rc.add_argument("--limit", type=int, default=20000, help="at most this many schedules per variant")
+    rc.add_argument("--policy", choices=POLICIES, default="max-cache")
+    rc.add_argument("--load", action="append", default=[], metavar="MODULE")
+    rc.set_defaults(fn=cmd_race)
     mx = sub.add_parser("matrix", help="seed-000 rule x driver outcome table from the corpus")
     mx.add_argument("--corpus", default="corpus")
     mx.add_argument("--out", help="also write the table (markdown) here")

@@ -1,5 +1,5 @@
-"""Op-level minimisation: delete operations and simplify arguments and configuration while the finding
-keeps its signature (kind, variant, kind of the op it happens at). Deterministic; separate from
+"""Op-level minimisation: delete operations, schedule switches and contexts, and simplify arguments and
+configuration while the finding keeps its signature (kind, variant, kind of the op it happens at). Deterministic; separate from
 generation, in the spirit of Hypothesis' shrinker."""
 
 from dataclasses import replace
@@ -49,11 +49,22 @@ def minimize(prog: Program, variants: list[str], policy: str = "max-cache", budg
                 if keeps(cand):
                     best, changed = cand, True
                     break
-        # 3. simplify the configuration towards the defaults
+        # 3. drop schedule switches, then move ops to cpu0 (fewer contexts, fewer preemptions)
+        for k in range(len(best.schedule) - 1, -1, -1):
+            if k < len(best.schedule):
+                cand = replace(best, schedule=best.schedule[:k] + best.schedule[k + 1:])
+                if keeps(cand):
+                    best, changed = cand, True
+        for i, op in enumerate(best.ops):
+            if op.ctx:
+                cand = best.with_ops(best.ops[:i] + (replace(op, ctx=0),) + best.ops[i + 1:])
+                if keeps(cand):
+                    best, changed = cand, True
+        # 4. simplify the configuration towards the defaults
         for field_, value in (("e2h", False), ("ats", False), ("range_inv", False), ("coherent", True),
                               ("stage", 1), ("ias", 48), ("pg_shift", 12)):
             if getattr(best.config, field_) != value:
-                cand = Program(replace(best.config, **{field_: value}), best.ops)
+                cand = replace(best, config=replace(best.config, **{field_: value}))
                 if keeps(cand):
                     best, changed = cand, True
     res = run_program(best, variants, policy)
@@ -78,7 +89,7 @@ def _simpler_ops(op: Op):
         elif ftype == "sg" and len(v) > 1:
             cands = [v[:len(v) // 2], v[len(v) // 2:], v[:1]]
         for c in cands:
-            yield Op(op.kind, op.args[:idx] + (c,) + op.args[idx + 1:])
+            yield Op(op.kind, op.args[:idx] + (c,) + op.args[idx + 1:], op.ctx)
 
 
 def _round(v: int) -> int:

@@ -13,8 +13,9 @@ DMA API ops refer to mappings by handle: dma_unmap(handle=k) unmaps what the k-t
 
 Concurrency: a line prefixed `cpu1:` (or `irq0:`, `irq1:`, an interrupt on CPU 0 or 1) is issued by
 that context; unprefixed lines are cpu0's. Each context runs its ops in program order; how they
-interleave is the schedule, `schedule(12->cpu1, 30->cpu0)`: at the 12th preemption point switch to
-cpu1, and so on (0 = keep running the current task; the default is run-to-completion in order).
+interleave is the schedule, `schedule(12->cpu1, 30->cpu0)`: step 12 runs on cpu1 (preempting the
+op in progress), step 30 on cpu0. Without a switch an op runs to its end and the next op in program
+order follows, so a program without a schedule runs sequentially.
 """
 
 import re

@@ -1,9 +1,9 @@
 """Runs a concurrent program's contexts as cooperative tasks under a schedule (fuzz-anchors §5.2).
 
 Each context (cpu0, cpu1, irq0, irq1) is a task that executes its ops in program order; an op's body
-yields at every preemption point (variants/kthread.py). At each point the schedule may switch to
-another runnable task (`schedule(N->ctx)`: at point N); otherwise the current task keeps running,
-so an empty schedule is the sequential program. irqN is an interrupt on CPU N: while it runs, cpuN's
+yields at every preemption point (variants/kthread.py). Step N may be switched to another runnable
+task (`schedule(N->ctx)`, one preemption); otherwise the current task finishes its op and the next
+op in program order follows, so an empty schedule is the sequential program. irqN is an interrupt on CPU N: while it runs, cpuN's
 task cannot; it cannot start while cpuN holds an irqsave lock. A lock wait is a blocked task; no
 runnable task left with work outstanding is a deadlock, too many steps in one op a livelock.
 """
@@ -50,7 +50,7 @@ class Task:
 @dataclass
 class SchedTrace:
     """What the scheduler did: the decision points (for exhaustive search) and a readable log."""
-    points: list = field(default_factory=list)      # [(current task ctx, runnable ctxs)] per point
+    points: list = field(default_factory=list)      # [(default ctx, runnable ctxs, chosen, forced)] per step
     log: list = field(default_factory=list)         # [(point, context name, label)]
     preemptions: int = 0
 
@@ -94,11 +94,10 @@ class Scheduler:
         return not (irq is not None and irq.gen is not None)   # an interrupt is running on this CPU
 
     def run(self):
-        """Run to completion; returns the first (op index, ret, violation) with a violation, or None.
-        Returns per-op results through on_result."""
+        """Run to completion; returns the first (op index, ret, violation) with a violation, or None
+        (each op's return value goes to on_result)."""
         cur = self.order[0]
         point = 0
-        total = 0
         while True:
             runnable = [t for t in self.order if self.runnable(t)]
             if not runnable:
@@ -106,22 +105,30 @@ class Scheduler:
                 if waiting:
                     raise ScheduleHang("deadlock: " + "; ".join(self._why(t) for t in waiting))
                 return None
+            default = self._default(cur, runnable)
+            forced = cur not in runnable
+            chosen = default
             tgt = self.tasks.get(self.switches.get(point + 1, -1))   # "N->ctx": step N runs on ctx
-            self.trace.points.append((cur.ctx, tuple(t.ctx for t in runnable)))
-            if tgt is not None and tgt is not cur and tgt in runnable and \
+            if tgt is not None and tgt is not default and tgt in runnable and \
                     self.trace.preemptions < self.max_preemptions:
-                if cur in runnable:
+                if not forced:
                     self.trace.preemptions += 1
-                cur = tgt
-            elif cur not in runnable:
-                k = self.order.index(cur)
-                cur = next(t for t in self.order[k + 1:] + self.order[:k + 1] if t in runnable)
+                chosen = tgt
+            self.trace.points.append((default.ctx, tuple(t.ctx for t in runnable), chosen.ctx, forced))
+            cur = chosen
             point += 1
-            total += 1
             found = self._step(cur, point)
             if found is not None:
                 return found
             self.after_step()
+
+    @staticmethod
+    def _default(cur: Task, runnable: list) -> Task:
+        """Without a switch: the current task finishes its op; at an op boundary the program order
+        decides (a preempted task's unfinished op comes before any op not yet started)."""
+        if cur in runnable and cur.gen is not None:
+            return cur
+        return min(runnable, key=lambda t: t.op_index if t.gen is not None else t.queue[0][0])
 
     def _why(self, t: Task) -> str:
         if t.blocked is not None:
