@@ -93,6 +93,13 @@ class VirtioIommuDevice:
                 del self.endpoints[sid]
                 smmu.write_ste(sid, Ste("abort"))
                 smmu.cmdq_publish([(C.CMD_CFGI_STE | (sid << 32), 1), (C.CMD_SYNC, 0)])
+                if domain not in self.endpoints.values():
+                    # "After all endpoints have been successfully detached from a domain, it ceases to
+                    # exist" (virtio spec, DETACH): its mappings go (viommu_unmap_pages relies on it)
+                    self.mappings.pop(domain, None)
+                    smmu.mem.version += 1
+                    smmu.tlbi(C.CMD_TLBI_NH_ASID, asid=domain + 1)
+                    smmu.tlb_sync()
         elif kind == "MAP":
             _k, domain, start, end, pa, perms = req
             nodes = self.mappings.setdefault(domain, {})
