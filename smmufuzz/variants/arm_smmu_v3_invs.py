@@ -135,7 +135,10 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             t = cur.type
             if t in (INV_TYPE_S1_ASID, INV_TYPE_S2_VMID):
                 if big:
-                    batch.add(CmdqEnt(cur.nsize_opcode, asid=cur.id, vmid=cur.id))
+                    if t == INV_TYPE_S1_ASID:
+                        batch.add(CmdqEnt(cur.nsize_opcode, asid=cur.id))
+                    else:
+                        batch.add(CmdqEnt(cur.nsize_opcode, vmid=cur.id))
                     used_s12_vmall = t == INV_TYPE_S2_VMID
                 else:
                     if t == INV_TYPE_S1_ASID:
