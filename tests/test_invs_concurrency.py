@@ -19,7 +19,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus")
 HAND = sorted(glob.glob(os.path.join(ROOT, "regressions", "invs", "hand_*.txt")))
 CORRECT = {"invs:new-after-ste": "invs:merged", "invs:old-unref-before-ste": "invs:merged",
            "invs:no-mb": "invs:merged", "invs:no-mutex-plain": "invs:merged", "invs:no-mutex-refcount": "invs:merged",
-           "invs:writer-no-irqsave": "invs:v9", "invs:v9-fair-rwlock": "invs:merged-fair-rwlock"}
+           "invs:writer-no-irqsave": "invs:v9", "invs:merged-writer-no-irqsave": "invs:merged", "invs:v9-fair-rwlock": "invs:merged-fair-rwlock"}
 
 
 def _interleave(*gens):

@@ -97,6 +97,9 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
               "B12(d): no smp_mb() between the PTE clear and loading domain->invs"),
     "writer-no-irqsave": (replace(_V9, flavor=replace(_V9.flavor, writer_irqsave=False)), False, True,
                           "B11: unref takes the rwlock with write_lock (no irqsave); v9 read_lock reader"),
+    "merged-writer-no-irqsave": (replace(_MERGED, flavor=replace(_MERGED.flavor, writer_irqsave=False)), False, True,
+                                 "B11 with the merged read_lock_irqsave reader: the reader's irqsave does not "
+                                 "help an interrupt that arrives while the writer holds the lock"),
     "v9-fair-rwlock": (replace(_V9, flavor=replace(_V9.flavor, fair_rwlock=True)), False, True,
                        "v9 read_lock on an rwlock that queues interrupt readers behind a waiting writer "
                        "(PREEMPT_RT-like)"),
