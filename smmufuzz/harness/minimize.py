@@ -101,4 +101,9 @@ def reproducer_text(prog: Program, finding: Finding, target: str, how: str) -> s
     head = [f"# target: {target}", f"# expect: {finding.kind}", f"# variant: {finding.variant}",
             f"# how: {how}"]
     head += ["# finding: " + line for line in finding.text().splitlines()[:3]]
+    if prog.concurrent():          # how the contexts interleaved on the finding's variant
+        from .sched import interleaving
+        run = run_program(prog, [finding.variant]).runs[0]
+        if run.trace is not None:
+            head += ["# interleaving: " + line for line in interleaving(run.trace)[-24:]]
     return "\n".join(head) + "\n" + prog.text()

@@ -196,3 +196,23 @@ class Scheduler:
 
     def on_result(self, i: int, ret) -> None:
         """Overridden by the runner to record each op's return value."""
+
+
+def interleaving(trace: SchedTrace) -> list[str]:
+    """The trace folded into runs of consecutive steps on one context: `#a-#b ctx: first ... last`."""
+    out: list[str] = []
+    run: list = []
+    for step, ctx, label in trace.log:
+        if run and run[0][1] != ctx:
+            out.append(_fold(run))
+            run = []
+        run.append((step, ctx, label))
+    if run:
+        out.append(_fold(run))
+    return out
+
+
+def _fold(run: list) -> str:
+    (a, ctx, first), (b, _c, last) = run[0], run[-1]
+    steps = f"#{a}" if a == b else f"#{a}-#{b}"
+    return f"{steps} {ctx}: {first}" + ("" if len(run) == 1 else f" ... {last}")
