@@ -124,8 +124,9 @@ class Smmu:
             self.ats_enabled.discard(sid)
             self.atc.pop(sid, None)
 
-    def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
-        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion."""
+    def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
+        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion.
+        ns: the tag namespace of the instance whose queue this is (see SmmuInstance)."""
         by_op = self.stats.by_op
         log = self.cmd_log
         pending = self.pending
@@ -134,6 +135,8 @@ class Smmu:
         self._spend(len(entries))
         for dw0, dw1 in entries:
             cmd = C.decode(dw0, dw1)
+            if ns:
+                cmd = cmd._replace(asid=cmd.asid + ns, vmid=cmd.vmid + ns)
             self.seq += 1
             log.append((self.seq, cmd))
             op = cmd.op
@@ -494,3 +497,29 @@ class Smmu:
                 self.mem.writeback(line)
         else:
             self.mem.writeback(lines[idx % len(lines)])
+
+
+INSTANCE_NS = 1 << 16      # ASID/VMID are 16-bit: instance k's tags live at k * 2^16 + id
+
+
+class SmmuInstance:
+    """Another SMMU instance sharing the memory system (and the emulator's caches, kept apart by tag):
+    its STEs and its command queue's TLBIs use ASID/VMID + k * 2^16, so an invalidation published to
+    one instance never removes another instance's entries. Stream IDs are the caller's to partition."""
+
+    def __init__(self, smmu: Smmu, index: int):
+        self.smmu = smmu
+        self.index = index
+        self.ns = index * INSTANCE_NS
+
+    def __getattr__(self, name):
+        return getattr(self.smmu, name)
+
+    def write_ste(self, sid: int, ste: Ste) -> None:
+        if self.ns and ste.translates:
+            from dataclasses import replace
+            ste = replace(ste, asid=ste.asid + self.ns, vmid=ste.vmid + self.ns)
+        self.smmu.write_ste(sid, ste)
+
+    def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
+        self.smmu.cmdq_publish(entries, self.ns)

@@ -35,6 +35,7 @@ class InvsDesign:
     unref_old_after_ste: bool = True
     flush_tag: bool = True           # arm_smmu_inv_flush_iotlb_tag() when an ASID/VMID's users reach 0
     reader_checks_users: bool = True
+    end_batch_on_smmu: bool = True   # a batch never spans two SMMU instances (arm_smmu_invs_end_batch)
 
 
 @dataclass
@@ -54,6 +55,10 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
     def __init__(self, hw, core, pgcfg):
         super().__init__(hw, core, pgcfg)
         self.asid_lock = Lock("arm_smmu_asid_lock")
+        self.instances = {self.smmu_index: hw}     # every SMMU an array entry may name: inv->smmu
+
+    def hw_of(self, smmu_index: int):
+        return self.instances[smmu_index]
 
     # ---- domain ----------------------------------------------------------------------------
     def domain_alloc_paging(self, dom_id: int, stage: int) -> InvsDomain:
@@ -132,6 +137,8 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         while i < end:
             cur = invs.inv[i]
             yield Point(f"reader: entry {i} ({cur.text()})")
+            if not batch.cmds:
+                batch.hw = self.hw_of(cur.smmu)         # arm_smmu_cmdq_batch_init(cur->smmu, ...)
             t = cur.type
             if t in (INV_TYPE_S1_ASID, INV_TYPE_S2_VMID):
                 if big:
@@ -170,10 +177,9 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
                 yield Point("reader: batch submitted with CMD_SYNC")
             i = nxt
 
-    @staticmethod
-    def _end_batch(cur: Inv, nxt: Inv) -> bool:
+    def _end_batch(self, cur: Inv, nxt: Inv) -> bool:
         """arm_smmu_invs_end_batch(): another SMMU, the S1-clear after the VMID, or the first ATS entry."""
-        if cur.smmu != nxt.smmu:
+        if cur.smmu != nxt.smmu and self.design.end_batch_on_smmu:
             return True
         if nxt.type == INV_TYPE_S2_VMID_S1_CLEAR and cur.type != INV_TYPE_S2_VMID_S1_CLEAR:
             return True
@@ -212,7 +218,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             cmds = [CmdqEnt(CMDQ_OP_TLBI_S12_VMALL, vmid=inv.id)]
         else:
             return
-        self.hw.cmdq_publish([build_cmd(c) for c in cmds] + [build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        self.hw_of(inv.smmu).cmdq_publish([build_cmd(c) for c in cmds] + [build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
         yield Point(f"flush tag {inv.text()}")
 
     def attach_steps(self, sid: int, new: InvsDomain | None):
@@ -345,10 +351,49 @@ class InvsOs(SmmuV3Os):
         gather_init(g)
 
 
-def invs_variant(name: str, design: InvsDesign, nest_parent: bool = False) -> type:
+class InvsTwoSmmuOs(InvsOs):
+    """Two SMMU instances (streams 0-1 behind the first, 2-3 behind the second) sharing domains: one
+    array per domain holds both instances' entries (the point of the array)."""
+
+    INSTANCES = 2
+
+    def __init__(self, hw, pg_shift: int, ias: int, oas: int, stage: int):
+        from ..reference.smmu import SmmuInstance
+        super().__init__(hw, pg_shift, ias, oas, stage)
+        second = type(self.driver)(SmmuInstance(hw, 1), self.core, self.driver.pgcfg)
+        second.smmu_index = 1
+        second.asid_lock = self.driver.asid_lock             # one global arm_smmu_asid_lock
+        for d in (self.driver, second):
+            d.instances = {0: self.driver.hw, 1: second.hw}
+        self.drivers = [self.driver, second]
+
+    def drv(self, sid: int) -> ArmSmmuV3InvsDriver:
+        return self.drivers[sid * self.INSTANCES // 4]
+
+    def attach(self, sid, dom) -> int:
+        return self.drv(sid).attach_dev(sid, self.domain(dom).priv)
+
+    def detach(self, sid) -> None:
+        d = self.drv(sid)
+        d.detach_dev(d.master(sid))
+
+    def set_ats(self, sid, on) -> None:
+        self.drv(sid).set_ats_supported(sid, on)
+
+    def start(self, kind: str, args: tuple):
+        if kind == "attach":
+            return self.drv(args[1]).attach_steps(args[1], self.domain(args[0]).priv)
+        if kind == "detach":
+            return self.drv(args[0]).attach_steps(args[0], None)
+        if kind == "ats":
+            return self.drv(args[0]).ats_steps(args[0], bool(args[1]))
+        return super().start(kind, args)
+
+
+def invs_variant(name: str, design: InvsDesign, nest_parent: bool = False, instances: int = 1) -> type:
     """A facade class for one design (the registry's one line per variant)."""
     drv = type(f"ArmSmmuV3InvsDriver_{name}", (ArmSmmuV3InvsDriver,), {"design": design, "nest_parent": nest_parent})
     attrs = {"driver_cls": drv, "__doc__": f"arm-smmu-v3 invalidation array: {name}"}
     if nest_parent:
         attrs["CONFIG"] = {"stage": 2}
-    return type(f"InvsOs_{name}", (InvsOs,), attrs)
+    return type(f"InvsOs_{name}", (InvsTwoSmmuOs if instances == 2 else InvsOs,), attrs)

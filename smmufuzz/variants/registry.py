@@ -108,6 +108,18 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
 }
 for _n, (_des, _nest, _bug, _why) in INVS_DESIGNS.items():
     register(f"invs:{_n}", invs_variant(_n, _des, _nest), _bug, "002-invs", _why)
+# two SMMU instances sharing domains (streams 0-1 behind one, 2-3 behind the other)
+INVS_TWO_SMMU = {
+    "v9:2smmu": (_V9, False, "v9 with two SMMU instances sharing domains"),
+    "merged:2smmu": (_MERGED, False, "merged with two SMMU instances sharing domains"),
+    "batch-across-smmus:2smmu": (replace(_MERGED, end_batch_on_smmu=False), True,
+                                 "a reader batch that does not end at an SMMU change: the second instance's "
+                                 "commands go to the first instance's queue"),
+    "new-after-ste:2smmu": (replace(_MERGED, install_new_before_ste=False), True,
+                            "B12(a) where the stream joining the domain is behind the second instance"),
+}
+for _n, (_des, _bug, _why) in INVS_TWO_SMMU.items():
+    register(f"invs:{_n}", invs_variant(_n, _des, False, instances=2), _bug, "002-invs", _why)
 
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
@@ -117,6 +129,7 @@ TARGETS: dict[str, list[str]] = {
     # the classic per-domain path is the baseline the array versions must agree with (sequential programs)
     "invs": ["smmuv3", "invs:v9", "invs:merged", "invs:merged-refcount"],
     "invs-nest": ["invs:merged:nest"],
+    "invs-2smmu": ["smmuv3", "invs:v9:2smmu", "invs:merged:2smmu"],
 }
 for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a divergence names the rules
     TARGETS[f"gather:{_drv}"] = [f"gather:{r}:{_drv}" for r in gather_rules.RULES]
