@@ -6,7 +6,7 @@ already used in the program, or raw; sizes from page counts, block multiples, bl
 unaligned shapes.
 """
 
-from .program import (CONTEXTS, EVICT_WHAT, MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS,
+from .program import (CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS,
                       Config, Op, Program)
 
 # opcode byte -> kind, weighted towards the operations that matter most
@@ -23,8 +23,8 @@ POOL_MAX = 40          # selectors 0xC0..0xE7
 SEL_POOL, SEL_LAST, SEL_RAW = 0xC0, 0xE8, 0xF0
 M64 = (1 << 64) - 1
 # opcode bytes from 0xF0: 0xF0 + c issues the following ops from context c (cpu0, cpu1, irq0, irq1);
-# 0xF4..0xFF, gap, target: a schedule switch `gap` preemption points after the previous one, to context
-# target & 3 (target & 0x80: no switch, only advance). Other opcode bytes select KIND_TABLE[b % 40].
+# 0xF4..0xFF, n: preempt the op just decoded after n & 63 steps, switching to context (b - 0xF4) & 3.
+# Other opcode bytes select KIND_TABLE[b % 40].
 OP_CTX, OP_SWITCH = 0xF0, 0xF4
 
 
@@ -156,15 +156,14 @@ def decode(data: bytes) -> Program:
     ctx = _Ctx(cfg)
     ops = [Op("attach", (0, 0))] if implicit_attach else []
     cur = 0
-    sched: dict[int, int] = {}
-    point = 0
+    sched: dict[tuple, int] = {}
     while r.more():
         b = r.u8()
         if b >= OP_SWITCH:
-            point += r.u8()
-            t = r.u8()
-            if not t & 0x80 and len(sched) < MAX_SWITCHES:
-                sched[point] = t & 3
+            after = r.u8() & (MAX_AFTER - 1)
+            key = (len(ops) - 1, after)
+            if ops and (key in sched or len(sched) < MAX_SWITCHES):
+                sched[key] = (b - OP_SWITCH) & 3
             continue
         if b >= OP_CTX:
             cur = b - OP_CTX
@@ -173,7 +172,7 @@ def decode(data: bytes) -> Program:
             break
         op = _dec_op(r, ctx, KIND_TABLE[b % len(KIND_TABLE)])
         ops.append(Op(op.kind, op.args, cur) if cur else op)
-    return Program(cfg, tuple(ops), tuple(sorted(sched.items())))
+    return Program(cfg, tuple(ops), tuple(sorted((i, a, c) for (i, a), c in sched.items())))
 
 
 def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
@@ -259,7 +258,15 @@ def encode(prog: Program) -> bytes:
     out = bytearray([b0, b1])
     ctx = _Ctx(cfg)
     cur = 0
-    for op in ops:
+    sw: dict[int, list] = {}
+    for i, after, c in prog.schedule:
+        if not (0 <= after < MAX_AFTER and 0 <= c < len(CONTEXTS) and 0 <= i < len(prog.ops)):
+            raise ValueError(f"preempt entry {(i, after, c)} out of range")
+        sw.setdefault(i, []).append(bytes([OP_SWITCH + c, after]))
+    first = 1 if implicit else 0
+    for rec in sw.get(0, []) if implicit else ():
+        out += rec
+    for k, op in enumerate(ops, first):
         if op.ctx != cur:
             out.append(OP_CTX + op.ctx)
             cur = op.ctx
@@ -306,13 +313,6 @@ def encode(prog: Program) -> bytes:
                     ctx.last["pa"] = (epa + eln) & M64
                     ctx.remember("pa", epa)
         _after(ctx, op, iova, pa)
-    point = 0
-    for p, c in prog.schedule:
-        if not 0 <= c < len(CONTEXTS) or p < point:
-            raise ValueError(f"schedule entry {p}->{c}: points must increase")
-        while p - point > 255:
-            out += bytes([OP_SWITCH, 255, 0x80])
-            point += 255
-        out += bytes([OP_SWITCH, p - point, c])
-        point = p
+        for rec in sw.get(k, ()):
+            out += rec
     return bytes(out)

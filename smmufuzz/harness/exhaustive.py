@@ -9,7 +9,7 @@ finishes) is run exactly once.
 
 from dataclasses import dataclass, field
 
-from .program import Program
+from .program import CONTEXTS, Program
 from .runner import Finding, run_program
 
 
@@ -55,14 +55,16 @@ def explore(prog: Program, variant: str, bound: int = 2, policy: str = "max-cach
             continue
         children = []
         for k in range(start, len(trace.points)):
-            default, runnable, chosen, forced = trace.points[k]
+            key, default, runnable, chosen, forced = trace.points[k]
+            if key is None:
+                continue
             for r in runnable:
                 if r == chosen:
                     continue
                 cost = 0 if forced else 1
                 if used + cost > bound:
                     continue
-                children.append((schedule + ((k + 1, r),), used + cost, k + 1))
+                children.append((tuple(sorted(schedule + ((key[0], key[1], r),))), used + cost, k + 1))
         stack.extend(reversed(children))
     return ex
 
@@ -74,6 +76,6 @@ def report(ex: Exploration) -> str:
         return head + ": no finding"
     lines = [head + ": " + ", ".join(f"{k} under {n}" for k, n in ex.kinds().items())]
     for schedule, f in ex.findings:
-        sw = ", ".join(f"{p}->{['cpu0', 'cpu1', 'irq0', 'irq1'][c]}" for p, c in schedule)
-        lines.append(f"  first {f.kind}: schedule({sw})\n    " + f.text().replace("\n", "\n    "))
+        sw = "; ".join(f"op {i} preempt(after={a}, to={CONTEXTS[c]})" for i, a, c in schedule)
+        lines.append(f"  first {f.kind}: {sw}\n    " + f.text().replace("\n", "\n    "))
     return "\n".join(lines)

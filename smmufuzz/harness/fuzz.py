@@ -62,9 +62,10 @@ def write_dict(run_dir: str) -> str:
         b = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args))))[2 + 3:]
         lines.append(f'op_{kind}="' + "".join(f"\\x{x:02x}" for x in b) + '"')
         lines.append(f'code_{kind}="\\x{KIND_CODE[kind]:02x}"')
-    for c in range(1, 4):       # issuing contexts and schedule switches (codec: OP_CTX, OP_SWITCH)
+    for c in range(4):          # issuing contexts and preemptions (codec: OP_CTX, OP_SWITCH)
         lines.append(f'ctx_{c}="\\x{0xF0 + c:02x}"')
-        lines.append(f'switch_{c}="\\xf4\\x04\\x{c:02x}"')
+        for n in (1, 2, 3, 5, 8):
+            lines.append(f'preempt_{c}_{n}="\\x{0xF4 + c:02x}\\x{n:02x}"')
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path

@@ -36,7 +36,7 @@ def minimize(prog: Program, variants: list[str], policy: str = "max-cache", budg
         while chunk >= 1:
             i = 0
             while i < len(best.ops):
-                cand = best.with_ops(best.ops[:i] + best.ops[i + chunk:])
+                cand = best.without(i, chunk)
                 if cand.ops != best.ops and keeps(cand):
                     best, changed = cand, True
                 else:

@@ -13,9 +13,9 @@ DMA API ops refer to mappings by handle: dma_unmap(handle=k) unmaps what the k-t
 
 Concurrency: a line prefixed `cpu1:` (or `irq0:`, `irq1:`, an interrupt on CPU 0 or 1) is issued by
 that context; unprefixed lines are cpu0's. Each context runs its ops in program order; how they
-interleave is the schedule, `schedule(12->cpu1, 30->cpu0)`: step 12 runs on cpu1 (preempting the
-op in progress), step 30 on cpu0. Without a switch an op runs to its end and the next op in program
-order follows, so a program without a schedule runs sequentially.
+interleave is the schedule: `preempt(after=3, to=cpu1)` on the line after an op switches to cpu1 once
+that op has run 3 steps (preemption points). Without a switch an op runs to its end and the next op
+in program order follows, so a program without preempt lines runs sequentially.
 """
 
 import re
@@ -29,6 +29,7 @@ EVICT_WHAT = ("tlb", "walk", "all")
 MAX_OPS = 48
 CONTEXTS = ("cpu0", "cpu1", "irq0", "irq1")     # irqN: interrupt context on CPU N
 MAX_SWITCHES = 16
+MAX_AFTER = 64             # preempt(after=N): N steps into the op
 NUM_DOMAINS = 2
 NUM_SIDS = 4
 NUM_GATHERS = 2
@@ -129,13 +130,22 @@ class Op:
 class Program:
     config: Config = field(default_factory=Config)
     ops: tuple = ()
-    schedule: tuple = ()   # ((preemption point, context index), ...), points ascending
+    schedule: tuple = ()   # ((op index, after steps, context index), ...), sorted
 
     def text(self) -> str:
-        lines = [self.config.text()] + [op.text() for op in self.ops]
-        if self.schedule:
-            lines.append("schedule(" + ", ".join(f"{p}->{CONTEXTS[c]}" for p, c in self.schedule) + ")")
+        lines = [self.config.text()]
+        sw: dict[int, list] = {}
+        for i, after, c in self.schedule:
+            sw.setdefault(i, []).append(f"preempt(after={after}, to={CONTEXTS[c]})")
+        for i, op in enumerate(self.ops):
+            lines.append(op.text())
+            lines += sw.get(i, [])
         return "\n".join(lines) + "\n"
+
+    def without(self, i: int, n: int = 1) -> "Program":
+        """The program with ops [i, i+n) deleted (their preemptions too; later ones renumbered)."""
+        sched = tuple((j if j < i else j - n, a, c) for j, a, c in self.schedule if not i <= j < i + n)
+        return replace(self, ops=self.ops[:i] + self.ops[i + n:], schedule=sched)
 
     def concurrent(self) -> bool:
         return any(op.ctx for op in self.ops)
@@ -202,7 +212,7 @@ def parse(text: str) -> Program:
     """Parse a text program; raises ProgramSyntaxError with line and column."""
     config = Config()
     ops = []
-    schedule = None
+    schedule: dict = {}
     for ln, raw in enumerate(text.splitlines(), 1):
         s = raw.split("#", 1)[0]
         if not s.strip():
@@ -223,10 +233,14 @@ def parse(text: str) -> Program:
                 raise ProgramSyntaxError("config(...) must come before the first operation", ln, m.start(1) + 1)
             config = _parse_config(body, ln, col0)
             continue
-        if schedule is not None:
-            raise ProgramSyntaxError("schedule(...) must be the last line", ln, m.start(1) + 1)
-        if name == "schedule":
-            schedule = _parse_schedule(body, ln, col0)
+        if name == "preempt":
+            if not ops or ctx:
+                raise ProgramSyntaxError("preempt(...) follows the op it preempts, without a context prefix",
+                                         ln, m.start(1) + 1)
+            after, to = _parse_preempt(body, ln, col0)
+            schedule[(len(ops) - 1, after)] = to
+            if len(schedule) > MAX_SWITCHES:
+                raise ProgramSyntaxError(f"a program has at most {MAX_SWITCHES} preempt lines", ln, 1)
             continue
         kind = KIND_BY_NAME.get(name)
         if kind is None:
@@ -235,27 +249,21 @@ def parse(text: str) -> Program:
         ops.append(replace(op, ctx=ctx) if ctx else op)
     if len(ops) > MAX_OPS:
         raise ProgramSyntaxError(f"a program has at most {MAX_OPS} operations", len(text.splitlines()), 1)
-    return Program(config, tuple(ops), schedule or ())
+    return Program(config, tuple(ops), tuple(sorted((i, a, c) for (i, a), c in schedule.items())))
 
 
 _CTX_PREFIX = re.compile(r"^\s*(cpu0|cpu1|irq0|irq1)\s*:")
 
 
-def _parse_schedule(body: str, ln: int, col0: int) -> tuple:
-    out = []
-    for piece, off in _split_args(body):
-        col = col0 + off + 1 + (len(piece) - len(piece.lstrip()))
-        m = re.fullmatch(r"\s*(\d+)\s*->\s*(\w+)\s*", piece)
-        if not m or m.group(2) not in CONTEXTS:
-            raise ProgramSyntaxError(f"expected POINT->CONTEXT (contexts: {', '.join(CONTEXTS)}), "
-                                     f"got {piece.strip()!r}", ln, col)
-        p = int(m.group(1))
-        if out and p <= out[-1][0]:
-            raise ProgramSyntaxError("schedule points must increase", ln, col)
-        out.append((p, CONTEXTS.index(m.group(2))))
-    if len(out) > MAX_SWITCHES:
-        raise ProgramSyntaxError(f"a schedule has at most {MAX_SWITCHES} switches", ln, col0)
-    return tuple(out)
+def _parse_preempt(body: str, ln: int, col0: int) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*after\s*=\s*(\d+)\s*,\s*to\s*=\s*(\w+)\s*", body)
+    if not m or m.group(2) not in CONTEXTS:
+        raise ProgramSyntaxError(f"expected preempt(after=N, to=CONTEXT) with CONTEXT one of {', '.join(CONTEXTS)}",
+                                 ln, col0 + 1)
+    after = int(m.group(1))
+    if not 0 <= after < MAX_AFTER:
+        raise ProgramSyntaxError(f"after must be 0..{MAX_AFTER - 1}", ln, col0 + 1)
+    return after, CONTEXTS.index(m.group(2))
 
 
 def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:

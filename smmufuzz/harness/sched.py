@@ -1,9 +1,9 @@
 """Runs a concurrent program's contexts as cooperative tasks under a schedule (fuzz-anchors §5.2).
 
 Each context (cpu0, cpu1, irq0, irq1) is a task that executes its ops in program order; an op's body
-yields at every preemption point (variants/kthread.py). Step N may be switched to another runnable
-task (`schedule(N->ctx)`, one preemption); otherwise the current task finishes its op and the next
-op in program order follows, so an empty schedule is the sequential program. irqN is an interrupt on CPU N: while it runs, cpuN's
+yields at every preemption point (variants/kthread.py). `preempt(after=s, to=ctx)` on op i switches
+to ctx once op i has run s steps (one preemption); otherwise the current task finishes its op and the
+next op in program order follows, so an empty schedule is the sequential program. irqN is an interrupt on CPU N: while it runs, cpuN's
 task cannot; it cannot start while cpuN holds an irqsave lock. A lock wait is a blocked task; no
 runnable task left with work outstanding is a deadlock, too many steps in one op a livelock.
 """
@@ -50,7 +50,7 @@ class Task:
 @dataclass
 class SchedTrace:
     """What the scheduler did: the decision points (for exhaustive search) and a readable log."""
-    points: list = field(default_factory=list)      # [(default ctx, runnable ctxs, chosen, forced)] per step
+    points: list = field(default_factory=list)   # [(switch key, default, runnable ctxs, chosen, forced)] per step
     log: list = field(default_factory=list)         # [(point, context name, label)]
     preemptions: int = 0
 
@@ -64,7 +64,8 @@ class Scheduler:
         for i, op in enumerate(prog.ops):
             self.tasks.setdefault(op.ctx, Task(op.ctx)).queue.append((i, op))
         self.order = [self.tasks[c] for c in sorted(self.tasks)]
-        self.switches = dict(prog.schedule)
+        self.switches = {(i, a): c for i, a, c in prog.schedule}
+        self.last: tuple | None = None                # (op index, steps of it done) after the latest step
         self.start = start
         self.after_step = after_step
         self.max_preemptions = max_preemptions
@@ -108,13 +109,14 @@ class Scheduler:
             default = self._default(cur, runnable)
             forced = cur not in runnable
             chosen = default
-            tgt = self.tasks.get(self.switches.get(point + 1, -1))   # "N->ctx": step N runs on ctx
+            key = self.last
+            tgt = self.tasks.get(self.switches.get(key, -1)) if key is not None else None
             if tgt is not None and tgt is not default and tgt in runnable and \
                     self.trace.preemptions < self.max_preemptions:
                 if not forced:
                     self.trace.preemptions += 1
                 chosen = tgt
-            self.trace.points.append((default.ctx, tuple(t.ctx for t in runnable), chosen.ctx, forced))
+            self.trace.points.append((key, default.ctx, tuple(t.ctx for t in runnable), chosen.ctx, forced))
             cur = chosen
             point += 1
             found = self._step(cur, point)
@@ -150,11 +152,14 @@ class Scheduler:
                 self.trace.log.append((point, t.name, f"begin op {i}: {op.text()}"))
         if t.blocked is not None:
             req, t.blocked = t.blocked, None
+            t.steps += 1
+            self.last = (t.op_index, t.steps)
             self._grant(t, req)
             if self.keep_log:
                 self.trace.log.append((point, t.name, f"acquired {req.lock.name}"))
             return None
         t.steps += 1
+        self.last = (t.op_index, t.steps)
         if t.steps > OP_STEP_LIMIT:
             raise ScheduleHang(f"livelock: {t.name} ran {OP_STEP_LIMIT} steps in op {t.op_index} without finishing")
         try:
