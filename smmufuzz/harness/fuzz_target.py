@@ -23,12 +23,13 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     import smmufuzz.reference.cmdq  # noqa: F401
     import smmufuzz.reference.memory  # noqa: F401
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants", "smmufuzz.harness.sched",
-                                             *plugins],
+                                             "smmufuzz.harness.interleave_cov", *plugins],
                                     exclude=UNINSTRUMENTED):
         # the scheduler too: its branches (a switch taken, a lock wait, a masked interrupt) reward new
         # interleavings
         for mod in ("smmufuzz.reference.smmu", "smmufuzz.reference.oracle", "smmufuzz.reference.spec",
-                    "smmufuzz.variants.registry", "smmufuzz.harness.sched", *plugins):
+                    "smmufuzz.variants.registry", "smmufuzz.harness.sched",
+                    "smmufuzz.harness.interleave_cov", *plugins):
             importlib.import_module(mod)
     # the harness itself is imported after the instrumented modules, so it stays uninstrumented
     from smmufuzz.harness.codec import decode

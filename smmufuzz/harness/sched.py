@@ -10,7 +10,10 @@ runnable task left with work outstanding is a deadlock, too many steps in one op
 
 from dataclasses import dataclass, field
 
+import re
+
 from ..variants.kthread import Acquire, Point, Release, can_acquire, grant, release
+from .interleave_cov import interleaving_event
 from .program import CONTEXTS, Program
 
 OP_STEP_LIMIT = 20000          # one op that takes more steps than this never finishes (a livelock)
@@ -30,6 +33,7 @@ class Task:
     blocked: Acquire | None = None
     steps: int = 0
     irq_off: int = 0
+    where: str = ""                               # the running op's kind and its latest point (normalised)
 
     @property
     def name(self) -> str:
@@ -65,6 +69,7 @@ class Scheduler:
             self.tasks.setdefault(op.ctx, Task(op.ctx)).queue.append((i, op))
         self.order = [self.tasks[c] for c in sorted(self.tasks)]
         self.switches = {(i, a): c for i, a, c in prog.schedule}
+        self.ops = prog.ops
         self.last: tuple | None = None                # (op index, steps of it done) after the latest step
         self.start = start
         self.after_step = after_step
@@ -115,6 +120,7 @@ class Scheduler:
                     self.trace.preemptions < self.max_preemptions:
                 if not forced:
                     self.trace.preemptions += 1
+                    interleaving_event("preempt", cur.where)
                 chosen = tgt
             self.trace.points.append((key, default.ctx, tuple(t.ctx for t in runnable), chosen.ctx, forced))
             cur = chosen
@@ -168,6 +174,10 @@ class Scheduler:
             ret, violation = e.value
             t.gen = None
             del self.inflight[t.op_index]
+            kind = self.ops[t.op_index].kind
+            for o in self.order:
+                if o is not t and o.gen is not None:     # this op ran entirely inside o's window
+                    interleaving_event(kind, o.where)
             if self.keep_log:
                 self.trace.log.append((point, t.name, f"end op {t.op_index} -> {ret}"))
             self.on_result(t.op_index, ret)
@@ -190,6 +200,7 @@ class Scheduler:
             label = f"unlock({req.lock.name})"
         else:
             label = req.label if isinstance(req, Point) else str(req)
+        t.where = self.ops[t.op_index].kind + ":" + _DIGITS.sub("", label)
         if self.keep_log:
             self.trace.log.append((point, t.name, label))
         return None
@@ -201,6 +212,9 @@ class Scheduler:
 
     def on_result(self, i: int, ret) -> None:
         """Overridden by the runner to record each op's return value."""
+
+
+_DIGITS = re.compile(r"[0-9a-fx]*[0-9][0-9a-fx]*")
 
 
 def interleaving(trace: SchedTrace) -> list[str]:
