@@ -29,6 +29,8 @@ MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
 OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range (caller contract)"
 DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only (caller contract)"
+IN_IRQ = "skipped: may sleep (mutex), not callable in interrupt context (caller contract)"
+_SLEEPING = frozenset({"attach", "detach", "ats", "dma_enable_fq"})
 _RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
@@ -139,6 +141,8 @@ class _Exec:
         only the first IOVA of each map_pages() call and writes past a small PGD otherwise)."""
         if self.dma_only and op.kind in _RAW_API:
             return DMA_ONLY
+        if op.ctx >= 2 and op.kind in _SLEEPING:
+            return IN_IRQ
         if op.kind == "map":
             chunks = [(op.args[1], op.args[2], op.args[3])]
         elif op.kind == "map_sg":
