@@ -116,4 +116,4 @@ def test_array_versions_agree_with_the_classic_path_sequentially():
 def test_text_form_round_trips_contexts_and_schedule():
     prog = load_program(os.path.join(ROOT, "regressions", "invs", "hand_b12b.txt"))[0]
     assert parse(prog.text()) == prog
-    assert "cpu1: iommu_unmap" in prog.text() and "iommu_attach_device(d1, sid=0)\npreempt(after=6, to=cpu1)\n" in prog.text()
+    assert "cpu1: iommu_unmap" in prog.text() and "iommu_attach_device(d1, sid=0)\npreempt(after=" in prog.text()

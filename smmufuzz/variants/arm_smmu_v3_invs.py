@@ -313,15 +313,27 @@ class InvsOs(SmmuV3Os):
     driver_cls = ArmSmmuV3InvsDriver
     CONCURRENT = True
 
+    def drv(self, sid: int) -> ArmSmmuV3InvsDriver:
+        """The driver instance behind a stream."""
+        return self.driver
+
+    def _group_locked(self, sid: int, body):
+        """The iommu core holds group->mutex around attach/detach: one attach per device at a time."""
+        lk = self.__dict__.setdefault("group_locks", {}).setdefault(sid, Lock(f"group[sid {sid}]->mutex"))
+        yield Acquire(lk)
+        ret = yield from body
+        yield Release(lk)
+        return ret
+
     def start(self, kind: str, args: tuple):
         """The op as a task body (a generator returning what the API returns)."""
         if kind == "attach":
-            sid_dom = (args[1], self.domain(args[0]).priv)
-            return self.driver.attach_steps(*sid_dom)
+            sid = args[1]
+            return self._group_locked(sid, self.drv(sid).attach_steps(sid, self.domain(args[0]).priv))
         if kind == "detach":
-            return self.driver.attach_steps(args[0], None)
+            return self._group_locked(args[0], self.drv(args[0]).attach_steps(args[0], None))
         if kind == "ats":
-            return self.driver.ats_steps(args[0], bool(args[1]))
+            return self._group_locked(args[0], self.drv(args[0]).ats_steps(args[0], bool(args[1])))
         if kind == "unmap":
             return self._unmap_steps(*args)
         if kind == "sync":
@@ -379,15 +391,6 @@ class InvsTwoSmmuOs(InvsOs):
 
     def set_ats(self, sid, on) -> None:
         self.drv(sid).set_ats_supported(sid, on)
-
-    def start(self, kind: str, args: tuple):
-        if kind == "attach":
-            return self.drv(args[1]).attach_steps(args[1], self.domain(args[0]).priv)
-        if kind == "detach":
-            return self.drv(args[0]).attach_steps(args[0], None)
-        if kind == "ats":
-            return self.drv(args[0]).ats_steps(args[0], bool(args[1]))
-        return super().start(kind, args)
 
 
 def invs_variant(name: str, design: InvsDesign, nest_parent: bool = False, instances: int = 1) -> type:
