@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .codec import encode
 from .load import LoadError, load_program
-from .program import Config, Op, Program
+from .program import OS_KINDS, Config, Op, Program
 from .minimize import minimize, reproducer_text
 from .runner import Finding, run_program
 
@@ -61,6 +61,10 @@ def write_dict(run_dir: str) -> str:
     for kind, args in samples.items():
         b = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args))))[2 + 3:]
         lines.append(f'op_{kind}="' + "".join(f"\\x{x:02x}" for x in b) + '"')
+        if kind in OS_KINDS:    # the same op issued by cpu1 (then back to cpu0): one insertion makes a race
+            args1 = (args[0], 1) if kind == "attach" else args
+            b1 = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args1, 1), Op("flush_all", (0,)))))[2 + 3:-2]
+            lines.append(f'cpu1_{kind}="' + "".join(f"\\x{x:02x}" for x in b1) + '"')
         lines.append(f'code_{kind}="\\x{KIND_CODE[kind]:02x}"')
     for c in range(4):          # issuing contexts and preemptions (codec: OP_CTX, OP_SWITCH)
         lines.append(f'ctx_{c}="\\x{0xF0 + c:02x}"')
