@@ -65,6 +65,8 @@ def write_dict(run_dir: str) -> str:
             args1 = (args[0], 1) if kind == "attach" else args
             b1 = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args1, 1), Op("flush_all", (0,)))))[2 + 3:-2]
             lines.append(f'cpu1_{kind}="' + "".join(f"\\x{x:02x}" for x in b1) + '"')
+            for n in (1, 2, 3, 5):   # ... and preempting the op before it after n steps: a race in one insertion
+                lines.append(f'race{n}_{kind}="\\x{0xF5:02x}\\x{n:02x}' + "".join(f"\\x{x:02x}" for x in b1) + '"')
         lines.append(f'code_{kind}="\\x{KIND_CODE[kind]:02x}"')
     for c in range(4):          # issuing contexts and preemptions (codec: OP_CTX, OP_SWITCH)
         lines.append(f'ctx_{c}="\\x{0xF0 + c:02x}"')
