@@ -1,4 +1,4 @@
-"""The `smmufuzz` command line: list, show, replay, fuzz."""
+"""The `smmufuzz` command line: list, show, replay, fuzz, minimize, matrix, cost, cov, bench."""
 
 import argparse
 import os
@@ -170,6 +170,29 @@ def cmd_minimize(args) -> int:
     return 0
 
 
+def cmd_cov(args) -> int:
+    import tempfile
+    from .coverage_report import load, measure, report
+    _load_plugins(args.load)
+    if args.variant:
+        _variants_for(args)
+    elif args.target:
+        resolve_target(args.target)
+    dirs = args.corpus or [d for d in ("corpus/seeds", "corpus/regressions",
+                                       os.path.join("corpus", "fuzz", args.target or DEFAULT_TARGETS[0]))
+                           if os.path.isdir(d)]
+    files = [f for d in dirs for f in program_files(d)]
+    if not files:
+        raise LoadError(f"{', '.join(dirs) or 'corpus'}: no programs")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_file = args.save or os.path.join(tmp, ".coverage")
+        done, bad = measure(files, data_file, args.target, args.variant, args.policy, tuple(args.load))
+        for path, why in bad:
+            print(f"skipped {why}" if why.startswith(path) else f"skipped {path}: {why}")
+        print(report(load(data_file), done, since=args.since, html=args.html))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -216,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")
     f.set_defaults(fn=cmd_fuzz)
+    cv = sub.add_parser("cov", help="branch coverage of reference/ and variants/ over a corpus (replayed, "
+                        "one context per input)")
+    cv.add_argument("--target", help="run every input on this target (default: a reproducer's own, else "
+                    f"{DEFAULT_TARGETS[0]})")
+    cv.add_argument("--variant", help="comma-separated variant names (overrides --target)")
+    cv.add_argument("--corpus", nargs="+", metavar="DIR",
+                    help="directories or files (default: corpus/seeds, corpus/regressions, corpus/fuzz/<target>)")
+    cv.add_argument("--html", metavar="DIR", help="write an HTML report (with the inputs that hit each line)")
+    cv.add_argument("--save", metavar="FILE", help="save the coverage data (for a later --since)")
+    cv.add_argument("--since", metavar="FILE", help="a saved data file: print what this corpus newly covers")
+    cv.add_argument("--policy", choices=POLICIES, default="max-cache")
+    cv.add_argument("--load", action="append", default=[], metavar="MODULE")
+    cv.set_defaults(fn=cmd_cov)
     return p
 
 
