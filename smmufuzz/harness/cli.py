@@ -110,7 +110,7 @@ def cmd_fuzz(args) -> int:
     n_find = 0
     for t, variants in resolved:
         r = fuzz_target(t, variants, per, seed, corpus_root, args.seeds, args.policy, args.libfuzzer,
-                        plugins=tuple(args.load))
+                        plugins=tuple(args.load), mutator=args.mutator)
         print(f"[{t}] {r.seconds:.0f}s, {r.execs} execs, {r.exec_per_sec} exec/s, corpus {r.corpus_size}, "
               f"findings {len(r.findings)} (seed {r.seed}; log {r.log_path})")
         for path, f, prog in r.findings:
@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")
+    f.add_argument("--mutator", choices=("default", "hybrid"), default="default",
+                   help="hybrid: op-level edits half the time, libFuzzer's mutation otherwise")
     f.set_defaults(fn=cmd_fuzz)
     cv = sub.add_parser("cov", help="branch coverage of reference/ and variants/ over a corpus (replayed, "
                         "one context per input)")

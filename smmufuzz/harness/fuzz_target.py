@@ -2,7 +2,8 @@
 
 Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
 re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only smmufuzz.reference and
-smmufuzz.variants are instrumented.
+smmufuzz.variants are instrumented. `mutator="hybrid"` adds the structure-aware custom mutator
+(mutator.py).
 """
 
 import sys
@@ -16,7 +17,8 @@ class FindingError(Exception):
 UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory"]
 
 
-def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = ()) -> None:
+def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
+         mutator: str = "default") -> None:
     import importlib
 
     import atheris
@@ -37,7 +39,13 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
         if res.findings:
             raise FindingError("\n".join(f.text() for f in res.findings) + "\n--- program ---\n" + prog.text())
 
-    atheris.Setup(argv, test_one_input)
+    kwargs = {}
+    if mutator == "hybrid":
+        from smmufuzz.harness.mutator import hybrid
+        kwargs["custom_mutator"] = hybrid
+    elif mutator != "default":
+        raise ValueError(f"unknown mutator {mutator!r}")
+    atheris.Setup(argv, test_one_input, **kwargs)
     atheris.Fuzz()
 
 
