@@ -170,6 +170,39 @@ def cmd_minimize(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from ..variants.registry import variant
+    from .bench import MODES, run_bench
+    from .bench_report import format_text, summarize, write_results
+    _load_plugins(args.load)
+    names = [v for v in args.variants.split(",") if v] if args.variants else [v.name for v in VARIANTS.values()
+                                                                               if v.buggy]
+    for n in names:
+        variant(n)
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise UsageError(f"unknown mode {bad[0]!r} (known: {', '.join(MODES)})")
+    if "hypothesis" in modes:
+        try:
+            import hypothesis  # noqa: F401
+        except ImportError:
+            raise UsageError("mode hypothesis needs Hypothesis: pip install -e '.[test]'") from None
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    command = "smmufuzz " + " ".join(args.argv)
+    print(f"smmufuzz bench: {len(names)} variant(s) x modes {', '.join(modes)} x seeds {seeds}; cap {args.cap}s "
+          f"per run; policy {args.policy}; results in {args.out}", flush=True)
+    meta = {"command": command.strip(), "cap": args.cap, "seeds": seeds, "policy": args.policy, "modes": modes,
+            "variants": names}
+    results = run_bench(names, modes, seeds, args.cap, args.policy, tuple(args.load),
+                        progress=lambda line: print(line, flush=True),
+                        after_variant=lambda res: write_results(args.out, res, meta))
+    print(format_text(summarize(results)))
+    paths = write_results(args.out, results, meta)
+    print("written: " + ", ".join(paths))
+    return 0
+
+
 def cmd_cov(args) -> int:
     import tempfile
     from .coverage_report import load, measure, report
@@ -241,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--mutator", choices=("default", "hybrid"), default="default",
                    help="hybrid: op-level edits half the time, libFuzzer's mutation otherwise")
     f.set_defaults(fn=cmd_fuzz)
+    b = sub.add_parser("bench", help="time and executions to first exposure of each buggy variant, per search mode")
+    b.add_argument("--variants", help="comma-separated variants (default: every variant marked buggy)")
+    b.add_argument("--modes", default="default,hybrid,random,hypothesis",
+                   help="comma-separated: default, hybrid, random, hypothesis")
+    b.add_argument("--seeds", type=int, default=3, metavar="K", help="runs per mode and variant (seeds 1..K)")
+    b.add_argument("--first-seed", type=int, default=1)
+    b.add_argument("--cap", type=int, default=120, metavar="SECONDS", help="give up on a run after this long")
+    b.add_argument("--out", default="bench-results", help="results directory (JSON, Markdown, SVG, HTML)")
+    b.add_argument("--policy", choices=POLICIES, default="max-cache")
+    b.add_argument("--load", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers extra variants")
+    b.set_defaults(fn=cmd_bench, argv=None)
     cv = sub.add_parser("cov", help="branch coverage of reference/ and variants/ over a corpus (replayed, "
                         "one context per input)")
     cv.add_argument("--target", help="run every input on this target (default: a reproducer's own, else "
@@ -265,6 +310,8 @@ def main(argv=None) -> int:
         argv, extra = argv[:i], argv[i + 1:]
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.cmd == "bench":
+        args.argv = argv
     if args.cmd == "fuzz":
         args.libfuzzer = extra
     elif extra:

@@ -3,10 +3,13 @@
 Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
 re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only smmufuzz.reference and
 smmufuzz.variants are instrumented. `mutator="hybrid"` adds the structure-aware custom mutator
-(mutator.py).
+(mutator.py). If SMMUFUZZ_CLOCK names a file, the time of the first input and, at a finding, the time
+and the number of inputs run are appended to it (the benchmark's time to exposure, without start-up).
 """
 
+import os
 import sys
+import time
 
 
 class FindingError(Exception):
@@ -33,10 +36,21 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     from smmufuzz.harness.codec import decode
     from smmufuzz.harness.runner import run_program
 
+    clock = os.environ.get("SMMUFUZZ_CLOCK")
+    calls = [0]
+
     def test_one_input(data: bytes) -> None:
+        if clock:
+            calls[0] += 1
+            if calls[0] == 1:
+                with open(clock, "a") as f:
+                    f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy)
         if res.findings:
+            if clock:
+                with open(clock, "a") as f:
+                    f.write(f"found {time.time()} {calls[0]}\n")
             raise FindingError("\n".join(f.text() for f in res.findings) + "\n--- program ---\n" + prog.text())
 
     kwargs = {}
