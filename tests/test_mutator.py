@@ -4,7 +4,7 @@ deterministically per seed, and retargeting picks IOVAs that are mapped at that 
 import random
 
 from smmufuzz.harness.codec import decode, encode
-from smmufuzz.harness.mutator import hybrid, live_iovas, retarget, structured
+from smmufuzz.harness.mutator import HybridMutator, hybrid, live_iovas, retarget, structured
 from smmufuzz.harness.program import MAX_OPS, parse
 
 PROG = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
@@ -60,3 +60,16 @@ def test_retarget_moves_a_dma_to_a_mapped_iova_of_its_stream_domain():
         iova = op.get("iova")
         assert 0x200000 <= iova < 0x201000 or 0x202000 <= iova < 0x204000, hex(iova)
     assert retarget(PROG, 0, rng) is None        # attach has no IOVA
+
+
+def test_the_length_limit_grows_with_the_number_of_mutations(monkeypatch):
+    import atheris
+    monkeypatch.setattr(atheris, "Mutate", lambda d, n: (d + b"\x07" * n)[:n])    # grows to the limit
+    m = HybridMutator(start=16, per=10)
+    data, sizes = encode(PROG), []
+    for seed in range(300):
+        out = m(data, 600, seed)
+        assert len(out) <= max(16 + m.calls // 10, len(data))
+        sizes.append(len(out))
+        data = out
+    assert max(sizes[:20]) <= 40 < max(sizes[-20:])

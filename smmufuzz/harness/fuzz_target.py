@@ -55,8 +55,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
 
     kwargs = {}
     if mutator == "hybrid":
-        from smmufuzz.harness.mutator import hybrid
-        kwargs["custom_mutator"] = hybrid
+        from smmufuzz.harness.mutator import HybridMutator
+        kwargs["custom_mutator"] = HybridMutator()
     elif mutator != "default":
         raise ValueError(f"unknown mutator {mutator!r}")
     atheris.Setup(argv, test_one_input, **kwargs)
