@@ -65,3 +65,17 @@ def test_cli_writes_json_markdown_and_plot(tmp_path, capsys):
 def test_unknown_mode_is_a_usage_error(capsys):
     assert main(["bench", "--modes", "fast", "--variants", "smmuv3"]) == 2
     assert "unknown mode 'fast'" in capsys.readouterr().err
+
+
+def test_a_finding_the_control_also_gives_does_not_count():
+    f, secs, n = random_search([PLANTED], 1.0, seed=1, control=[PLANTED])
+    assert f is None and secs >= 1.0 and n > 1
+
+
+def test_controls_are_correct_siblings():
+    from smmufuzz.harness.bench import control_for
+    assert control_for("gather:skip-empty:virtio") == ["gather:legacy:virtio"]
+    assert control_for("pte-sync:deferred-v1") == ["pte-sync:eager"]
+    assert control_for("pt:A") == ["pt:B"]
+    assert control_for("test-fq-eager-free") == ["pt-fq:C"]      # its factory's correct base class
+    assert control_for("test-wrong-pa") == ["smmuv3"]

@@ -5,7 +5,9 @@ Modes: `default` (atheris, libFuzzer's mutators + our dictionary, empty corpus),
 the structure-aware custom mutator), `random` (random byte strings decoded and run in-process, no
 feedback) and `hypothesis` (a Hypothesis stateful machine over the same ops). Atheris times run from the
 first input to the finding (start-up and instrumentation are excluded and reported apart); the in-process
-modes time their own loop. Every run has the same cap. Every mode's module is imported up front:
+modes time their own loop. Every run has the same cap. A finding counts as an exposure only if the
+variant's correct control (control_for) does not give one on the same program: a finding shared with a
+correct sibling is not the planted bug. Every mode's module is imported up front:
 Hypothesis draws constants from the loaded modules, so a seed repeats only with the same modules loaded.
 """
 
@@ -14,7 +16,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-from ..variants.registry import target
+from ..variants.registry import VARIANTS, target
 from .fuzz import fuzz_target
 from .random_search import random_search
 from .stateful import hypothesis_search
@@ -41,20 +43,42 @@ class Exposure:
         return {**asdict(self), "exec_per_sec": round(self.exec_per_sec, 1)}
 
 
-def _atheris(mode: str, name: str, seed: int, cap: int, policy: str, plugins: tuple) -> Exposure:
+def control_for(name: str) -> list[str]:
+    """The correct variant a finding must not also show: the same driver with the legacy gather rule,
+    eager PTE cleaning, iommupt's fixed gather_range_pages (B), else the nearest correct registered base
+    class of the variant's factory, else mainline."""
+    fam, _, rest = name.partition(":")
+    if fam == "gather":
+        return [f"gather:legacy:{rest.split(':')[-1]}"]
+    if fam == "pte-sync":
+        return ["pte-sync:eager"]
+    if fam in ("pt", "pt-fq"):
+        return [f"{fam}:B"]
+    def key(cls):          # factories built per call (pt_variant) compare by name
+        return cls.__module__, cls.__qualname__
+    by_factory = {key(v.factory): v.name for v in VARIANTS.values() if not v.buggy}
+    for cls in VARIANTS[name].factory.__mro__[1:]:
+        if key(cls) in by_factory:
+            return [by_factory[key(cls)]]
+    return ["smmuv3"]
+
+
+def _atheris(mode: str, name: str, seed: int, cap: int, policy: str, plugins: tuple, control: list[str]) -> Exposure:
     with tempfile.TemporaryDirectory(prefix="smmufuzz-bench-") as d:
         clock = os.path.join(d, "clock")
-        old = os.environ.get("SMMUFUZZ_CLOCK")
-        os.environ["SMMUFUZZ_CLOCK"] = clock
+        env = {"SMMUFUZZ_CLOCK": clock, "SMMUFUZZ_CONTROL": ",".join(control)}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         t0 = time.time()
         try:
             r = fuzz_target(name, target(name), cap, seed, d, False, policy, [], quiet=True, plugins=plugins,
                             mutator=mode)
         finally:
-            if old is None:
-                os.environ.pop("SMMUFUZZ_CLOCK", None)
-            else:
-                os.environ["SMMUFUZZ_CLOCK"] = old
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         marks = {}
         if os.path.exists(clock):
             with open(clock) as f:
@@ -70,28 +94,31 @@ def _atheris(mode: str, name: str, seed: int, cap: int, policy: str, plugins: tu
     return Exposure(mode, name, seed, False, spent, r.execs, None, first - t0)
 
 
-def expose(mode: str, name: str, seed: int, cap: int, policy: str = "max-cache", plugins: tuple = ()) -> Exposure:
-    """One run: `mode` against variant `name` alone, from nothing, for at most `cap` seconds."""
+def expose(mode: str, name: str, seed: int, cap: int, policy: str = "max-cache", plugins: tuple = (),
+           control: list[str] | None = None) -> Exposure:
+    """One run: `mode` against variant `name` alone, from nothing, for at most `cap` seconds; a finding
+    the `control` variants also give does not count (and the search goes on)."""
+    control = control or []
     if mode in ("default", "hybrid"):
-        return _atheris(mode, name, seed, cap, policy, plugins)
+        return _atheris(mode, name, seed, cap, policy, plugins, control)
     if mode == "random":
-        f, secs, n = random_search([name], cap, seed, policy)
+        f, secs, n = random_search([name], cap, seed, policy, control=control)
     elif mode == "hypothesis":
-        f, secs, n = hypothesis_search([name], cap, seed, policy)
+        f, secs, n = hypothesis_search([name], cap, seed, policy, control=control)
     else:
         raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     return Exposure(mode, name, seed, f is not None, secs, n, f.kind if f else None)
 
 
 def run_bench(variants: list[str], modes: list[str], seeds: list[int], cap: int, policy: str = "max-cache",
-              plugins: tuple = (), progress=print, after_variant=None) -> list[Exposure]:
+              plugins: tuple = (), progress=print, after_variant=None, controls: dict | None = None) -> list[Exposure]:
     """Every (variant, mode, seed), one at a time; `after_variant(results so far)` after each variant
     (the CLI rewrites the results files then, so a long run that is stopped keeps what it measured)."""
     out = []
     for name in variants:
         for mode in modes:
             for seed in seeds:
-                e = expose(mode, name, seed, cap, policy, plugins)
+                e = expose(mode, name, seed, cap, policy, plugins, (controls or {}).get(name))
                 out.append(e)
                 what = f"found {e.kind}" if e.found else "NOT FOUND"
                 progress(f"  {mode:<10} {name:<30} seed {seed}: {what} in {e.seconds:.2f}s, {e.execs} execs "

@@ -28,28 +28,31 @@ def summarize(results: list[Exposure]) -> list[dict]:
             "median_execs": int(statistics.median([e.execs for e in hit])) if hit else None,
             "exec_per_sec": round(statistics.median([e.exec_per_sec for e in runs]), 1),
             "startup_s": round(statistics.median([e.startup for e in runs]), 1),
+            "kinds": sorted({e.kind for e in hit if e.kind}),
         })
     return out
 
 
-_HEAD = ("mode", "variant", "found", "median s", "range s", "median execs", "exec/s")
+_HEAD = ("mode", "variant", "found", "median s", "range s", "median execs", "exec/s", "finding kinds")
 
 
 def _cells(r: dict) -> tuple:
     rng = f"{r['range_s'][0]}-{r['range_s'][1]}" if r["range_s"] else "-"
     return (r["mode"], r["variant"], f"{r['found']}/{r['runs']}", "-" if r["median_s"] is None else str(r["median_s"]),
-            rng, "-" if r["median_execs"] is None else str(r["median_execs"]), str(r["exec_per_sec"]))
+            rng, "-" if r["median_execs"] is None else str(r["median_execs"]), str(r["exec_per_sec"]),
+            ", ".join(r["kinds"]) or "-")
 
 
 def format_text(rows: list[dict]) -> str:
     cells = [_HEAD] + [_cells(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(_HEAD))]
-    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in cells)
+    last = len(_HEAD) - 1
+    return "\n".join("  ".join(c.ljust(w) if i < 2 or i == last else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in cells)
 
 
 def format_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * 2 + "---:|" * (len(_HEAD) - 2)]
+    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * 2 + "---:|" * (len(_HEAD) - 3) + "---|"]
     lines += ["| " + " | ".join(f"`{c}`" if i == 1 else c for i, c in enumerate(_cells(r))) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -110,7 +113,9 @@ def write_results(out_dir: str, results: list[Exposure], meta: dict) -> list[str
         json.dump({"meta": meta, "summary": rows, "runs": [e.as_dict() for e in results]}, f, indent=1)
     md = (f"# smmufuzz bench\n\n`{meta.get('command', '')}`\n\ncap {meta.get('cap')} s per run, seeds "
           f"{meta.get('seeds')}; seconds and execs are medians over the runs that found the bug; exec/s is the "
-          "median over all runs.\n\n" + format_markdown(rows) + "\n")
+          "median over all runs. A finding that the variant's correct control also gives does not count: "
+          + (", ".join(f"`{v}` vs `{'`, `'.join(c)}`" for v, c in meta.get("controls", {}).items()) or "no controls")
+          + ".\n\n" + format_markdown(rows) + "\n")
     with open(paths["results.md"], "w") as f:
         f.write(md)
     svg = svg_plot(results, meta.get("cap", 1))

@@ -172,7 +172,7 @@ def cmd_minimize(args) -> int:
 
 def cmd_bench(args) -> int:
     from ..variants.registry import variant
-    from .bench import MODES, run_bench
+    from .bench import MODES, control_for, run_bench
     from .bench_report import format_text, summarize, write_results
     _load_plugins(args.load)
     names = [v for v in args.variants.split(",") if v] if args.variants else [v.name for v in VARIANTS.values()
@@ -192,11 +192,14 @@ def cmd_bench(args) -> int:
     command = "smmufuzz " + " ".join(args.argv)
     print(f"smmufuzz bench: {len(names)} variant(s) x modes {', '.join(modes)} x seeds {seeds}; cap {args.cap}s "
           f"per run; policy {args.policy}; results in {args.out}", flush=True)
+    controls = {n: control_for(n) for n in names} if args.control == "auto" else {}
+    for n, c in controls.items():
+        print(f"  control for {n}: {', '.join(c)} (a finding it also gives does not count)")
     meta = {"command": command.strip(), "cap": args.cap, "seeds": seeds, "policy": args.policy, "modes": modes,
-            "variants": names}
+            "variants": names, "controls": controls}
     results = run_bench(names, modes, seeds, args.cap, args.policy, tuple(args.load),
                         progress=lambda line: print(line, flush=True),
-                        after_variant=lambda res: write_results(args.out, res, meta))
+                        after_variant=lambda res: write_results(args.out, res, meta), controls=controls)
     print(format_text(summarize(results)))
     paths = write_results(args.out, results, meta)
     print("written: " + ", ".join(paths))
@@ -282,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--first-seed", type=int, default=1)
     b.add_argument("--cap", type=int, default=120, metavar="SECONDS", help="give up on a run after this long")
     b.add_argument("--out", default="bench-results", help="results directory (JSON, Markdown, SVG, HTML)")
+    b.add_argument("--control", choices=("auto", "none"), default="auto",
+                   help="auto: a finding the variant's correct sibling also gives does not count")
     b.add_argument("--policy", choices=POLICIES, default="max-cache")
     b.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")

@@ -3,8 +3,9 @@
 Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
 re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only smmufuzz.reference and
 smmufuzz.variants are instrumented. `mutator="hybrid"` adds the structure-aware custom mutator
-(mutator.py). If SMMUFUZZ_CLOCK names a file, the time of the first input and, at a finding, the time
-and the number of inputs run are appended to it (the benchmark's time to exposure, without start-up).
+(mutator.py). For the benchmark: if SMMUFUZZ_CLOCK names a file, the time of the first input and, at a
+finding, the time and the number of inputs run are appended to it (time to exposure without start-up);
+if SMMUFUZZ_CONTROL names variants (comma-separated), a finding they also give is not raised.
 """
 
 import os
@@ -37,6 +38,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     from smmufuzz.harness.runner import run_program
 
     clock = os.environ.get("SMMUFUZZ_CLOCK")
+    control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     calls = [0]
 
     def test_one_input(data: bytes) -> None:
@@ -47,7 +49,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy)
-        if res.findings:
+        if res.findings and not (control and run_program(prog, control, policy).findings):
             if clock:
                 with open(clock, "a") as f:
                     f.write(f"found {time.time()} {calls[0]}\n")

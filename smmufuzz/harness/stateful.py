@@ -16,7 +16,7 @@ class _Stop(Exception):
     """Ends the Hypothesis run: a finding, or the time cap."""
 
 
-def _machine(variants: list[str], policy: str, deadline: float, state: dict):
+def _machine(variants: list[str], policy: str, deadline: float, state: dict, control: list[str] | None):
     from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
@@ -160,9 +160,10 @@ def _machine(variants: list[str], policy: str, deadline: float, state: dict):
                 raise _Stop("finding")        # Hypothesis replaying the failing example: stay failed
             if time.perf_counter() >= deadline:
                 raise _Stop("time cap")
-            res = run_program(Program(self.cfg, tuple(self.ops)), variants, policy)
+            prog = Program(self.cfg, tuple(self.ops))
+            res = run_program(prog, variants, policy)
             state["execs"] += 1
-            if res.findings:
+            if res.findings and not (control and run_program(prog, control, policy).findings):
                 state["finding"] = res.findings[0]
                 state["at"] = time.perf_counter()
                 state["execs_at"] = state["execs"]
@@ -171,17 +172,18 @@ def _machine(variants: list[str], policy: str, deadline: float, state: dict):
     return ProgramMachine
 
 
-def hypothesis_search(variants: list[str], seconds: float, seed: int,
-                      policy: str = "max-cache") -> tuple[Finding | None, float, int]:
-    """Run the machine (generate phase only, seeded, no database, no deadline) until a finding or
-    `seconds` pass. Returns (first finding or None, seconds to it or spent, programs run)."""
+def hypothesis_search(variants: list[str], seconds: float, seed: int, policy: str = "max-cache",
+                      control: list[str] | None = None) -> tuple[Finding | None, float, int]:
+    """Run the machine (generate phase only, seeded, no database, no deadline) until a finding (that
+    the `control` variants, if any, do not also give) or `seconds` pass.
+    Returns (first finding or None, seconds to it or spent, programs run)."""
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis import seed as hseed
     from hypothesis.stateful import run_state_machine_as_test
 
     state = {"execs": 0}
     t0 = time.perf_counter()
-    machine = hseed(seed)(_machine(variants, policy, t0 + seconds, state))
+    machine = hseed(seed)(_machine(variants, policy, t0 + seconds, state, control))
     opts = settings(max_examples=10**9, deadline=None, database=None, phases=[Phase.generate],
                     stateful_step_count=MAX_OPS - 1, suppress_health_check=list(HealthCheck),
                     print_blob=False, report_multiple_bugs=False)
