@@ -1,4 +1,4 @@
-"""The `smmufuzz` command line: list, show, replay, fuzz."""
+"""The `smmufuzz` command line: list, show, replay, fuzz, minimize, matrix, cost, cov, bench."""
 
 import argparse
 import os
@@ -116,7 +116,7 @@ def cmd_fuzz(args) -> int:
     n_find = 0
     for t, variants in resolved:
         r = fuzz_target(t, variants, per, seed, corpus_root, args.seeds, args.policy, args.libfuzzer,
-                        plugins=tuple(args.load))
+                        plugins=tuple(args.load), mutator=args.mutator)
         print(f"[{t}] {r.seconds:.0f}s, {r.execs} execs, {r.exec_per_sec} exec/s, corpus {r.corpus_size}, "
               f"findings {len(r.findings)} (seed {r.seed}; log {r.log_path})")
         for path, f, prog in r.findings:
@@ -191,6 +191,65 @@ def cmd_minimize(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from ..variants.registry import variant
+    from .bench import MODES, control_for, run_bench
+    from .bench_report import format_text, summarize, write_results
+    _load_plugins(args.load)
+    names = [v for v in args.variants.split(",") if v] if args.variants else [v.name for v in VARIANTS.values()
+                                                                               if v.buggy]
+    for n in names:
+        variant(n)
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise UsageError(f"unknown mode {bad[0]!r} (known: {', '.join(MODES)})")
+    if "hypothesis" in modes:
+        try:
+            import hypothesis  # noqa: F401
+        except ImportError:
+            raise UsageError("mode hypothesis needs Hypothesis: pip install -e '.[test]'") from None
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    command = "smmufuzz " + " ".join(args.argv)
+    print(f"smmufuzz bench: {len(names)} variant(s) x modes {', '.join(modes)} x seeds {seeds}; cap {args.cap}s "
+          f"per run; policy {args.policy}; results in {args.out}", flush=True)
+    controls = {n: control_for(n) for n in names} if args.control == "auto" else {}
+    for n, c in controls.items():
+        print(f"  control for {n}: {', '.join(c)} (a finding it also gives does not count)")
+    meta = {"command": command.strip(), "cap": args.cap, "seeds": seeds, "policy": args.policy, "modes": modes,
+            "variants": names, "controls": controls}
+    results = run_bench(names, modes, seeds, args.cap, args.policy, tuple(args.load),
+                        progress=lambda line: print(line, flush=True),
+                        after_variant=lambda res: write_results(args.out, res, meta), controls=controls)
+    print(format_text(summarize(results)))
+    paths = write_results(args.out, results, meta)
+    print("written: " + ", ".join(paths))
+    return 0
+
+
+def cmd_cov(args) -> int:
+    import tempfile
+    from .coverage_report import load, measure, report
+    _load_plugins(args.load)
+    if args.variant:
+        _variants_for(args)
+    elif args.target:
+        resolve_target(args.target)
+    dirs = args.corpus or [d for d in ("corpus/seeds", "corpus/regressions",
+                                       os.path.join("corpus", "fuzz", args.target or DEFAULT_TARGETS[0]))
+                           if os.path.isdir(d)]
+    files = [f for d in dirs for f in program_files(d)]
+    if not files:
+        raise LoadError(f"{', '.join(dirs) or 'corpus'}: no programs")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_file = args.save or os.path.join(tmp, ".coverage")
+        done, bad = measure(files, data_file, args.target, args.variant, args.policy, tuple(args.load))
+        for path, why in bad:
+            print(f"skipped {why}" if why.startswith(path) else f"skipped {path}: {why}")
+        print(report(load(data_file), done, since=args.since, html=args.html))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -245,7 +304,36 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")
+    f.add_argument("--mutator", choices=("default", "hybrid"), default="default",
+                   help="hybrid: op-level edits half the time, libFuzzer's mutation otherwise")
     f.set_defaults(fn=cmd_fuzz)
+    b = sub.add_parser("bench", help="time and executions to first exposure of each buggy variant, per search mode")
+    b.add_argument("--variants", help="comma-separated variants (default: every variant marked buggy)")
+    b.add_argument("--modes", default="default,hybrid,random,hypothesis",
+                   help="comma-separated: default, hybrid, random, hypothesis")
+    b.add_argument("--seeds", type=int, default=3, metavar="K", help="runs per mode and variant (seeds 1..K)")
+    b.add_argument("--first-seed", type=int, default=1)
+    b.add_argument("--cap", type=int, default=120, metavar="SECONDS", help="give up on a run after this long")
+    b.add_argument("--out", default="bench-results", help="results directory (JSON, Markdown, SVG, HTML)")
+    b.add_argument("--control", choices=("auto", "none"), default="auto",
+                   help="auto: a finding the variant's correct sibling also gives does not count")
+    b.add_argument("--policy", choices=POLICIES, default="max-cache")
+    b.add_argument("--load", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers extra variants")
+    b.set_defaults(fn=cmd_bench, argv=None)
+    cv = sub.add_parser("cov", help="branch coverage of reference/ and variants/ over a corpus (replayed, "
+                        "one context per input)")
+    cv.add_argument("--target", help="run every input on this target (default: a reproducer's own, else "
+                    f"{DEFAULT_TARGETS[0]})")
+    cv.add_argument("--variant", help="comma-separated variant names (overrides --target)")
+    cv.add_argument("--corpus", nargs="+", metavar="DIR",
+                    help="directories or files (default: corpus/seeds, corpus/regressions, corpus/fuzz/<target>)")
+    cv.add_argument("--html", metavar="DIR", help="write an HTML report (with the inputs that hit each line)")
+    cv.add_argument("--save", metavar="FILE", help="save the coverage data (for a later --since)")
+    cv.add_argument("--since", metavar="FILE", help="a saved data file: print what this corpus newly covers")
+    cv.add_argument("--policy", choices=POLICIES, default="max-cache")
+    cv.add_argument("--load", action="append", default=[], metavar="MODULE")
+    cv.set_defaults(fn=cmd_cov)
     return p
 
 
@@ -257,6 +345,8 @@ def main(argv=None) -> int:
         argv, extra = argv[:i], argv[i + 1:]
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.cmd == "bench":
+        args.argv = argv
     if args.cmd == "fuzz":
         args.libfuzzer = extra
     elif extra:

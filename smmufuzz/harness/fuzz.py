@@ -31,16 +31,17 @@ class FuzzResult:
     log_path: str = ""
 
 
-def write_wrapper(run_dir: str, variants: list[str], policy: str, plugins: tuple = ()) -> str:
+def write_wrapper(run_dir: str, variants: list[str], policy: str, plugins: tuple = (),
+                  mutator: str = "default") -> str:
     """An executable script libFuzzer can re-execute as argv[0] (its child modes go through sh)."""
     os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, "fuzz-" + "+".join(variants))
+    path = os.path.join(run_dir, "fuzz-" + "+".join(variants) + ("" if mutator == "default" else "-" + mutator))
     with open(path, "w") as f:
         f.write(f"#!{sys.executable}\n"
                 "import sys\n"
                 f"sys.path.insert(0, {os.getcwd()!r})\n"
                 "from smmufuzz.harness.fuzz_target import main\n"
-                f"main({variants!r}, {policy!r}, sys.argv, {tuple(plugins)!r})\n")
+                f"main({variants!r}, {policy!r}, sys.argv, {tuple(plugins)!r}, {mutator!r})\n")
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 
@@ -100,13 +101,13 @@ _STAT = re.compile(r"stat::(\w+):\s*(\d+)")
 
 def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpus_root: str,
                 use_seeds: bool, policy: str, extra: list[str], quiet: bool = False,
-                plugins: tuple = ()) -> FuzzResult:
+                plugins: tuple = (), mutator: str = "default") -> FuzzResult:
     run_dir = os.path.join(corpus_root, ".run")
     corpus = os.path.join(corpus_root, "fuzz", target)
     crashes = os.path.join(corpus_root, "crashes", target)
     os.makedirs(corpus, exist_ok=True)
     os.makedirs(crashes, exist_ok=True)
-    wrapper = write_wrapper(run_dir, variants, policy, plugins)
+    wrapper = write_wrapper(run_dir, variants, policy, plugins, mutator)
     dict_path = write_dict(run_dir)
     dirs = [corpus]
     if use_seeds:

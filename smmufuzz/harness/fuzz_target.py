@@ -2,10 +2,15 @@
 
 Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
 re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only smmufuzz.reference and
-smmufuzz.variants are instrumented.
+smmufuzz.variants are instrumented. `mutator="hybrid"` adds the structure-aware custom mutator
+(mutator.py). For the benchmark: if SMMUFUZZ_CLOCK names a file, the time of the first input and, at a
+finding, the time and the number of inputs run are appended to it (time to exposure without start-up);
+if SMMUFUZZ_CONTROL names variants (comma-separated), a finding they also give is not raised.
 """
 
+import os
 import sys
+import time
 
 
 class FindingError(Exception):
@@ -16,7 +21,8 @@ class FindingError(Exception):
 UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory"]
 
 
-def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = ()) -> None:
+def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
+         mutator: str = "default") -> None:
     import importlib
 
     import atheris
@@ -35,13 +41,31 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     from smmufuzz.harness.codec import decode
     from smmufuzz.harness.runner import run_program
 
+    clock = os.environ.get("SMMUFUZZ_CLOCK")
+    control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
+    calls = [0]
+
     def test_one_input(data: bytes) -> None:
+        if clock:
+            calls[0] += 1
+            if calls[0] == 1:
+                with open(clock, "a") as f:
+                    f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy)
-        if res.findings:
+        if res.findings and not (control and run_program(prog, control, policy).findings):
+            if clock:
+                with open(clock, "a") as f:
+                    f.write(f"found {time.time()} {calls[0]}\n")
             raise FindingError("\n".join(f.text() for f in res.findings) + "\n--- program ---\n" + prog.text())
 
-    atheris.Setup(argv, test_one_input)
+    kwargs = {}
+    if mutator == "hybrid":
+        from smmufuzz.harness.mutator import HybridMutator
+        kwargs["custom_mutator"] = HybridMutator()
+    elif mutator != "default":
+        raise ValueError(f"unknown mutator {mutator!r}")
+    atheris.Setup(argv, test_one_input, **kwargs)
     atheris.Fuzz()
 
 

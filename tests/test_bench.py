@@ -1,0 +1,81 @@
+"""`smmufuzz bench` plumbing on a planted bug (tests.broken_variants' test-wrong-pa, found within a few
+programs by every mode): each mode reports an exposure, runs repeat per seed, and the report files are written."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import tests.broken_variants  # noqa: F401  (registers test-wrong-pa)
+from smmufuzz.harness.bench import Exposure, expose
+from smmufuzz.harness.bench_report import format_markdown, format_text, summarize, svg_plot
+from smmufuzz.harness.cli import main
+from smmufuzz.harness.random_search import random_search
+
+PLANTED = "test-wrong-pa"
+
+
+def test_random_mode_finds_the_planted_bug_and_repeats_per_seed():
+    f, secs, n = random_search([PLANTED], 30, seed=1)
+    assert f is not None and f.kind == "WRONG_PA" and secs < 30
+    f2, _s2, n2 = random_search([PLANTED], 30, seed=1)
+    assert (f2.kind, f2.op_index, n2) == (f.kind, f.op_index, n)
+
+
+def test_hypothesis_mode_finds_the_planted_bug_and_repeats_per_seed():
+    pytest.importorskip("hypothesis")
+    a = expose("hypothesis", PLANTED, 1, 30)
+    b = expose("hypothesis", PLANTED, 1, 30)
+    assert a.found and a.kind == "WRONG_PA" and a.execs == b.execs
+
+
+@pytest.mark.parametrize("mode", ["default", "hybrid"])
+def test_atheris_modes_time_from_the_first_input(mode):
+    e = expose(mode, PLANTED, 1, 30, plugins=("tests.broken_variants",))
+    assert e.found and e.kind == "WRONG_PA" and e.execs >= 1
+    assert 0 <= e.seconds < 30 and e.startup > 0
+
+
+def test_report_table_and_plot():
+    runs = [Exposure("random", "v", 1, True, 0.5, 10, "WRONG_PA"), Exposure("random", "v", 2, True, 1.5, 30, "WRONG_PA"),
+            Exposure("random", "v", 3, False, 10.0, 900), Exposure("hypothesis", "v", 1, False, 10.0, 50)]
+    rows = summarize(runs)
+    r = next(x for x in rows if x["mode"] == "random")
+    assert (r["found"], r["runs"], r["median_s"], r["range_s"], r["median_execs"]) == (2, 3, 1.0, [0.5, 1.5], 20)
+    h = next(x for x in rows if x["mode"] == "hypothesis")
+    assert h["found"] == 0 and h["median_s"] is None
+    assert "2/3" in format_text(rows) and "| random | `v` | 2/3 |" in format_markdown(rows)
+    ET.fromstring(svg_plot(runs, 10))          # well-formed SVG
+
+
+def test_cli_writes_json_markdown_and_plot(tmp_path, capsys):
+    out = tmp_path / "res"
+    rc = main(["bench", "--load", "tests.broken_variants", "--variants", PLANTED, "--modes", "random", "--seeds", "2",
+               "--cap", "20", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "seeds [1, 2]" in text and "2/2" in text
+    data = json.loads((out / "results.json").read_text())
+    assert [r["seed"] for r in data["runs"]] == [1, 2] and all(r["found"] for r in data["runs"])
+    assert data["meta"]["command"].startswith("smmufuzz bench")
+    assert (out / "results.md").read_text().count("|") > 10
+    assert (out / "index.html").read_text().count("<svg") == 1
+
+
+def test_unknown_mode_is_a_usage_error(capsys):
+    assert main(["bench", "--modes", "fast", "--variants", "smmuv3"]) == 2
+    assert "unknown mode 'fast'" in capsys.readouterr().err
+
+
+def test_a_finding_the_control_also_gives_does_not_count():
+    f, secs, n = random_search([PLANTED], 1.0, seed=1, control=[PLANTED])
+    assert f is None and secs >= 1.0 and n > 1
+
+
+def test_controls_are_correct_siblings():
+    from smmufuzz.harness.bench import control_for
+    assert control_for("gather:skip-empty:virtio") == ["gather:legacy:virtio"]
+    assert control_for("pte-sync:deferred-v1") == ["pte-sync:eager"]
+    assert control_for("pt:A") == ["pt:B"]
+    assert control_for("test-fq-eager-free") == ["pt-fq:C"]      # its factory's correct base class
+    assert control_for("test-wrong-pa") == ["smmuv3"]
