@@ -14,7 +14,7 @@ from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
-from ..variants.kthread import Deadlock, Livelock
+from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
 
@@ -112,6 +112,7 @@ class _Exec:
         self.dom_tags: dict[int, set] = {}
         self.concurrent = False                  # set by the scheduler: ops may be in flight together
         self.inflight: dict = {}                 # op index -> op, while concurrent
+        self.group_locks: dict = {}
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -186,6 +187,16 @@ class _Exec:
                 return (yield from body)
         return fn(*args)
 
+    def _group_lock(self, sid: int, take: bool):
+        """The iommu core's group->mutex around attach/detach (one change per device at a time); the
+        intent is updated inside it, where the change takes effect."""
+        if not self.concurrent:
+            return
+        lk = self.group_locks.get(sid)
+        if lk is None:
+            lk = self.group_locks[sid] = Lock(f"group[sid {sid}]->mutex")
+        yield (Acquire if take else Release)(lk)
+
     def step_gen(self, i: int, op: Op):
         """Execute one op as a task body; returns (return value, violation or None)."""
         k, a = op.kind, op.args
@@ -226,16 +237,22 @@ class _Exec:
         elif k == "attach":
             dom, sid = a
             self.dspec(dom)
+            yield from self._group_lock(sid, True)
             ret = yield from self._os("attach", a, lambda d_, s_: os.attach(s_, d_))
             spec.attached[sid] = dom
+            yield from self._group_lock(sid, False)
         elif k == "detach":
             (sid,) = a
+            yield from self._group_lock(sid, True)
             yield from self._os("detach", a, os.detach)
             spec.attached.pop(sid, None)
+            yield from self._group_lock(sid, False)
         elif k == "ats":
             sid, on = a
+            yield from self._group_lock(sid, True)
             yield from self._os("ats", a, os.set_ats)
             spec.ats[sid] = on
+            yield from self._group_lock(sid, False)
         elif k in ("fill", "dma"):
             sid, iova = a[0], a[1]
             outs = smmu.translate(sid, iova)

@@ -317,23 +317,15 @@ class InvsOs(SmmuV3Os):
         """The driver instance behind a stream."""
         return self.driver
 
-    def _group_locked(self, sid: int, body):
-        """The iommu core holds group->mutex around attach/detach: one attach per device at a time."""
-        lk = self.__dict__.setdefault("group_locks", {}).setdefault(sid, Lock(f"group[sid {sid}]->mutex"))
-        yield Acquire(lk)
-        ret = yield from body
-        yield Release(lk)
-        return ret
-
     def start(self, kind: str, args: tuple):
         """The op as a task body (a generator returning what the API returns)."""
         if kind == "attach":
             sid = args[1]
-            return self._group_locked(sid, self.drv(sid).attach_steps(sid, self.domain(args[0]).priv))
+            return self.drv(sid).attach_steps(sid, self.domain(args[0]).priv)
         if kind == "detach":
-            return self._group_locked(args[0], self.drv(args[0]).attach_steps(args[0], None))
+            return self.drv(args[0]).attach_steps(args[0], None)
         if kind == "ats":
-            return self._group_locked(args[0], self.drv(args[0]).ats_steps(args[0], bool(args[1])))
+            return self.drv(args[0]).ats_steps(args[0], bool(args[1]))
         if kind == "unmap":
             return self._unmap_steps(*args)
         if kind == "sync":
