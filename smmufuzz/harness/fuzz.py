@@ -1,4 +1,5 @@
-"""`smmufuzz fuzz`: run atheris/libFuzzer on a target, keep its corpus, collect and print findings."""
+"""One atheris/libFuzzer run on one target: the executable wrapper, the op dictionary, encoded seeds, the command
+line, and `fuzz_target()` (a single run with its findings; campaigns in campaign.py build on the same parts)."""
 
 import glob
 import os
