@@ -176,3 +176,26 @@ def test_slice_policy():
     assert slice_seconds(60, 1, 4) == 15               # the README run: 15 s per default target
     assert slice_seconds(8 * 3600, 2, 23) == 300       # overnight: 300 s slices, rotating
     assert slice_seconds(60, 1, 23) == 15              # short runs: least-served targets first
+
+
+def test_workers_tolerate_known_findings_and_their_tally_goes_to_the_earliest_record(tmp_path):
+    from smmufuzz.harness import tolerated
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+    _c, s, _out, _err = campaign(tmp_path)
+    known = tolerated.read_known(str(tmp_path / ".run" / "known.json"))
+    coarse = ("MISSED_INVALIDATION", TARGET, "iommu_unmap")
+    assert known == {coarse}
+    tally = tolerated.Tally(known, str(tmp_path / "tally.json"))
+    same_bug = run_program(parse(SKIP_EMPTY_NOISY), [TARGET]).findings
+    assert tally.tolerate(same_bug) and tally.tolerate(same_bug)
+    other = run_program(parse(SKIP_EMPTY.replace("iommu_unmap(d0, iova=0x200000, size=0x1000)",
+                                                 "dma_map(d0, paddr=0x0, size=0x1000, prot=RW)\ndma_unmap(handle=0)")),
+                        [TARGET]).findings
+    assert other and not tally.tolerate(other)          # another kernel call: not known, the worker stops
+    tally.last -= tolerated.FLUSH_EVERY
+    tally.maybe_flush()
+    assert tolerated.read_tally(str(tmp_path / "tally.json")) == {coarse: 2}
+    from smmufuzz.harness.findings_store import FindingsStore
+    store = FindingsStore(str(tmp_path / "findings"))
+    assert store.add_tolerated(coarse, 2) == s["findings"][0]["key"]
+    assert FindingsStore(str(tmp_path / "findings")).records[s["findings"][0]["key"]]["tolerated_hits"] == 2

@@ -27,6 +27,7 @@ from .fuzz import libfuzzer_args, seed_inputs, write_dict, write_wrapper
 from .load import LoadError, load_program
 from .minimize import reproducer_text
 from .runner import run_program
+from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
 from .triage import triage
 from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifacts
 
@@ -36,7 +37,7 @@ STATUS_EVERY = 2.0        # seconds between status lines
 SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
 QUICK_SECONDS = 3.0
-OVERRUN_GRACE = 15.0      # a worker still running this long after the deadline is stopped
+OVERRUN_GRACE = 15.0      # a worker still running this long after its slice (or the deadline) is stopped
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 
 
@@ -86,6 +87,7 @@ class Options:
     policy: str = "max-cache"
     extra: list[str] = field(default_factory=list)
     plugins: tuple = ()
+    tolerate_known: bool = True     # workers count inputs giving only known findings instead of stopping
 
 
 class Campaign:
@@ -114,6 +116,7 @@ class Campaign:
         self.pending: list[tuple[TargetState, str, int, float]] = []   # (target, artifact, launch seed, seconds)
         self.queued: set[str] = set()
         self.hits: dict[str, int] = {}         # signature key -> hits this campaign
+        self.tolerated: dict[str, int] = {}    # signature key -> inputs workers tolerated as known, this campaign
         self.new_keys: list[str] = []
         self.series: list[dict] = []
         self.signals = 0
@@ -209,7 +212,11 @@ class Campaign:
         dirs = [self.corpus_dir(t)] + ([t.seed_dir] if t.seed_dir and os.listdir(t.seed_dir) else [])
         args = libfuzzer_args(t.wrapper, dirs, seconds, seed, self.crash_dir(t), self.dict_path, self.o.extra)
         log = os.path.join(self.dir, "logs", f"worker{slot.index}.log")
-        slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds)
+        env = dict(os.environ)
+        if self.o.tolerate_known:
+            env[KNOWN_ENV] = self.known_path
+            env[HITS_ENV] = os.path.join(self.dir, "tally", f"launch{self.launch_count}.json")
+        slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds, env)
         t.launches += 1
 
     def _ended(self, slot: Slot) -> None:
@@ -223,6 +230,11 @@ class Campaign:
         self.finished_execs += la.execs
         t.cov, t.ft = max(t.cov, la.cov), max(t.ft, la.ft)
         new = self._collect(t, la.seed, la.ended or time.time())
+        if self.o.tolerate_known:
+            for coarse, n in read_tally(os.path.join(self.dir, "tally", f"launch{la.number}.json")).items():
+                key = self.store.add_tolerated(coarse, n)
+                if key:
+                    self.tolerated[key] = self.tolerated.get(key, 0) + n
         rc = la.returncode
         if la.stopped or (rc == EXIT_INTERRUPTED and self.interrupted):
             return
@@ -292,11 +304,12 @@ class Campaign:
             atomic_write(repro_path, text)
         rec, new = self.store.record(tri.signature, target=t.name, finding_text=tri.finding.text(), reproducer=text,
                                      reproducer_path=repro_path, replay=replay, artifact=path, campaign=self.id,
-                                     seconds=seconds)
+                                     seconds=seconds, coarse=tri.coarse)
         self.store.mark_processed([art_id])
         self.hits[key] = self.hits.get(key, 0) + 1
         if new:
             self.new_keys.append(key)
+            write_known(self.known_path, self.store.coarse_signatures())
             self._clear_status()
             print(f"[{seconds:6.0f}s] NEW finding on {t.name}: {tri.finding.text()}".replace("\n", "\n  "),
                   file=self.out)
@@ -313,7 +326,7 @@ class Campaign:
             cov += max([t.cov] + [la.cov for la in lc])
             ft += max([t.ft] + [la.ft for la in lc])
         return {"t": round(self.elapsed(), 1), "execs": execs, "exec_per_sec": round(self._rate, 1),
-                "corpus": self._corpus_size, "cov": cov, "ft": ft, "findings": len(self.hits),
+                "corpus": self._corpus_size, "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)),
                 "new_findings": len(self.new_keys), "workers": len(running),
                 "restarts": self.restarts_after_finding + self.restarts_after_death}
 
@@ -378,7 +391,10 @@ class Campaign:
         self.store = FindingsStore(os.path.join(root, "findings"))
         self.problems += self.store.problems
         os.makedirs(self.run_dir, exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "tally"), exist_ok=True)
         self.dict_path = write_dict(self.run_dir)
+        self.known_path = os.path.join(self.run_dir, "known.json")
+        write_known(self.known_path, self.store.coarse_signatures() if self.o.tolerate_known else [])
         try:
             with open(self.seconds_path) as f:
                 earlier = json.load(f)
@@ -401,7 +417,14 @@ class Campaign:
         while True:
             now = time.time()
             for slot in self.slots:
-                if slot.launch and slot.launch.poll() is not None:
+                la = slot.launch
+                if la and la.poll() is None and now > la.started + la.seconds + OVERRUN_GRACE:
+                    # libFuzzer checks -max_total_time between inputs only: a slow input overruns the slice
+                    self.problems.append(f"worker {slot.index} on {la.target} overran its {la.seconds}s slice by "
+                                         f"{OVERRUN_GRACE:.0f}s (a slow input?); stopped")
+                    self.note(self.problems[-1])
+                    la.stop()
+                if la and la.poll() is not None:
                     self._ended(slot)
             if self.interrupted:
                 break
@@ -448,11 +471,13 @@ class Campaign:
         f = self.series[-1] if self.series else self.figures()
         elapsed = self.elapsed()
         findings = []
-        for key, hits in self.hits.items():
+        for key in list(self.hits) + [k for k in self.tolerated if k not in self.hits]:
+            hits = self.hits.get(key, 0)
             rec = self.store.records[key]
             findings.append({**{k: rec[k] for k in ("key", "kind", "variants", "shape", "target", "targets",
                                                     "first_seen", "hits", "finding", "reproducer", "replay")},
-                             "hits_this_campaign": hits, "new": key in self.new_keys})
+                             "tolerated_hits": rec.get("tolerated_hits", 0), "hits_this_campaign": hits,
+                             "tolerated_this_campaign": self.tolerated.get(key, 0), "new": key in self.new_keys})
         findings.sort(key=lambda r: (not r["new"], r["first_seen"]["seconds"] if r["new"] else 0, r["key"]))
         return {
             "campaign": self.id, "directory": self.dir, "seed": self.o.seed, "corpus_root": self.o.corpus_root,
@@ -462,13 +487,15 @@ class Campaign:
             "corpus": f["corpus"], "cov": f["cov"], "ft": f["ft"], "launches": self.launch_count,
             "restarts_after_finding": self.restarts_after_finding, "restarts_after_death": self.restarts_after_death,
             "startup_seconds": round(self.startup_seconds, 1), "triage_seconds": round(self.triage_seconds, 1),
-            "worker_deaths": self.deaths, "distinct_findings": len(self.hits), "new_findings": len(self.new_keys),
-            "hits": sum(self.hits.values()), "untriaged": [p for _t, p, _s, _w in self.pending],
+            "worker_deaths": self.deaths, "distinct_findings": len(set(self.hits) | set(self.tolerated)),
+            "new_findings": len(self.new_keys), "hits": sum(self.hits.values()),
+            "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
             "unreproduced_artifacts": self.unreproduced, "problems": self.problems,
             "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "launches": t.launches,
                             "execs": t.execs, "exec_per_sec": round(t.execs / t.seconds, 1) if t.seconds else 0.0,
                             "cov": t.cov, "ft": t.ft, "blocked": t.blocked,
-                            "findings": sum(1 for k in self.hits if t.name in self.store.records[k]["targets"])}
+                            "findings": sum(1 for k in set(self.hits) | set(self.tolerated)
+                                            if t.name in self.store.records[k]["targets"])}
                            for t in self.targets],
             "findings": findings, "replay_cwd": os.getcwd(),
         }
@@ -486,12 +513,14 @@ def print_summary(s: dict, out) -> None:
     for t in s["per_target"]:
         p(f"{t['target']:<26} {t['seconds']:>8.0f} {t['launches']:>8} {t['execs']:>9} {t['exec_per_sec']:>7.0f} "
           f"{t['cov']:>6} {t['findings']:>8}" + (f"  DROPPED: {t['blocked']}" if t["blocked"] else ""))
-    p(f"findings: {s['distinct_findings']} distinct ({s['new_findings']} new), {s['hits']} hits")
+    p(f"findings: {s['distinct_findings']} distinct ({s['new_findings']} new), {s['hits']} hits triaged"
+      + (f", {s['tolerated_hits']} more inputs tolerated as known by the workers" if s["tolerate_known"] else ""))
     for r in s["findings"]:
         fs = r["first_seen"]
         p(f"  {'NEW ' if r['new'] else ''}{r['kind']} on {', '.join(r['variants'])} [{' '.join(r['shape'])}]")
         p(f"    first seen {fs['seconds']}s into {fs['campaign']} ({fs['wall']}); hits {r['hits_this_campaign']} "
-          f"this campaign, {r['hits']} in all")
+          f"this campaign, {r['hits']} in all; tolerated as known: {r['tolerated_this_campaign']} this campaign, "
+          f"{r['tolerated_hits']} in all")
         p(f"    replay: {r['replay']}")
     for d in s["worker_deaths"]:
         p(f"worker died: {d['target']} launch {d['launch']}: {d['exit']} after {d['seconds']}s (log {d['log']})")

@@ -117,7 +117,7 @@ def cmd_fuzz(args) -> int:
     except OSError as e:
         raise LoadError(f"{args.corpus}: cannot create corpus directory: {e.strerror}") from None
     opts = Options(resolved, args.time, args.workers, seed, args.corpus, args.seeds, args.policy, args.libfuzzer,
-                   tuple(args.load))
+                   tuple(args.load), tolerate_known=not args.triage_all)
     try:
         s = Campaign(opts).run()
     except CorpusBusy as e:
@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--corpus", default="corpus", help="corpus root (seeds/, fuzz/<target>, crashes/<target>, "
                    "findings/, regressions/<target>/, campaigns/)")
     f.add_argument("--no-seeds", dest="seeds", action="store_false", help="start from an empty corpus")
+    f.add_argument("--triage-all", action="store_true",
+                   help="stop and restart a worker on every crash input, even one that gives only known findings")
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")

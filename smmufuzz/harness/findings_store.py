@@ -69,7 +69,7 @@ class FindingsStore:
         return os.path.join(self.root, f"{rec['kind'].lower()}-{key}{ext}")
 
     def record(self, signature: dict, *, target: str, finding_text: str, reproducer: str, reproducer_path: str,
-               replay: str, artifact: str, campaign: str, seconds: float) -> tuple[dict, bool]:
+               replay: str, artifact: str, campaign: str, seconds: float, coarse=()) -> tuple[dict, bool]:
         """Count one hit of `signature`; returns (record, is_new). First-seen is kept; hits add up across runs."""
         key = signature_key(signature)
         now = {"campaign": campaign, "seconds": round(seconds, 1),
@@ -78,7 +78,8 @@ class FindingsStore:
         new = rec is None
         if new:
             rec = {"key": key, **signature, "target": target, "targets": [target], "first_seen": now, "hits": 0,
-                   "finding": finding_text, "reproducer": reproducer_path, "replay": replay, "artifacts": []}
+                   "tolerated_hits": 0, "coarse": sorted(list(c) for c in coarse), "finding": finding_text,
+                   "reproducer": reproducer_path, "replay": replay, "artifacts": []}
             self.records[key] = rec
             atomic_write(self.path_of(key, ".txt"), reproducer)
         rec["hits"] += 1
@@ -89,6 +90,20 @@ class FindingsStore:
             rec["artifacts"].append(artifact)
         atomic_write(self.path_of(key), json.dumps(rec, indent=1) + "\n")
         return rec, new
+
+    def coarse_signatures(self) -> list[tuple]:
+        """(kind, variant, kernel call) of every finding of every stored reproducer: what workers may tolerate."""
+        return [tuple(c) for rec in self.records.values() for c in rec.get("coarse", [])]
+
+    def add_tolerated(self, coarse: tuple, n: int) -> str | None:
+        """Count `n` inputs a worker tolerated as known for the earliest record with that coarse signature."""
+        recs = [r for r in self.records.values() if list(coarse) in r.get("coarse", [])]
+        if not recs:
+            return None
+        rec = min(recs, key=lambda r: (r["first_seen"]["wall"], r["first_seen"]["seconds"], r["key"]))
+        rec["tolerated_hits"] = rec.get("tolerated_hits", 0) + n
+        atomic_write(self.path_of(rec["key"]), json.dumps(rec, indent=1) + "\n")
+        return rec["key"]
 
     def mark_processed(self, artifact_ids) -> None:
         self.processed.update(artifact_ids)

@@ -74,7 +74,8 @@ def render(campaign_dir: str) -> str:
             f"{' (interrupted)' if s['interrupted'] else ''}: {s['execs']} execs, {s['exec_per_sec']:.0f} exec/s, "
             f"corpus {s['corpus']}, cov {s['cov']}, ft {s['ft']}, {s['launches']} launches, restarts "
             f"{s['restarts_after_finding']} after a finding and {s['restarts_after_death']} after a worker died; "
-            f"{s['distinct_findings']} distinct finding(s), {s['new_findings']} new, {s['hits']} hits.")
+            f"{s['distinct_findings']} distinct finding(s), {s['new_findings']} new, {s['hits']} hits triaged, "
+            f"{s.get('tolerated_hits', 0)} inputs tolerated as known by the workers.")
     rows = "".join(
         f"<tr><td>{e(t['target'])}</td><td>{t['seconds']:.0f}</td><td>{t['launches']}</td><td>{t['execs']}</td>"
         f"<td>{t['exec_per_sec']:.0f}</td><td>{t['cov']}</td><td>{t['findings']}</td>"
@@ -83,7 +84,7 @@ def render(campaign_dir: str) -> str:
         f"<tr><td>{'new' if r['new'] else 'known'}</td><td>{e(r['kind'])}</td><td>{e(', '.join(r['variants']))}</td>"
         f"<td>{e(' '.join(r['shape']))}</td><td>{e(r['target'])}</td><td>{r['first_seen']['seconds']} s "
         f"({e(r['first_seen']['campaign'])}, {e(r['first_seen']['wall'])})</td><td>{r['hits_this_campaign']} / "
-        f"{r['hits']}</td><td><code>{e(r['replay'])}</code><details><summary>finding</summary><pre>"
+        f"{r['hits']}</td><td>{r.get('tolerated_this_campaign', 0)} / {r.get('tolerated_hits', 0)}</td><td><code>{e(r['replay'])}</code><details><summary>finding</summary><pre>"
         f"{e(r['finding'])}</pre></details></td></tr>" for r in s["findings"])
     deaths = "".join(f"<li>{e(d['target'])}, launch {d['launch']}: {e(d['exit'])} after {d['seconds']} s "
                      f"(<code>{e(d['log'])}</code>)</li>" for d in s["worker_deaths"])
@@ -100,7 +101,7 @@ pre{{font-size:11px;white-space:pre-wrap}}</style></head><body>
 <div>{plots}</div>
 <h2>Findings</h2>
 <table><tr><th></th><th>kind</th><th>variants</th><th>op shape</th><th>target</th><th>first seen</th>
-<th>hits (campaign / all)</th><th>replay</th></tr>{frows}</table>
+<th>hits (campaign / all)</th><th>tolerated as known (campaign / all)</th><th>replay</th></tr>{frows}</table>
 <h2>Targets</h2>
 <table><tr><th>target</th><th>seconds</th><th>launches</th><th>execs</th><th>exec/s</th><th>cov</th><th>findings</th>
 <th>dropped</th></tr>{rows}</table>

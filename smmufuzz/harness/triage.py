@@ -16,6 +16,7 @@ class Triaged:
     program: Program       # the minimised program
     raw_ops: int           # ops before minimisation
     kinds: list[str]       # every kind the minimised program gives on the target (sorted)
+    coarse: list[tuple]    # (kind, variant, kernel call) of each of its findings: what workers may tolerate
 
 
 def triage(prog: Program, variants: list[str], policy: str = "max-cache",
@@ -27,4 +28,5 @@ def triage(prog: Program, variants: list[str], policy: str = "max-cache",
     res = run_program(small, variants, policy)
     affected = sorted({f.variant for f in res.findings})
     sig = {"kind": finding.kind, "variants": affected, "shape": [op.kind for op in small.ops]}
-    return Triaged(sig, finding, small, len(prog.ops), sorted({f.kind for f in res.findings}))
+    return Triaged(sig, finding, small, len(prog.ops), sorted({f.kind for f in res.findings}),
+                   sorted({f.signature() for f in res.findings}))

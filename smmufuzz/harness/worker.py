@@ -16,7 +16,7 @@ class Launch:
     """A running libFuzzer process; `poll()` reads its log incrementally for exec count, cov, ft and corpus."""
 
     def __init__(self, slot: int, number: int, target: str, seed: int, args: list[str], log_path: str,
-                 seconds: int):
+                 seconds: int, env: dict | None = None):
         self.slot, self.number, self.target, self.seed = slot, number, target, seed
         self.seconds = seconds
         self.log_path = log_path
@@ -32,7 +32,7 @@ class Launch:
             self._offset = log.tell()
             # a session of its own: a terminal's Ctrl-C reaches the campaign, which stops workers in order
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
 
     def _read_log(self) -> str:
         try:
