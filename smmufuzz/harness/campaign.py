@@ -33,7 +33,8 @@ from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifac
 
 SLICE_MIN, SLICE_MAX = 15, 300
 MIN_LAUNCH = 3            # seconds: a shorter remainder of a slice is not worth a restart
-STATUS_EVERY = 2.0        # seconds between status lines
+STATUS_EVERY = 2.0        # seconds between status updates (a terminal's line is redrawn in place)
+STATUS_LOG_EVERY = 10.0   # seconds between status lines when stderr is not a terminal
 SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
 QUICK_SECONDS = 3.0
@@ -121,7 +122,7 @@ class Campaign:
         self.series: list[dict] = []
         self.signals = 0
         self.interrupted = False
-        self._last_status = self._last_sample = 0.0
+        self._last_status = self._last_sample = self._last_logged = 0.0
         self._prev_execs, self._prev_t = 0, 0.0
         self._rate = 0.0
         self._corpus_size = 0
@@ -364,8 +365,9 @@ class Campaign:
         if self.tty:
             print("\r" + line[:200] + "\x1b[K", end="", file=self.err, flush=True)
             self._status_shown = True
-        else:
+        elif force or now - self._last_logged >= STATUS_LOG_EVERY:
             print(line, file=self.err, flush=True)
+            self._last_logged = now
 
     def _clear_status(self) -> None:
         if self.tty and getattr(self, "_status_shown", False):
