@@ -178,6 +178,41 @@ def test_slice_policy():
     assert slice_seconds(60, 1, 23) == 15              # short runs: least-served targets first
 
 
+@pytest.mark.parametrize("budget, overhead", [(360, 3.0), (1800, 3.0), (1800, 0.0)])
+def test_every_target_gets_a_slice_even_when_launches_overrun(tmp_path, budget, overhead):
+    """Scheduling only (no processes): 2 workers, all 23 targets, each launch taking `overhead` seconds
+    more than its slice (interpreter start-up, a slow last input)."""
+    from smmufuzz.harness.campaign import Slot
+    from smmufuzz.variants.registry import TARGETS
+    c = Campaign(Options(list(TARGETS.items()), budget, 2, 1, str(tmp_path)), io.StringIO(), io.StringIO())
+    c.slots, c.deadline = [Slot(0), Slot(1)], float(budget)
+    ends, now, first = [0.0, 0.0], 0.0, []
+    while now < budget - 3:
+        i = ends.index(min(ends))
+        now = ends[i]
+        slot = c.slots[i]
+        if slot.target is not None:
+            slot.target.seconds += now - slot.started
+            slot.launch = slot.target = None
+        if now >= budget - 3:
+            break
+        slot.target = c._next_target()
+        length = c._slice_for(now)
+        first.append(length)
+        slot.slice_end, slot.started, slot.launch = now + length, now, object()
+        slot.target.slices += 1
+        ends[i] = now + min(length, budget - now) + overhead
+    for slot, end in zip(c.slots, ends):
+        if slot.target is not None:
+            slot.target.seconds += end - slot.started
+    assert all(t.slices >= 1 for t in c.targets), [(t.name, t.slices) for t in c.targets]
+    assert abs(first[0] - budget * 2 / 23) < 1
+    if budget == 1800:
+        # 156 s each, except that 23 slices on 2 workers leave the last one half a slice (the other worker
+        # spends those 78 s on 15 s second-round slices)
+        assert sorted(t.seconds for t in c.targets)[1] > 140 and min(t.seconds for t in c.targets) > 60
+
+
 def test_workers_tolerate_known_findings_and_their_tally_goes_to_the_earliest_record(tmp_path):
     from smmufuzz.harness import tolerated
     crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)

@@ -1,10 +1,13 @@
 """`smmufuzz fuzz` campaigns: a pool of libFuzzer workers rotating over targets in time slices, every crash
 input triaged (minimised) and deduplicated into the findings store, a live status line and a final summary.
 
-Slice policy: a slice is `clamp(time * workers / targets, 15 s, 300 s)`. A free worker takes the target that
-has had the least fuzzing time in this campaign (ties: least time in earlier campaigns on this corpus, then
-the order given), preferring targets no other worker is on. So a 30-minute, 2-worker campaign over all 23
-targets gives each target one slice of 156 s, an overnight one rotates every target in 300 s slices, and a
+Slice policy (round robin with adaptive slices): a free worker takes the target with the fewest slices so
+far in this campaign (ties: least time in this campaign, then in earlier campaigns on this corpus, then the
+order given), preferring targets no other worker is on. The slice is the worker-time left before the
+deadline (counting busy workers from the end of their slices) divided by the targets still waiting for
+their turn in this round, clamped to [15 s, 300 s]; it starts at `time * workers / targets`. So a
+30-minute, 2-worker campaign over all 23 targets gives each target one slice of about 156 s (start-up
+and overruns are absorbed by later slices), an overnight one rotates every target in 300 s slices, and a
 short one visits targets in turn, least-served first across reruns.
 
 libFuzzer stops at its first crash input; the worker is restarted on the same target (new seed, same corpus)
@@ -59,6 +62,7 @@ class TargetState:
     seconds: float = 0.0          # fuzzing time this campaign
     earlier: float = 0.0          # fuzzing time in earlier campaigns on this corpus
     launches: int = 0
+    slices: int = 0
     execs: int = 0
     cov: int = 0
     ft: int = 0
@@ -182,23 +186,33 @@ class Campaign:
 
     # -- scheduling ------------------------------------------------------------------------------------
     def _next_target(self) -> TargetState | None:
+        """Round robin: the target with the fewest slices this campaign, then the least time (this campaign,
+        then earlier ones on this corpus), then the order given; one no other worker is on, if any."""
         live = [t for t in self.targets if not t.blocked]
         if not live:
             return None
         busy = {id(s.target) for s in self.slots if s.launch is not None and s.target is not None}
         free = [t for t in live if id(t) not in busy] or live
-        return min(free, key=lambda t: (t.seconds + self._running_seconds(t), t.earlier, t.order))
+        return min(free, key=lambda t: (t.slices, t.seconds, t.earlier, t.order))
 
-    def _running_seconds(self, t: TargetState) -> float:
-        return sum(max(0.0, s.slice_end - time.time()) for s in self.slots if s.target is t and s.launch)
+    def _slice_for(self, now: float) -> float:
+        """The worker-seconds left (free now, or once the slices under way end) shared among the targets
+        still waiting for their turn in this round, within [SLICE_MIN, SLICE_MAX]."""
+        live = [t for t in self.targets if not t.blocked]
+        busy = {id(s.target) for s in self.slots if s.launch is not None and s.target is not None}
+        low = min(t.slices for t in live)
+        waiting = sum(1 for t in live if t.slices == low and id(t) not in busy) or len(live)
+        avail = sum(max(0.0, self.deadline - (max(now, s.slice_end) if s.launch else now)) for s in self.slots)
+        return max(SLICE_MIN, min(SLICE_MAX, avail / waiting))
 
     def _start(self, slot: Slot) -> None:
         now = time.time()
         if slot.target is None or slot.slice_end - now < MIN_LAUNCH:
             slot.target = self._next_target()
-            slot.slice_end = now + self.slice
             if slot.target is None:
                 return
+            slot.slice_end = now + self._slice_for(now)
+            slot.target.slices += 1
         t = slot.target
         seconds = int(min(slot.slice_end, self.deadline) - now)
         if seconds < MIN_LAUNCH:
@@ -408,7 +422,7 @@ class Campaign:
         self.t0 = time.time()
         self.deadline = self.t0 + self.o.seconds
         print(f"smmufuzz fuzz: {len(self.targets)} target(s) ({', '.join(t.name for t in self.targets)}); "
-              f"{self.o.workers} worker(s); slices of {self.slice}s, least-served target first; "
+              f"{self.o.workers} worker(s); slices of about {self.slice}s, round robin; "
               f"{self.o.seconds}s; seed {self.o.seed}; policy {self.o.policy}; corpus {root}"
               + ("" if self.o.use_seeds else " (empty start: seeds not used)"), file=self.out)
         print(f"campaign directory: {self.dir}", file=self.out, flush=True)
@@ -493,7 +507,8 @@ class Campaign:
             "new_findings": len(self.new_keys), "hits": sum(self.hits.values()),
             "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
             "unreproduced_artifacts": self.unreproduced, "problems": self.problems,
-            "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "launches": t.launches,
+            "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "slices": t.slices,
+                            "launches": t.launches,
                             "execs": t.execs, "exec_per_sec": round(t.execs / t.seconds, 1) if t.seconds else 0.0,
                             "cov": t.cov, "ft": t.ft, "blocked": t.blocked,
                             "findings": sum(1 for k in set(self.hits) | set(self.tolerated)
