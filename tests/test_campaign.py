@@ -175,7 +175,7 @@ def test_slice_policy():
     assert slice_seconds(1800, 2, 23) == 156           # 30 min, 2 workers, all targets: one slice each
     assert slice_seconds(60, 1, 4) == 15               # the README run: 15 s per default target
     assert slice_seconds(8 * 3600, 2, 23) == 300       # overnight: 300 s slices, rotating
-    assert slice_seconds(60, 1, 23) == 15              # short runs: least-served targets first
+    assert slice_seconds(60, 1, 23) == 10              # short runs: least-served targets first
 
 
 @pytest.mark.parametrize("budget, overhead", [(360, 3.0), (1800, 3.0), (1800, 0.0)])
@@ -209,7 +209,7 @@ def test_every_target_gets_a_slice_even_when_launches_overrun(tmp_path, budget, 
     assert abs(first[0] - budget * 2 / 23) < 1
     if budget == 1800:
         # 156 s each, except that 23 slices on 2 workers leave the last one half a slice (the other worker
-        # spends those 78 s on 15 s second-round slices)
+        # spends those 78 s on short second-round slices)
         assert sorted(t.seconds for t in c.targets)[1] > 140 and min(t.seconds for t in c.targets) > 60
 
 

@@ -5,7 +5,7 @@ Slice policy (round robin with adaptive slices): a free worker takes the target 
 far in this campaign (ties: least time in this campaign, then in earlier campaigns on this corpus, then the
 order given), preferring targets no other worker is on. The slice is the worker-time left before the
 deadline (counting busy workers from the end of their slices) divided by the targets still waiting for
-their turn in this round, clamped to [15 s, 300 s]; it starts at `time * workers / targets`. So a
+their turn in this round, clamped to [10 s, 300 s]; it starts at `time * workers / targets`. So a
 30-minute, 2-worker campaign over all 23 targets gives each target one slice of about 156 s (start-up
 and overruns are absorbed by later slices), an overnight one rotates every target in 300 s slices, and a
 short one visits targets in turn, least-served first across reruns.
@@ -34,7 +34,7 @@ from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
 from .triage import triage
 from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifacts
 
-SLICE_MIN, SLICE_MAX = 15, 300
+SLICE_MIN, SLICE_MAX = 10, 300   # seconds; a launch spends ~1-3 s starting up (interpreter, corpus replay)
 MIN_LAUNCH = 3            # seconds: a shorter remainder of a slice is not worth a restart
 STATUS_EVERY = 2.0        # seconds between status updates (a terminal's line is redrawn in place)
 STATUS_LOG_EVERY = 10.0   # seconds between status lines when stderr is not a terminal
