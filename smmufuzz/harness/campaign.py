@@ -41,7 +41,7 @@ STATUS_LOG_EVERY = 10.0   # seconds between status lines when stderr is not a te
 SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
 QUICK_SECONDS = 3.0
-OVERRUN_GRACE = 15.0      # a worker still running this long after its slice (or the deadline) is stopped
+OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or the deadline) is stopped
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 
 
