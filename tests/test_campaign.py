@@ -234,3 +234,14 @@ def test_workers_tolerate_known_findings_and_their_tally_goes_to_the_earliest_re
     store = FindingsStore(str(tmp_path / "findings"))
     assert store.add_tolerated(coarse, 2) == s["findings"][0]["key"]
     assert FindingsStore(str(tmp_path / "findings")).records[s["findings"][0]["key"]]["tolerated_hits"] == 2
+
+
+def test_an_unreadable_finding_record_is_reported_and_kept(tmp_path):
+    from smmufuzz.harness.findings_store import FindingsStore
+    (tmp_path / "findings").mkdir()
+    (tmp_path / "findings" / "crash-0123456789ab.json").write_text('{"key": "0123456789ab", "kind": ')
+    (tmp_path / "findings" / "processed.json").write_text("[1, 2")
+    store = FindingsStore(str(tmp_path / "findings"))
+    assert store.records == {} and len(store.problems) == 2
+    assert "crash-0123456789ab.json: unreadable finding record, skipped" in store.problems[0]
+    assert (tmp_path / "findings" / "crash-0123456789ab.json").read_text().endswith('"kind": ')

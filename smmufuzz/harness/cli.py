@@ -124,6 +124,11 @@ def cmd_fuzz(args) -> int:
         raise UsageError(str(e)) from None
     except DiskFull as e:
         raise UsageError(f"{e}; campaign stopped (corpus and findings written so far are kept)") from None
+    except KeyboardInterrupt:          # before the campaign's own handler is installed (or after it is gone)
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        raise UsageError(f"{e.filename or args.corpus}: {e.strerror or e}") from None
     if s["interrupted"]:
         print("interrupted: corpus and findings kept; rerun to resume")
         return 130
