@@ -245,3 +245,18 @@ def test_an_unreadable_finding_record_is_reported_and_kept(tmp_path):
     assert store.records == {} and len(store.problems) == 2
     assert "crash-0123456789ab.json: unreadable finding record, skipped" in store.problems[0]
     assert (tmp_path / "findings" / "crash-0123456789ab.json").read_text().endswith('"kind": ')
+
+
+@pytest.mark.parametrize("lines, execs, cov", [
+    ("#2\tINITED cov: 10 ft: 20 corp: 2/40b exec/s: 0 rss: 44Mb\n"
+     "#512\tNEW    cov: 57 ft: 90 corp: 9/300b lim: 20 exec/s: 256 rss: 45Mb L: 20/20 MS: 1 ChangeBit-\n"
+     "stat::number_of_executed_units: 700\n", 700, 57),
+    ("#18301: cov: 674 ft: 2270 corp: 237 exec/s 463 oom/timeout/crash: 0/0/8 time: 60s job: 13 dft_time: 0\n",
+     18301, 674),                                                                     # -fork=1
+])
+def test_worker_log_figures(tmp_path, lines, execs, cov):
+    from smmufuzz.harness.worker import Launch
+    la = Launch(0, 1, "t", 1, ["printf", lines.replace("%", "%%")], str(tmp_path / "w.log"), 5)
+    la.proc.wait()
+    assert la.poll() == 0 and la.inited_at is not None
+    assert (la.execs, la.cov) == (execs, cov) and la.describe_exit() == "time slice done"

@@ -7,6 +7,8 @@ import subprocess
 import time
 
 _STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+(?: .*?exec/s: (\d+))?", re.M)
+# -fork=N mode: the parent's own line (its cov figures are not comparable with single-process ones)
+_FORK_STATUS = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s (\d+)", re.M)
 _FINAL = re.compile(r"stat::(\w+):\s*(\d+)")
 
 EXIT_OK, EXIT_TIMEOUT, EXIT_OOM, EXIT_INTERRUPTED, EXIT_CRASH = 0, 70, 71, 72, 77
@@ -51,7 +53,10 @@ class Launch:
         text = self._read_log()
         if self.inited_at is None and ("INITED" in text or "INFO: A corpus is not provided" in text):
             self.inited_at = time.time()
-        for m in _STATUS.finditer(text):
+        fork = list(_FORK_STATUS.finditer(text))
+        if fork and self.inited_at is None:
+            self.inited_at = time.time()
+        for m in list(_STATUS.finditer(text)) + fork:
             n, cov, ft, corp = map(int, m.groups()[:4])
             self.execs = max(self.execs, n)
             self.cov, self.ft, self.corp = max(self.cov, cov), max(self.ft, ft), corp
