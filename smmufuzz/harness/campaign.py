@@ -40,7 +40,7 @@ STATUS_EVERY = 2.0        # seconds between status updates (a terminal's line is
 STATUS_LOG_EVERY = 10.0   # seconds between status lines when stderr is not a terminal
 SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
-QUICK_SECONDS = 3.0
+QUICK_SECONDS = 10.0
 OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or the deadline) is stopped
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 
@@ -103,6 +103,10 @@ class Campaign:
         self.tty = hasattr(self.err, "isatty") and self.err.isatty()
         root = opts.corpus_root
         self.id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-seed{opts.seed}"
+        n = 1
+        while os.path.exists(os.path.join(root, "campaigns", self.id)):     # a rerun within the same second
+            n += 1
+            self.id = self.id.split("~")[0] + f"~{n}"
         self.dir = os.path.join(root, "campaigns", self.id)
         self.run_dir = os.path.join(root, ".run")
         self.seconds_path = os.path.join(root, "fuzz", ".seconds.json")
