@@ -12,7 +12,7 @@ short one visits targets in turn, least-served first across reruns.
 
 libFuzzer stops at its first crash input; the worker is restarted on the same target (new seed, same corpus)
 for the rest of its slice. A worker that dies (timeout, OOM, signal, bad exit) is restarted the same way and
-counted; a target whose worker fails three times in a row within seconds is dropped from the campaign.
+counted; a target whose worker dies three times in a row within 10 s is dropped from the campaign.
 """
 
 import json
