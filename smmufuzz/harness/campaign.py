@@ -129,6 +129,8 @@ class Campaign:
         self.new_keys: list[str] = []
         self.series: list[dict] = []
         self.signals = 0
+        self.signal_log: list[str] = []
+        self.t0 = 0.0
         self.interrupted = False
         self._last_status = self._last_sample = self._last_logged = 0.0
         self._prev_execs, self._prev_t = 0, 0.0
@@ -149,6 +151,8 @@ class Campaign:
     def _on_signal(self, signum, frame) -> None:
         self.signals += 1
         self.interrupted = True
+        if self.t0:
+            self.signal_log.append(f"{signal.Signals(signum).name} at {self.elapsed():.0f}s")
 
     def note(self, msg: str) -> None:
         self._clear_status()
@@ -503,6 +507,7 @@ class Campaign:
             "campaign": self.id, "directory": self.dir, "seed": self.o.seed, "corpus_root": self.o.corpus_root,
             "targets": [t.name for t in self.targets], "workers": self.o.workers, "slice_seconds": self.slice,
             "time_budget": self.o.seconds, "elapsed": round(elapsed, 1), "interrupted": self.interrupted,
+            "signals": self.signal_log,
             "execs": f["execs"], "exec_per_sec": round(f["execs"] / elapsed, 1) if elapsed else 0.0,
             "corpus": f["corpus"], "cov": f["cov"], "ft": f["ft"], "launches": self.launch_count,
             "restarts_after_finding": self.restarts_after_finding, "restarts_after_death": self.restarts_after_death,
@@ -524,7 +529,8 @@ class Campaign:
 
 def print_summary(s: dict, out) -> None:
     p = lambda *a: print(*a, file=out)   # noqa: E731
-    p(f"\n=== campaign {s['campaign']} {'(interrupted) ' if s['interrupted'] else ''}===")
+    p(f"\n=== campaign {s['campaign']} "
+      f"{'(interrupted: ' + ', '.join(s.get('signals', [])) + ') ' if s['interrupted'] else ''}===")
     p(f"{s['elapsed']:.0f}s, {s['workers']} worker(s), seed {s['seed']}: {s['execs']} execs, "
       f"{s['exec_per_sec']:.0f} exec/s, corpus {s['corpus']}, cov {s['cov']} ft {s['ft']}, {s['launches']} "
       f"launches; restarts: {s['restarts_after_finding']} after a finding, {s['restarts_after_death']} after a "
