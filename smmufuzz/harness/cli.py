@@ -1,4 +1,4 @@
-"""The `smmufuzz` command line: list, show, replay, fuzz, minimize, matrix, cost, cov, bench."""
+"""The `smmufuzz` command line: list, show, replay, race, fuzz, report, minimize, matrix, cost, cov, bench."""
 
 import argparse
 import os
@@ -99,35 +99,55 @@ def cmd_replay(args) -> int:
     return 1 if total else 0
 
 
+def _campaign_targets(names: list[str]) -> list[tuple[str, list[str]]]:
+    """Targets named on the command line (`all`: every registered target), without repeats."""
+    out: list[str] = []
+    for n in names or DEFAULT_TARGETS:
+        for t in (TARGETS if n == "all" else [n]):
+            if t not in out:
+                out.append(t)
+    return [(t, resolve_target(t)) for t in out]
+
+
 def cmd_fuzz(args) -> int:
-    from .fuzz import fuzz_target
+    from .campaign import Campaign, Options
+    from .corpus_lock import CorpusBusy
+    from .findings_store import DiskFull
     _load_plugins(args.load)
-    targets = args.targets or DEFAULT_TARGETS
-    resolved = [(t, resolve_target(t)) for t in targets]
+    resolved = _campaign_targets(args.targets)
+    if args.workers < 1 or args.time < 1:
+        raise UsageError("--workers and --time must be at least 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
-    corpus_root = args.corpus
     try:
-        os.makedirs(corpus_root, exist_ok=True)
+        os.makedirs(args.corpus, exist_ok=True)
     except OSError as e:
-        raise LoadError(f"{corpus_root}: cannot create corpus directory: {e.strerror}") from None
-    per = max(1, args.time // len(resolved))
-    print(f"smmufuzz fuzz: targets {', '.join(targets)}; {per}s each; seed {seed}; policy {args.policy}; "
-          f"corpus {corpus_root}" + ("" if args.seeds else " (empty start: seeds not used)"))
-    n_find = 0
-    for t, variants in resolved:
-        r = fuzz_target(t, variants, per, seed, corpus_root, args.seeds, args.policy, args.libfuzzer,
-                        plugins=tuple(args.load), mutator=args.mutator)
-        print(f"[{t}] {r.seconds:.0f}s, {r.execs} execs, {r.exec_per_sec} exec/s, corpus {r.corpus_size}, "
-              f"findings {len(r.findings)} (seed {r.seed}; log {r.log_path})")
-        for path, f, prog in r.findings:
-            n_find += 1
-            print(f"  {f.text()}".replace("\n", "\n  "))
-            print(f"  reproducer: {path}.txt   replay: smmufuzz replay {path}.txt")
-            print("    " + prog.text().rstrip().replace("\n", "\n    "))
-        if r.returncode == 130:
-            print("interrupted: corpus and findings kept; rerun to resume")
-            return 130
-    return 1 if n_find else 0
+        raise LoadError(f"{args.corpus}: cannot create corpus directory: {e.strerror}") from None
+    opts = Options(resolved, args.time, args.workers, seed, args.corpus, args.seeds, args.policy, args.libfuzzer,
+                   tuple(args.load), tolerate_known=not args.triage_all,
+                   mutator=args.mutator)
+    try:
+        s = Campaign(opts).run()
+    except CorpusBusy as e:
+        raise UsageError(str(e)) from None
+    except DiskFull as e:
+        raise UsageError(f"{e}; campaign stopped (corpus and findings written so far are kept)") from None
+    except KeyboardInterrupt:          # before the campaign's own handler is installed (or after it is gone)
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        raise UsageError(f"{e.filename or args.corpus}: {e.strerror or e}") from None
+    if s["interrupted"]:
+        print("interrupted: corpus and findings kept; rerun to resume")
+        return 130
+    return 1 if s["distinct_findings"] else 0
+
+
+def cmd_report(args) -> int:
+    from .report import render
+    if not os.path.exists(os.path.join(args.campaign_dir, "summary.json")):
+        raise LoadError(f"{args.campaign_dir}: no summary.json (not a campaign directory)")
+    print(render(args.campaign_dir))
+    return 0
 
 
 def cmd_race(args) -> int:
@@ -296,16 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     mx.add_argument("--out", help="also write the table (markdown) here")
     mx.set_defaults(fn=cmd_matrix)
     f = sub.add_parser("fuzz", help="fuzz targets with atheris/libFuzzer (libFuzzer flags after --)")
-    f.add_argument("targets", nargs="*", help=f"targets (default: {', '.join(DEFAULT_TARGETS)})")
-    f.add_argument("--time", type=int, default=60, help="seconds in all (split over targets)")
+    f.add_argument("targets", nargs="*",
+                   help=f"targets, or `all` (default: {', '.join(DEFAULT_TARGETS)})")
+    f.add_argument("--time", type=int, default=60, help="wall-clock seconds in all (time-sliced over targets)")
+    f.add_argument("--workers", type=int, default=1, help="libFuzzer processes at a time (one target each)")
     f.add_argument("--seed", type=int)
-    f.add_argument("--corpus", default="corpus", help="corpus root (fuzz/<target>, crashes/<target>, seeds/)")
+    f.add_argument("--corpus", default="corpus", help="corpus root (seeds/, fuzz/<target>, crashes/<target>, "
+                   "findings/, regressions/<target>/, campaigns/)")
     f.add_argument("--no-seeds", dest="seeds", action="store_false", help="start from an empty corpus")
+    f.add_argument("--triage-all", action="store_true",
+                   help="stop and restart a worker on every crash input, even one that gives only known findings")
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")
-    f.add_argument("--mutator", choices=("default", "hybrid"), default="default",
-                   help="hybrid: op-level edits half the time, libFuzzer's mutation otherwise")
+    f.add_argument("--mutator", choices=("auto", "default", "hybrid"), default="auto",
+                   help="hybrid: op-level edits half the time, libFuzzer's mutation otherwise; auto (default): "
+                   "hybrid for targets with concurrent (seed-002) variants, libFuzzer's otherwise")
     f.set_defaults(fn=cmd_fuzz)
     b = sub.add_parser("bench", help="time and executions to first exposure of each buggy variant, per search mode")
     b.add_argument("--variants", help="comma-separated variants (default: every variant marked buggy)")
@@ -334,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--policy", choices=POLICIES, default="max-cache")
     cv.add_argument("--load", action="append", default=[], metavar="MODULE")
     cv.set_defaults(fn=cmd_cov)
+    rp = sub.add_parser("report", help="re-render a campaign's report.html from its summary and time series")
+    rp.add_argument("campaign_dir")
+    rp.set_defaults(fn=cmd_report)
     return p
 
 

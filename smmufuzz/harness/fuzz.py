@@ -1,4 +1,5 @@
-"""`smmufuzz fuzz`: run atheris/libFuzzer on a target, keep its corpus, collect and print findings."""
+"""One atheris/libFuzzer run on one target: the executable wrapper, the op dictionary, encoded seeds, the command
+line, and `fuzz_target()` (a single run with its findings; campaigns in campaign.py build on the same parts)."""
 
 import glob
 import os
@@ -16,6 +17,9 @@ from .minimize import minimize, reproducer_text
 from .runner import Finding, run_program
 
 MAX_LEN = 600
+# this checkout's smmufuzz comes first in the wrapper's sys.path (not whatever an editable install points at);
+# the cwd follows it, for --load plugin modules
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
@@ -39,7 +43,7 @@ def write_wrapper(run_dir: str, variants: list[str], policy: str, plugins: tuple
     with open(path, "w") as f:
         f.write(f"#!{sys.executable}\n"
                 "import sys\n"
-                f"sys.path.insert(0, {os.getcwd()!r})\n"
+                f"sys.path[:0] = [{PACKAGE_ROOT!r}, {os.getcwd()!r}]\n"
                 "from smmufuzz.harness.fuzz_target import main\n"
                 f"main({variants!r}, {policy!r}, sys.argv, {tuple(plugins)!r}, {mutator!r})\n")
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -78,8 +82,9 @@ def write_dict(run_dir: str) -> str:
     return path
 
 
-def seed_inputs(seed_dirs: list[str], out_dir: str) -> int:
-    """Encode hand-written text seeds into fuzzer inputs."""
+def seed_inputs(seed_dirs: list[str], out_dir: str, keep=None, problems: list[str] | None = None) -> int:
+    """Encode hand-written text seeds into fuzzer inputs. A seed that cannot be read or parsed is reported
+    (printed, or appended to `problems`) and skipped, never deleted; `keep(prog)` can refuse a seed."""
     os.makedirs(out_dir, exist_ok=True)
     n = 0
     for d in seed_dirs:
@@ -88,12 +93,26 @@ def seed_inputs(seed_dirs: list[str], out_dir: str) -> int:
                 prog, _ = load_program(p)
                 data = encode(prog)
             except (LoadError, ValueError) as e:
-                print(f"smmufuzz: skipping seed {p}: {e}", file=sys.stderr)
+                msg = f"skipping seed {p}: {e}"
+                if problems is None:
+                    print(f"smmufuzz: {msg}", file=sys.stderr)
+                else:
+                    problems.append(msg)
+                continue
+            if keep is not None and not keep(prog):
                 continue
             with open(os.path.join(out_dir, os.path.basename(p)[:-4] + ".bin"), "wb") as f:
                 f.write(data)
             n += 1
     return n
+
+
+def libfuzzer_args(wrapper: str, dirs: list[str], seconds: int, seed: int, crash_dir: str, dict_path: str,
+                   extra: list[str]) -> list[str]:
+    """The command line of one libFuzzer run: the first dir is the corpus it writes to."""
+    return [wrapper, *dirs, f"-max_total_time={seconds}", f"-seed={seed}", f"-artifact_prefix={crash_dir}/",
+            f"-dict={dict_path}", f"-max_len={MAX_LEN}", "-print_final_stats=1", "-timeout=120",
+            "-rss_limit_mb=4096", *extra]
 
 
 _STAT = re.compile(r"stat::(\w+):\s*(\d+)")
@@ -116,9 +135,7 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
                        seed_dir):
             dirs.append(seed_dir)
     before = set(os.listdir(crashes))
-    args = [wrapper, *dirs, f"-max_total_time={seconds}", f"-seed={seed}", f"-artifact_prefix={crashes}/",
-            f"-dict={dict_path}", f"-max_len={MAX_LEN}", "-print_final_stats=1", "-timeout=120",
-            "-rss_limit_mb=4096", *extra]
+    args = libfuzzer_args(wrapper, dirs, seconds, seed, crashes, dict_path, extra)
     log_path = os.path.join(run_dir, f"{target}.log")
     t0 = time.time()
     with open(log_path, "w") as log:

@@ -97,8 +97,9 @@ def _round(v: int) -> int:
     return 1 << (v.bit_length() - 1) if v else 0
 
 
-def reproducer_text(prog: Program, finding: Finding, target: str, how: str) -> str:
-    head = [f"# target: {target}", f"# expect: {finding.kind}", f"# variant: {finding.variant}",
+def reproducer_text(prog: Program, finding: Finding, target: str, how: str, expect: str | None = None) -> str:
+    """`expect` (default: the finding's kind) is what replaying on the target gives, e.g. "DIVERGENCE,WRONG_PA"."""
+    head = [f"# target: {target}", f"# expect: {expect or finding.kind}", f"# variant: {finding.variant}",
             f"# how: {how}"]
     head += ["# finding: " + line for line in finding.text().splitlines()[:3]]
     if prog.concurrent():          # how the contexts interleaved on the finding's variant

@@ -1,0 +1,129 @@
+"""One campaign worker launch: a libFuzzer (atheris) process on one target for one time slice, and its log."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+_STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+(?: .*?exec/s: (\d+))?", re.M)
+# -fork=N mode: the parent's own line (its cov figures are not comparable with single-process ones)
+_FORK_STATUS = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s (\d+)", re.M)
+_FINAL = re.compile(r"stat::(\w+):\s*(\d+)")
+
+EXIT_OK, EXIT_TIMEOUT, EXIT_OOM, EXIT_INTERRUPTED, EXIT_CRASH = 0, 70, 71, 72, 77
+
+
+class Launch:
+    """A running libFuzzer process; `poll()` reads its log incrementally for exec count, cov, ft and corpus."""
+
+    def __init__(self, slot: int, number: int, target: str, seed: int, args: list[str], log_path: str,
+                 seconds: int, env: dict | None = None):
+        self.slot, self.number, self.target, self.seed = slot, number, target, seed
+        self.seconds = seconds
+        self.log_path = log_path
+        self.execs = self.cov = self.ft = self.corp = self.rate = 0
+        self.final = False
+        self.stopped = False                  # stopped by the campaign (deadline or Ctrl-C), not a death
+        self.inited_at: float | None = None    # when libFuzzer had run the whole corpus (INITED)
+        self.returncode: int | None = None
+        self.started = time.time()
+        self.ended: float | None = None
+        with open(log_path, "a") as log:
+            log.write(f"=== launch {number} target {target} seed {seed} time {seconds}s ===\n")
+            self._offset = log.tell()
+            # a session of its own: a terminal's Ctrl-C reaches the campaign, which stops workers in order
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, env=env)
+
+    def _read_log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            return ""
+        cut = chunk.rfind(b"\n") + 1           # whole lines only
+        self._offset += cut
+        return chunk[:cut].decode(errors="replace")
+
+    def poll(self) -> int | None:
+        """Update figures from the log; the exit code once the process has ended."""
+        rc = self.proc.poll()
+        text = self._read_log()
+        if self.inited_at is None and ("INITED" in text or "INFO: A corpus is not provided" in text):
+            self.inited_at = time.time()
+        fork = list(_FORK_STATUS.finditer(text))
+        if fork and self.inited_at is None:
+            self.inited_at = time.time()
+        for m in list(_STATUS.finditer(text)) + fork:
+            n, cov, ft, corp = map(int, m.groups()[:4])
+            self.execs = max(self.execs, n)
+            self.cov, self.ft, self.corp = max(self.cov, cov), max(self.ft, ft), corp
+            self.rate = int(m.group(5) or self.rate)
+        final = dict((k, int(v)) for k, v in _FINAL.findall(text))
+        if "number_of_executed_units" in final:
+            self.execs = final["number_of_executed_units"]
+            self.final = True
+        if rc is not None and self.returncode is None:
+            self.returncode = rc
+            self.ended = time.time()
+        return self.returncode
+
+    def execs_now(self) -> int:
+        """libFuzzer logs a status line only on new coverage and at powers of two: between them, the count
+        is estimated from its last exec/s figure (the final stats replace the estimate)."""
+        if self.final or self.returncode is not None:
+            return self.execs
+        return max(self.execs, int(self.rate * (time.time() - self.started - 1.0)))
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM (libFuzzer exits 72 with its final stats), then SIGKILL after `grace` seconds."""
+        if self.proc.poll() is None:
+            self.stopped = True
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        self.poll()
+
+    def tail(self, n: int = 8) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(ln for ln in lines[-n:])
+
+    def describe_exit(self) -> str:
+        rc = self.returncode
+        if rc is None:
+            return "running"
+        if rc < 0:
+            try:
+                return f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"killed by signal {-rc}"
+        return {EXIT_OK: "time slice done", EXIT_CRASH: "crash input", EXIT_TIMEOUT: "timeout input",
+                EXIT_OOM: "out of memory", EXIT_INTERRUPTED: "interrupted"}.get(rc, f"exit code {rc}")
+
+
+def fresh_artifacts(crash_dir: str, known: set[str]) -> list[str]:
+    """Crash/timeout/oom inputs libFuzzer wrote that are not yet in `known` (names), oldest first."""
+    try:
+        names = [n for n in os.listdir(crash_dir)
+                 if n.split("-", 1)[0] in ("crash", "timeout", "oom", "leak") and not n.endswith(".txt")]
+    except OSError:
+        return []
+    paths = [os.path.join(crash_dir, n) for n in names if n not in known]
+
+    def mtime(p):
+        try:
+            return os.stat(p).st_mtime
+        except OSError:
+            return 0.0
+    return sorted(paths, key=mtime)

@@ -1,0 +1,263 @@
+"""Campaigns: deduplicated findings store that resumes, corpus lock, bad corpus files, worker deaths,
+Ctrl-C/SIGTERM consistency, disk full, and the HTML report."""
+
+import errno
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from smmufuzz.harness import findings_store
+from smmufuzz.harness.campaign import Campaign, Options, slice_seconds, target_dirname
+from smmufuzz.harness.cli import main as cli_main
+from smmufuzz.harness.codec import encode
+from smmufuzz.harness.corpus_lock import CorpusLock
+from smmufuzz.harness.load import load_program
+from smmufuzz.harness.program import parse
+from smmufuzz.harness.runner import run_program
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+TARGET = "gather:skip-empty:virtio"          # finds the empty-gather regression within seconds
+SKIP_EMPTY = """config(granule=4K, ias=32, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+dev_dma(sid=0, iova=0x200000, write=0)
+iommu_unmap(d0, iova=0x200000, size=0x1000)
+"""
+# the same bug with noise around it: minimises to the same program
+SKIP_EMPTY_NOISY = SKIP_EMPTY.replace("iommu_attach_device(d0, sid=0)\n",
+                                      "iommu_attach_device(d1, sid=3)\niommu_attach_device(d0, sid=0)\n") + \
+    "hw_evict(tlb, n=0)\n"
+
+
+def crash_input(corpus, name, text, target=TARGET):
+    d = os.path.join(corpus, "crashes", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(encode(parse(text)))
+
+
+def campaign(corpus, seconds=1, target=TARGET, workers=1, extra=()):
+    out, err = io.StringIO(), io.StringIO()
+    c = Campaign(Options([(target, [target])], seconds, workers, 7, str(corpus), extra=list(extra)), out, err)
+    return c, c.run(), out.getvalue(), err.getvalue()
+
+
+def test_two_crash_inputs_with_one_signature_are_one_finding_and_hits_add_up_on_resume(tmp_path):
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+    crash_input(tmp_path, "crash-bbb", SKIP_EMPTY_NOISY)
+    _c, s, out, _err = campaign(tmp_path)
+    assert s["distinct_findings"] == 1 and s["hits"] == 2 and s["new_findings"] == 1
+    (rec,) = s["findings"]
+    assert rec["kind"] == "MISSED_INVALIDATION" and rec["variants"] == [TARGET]
+    assert rec["shape"] == ["attach", "map", "unmap"] and rec["hits"] == 2
+    assert rec["replay"] == f"smmufuzz replay {rec['reproducer']} --target {TARGET}"
+    assert os.path.dirname(rec["reproducer"]) == str(tmp_path / "regressions" / target_dirname(TARGET))
+    prog, header = load_program(rec["reproducer"])           # the reproducer replays, header as minimize writes
+    assert header["target"] == TARGET and header["expect"] == "MISSED_INVALIDATION"
+    assert [f.kind for f in run_program(prog, [TARGET]).findings] == ["MISSED_INVALIDATION"]
+    assert "NEW finding" in out and rec["replay"] in out
+    first = rec["first_seen"]
+    stored = sorted(os.listdir(tmp_path / "findings"))
+    assert stored == sorted([f"missed_invalidation-{rec['key']}.json", f"missed_invalidation-{rec['key']}.txt",
+                             "processed.json"])
+
+    # a second campaign: the processed inputs are not counted again; a new input of the same bug adds a hit
+    crash_input(tmp_path, "crash-ccc", SKIP_EMPTY)
+    _c, s2, _out, _err = campaign(tmp_path)
+    (rec2,) = s2["findings"]
+    assert rec2["key"] == rec["key"] and rec2["hits"] == 3 and rec2["hits_this_campaign"] == 1
+    assert rec2["first_seen"] == first and not rec2["new"] and s2["new_findings"] == 0
+    assert s2["campaign"] != s["campaign"]
+
+
+def test_report_has_the_plots_and_the_findings_table(tmp_path):
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+    _c, s, _out, _err = campaign(tmp_path)
+    page = open(s["report"]).read()
+    assert page.count("<svg") == 4 and page.count("<polyline") == 4
+    for title in ("exec/s", "corpus size", "coverage", "distinct findings"):
+        assert title in page
+    assert s["findings"][0]["replay"] in page and "MISSED_INVALIDATION" in page
+    os.unlink(s["report"])
+    rc = cli_main(["report", s["directory"]])                  # re-render from summary.json + timeseries.json
+    assert rc == 0 and open(s["report"]).read() == page
+
+
+def test_second_campaign_on_the_same_corpus_is_refused_with_the_holders_pid(tmp_path):
+    with CorpusLock(str(tmp_path)):
+        p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", TARGET, "--time", "5",
+                            "--corpus", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""
+    assert f"another campaign is running on this corpus (pid {os.getpid()}" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(tmp_path / "campaigns")
+
+
+def test_unreadable_corpus_file_and_bad_seed_are_reported_and_kept(tmp_path):
+    corpus = tmp_path / "fuzz" / TARGET
+    corpus.mkdir(parents=True)
+    (corpus / "dangling").symlink_to(tmp_path / "nowhere")      # unreadable even for root
+    (corpus / "good").write_bytes(b"\x01\x02\x03")
+    regs = tmp_path / "regressions" / target_dirname(TARGET)
+    regs.mkdir(parents=True)
+    (regs / "broken.txt").write_text("config(granule=4K)\niommu_map(d0, iova=zz)\n")
+    c = Campaign(Options([(TARGET, [TARGET])], 1, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
+    c._prepare(c.targets[0])
+    problems = "\n".join(c.problems)
+    assert "dangling cannot be read" in problems and "skipped, kept" in problems
+    assert "broken.txt: line 2" in problems
+    assert os.path.islink(corpus / "dangling") and (corpus / "good").exists() and (regs / "broken.txt").exists()
+
+
+def test_a_worker_that_dies_is_restarted_counted_and_finally_dropped(tmp_path):
+    # libFuzzer's RSS limit of 1 MB: every launch dies of "out-of-memory" about a second in
+    _c, s, _out, err = campaign(tmp_path, seconds=30, target="smmuv3", extra=["-rss_limit_mb=1"])
+    assert s["restarts_after_death"] == 3 and len(s["worker_deaths"]) == 3
+    assert all(d["exit"] == "out of memory" for d in s["worker_deaths"])
+    assert "3 launches in a row" in s["per_target"][0]["blocked"] and s["elapsed"] < 25
+    assert s["distinct_findings"] == 0 and s["unreproduced_artifacts"]        # oom inputs: no finding on replay
+    assert "died (out of memory" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_workers_prints_the_summary_and_leaves_a_consistent_store(tmp_path, sig):
+    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", TARGET, "--time", "120",
+                          "--seed", "3", "--corpus", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    findings = tmp_path / "findings"
+    deadline = time.time() + 40
+    while time.time() < deadline and not any(n.endswith(".json") and n != "processed.json"
+                                             for n in (os.listdir(findings) if findings.exists() else [])):
+        time.sleep(0.3)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert f"(interrupted: {sig.name} at " in out and "interrupted: corpus and findings kept" in out
+    (cdir,) = os.listdir(tmp_path / "campaigns")
+    summary = json.load(open(tmp_path / "campaigns" / cdir / "summary.json"))
+    assert summary["interrupted"] and summary["distinct_findings"] >= 1
+    assert os.path.exists(tmp_path / "campaigns" / cdir / "report.html")
+    for name in os.listdir(findings):                           # every record whole, every reproducer replays
+        assert ".tmp" not in name
+        if name.endswith(".json") and name != "processed.json":
+            rec = json.load(open(findings / name))
+            prog, _ = load_program(rec["reproducer"])
+            assert any(f.kind == rec["kind"] for f in run_program(prog, [TARGET]).findings)
+    json.load(open(findings / "processed.json"))
+    assert os.listdir(tmp_path / "fuzz" / TARGET)                # corpus kept
+    lock = open(tmp_path / ".campaign.lock").read()
+    assert lock == ""                                           # released
+    assert not [ln for ln in out.splitlines() if ln.startswith("Traceback")]
+
+
+def test_disk_full_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(findings_store.os, "replace", full)
+    rc = cli_main(["fuzz", TARGET, "--time", "1", "--corpus", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("smmufuzz: error")]
+    assert "disk full writing" in line and "No space left on device" in line and "kept" in line
+    assert not [n for n in os.listdir(tmp_path / "findings") if ".tmp" in n]   # no temp files left behind
+
+
+def test_slice_policy():
+    assert slice_seconds(1800, 2, 23) == 156           # 30 min, 2 workers, all targets: one slice each
+    assert slice_seconds(60, 1, 4) == 15               # the README run: 15 s per default target
+    assert slice_seconds(8 * 3600, 2, 23) == 300       # overnight: 300 s slices, rotating
+    assert slice_seconds(60, 1, 23) == 10              # short runs: least-served targets first
+
+
+@pytest.mark.parametrize("budget, overhead", [(360, 3.0), (1800, 3.0), (1800, 0.0)])
+def test_every_target_gets_a_slice_even_when_launches_overrun(tmp_path, budget, overhead):
+    """Scheduling only (no processes): 2 workers, all 23 targets, each launch taking `overhead` seconds
+    more than its slice (interpreter start-up, a slow last input)."""
+    from smmufuzz.harness.campaign import Slot
+    from smmufuzz.variants.registry import TARGETS
+    c = Campaign(Options(list(TARGETS.items()), budget, 2, 1, str(tmp_path)), io.StringIO(), io.StringIO())
+    c.slots, c.deadline = [Slot(0), Slot(1)], float(budget)
+    ends, now, first = [0.0, 0.0], 0.0, []
+    while now < budget - 3:
+        i = ends.index(min(ends))
+        now = ends[i]
+        slot = c.slots[i]
+        if slot.target is not None:
+            slot.target.seconds += now - slot.started
+            slot.launch = slot.target = None
+        if now >= budget - 3:
+            break
+        slot.target = c._next_target()
+        length = c._slice_for(now)
+        first.append(length)
+        slot.slice_end, slot.started, slot.launch = now + length, now, object()
+        slot.target.slices += 1
+        ends[i] = now + min(length, budget - now) + overhead
+    for slot, end in zip(c.slots, ends):
+        if slot.target is not None:
+            slot.target.seconds += end - slot.started
+    assert all(t.slices >= 1 for t in c.targets), [(t.name, t.slices) for t in c.targets]
+    n = len(TARGETS)
+    assert abs(first[0] - budget * 2 / n) < 1
+    if budget == 1800:
+        # 1800 * 2 / n s each, except that an odd number of slices on 2 workers leaves the last one half a
+        # slice (the other worker spends that time on short second-round slices)
+        each = budget * 2 / n
+        assert sorted(t.seconds for t in c.targets)[1] > 0.9 * each and min(t.seconds for t in c.targets) > each / 3
+
+
+def test_workers_tolerate_known_findings_and_their_tally_goes_to_the_earliest_record(tmp_path):
+    from smmufuzz.harness import tolerated
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+    _c, s, _out, _err = campaign(tmp_path)
+    known = tolerated.read_known(str(tmp_path / ".run" / "known.json"))
+    coarse = ("MISSED_INVALIDATION", TARGET, "iommu_unmap")
+    assert known == {coarse}
+    tally = tolerated.Tally(known, str(tmp_path / "tally.json"))
+    same_bug = run_program(parse(SKIP_EMPTY_NOISY), [TARGET]).findings
+    assert tally.tolerate(same_bug) and tally.tolerate(same_bug)
+    other = run_program(parse(SKIP_EMPTY.replace("iommu_unmap(d0, iova=0x200000, size=0x1000)",
+                                                 "dma_map(d0, paddr=0x0, size=0x1000, prot=RW)\ndma_unmap(handle=0)")),
+                        [TARGET]).findings
+    assert other and not tally.tolerate(other)          # another kernel call: not known, the worker stops
+    tally.last -= tolerated.FLUSH_EVERY
+    tally.maybe_flush()
+    assert tolerated.read_tally(str(tmp_path / "tally.json")) == {coarse: 2}
+    from smmufuzz.harness.findings_store import FindingsStore
+    store = FindingsStore(str(tmp_path / "findings"))
+    assert store.add_tolerated(coarse, 2) == s["findings"][0]["key"]
+    assert FindingsStore(str(tmp_path / "findings")).records[s["findings"][0]["key"]]["tolerated_hits"] == 2
+
+
+def test_an_unreadable_finding_record_is_reported_and_kept(tmp_path):
+    from smmufuzz.harness.findings_store import FindingsStore
+    (tmp_path / "findings").mkdir()
+    (tmp_path / "findings" / "crash-0123456789ab.json").write_text('{"key": "0123456789ab", "kind": ')
+    (tmp_path / "findings" / "processed.json").write_text("[1, 2")
+    store = FindingsStore(str(tmp_path / "findings"))
+    assert store.records == {} and len(store.problems) == 2
+    assert "crash-0123456789ab.json: unreadable finding record, skipped" in store.problems[0]
+    assert (tmp_path / "findings" / "crash-0123456789ab.json").read_text().endswith('"kind": ')
+
+
+@pytest.mark.parametrize("lines, execs, cov", [
+    ("#2\tINITED cov: 10 ft: 20 corp: 2/40b exec/s: 0 rss: 44Mb\n"
+     "#512\tNEW    cov: 57 ft: 90 corp: 9/300b lim: 20 exec/s: 256 rss: 45Mb L: 20/20 MS: 1 ChangeBit-\n"
+     "stat::number_of_executed_units: 700\n", 700, 57),
+    ("#18301: cov: 674 ft: 2270 corp: 237 exec/s 463 oom/timeout/crash: 0/0/8 time: 60s job: 13 dft_time: 0\n",
+     18301, 674),                                                                     # -fork=1
+])
+def test_worker_log_figures(tmp_path, lines, execs, cov):
+    from smmufuzz.harness.worker import Launch
+    la = Launch(0, 1, "t", 1, ["printf", lines.replace("%", "%%")], str(tmp_path / "w.log"), 5)
+    la.proc.wait()
+    assert la.poll() == 0 and la.inited_at is not None
+    assert (la.execs, la.cov) == (execs, cov) and la.describe_exit() == "time slice done"
