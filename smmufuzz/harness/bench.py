@@ -54,6 +54,12 @@ def control_for(name: str) -> list[str]:
         return ["pte-sync:eager"]
     if fam in ("pt", "pt-fq"):
         return [f"{fam}:B"]
+    if fam == "invs":          # the same array code with the posted or merged design (same instances/domains)
+        if rest.endswith(":2smmu"):
+            return ["invs:merged:2smmu"]
+        if rest.endswith(":nest"):
+            return ["invs:merged:nest"]
+        return ["invs:v9"] if rest in ("writer-no-irqsave", "v9-fair-rwlock") else ["invs:merged"]
     def key(cls):          # factories built per call (pt_variant) compare by name
         return cls.__module__, cls.__qualname__
     by_factory = {key(v.factory): v.name for v in VARIANTS.values() if not v.buggy}
