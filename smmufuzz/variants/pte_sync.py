@@ -59,7 +59,9 @@ class FixedSyncPgtable(DeferredSyncPgtable):
     in one CMO, table PTEs (cleaned when installed) are skipped, and errors are returned."""
 
     def iotlb_sync_map(self, iova: int, size: int) -> int:
-        if not size or iova >> self.cfg.ias:
+        if not size:
+            return 0            # nothing to clean (and iommu_map() of 0 bytes succeeds elsewhere too)
+        if iova >> self.cfg.ias:
             return -22
         end = min(iova + size, 1 << self.cfg.ias)
         return self._sync_range(iova, end, self.start_level, self.pgd)
