@@ -279,7 +279,7 @@ class _Exec:
             (h,) = a
             entry = self.handles[h] if h < len(self.handles) else None
             if entry is None:
-                return "no such mapping", self.oracle.check(range(NUM_SIDS))
+                return "no such mapping", self._judge(i)
             self.handles[h] = None
             dom, dma_addr, size = entry
             ret = os.dma_unmap(dom, dma_addr, size)
@@ -296,7 +296,7 @@ class _Exec:
         elif k == "dma_enable_fq":
             if not getattr(self.factory, "DEFERRED_FLUSH", False):
                 # iommu_dma_init_domain() only sets up a flush queue with IOMMU_CAP_DEFERRED_FLUSH
-                return "strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH", self.oracle.check(range(NUM_SIDS))
+                return "strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH", self._judge(i)
             os.enable_fq(a[0])
             spec.fq.add(a[0])
         elif k == "ats_req":
@@ -318,7 +318,11 @@ class _Exec:
             self._cost(i, op, log_start, mem_start)
             if self.policy == "max-cache":
                 smmu.fill_all()
-        return ret, self.oracle.check(range(NUM_SIDS), self._resolver(i) if self.concurrent else None)
+        return ret, self._judge(i)
+
+    def _judge(self, i: int):
+        """The oracle after op i (taking the other contexts' ops in flight into account)."""
+        return self.oracle.check(range(NUM_SIDS), self._resolver(i) if self.concurrent else None)
 
     # ---- concurrent runs: what other contexts have in flight ------------------------------------
     def _busy(self, i: int) -> tuple[set, set]:
