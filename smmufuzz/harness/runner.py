@@ -112,6 +112,8 @@ class _Exec:
         self.dom_tags: dict[int, set] = {}
         self.concurrent = False                  # set by the scheduler: ops may be in flight together
         self.inflight: dict = {}                 # op index -> op, while concurrent
+        self.claims: dict = {}                   # op index -> (domain, lo, hi) it is changing
+        self.conflicts: set = set()
         self.group_locks: dict = {}
 
     def dspec(self, dom: int) -> DomainSpec:
@@ -208,6 +210,8 @@ class _Exec:
         log_start = len(smmu.cmd_log)
         smmu.mem.lines_touched = set()
         mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
+        if self.concurrent:
+            self._claim(i, op)
         if k == "map":
             dom, iova, pa, size, prot = a
             ret = os.map(dom, iova, pa, size, prot)
@@ -306,6 +310,8 @@ class _Exec:
             smmu.evict(a[0], a[1])
         elif k == "writeback":
             smmu.writeback(None if a[0] < 0 else a[0])
+        if self.concurrent:
+            self._release_claim(i)
         for sid, d in spec.attached.items():          # the TLB tags each domain has been used with
             if self.concurrent and self._unstable(i, sid):
                 continue
@@ -319,6 +325,37 @@ class _Exec:
             if self.policy == "max-cache":
                 smmu.fill_all()
         return ret, self._judge(i)
+
+    def _range_of(self, op: Op):
+        """(domain, lo, hi) of the IOVA range a map/unmap-like op changes (None for the others)."""
+        k, a = op.kind, op.args
+        if k in ("map", "unmap", "unmap_fast"):
+            size = a[3] if k == "map" else a[2]
+            return a[0], a[1], a[1] + size
+        if k == "map_sg":
+            return a[0], a[1], a[1] + sum(ln for _pa, ln in a[2])
+        if k == "dma_unmap":
+            e = self.handles[a[0]] if a[0] < len(self.handles) else None
+            if e is not None:
+                g = self.granule
+                return e[0], e[1] & ~(g - 1), e[1] + e[2] + g
+        return None
+
+    def _claim(self, i: int, op: Op) -> None:
+        """Concurrent map/unmap calls on overlapping IOVA ranges are caller misuse: both get an unknown
+        outcome (whatever order they take effect in)."""
+        r = self._range_of(op)
+        if r is None:
+            return
+        for j, (d, lo, hi) in self.claims.items():
+            if d == r[0] and lo < r[2] and r[1] < hi:
+                self.conflicts.update((i, j))
+        self.claims[i] = r
+
+    def _release_claim(self, i: int) -> None:
+        r = self.claims.pop(i, None)
+        if r is not None and i in self.conflicts:
+            self.dspec(r[0])._mark_unknown(r[1], r[2], i)
 
     def _judge(self, i: int):
         """The oracle after op i (taking the other contexts' ops in flight into account)."""
@@ -418,7 +455,12 @@ class _Exec:
         after the unmap, has completed (the flush queue's flush-all)."""
         spec, smmu = self.spec, self.smmu
         for dom, entries in spec.fq_pending.items():
-            tags = self.dom_tags.get(dom, ())        # never attached: nothing can have been cached
+            tags = set(self.dom_tags.get(dom, ()))   # never attached: nothing can have been cached
+            for o in self.inflight.values():          # a stream being attached may already walk dom
+                if o.kind == "attach" and o.args[0] == dom:
+                    ste = smmu.strtab.get(o.args[1])
+                    if ste is not None and ste.translates:
+                        tags.add(ste.tag)
             keep = []
             for seq, exts, uop in entries:
                 if all(smmu.flushed_since(t, seq) for t in tags):
