@@ -86,7 +86,7 @@ def svg_plot(results: list[Exposure], cap: float) -> str:
         parts.append(f'<text x="{left - 8}" y="{y0 + row_h / 2 + 4:.1f}" text-anchor="end">{html.escape(v)}</text>'
                      f'<line x1="{left}" y1="{y0 + row_h}" x2="{left + width}" y2="{y0 + row_h}" stroke="#eee"/>')
         for mi, m in enumerate(modes):
-            y = y0 + 11 + mi * 22 * (row_h - 22) / max(1, 22 * (len(modes) - 1)) if len(modes) > 1 else y0 + row_h / 2
+            y = y0 + 11 + 22 * mi          # one 22-pixel lane per mode
             c = _COLOURS.get(m, "#000")
             for e in results:
                 if e.variant == v and e.mode == m:
