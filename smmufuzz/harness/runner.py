@@ -463,7 +463,7 @@ class _Exec:
                         tags.add(ste.tag)
             keep = []
             for seq, exts, uop in entries:
-                if all(smmu.flushed_since(t, seq) for t in tags):
+                if all(smmu.covered_since(t, seq, e.base, e.base + e.span) for t in tags for e in exts):
                     self.dspec(dom).settle(exts, uop)
                 else:
                     keep.append((seq, exts, uop))

@@ -85,6 +85,7 @@ class Smmu:
         self._fill_key = None
         self._fill_epoch = 0
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
+        self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
         self.pending: list[tuple[int, C.Command]] = []
         self.seq = 1
@@ -279,6 +280,8 @@ class Smmu:
             lo, hi, ttl, gshift = self.scope(c)
             if span_hi is not None:
                 hi = span_hi     # a coalesced run of single-address TLBIs: every address in [lo, hi)
+            if ttl is None and gshift is None:
+                self.range_flushes.append((pub, match_tag, lo, hi))
             st.inv_pages += max(1, (hi - lo) >> 12)
             for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
                 va, span, level, pgs = k[1], k[2], k[5], k[6]
@@ -345,6 +348,13 @@ class Smmu:
     def flushed_since(self, tag: tuple, seq: int) -> bool:
         """Has a context-wide invalidation covering `tag`, published after `seq`, completed?"""
         return any(pub > seq and m(tag) for pub, m in self.ctx_flushes)
+
+    def covered_since(self, tag: tuple, seq: int, lo: int, hi: int) -> bool:
+        """Has an invalidation covering [lo, hi) of `tag` (context-wide or one by-address range, e.g. a
+        virtio host's UNMAP), published after `seq`, completed?"""
+        if self.flushed_since(tag, seq):
+            return True
+        return any(pub > seq and a <= lo and hi <= b and m(tag) for pub, m, a, b in self.range_flushes)
 
     def configs(self, sid: int) -> list[Ste]:
         """Every STE the SMMU may use for sid now: the stream table's and any cached snapshot."""
