@@ -26,6 +26,20 @@ def _shift(sched: list, at: int, by: int) -> list:
     return [(j + by if j >= at else j, a, c) for j, a, c in sched]
 
 
+def _domain_of(op: Op, before) -> int | None:
+    """The domain an op works on (an attach's target; a detach's or ATS change's current domain)."""
+    if op.kind == "attach":
+        return op.args[0]
+    if op.kind in ("detach", "ats"):
+        sid = op.args[0]
+        for o in reversed(list(before)):
+            if o.kind == "attach" and o.args[1] == sid:
+                return o.args[0]
+        return None
+    fields = [f for f, _t in OPS[op.kind][1]]
+    return op.args[0] if fields and fields[0] == "dom" else None
+
+
 def live_iovas(prog: Program, upto: int) -> dict[int, list[tuple[int, int]]]:
     """Per domain, the [start, end) IOVA ranges mapped by iommu_map/map_sg before op `upto`
     (unmaps cut them; DMA API mappings are the allocator's and are not tracked)."""
@@ -143,7 +157,9 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
     elif edit == "fork" and n and n < MAX_OPS:
         # a racing pair: op i preempted after a few steps by a copy of an OS op on another context
         i = rng.randrange(n)
-        src = ops[rng.randrange(n)]
+        dom_i = _domain_of(ops[i], ops[:i])
+        same = [op for op in ops if op.kind in OS_KINDS and _domain_of(op, ops) == dom_i]
+        src = rng.choice(same) if same and rng.random() < 0.7 else ops[rng.randrange(n)]
         if src.kind not in OS_KINDS:
             return None
         ctx = 1 if ops[i].ctx != 1 else 0
