@@ -543,12 +543,18 @@ def sg_chunks(iova: int, sg) -> list[tuple[int, int, int]]:
     return chunks
 
 
-def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False) -> VariantRun:
+def _setup(prog: Program, name: str, policy: str, snapshots: bool) -> tuple[VariantRun, "_Exec | None"]:
     run = VariantRun(name)
     try:
-        ex = _Exec(prog, name, policy, snapshots)
+        return run, _Exec(prog, name, policy, snapshots)
     except Exception as e:  # the variant failed to even set up
         run.finding = Finding(CRASH, name, -1, "setup", f"{type(e).__name__}: {e}", traceback.format_exc(limit=-4))
+        return run, None
+
+
+def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False) -> VariantRun:
+    run, ex = _setup(prog, name, policy, snapshots)
+    if ex is None:
         return run
     for i, op in enumerate(prog.ops):
         try:
@@ -583,11 +589,8 @@ def run_variant_concurrent(prog: Program, name: str, policy: str = "max-cache",
                            max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> VariantRun:
     """Run prog's contexts as cooperative tasks under its schedule (harness/sched.py); the oracle
     judges each op when it returns, and the max-cache policy refills after every step."""
-    run = VariantRun(name)
-    try:
-        ex = _Exec(prog, name, policy, False)
-    except Exception as e:  # the variant failed to even set up
-        run.finding = Finding(CRASH, name, -1, "setup", f"{type(e).__name__}: {e}", traceback.format_exc(limit=-4))
+    run, ex = _setup(prog, name, policy, False)
+    if ex is None:
         return run
     ex.concurrent = True
     fill = ex.smmu.fill_all if policy == "max-cache" else (lambda: None)
