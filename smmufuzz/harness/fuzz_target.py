@@ -21,6 +21,38 @@ class FindingError(Exception):
 UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory"]
 
 
+RACE_PREEMPTIONS = 1       # schedules tried per concurrent input without preempt lines
+RACE_SCHEDULES = 48
+
+
+def _explores(variants: list[str]) -> bool:
+    """Targets whose variants run step by step (seed 002) try each concurrent input's schedules."""
+    from smmufuzz.variants.registry import variant
+    return any(getattr(variant(v).factory, "CONCURRENT", False) for v in variants)
+
+
+def _race(prog, variants: list[str], policy: str, artifacts: str):
+    """Every schedule of a concurrent input with one preemption (at most RACE_SCHEDULES per variant), so
+    the fuzzer has to find the racing ops, not also the instant; a schedule giving a finding is written
+    as its own input beside libFuzzer's artifacts (the raw input alone replays clean)."""
+    import hashlib
+
+    from smmufuzz.harness.codec import encode
+    from smmufuzz.harness.exhaustive import explore
+    from smmufuzz.harness.program import Program
+    from smmufuzz.harness.runner import run_program
+    for v in variants:
+        ex = explore(prog, v, RACE_PREEMPTIONS, policy, RACE_SCHEDULES)
+        if ex.findings:
+            found = Program(prog.config, prog.ops, ex.findings[0][0])
+            data = encode(found)
+            path = f"{artifacts}crash-race-{hashlib.sha1(data).hexdigest()}"
+            with open(path, "wb") as f:
+                f.write(data)
+            return found, run_program(found, variants, policy)
+    return None
+
+
 def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
          mutator: str = "default") -> None:
     import importlib
@@ -46,6 +78,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     clock = os.environ.get("SMMUFUZZ_CLOCK")
     control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     calls = [0]
+    explore_races = _explores(target_variants)
+    artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
 
     def test_one_input(data: bytes) -> None:
         tally.maybe_flush()
@@ -56,6 +90,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy)
+        if not res.findings and explore_races and prog.concurrent() and not prog.schedule:
+            prog, res = _race(prog, target_variants, policy, artifacts) or (prog, res)
         if res.findings and not tally.tolerate(res.findings) \
                 and not (control and run_program(prog, control, policy).findings):
             if clock:
