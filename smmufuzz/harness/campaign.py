@@ -324,7 +324,8 @@ class Campaign:
             return
         tri = triage(prog, t.variants, self.o.policy)
         if tri is None:
-            self.unreproduced.append(path)
+            if not (prog.concurrent() and not prog.schedule):    # a race input: its schedule is in crash-race-*
+                self.unreproduced.append(path)
             self.store.mark_processed([art_id])
             return
         key = signature_key(tri.signature)
