@@ -89,7 +89,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                 with open(clock, "a") as f:
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
-        res = run_program(prog, target_variants, policy)
+        res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
         if not res.findings and explore_races and prog.concurrent() and not prog.schedule:
             prog, res = _race(prog, target_variants, policy, artifacts) or (prog, res)
         if res.findings and not tally.tolerate(res.findings) \

@@ -33,7 +33,7 @@ class Task:
     blocked: Acquire | None = None
     steps: int = 0
     irq_off: int = 0
-    where: str = ""                               # the running op's kind and its latest point (normalised)
+    label: str = ""                               # the latest preemption point it passed
 
     @property
     def name(self) -> str:
@@ -120,7 +120,7 @@ class Scheduler:
                     self.trace.preemptions < self.max_preemptions:
                 if not forced:
                     self.trace.preemptions += 1
-                    interleaving_event("preempt", cur.where)
+                    interleaving_event("preempt", self._where(cur))
                 chosen = tgt
             self.trace.points.append((key, default.ctx, tuple(t.ctx for t in runnable), chosen.ctx, forced))
             cur = chosen
@@ -129,6 +129,11 @@ class Scheduler:
             if found is not None:
                 return found
             self.after_step()
+
+    def _where(self, t: Task) -> str:
+        """What a task is doing, for the interleaving features: its op kind and latest point, numbers
+        dropped (normalised only when an event needs it: the step loop is the fuzzer's hot path)."""
+        return self.ops[t.op_index].kind + ":" + _DIGITS.sub("", t.label)
 
     @staticmethod
     def _default(cur: Task, runnable: list) -> Task:
@@ -177,7 +182,7 @@ class Scheduler:
             kind = self.ops[t.op_index].kind
             for o in self.order:
                 if o is not t and o.gen is not None:     # this op ran entirely inside o's window
-                    interleaving_event(kind, o.where)
+                    interleaving_event(kind, self._where(o))
             if self.keep_log:
                 self.trace.log.append((point, t.name, f"end op {t.op_index} -> {ret}"))
             self.on_result(t.op_index, ret)
@@ -200,7 +205,7 @@ class Scheduler:
             label = f"unlock({req.lock.name})"
         else:
             label = req.label if isinstance(req, Point) else str(req)
-        t.where = self.ops[t.op_index].kind + ":" + _DIGITS.sub("", label)
+        t.label = label
         if self.keep_log:
             self.trace.log.append((point, t.name, label))
         return None
