@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness.exhaustive import explore
+from smmufuzz.harness.exhaustive import explore, explore_races
+from smmufuzz.harness.fuzz_target import RACE_SCHEDULES
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.program import Program, parse
 from smmufuzz.harness.runner import HANG, run_program
@@ -91,6 +92,20 @@ def test_hand_written_race_reproduces_and_its_fix_is_clean(path):
         fixed = CORRECT[buggy]
         ex = explore(bare, fixed, bound=2)
         assert ex.complete and ex.schedules > 10 and not ex.findings, ex.findings
+
+
+ONE_SWITCH = [p for p in HAND if load_program(p)[0].concurrent() and len(load_program(p)[0].schedule) == 1]
+
+
+@pytest.mark.parametrize("path", ONE_SWITCH, ids=[os.path.basename(p) for p in ONE_SWITCH])
+def test_fuzz_target_race_budget_finds_one_switch_races(path):
+    """The fuzz target's ranked one-switch search finds each hand race without its preempt line within
+    its budget, and nothing on the fixed variant."""
+    prog, header = load_program(path)
+    bare = replace(prog, schedule=())
+    ranked = explore_races(bare, header["target"], RACE_SCHEDULES)
+    assert header["expect"] in ranked.kinds()
+    assert not explore_races(bare, CORRECT[header["target"]], RACE_SCHEDULES).findings
 
 
 def test_v9_reader_hangs_on_a_nest_parent_and_merged_does_not():

@@ -9,7 +9,7 @@ finishes) is run exactly once.
 
 from dataclasses import dataclass, field
 
-from .program import CONTEXTS, Program
+from .program import CONTEXTS, Program, touched_domains
 from .runner import Finding, run_program
 
 
@@ -66,6 +66,67 @@ def explore(prog: Program, variant: str, bound: int = 2, policy: str = "max-cach
                     continue
                 children.append((tuple(sorted(schedule + ((key[0], key[1], r),))), used + cost, k + 1))
         stack.extend(reversed(children))
+    return ex
+
+
+def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tuple]:
+    """The one-switch schedules of prog, from the decision points of its default run: a switch in op i
+    to another context runs that context's next op j inside op i's window. Ordered for a small budget:
+    pairs that touch a common domain first (with `shared_only`, only those), then by step (every pair's
+    first step before any pair's second), then nearest pairs first."""
+    ops = prog.ops
+    nxt = {}              # (op index, context) -> the context's next op after it
+    ranked = []
+    for key, _default, runnable, chosen, _forced in trace.points:
+        if key is None:
+            continue
+        i, after = key
+        for r in runnable:
+            if r == chosen:
+                continue
+            j = nxt.get((i, r))
+            if j is None:
+                j = nxt[(i, r)] = next((k for k in range(i + 1, len(ops)) if ops[k].ctx == r), -1)
+            shared = j >= 0 and bool(touched_domains(ops, i) & touched_domains(ops, j))
+            if shared_only and not shared:
+                continue
+            ranked.append((not shared, after, abs(j - i), i, r))
+    ranked.sort()
+    seen, out = set(), []
+    for _ns, after, _d, i, r in ranked:
+        if (i, after, r) not in seen:
+            seen.add((i, after, r))
+            out.append(((i, after, r),))
+    return out
+
+
+def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
+                  trace=None, shared_only: bool = True) -> Exploration:
+    """Up to `budget` one-switch schedules of prog on one variant, best first (race_candidates): the
+    fuzz target's quick look for the instant at which two ops it put side by side race (by default only
+    pairs that touch a common domain). `trace`: the variant's default run of prog, if the caller has it."""
+    ex = Exploration(variant, 1)
+    if trace is None:
+        base = run_program(prog, [variant], policy, max_preemptions=1, keep_log=False).runs[0]
+        ex.schedules = 1
+        if base.finding is not None:
+            ex._counts[base.finding.kind] = 1
+            ex.findings.append(((), base.finding))
+        if base.finding is not None or base.trace is None:
+            return ex
+        trace = base.trace
+    cands = race_candidates(prog, trace, shared_only)
+    ex.complete = len(cands) <= budget
+    for schedule in cands[:budget]:
+        r = run_program(Program(prog.config, prog.ops, schedule), [variant], policy, max_preemptions=1,
+                        keep_log=False).runs[0]
+        ex.schedules += 1
+        if r.finding is not None:
+            k = r.finding.kind
+            ex._counts[k] = ex._counts.get(k, 0) + 1
+            if ex._counts[k] == 1:
+                ex.findings.append((schedule, r.finding))
+            break
     return ex
 
 

@@ -21,8 +21,7 @@ class FindingError(Exception):
 UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory"]
 
 
-RACE_PREEMPTIONS = 1       # schedules tried per concurrent input without preempt lines
-RACE_SCHEDULES = 48
+RACE_SCHEDULES = 32        # one-switch schedules tried per concurrent input without preempt lines
 
 
 def _explores(variants: list[str]) -> bool:
@@ -31,18 +30,19 @@ def _explores(variants: list[str]) -> bool:
     return any(getattr(variant(v).factory, "CONCURRENT", False) for v in variants)
 
 
-def _race(prog, variants: list[str], policy: str, artifacts: str):
-    """Every schedule of a concurrent input with one preemption (at most RACE_SCHEDULES per variant), so
-    the fuzzer has to find the racing ops, not also the instant; a schedule giving a finding is written
-    as its own input beside libFuzzer's artifacts (the raw input alone replays clean)."""
+def _race(prog, res, variants: list[str], policy: str, artifacts: str):
+    """The schedules of a concurrent input with one preemption in a pair of ops on a common domain (at
+    most RACE_SCHEDULES per variant, earliest steps first), so the fuzzer has to find the racing ops, not also the instant; a
+    schedule giving a finding is written as its own input beside libFuzzer's artifacts (the raw input
+    alone replays clean)."""
     import hashlib
 
     from smmufuzz.harness.codec import encode
-    from smmufuzz.harness.exhaustive import explore
+    from smmufuzz.harness.exhaustive import explore_races
     from smmufuzz.harness.program import Program
     from smmufuzz.harness.runner import run_program
-    for v in variants:
-        ex = explore(prog, v, RACE_PREEMPTIONS, policy, RACE_SCHEDULES)
+    for v, run in zip(variants, res.runs):
+        ex = explore_races(prog, v, RACE_SCHEDULES, policy, run.trace)
         if ex.findings:
             found = Program(prog.config, prog.ops, ex.findings[0][0])
             data = encode(found)
@@ -61,17 +61,19 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     import smmufuzz.reference.cmdq  # noqa: F401
     import smmufuzz.reference.memory  # noqa: F401
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants", "smmufuzz.harness.sched",
-                                             "smmufuzz.harness.interleave_cov", *plugins],
+                                             "smmufuzz.harness.feature_cov", *plugins],
                                     exclude=UNINSTRUMENTED):
         # the scheduler too: its branches (a switch taken, a lock wait, a masked interrupt) reward new
         # interleavings
         for mod in ("smmufuzz.reference.smmu", "smmufuzz.reference.oracle", "smmufuzz.reference.spec",
                     "smmufuzz.variants.registry", "smmufuzz.harness.sched",
-                    "smmufuzz.harness.interleave_cov", *plugins):
+                    "smmufuzz.harness.feature_cov", *plugins):
             importlib.import_module(mod)
     # the harness itself is imported after the instrumented modules, so it stays uninstrumented
+    from smmufuzz.harness import runner
     from smmufuzz.harness.codec import decode
     from smmufuzz.harness.runner import run_program
+    runner.CACHE_FEATURES = True
     from smmufuzz.harness.tolerated import from_environment
     tally = from_environment()          # a campaign's known findings: counted, not raised
 
@@ -91,7 +93,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
         prog = decode(data)
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
         if not res.findings and explore_races and prog.concurrent() and not prog.schedule:
-            prog, res = _race(prog, target_variants, policy, artifacts) or (prog, res)
+            prog, res = _race(prog, res, target_variants, policy, artifacts) or (prog, res)
         if res.findings and not tally.tolerate(res.findings) \
                 and not (control and run_program(prog, control, policy).findings):
             if clock:

@@ -15,6 +15,7 @@ from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
+from .feature_cov import cache_event
 from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
 
@@ -32,6 +33,7 @@ DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only (caller con
 IN_IRQ = "skipped: may sleep (mutex), not callable in interrupt context (caller contract)"
 _SLEEPING = frozenset({"attach", "detach", "ats", "dma_enable_fq"})
 _RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
+CACHE_FEATURES = False         # the fuzz target sets it: after each op, the cache shape as a coverage feature
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
 
@@ -324,6 +326,8 @@ class _Exec:
             self._cost(i, op, log_start, mem_start)
             if self.policy == "max-cache":
                 smmu.fill_all()
+        if CACHE_FEATURES:
+            cache_event(k, smmu.cache_shape())
         return ret, self._judge(i)
 
     def _range_of(self, op: Op):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import re
 
 from ..variants.kthread import Acquire, Point, Release, can_acquire, grant, release
-from .interleave_cov import interleaving_event
+from .feature_cov import interleaving_event
 from .program import CONTEXTS, Program
 
 OP_STEP_LIMIT = 20000          # one op that takes more steps than this never finishes (a livelock)

@@ -95,6 +95,8 @@ class Smmu:
         self.stats = Stats()
         self.commands = 0
         self._tree_cache: dict[tuple, tuple] = {}
+        self.tag_ste: dict[tuple, Ste] = {}           # tag -> the latest STE written with it (cache_shape)
+        self._shape_memo: tuple = (None, frozenset())
 
     # ------------------------------------------------------------------ progress budget
     def tick(self, n: int = 1) -> None:
@@ -114,6 +116,8 @@ class Smmu:
         self.tick()
         self.strtab[sid] = ste
         self.strtab_ver += 1
+        if ste.translates:
+            self.tag_ste[ste.tag] = ste
 
     def set_ats(self, sid: int, on: bool) -> None:
         """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC."""
@@ -431,6 +435,32 @@ class Smmu:
             for k in self.tlb:
                 if k[0] == tag:
                     atc[(k[1], k[2], k[3], k[4])] = seq
+
+    def cache_shape(self, limit: int = 256) -> frozenset:
+        """The kinds of entry the TLB holds (the first `limit`) and whether an ATC holds any, for coverage:
+        "live"/"orphan" (its tag is / is not selected by a current STE) + "/same"/"/gone" (the latest STE
+        with its tag still walks to / no longer walks to it). An orphan/gone entry is a stale
+        translation nobody invalidated that a stream re-attached to its tag would hit."""
+        memo = (self.mem.version, self.strtab_ver, self.cache_ver, len(self.tlb), len(self.atc))
+        if memo == self._shape_memo[0]:
+            return self._shape_memo[1]
+        live = {ste.tag for ste in self.strtab.values() if ste.translates}
+        leafsets: dict[tuple, set] = {}
+        kinds = set()
+        for n, key in enumerate(self.tlb):
+            if n >= limit or len(kinds) == 4:
+                break
+            tag = key[0]
+            ls = leafsets.get(tag)
+            if ls is None:
+                ste = self.tag_ste.get(tag)
+                leaves = self.tree(ste)[0] if ste is not None else ()
+                ls = leafsets[tag] = {(lf.va, lf.span, lf.pa, lf.perms, lf.level) for lf in leaves}
+            kinds.add(("live" if tag in live else "orphan") + ("/same" if key[1:6] in ls else "/gone"))
+        if any(self.atc.values()):
+            kinds.add("atc")
+        self._shape_memo = (memo, frozenset(kinds))
+        return self._shape_memo[1]
 
     def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:
         """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk)."""
