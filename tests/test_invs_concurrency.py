@@ -108,6 +108,16 @@ def test_fuzz_target_race_budget_finds_one_switch_races(path):
     assert not explore_races(bare, CORRECT[header["target"]], RACE_SCHEDULES).findings
 
 
+def test_fuzz_target_race_search_adds_a_switch_to_the_programs_own():
+    """Pranjal's deadlock needs two switches: given the first, the race search finds the second."""
+    prog, header = load_program(os.path.join(ROOT, "regressions", "invs", "hand_fair.txt"))
+    first = replace(prog, schedule=prog.schedule[:1])
+    assert not run_program(first, [header["target"]]).findings
+    ex = explore_races(first, header["target"], RACE_SCHEDULES)
+    assert ex.kinds() == {HANG: 1} and ex.findings[0][0][0] == prog.schedule[0]
+    assert not explore_races(first, CORRECT[header["target"]], RACE_SCHEDULES).findings
+
+
 def test_v9_reader_hangs_on_a_nest_parent_and_merged_does_not():
     prog = _prog(HEAD.replace("stage=1", "stage=2") + "iommu_attach_device(d0, sid=0)\n"
                  "iommu_map(d0, iova=0x1000, paddr=0x80001000, size=0x200000, prot=RW)\n"

@@ -102,23 +102,27 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
 
 def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
                   trace=None, shared_only: bool = True) -> Exploration:
-    """Up to `budget` one-switch schedules of prog on one variant, best first (race_candidates): the
-    fuzz target's quick look for the instant at which two ops it put side by side race (by default only
-    pairs that touch a common domain). `trace`: the variant's default run of prog, if the caller has it."""
-    ex = Exploration(variant, 1)
+    """Up to `budget` schedules of prog on one variant that add one switch to its own, best first
+    (race_candidates): the fuzz target's quick look for the instant at which two ops it put side by
+    side race (by default only pairs that touch a common domain). `trace`: the variant's run of prog
+    under its own schedule, if the caller has it."""
+    bound = len(prog.schedule) + 1
+    ex = Exploration(variant, bound)
     if trace is None:
-        base = run_program(prog, [variant], policy, max_preemptions=1, keep_log=False).runs[0]
+        base = run_program(prog, [variant], policy, max_preemptions=bound - 1, keep_log=False).runs[0]
         ex.schedules = 1
         if base.finding is not None:
             ex._counts[base.finding.kind] = 1
-            ex.findings.append(((), base.finding))
+            ex.findings.append((prog.schedule, base.finding))
         if base.finding is not None or base.trace is None:
             return ex
         trace = base.trace
-    cands = race_candidates(prog, trace, shared_only)
+    taken = {(i, a) for i, a, _c in prog.schedule}
+    cands = [c for c in race_candidates(prog, trace, shared_only) if c[0][:2] not in taken]
     ex.complete = len(cands) <= budget
-    for schedule in cands[:budget]:
-        r = run_program(Program(prog.config, prog.ops, schedule), [variant], policy, max_preemptions=1,
+    for (switch,) in cands[:budget]:
+        schedule = tuple(sorted(prog.schedule + (switch,)))
+        r = run_program(Program(prog.config, prog.ops, schedule), [variant], policy, max_preemptions=bound,
                         keep_log=False).runs[0]
         ex.schedules += 1
         if r.finding is not None:

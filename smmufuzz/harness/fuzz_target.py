@@ -21,7 +21,8 @@ class FindingError(Exception):
 UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory"]
 
 
-RACE_SCHEDULES = 32        # one-switch schedules tried per concurrent input without preempt lines
+RACE_SCHEDULES = 32        # schedules tried per concurrent input, each adding one switch to its own
+RACED_CLEAN_MAX = 200_000
 
 
 def _explores(variants: list[str]) -> bool:
@@ -31,10 +32,10 @@ def _explores(variants: list[str]) -> bool:
 
 
 def _race(prog, res, variants: list[str], policy: str, artifacts: str):
-    """The schedules of a concurrent input with one preemption in a pair of ops on a common domain (at
-    most RACE_SCHEDULES per variant, earliest steps first), so the fuzzer has to find the racing ops, not also the instant; a
-    schedule giving a finding is written as its own input beside libFuzzer's artifacts (the raw input
-    alone replays clean)."""
+    """The schedules of a concurrent input with one more switch (in a pair of ops on a common domain, at
+    most RACE_SCHEDULES per variant, earliest steps first), so the fuzzer has to find the racing ops,
+    not also the instant; a schedule giving a finding is written as its own input beside libFuzzer's
+    artifacts (the raw input alone replays clean)."""
     import hashlib
 
     from smmufuzz.harness.codec import encode
@@ -73,6 +74,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     from smmufuzz.harness import runner
     from smmufuzz.harness.codec import decode
     from smmufuzz.harness.runner import run_program
+    from smmufuzz.harness.sched import DEFAULT_PREEMPTIONS
     runner.CACHE_FEATURES = True
     from smmufuzz.harness.tolerated import from_environment
     tally = from_environment()          # a campaign's known findings: counted, not raised
@@ -81,6 +83,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     calls = [0]
     explore_races = _explores(target_variants)
+    raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
 
     def test_one_input(data: bytes) -> None:
@@ -92,8 +95,15 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
-        if not res.findings and explore_races and prog.concurrent() and not prog.schedule:
-            prog, res = _race(prog, res, target_variants, policy, artifacts) or (prog, res)
+        if not res.findings and explore_races and prog.concurrent() and len(prog.schedule) < DEFAULT_PREEMPTIONS \
+                and prog not in raced_clean:
+            found = _race(prog, res, target_variants, policy, artifacts)
+            if found:
+                prog, res = found
+            else:           # many byte strings decode to one program: search its schedules once
+                if len(raced_clean) >= RACED_CLEAN_MAX:
+                    raced_clean.clear()
+                raced_clean.add(prog)
         if res.findings and not tally.tolerate(res.findings) \
                 and not (control and run_program(prog, control, policy).findings):
             if clock:

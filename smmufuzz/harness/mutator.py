@@ -17,7 +17,7 @@ is set, so HybridMutator grows its own length limit with the number of mutations
 import random
 
 from .codec import M64, decode, encode
-from .program import MAX_OPS, MAX_SWITCHES, NUM_SIDS, OPS, OS_KINDS, Op, Program, touched_domains
+from .program import MAX_OPS, MAX_SWITCHES, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
 
 EDITS = ("config", "insert", "delete", "duplicate", "swap", "retarget", "fork", "hoist", "context", "preempt")
 SHRINKING = ("config", "delete", "swap", "retarget", "context", "preempt")   # at the length limit
@@ -27,6 +27,15 @@ _IOVA_KINDS = frozenset(k for k, (_n, fields) in OPS.items() if ("iova", "addr")
 def _shift(sched: list, at: int, by: int) -> list:
     """Preemptions follow their ops when ops are inserted at `at`."""
     return [(j + by if j >= at else j, a, c) for j, a, c in sched]
+
+
+def _racer(ctx: int, kind: str, rng: random.Random) -> int:
+    """A context to race an op on `ctx` from: the other CPU mostly, else an interrupt on the op's own CPU
+    (the case of a lock held without irqsave) or on the other one; a sleeping op only from a CPU."""
+    cpu = ctx if ctx < 2 else ctx - 2
+    x = rng.random()
+    pick = 1 - cpu if x < 0.65 or kind in SLEEPING_KINDS else 2 + cpu if x < 0.9 else 3 - cpu
+    return 1 - cpu if pick == ctx else pick
 
 
 def _race_at(sched: list, i: int, ctx: int, rng: random.Random) -> list:
@@ -159,7 +168,7 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
         src = rng.choice(same) if same and rng.random() < 0.7 else ops[rng.randrange(n)]
         if src.kind not in OS_KINDS:
             return None
-        ctx = 1 if ops[i].ctx != 1 else 0
+        ctx = _racer(ops[i].ctx, src.kind, rng)
         args = list(src.args)
         if src.kind == "attach":
             args[1] = rng.randrange(NUM_SIDS)
@@ -176,7 +185,7 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
             return None
         j = rng.choice(later)
         op = ops.pop(j)
-        ops.insert(i + 1, Op(op.kind, op.args, 1 if ops[i].ctx != 1 else 0))
+        ops.insert(i + 1, Op(op.kind, op.args, _racer(ops[i].ctx, op.kind, rng)))
         sched = [(k if k < i + 1 or k > j else (i + 1 if k == j else k + 1), a, c) for k, a, c in sched]
         sched = _race_at(sched, i, ops[i + 1].ctx, rng)
     elif edit == "context" and n:

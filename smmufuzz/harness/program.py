@@ -85,6 +85,7 @@ OPS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 KIND_BY_NAME = {v[0]: k for k, v in OPS.items()}
 OS_KINDS = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all", "attach", "detach", "ats",
                       "dma_map", "dma_unmap", "fq_timeout", "dma_enable_fq"})
+SLEEPING_KINDS = frozenset({"attach", "detach", "ats", "dma_enable_fq"})   # take a mutex: not in an interrupt
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
 from .feature_cov import cache_event
-from .program import NUM_SIDS, OS_KINDS, Config, Op, Program
+from .program import NUM_SIDS, OS_KINDS, SLEEPING_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
 
 HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
@@ -31,7 +31,6 @@ SKIPPED = "skipped: over the program budget"
 OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range (caller contract)"
 DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only (caller contract)"
 IN_IRQ = "skipped: may sleep (mutex), not callable in interrupt context (caller contract)"
-_SLEEPING = frozenset({"attach", "detach", "ats", "dma_enable_fq"})
 _RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 CACHE_FEATURES = False         # the fuzz target sets it: after each op, the cache shape as a coverage feature
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
@@ -146,7 +145,7 @@ class _Exec:
         only the first IOVA of each map_pages() call and writes past a small PGD otherwise)."""
         if self.dma_only and op.kind in _RAW_API:
             return DMA_ONLY
-        if op.ctx >= 2 and op.kind in _SLEEPING:
+        if op.ctx >= 2 and op.kind in SLEEPING_KINDS:
             return IN_IRQ
         if op.kind == "map":
             chunks = [(op.args[1], op.args[2], op.args[3])]
