@@ -22,6 +22,7 @@ UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory"]
 
 
 RACE_SCHEDULES = 32        # schedules tried per concurrent input, each adding one switch to its own
+RACE_PAGES = 64            # programs mapping more pages get fewer (race_budget)
 RACED_CLEAN_MAX = 200_000
 
 
@@ -29,6 +30,19 @@ def _explores(variants: list[str]) -> bool:
     """Targets whose variants run step by step (seed 002) try each concurrent input's schedules."""
     from smmufuzz.variants.registry import variant
     return any(getattr(variant(v).factory, "CONCURRENT", False) for v in variants)
+
+
+def race_budget(prog) -> int:
+    """RACE_SCHEDULES, scaled down for programs that map many pages (every run refills the max-cache
+    TLB with all of them at every step), so that one big input does not cost a second of searching."""
+    g = prog.config.pg_shift
+    pages = 0
+    for op in prog.ops:
+        if op.kind in ("map", "dma_map"):
+            pages += op.get("size") >> g
+        elif op.kind == "map_sg":
+            pages += sum(ln for _pa, ln in op.get("sg")) >> g
+    return max(2, RACE_SCHEDULES * RACE_PAGES // pages) if pages > RACE_PAGES else RACE_SCHEDULES
 
 
 def _race(prog, res, variants: list[str], policy: str, artifacts: str):
@@ -42,8 +56,9 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str):
     from smmufuzz.harness.exhaustive import explore_races
     from smmufuzz.harness.program import Program
     from smmufuzz.harness.runner import run_program
+    budget = race_budget(prog)
     for v, run in zip(variants, res.runs):
-        ex = explore_races(prog, v, RACE_SCHEDULES, policy, run.trace)
+        ex = explore_races(prog, v, budget, policy, run.trace)
         if ex.findings:
             found = Program(prog.config, prog.ops, ex.findings[0][0])
             data = encode(found)

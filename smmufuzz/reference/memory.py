@@ -50,34 +50,41 @@ class Memory:
     def clean(self, addr: int, size: int) -> int:
         """dma_sync_single_for_device(addr, size): clean every line overlapping the range."""
         self.cleans += 1
-        line = addr & ~(LINE - 1)
-        end = addr + max(size, 1)
-        n = 0
-        while line < end:
-            self.lines_touched.add(line)
-            self._write_back(line, redundant_counts=True)
-            line += LINE
-            n += 1
-        return n
+        lines = range(addr & ~(LINE - 1), addr + max(size, 1), LINE)
+        self.lines_touched.update(lines)
+        dirty = self.dirty
+        hit = [ln for ln in lines if ln in dirty]
+        self.lines_cleaned += len(lines)
+        self.redundant_cleans += len(lines) - len(hit)
+        if hit:
+            self._write_back_lines(hit)
+        return len(lines)
 
-    def _write_back(self, line: int, redundant_counts: bool = False) -> None:
-        if line in self.dirty:
-            self.dirty.discard(line)
-            cpu, poc, idx = self.cpu, self.poc, self._poc_idx
-            for a in range(line, line + LINE, 4):          # 32-bit entries (v7s, sun50i, sprd) too
-                if a in cpu or a in poc:
-                    _store(poc, idx, a, cpu.get(a, 0))
-            self.lines_cleaned += 1
-            self.version += 1
-        elif redundant_counts:
-            self.lines_cleaned += 1
-            self.redundant_cleans += 1
+    def _write_back_lines(self, lines: list[int]) -> None:
+        """Copy the CPU view of these dirty lines to the PoC, a page at a time: through the page's
+        non-zero words when it has few, else probing every word of each line."""
+        cpu, poc, idx, cidx = self.cpu, self.poc, self._poc_idx, self._cpu_idx
+        self.dirty.difference_update(lines)
+        self.version += len(lines)
+        by_page: dict[int, list[int]] = {}
+        for ln in lines:
+            by_page.setdefault(ln & ~(CPU_PAGE - 1), []).append(ln)
+        for page, lns in by_page.items():
+            held = cidx.get(page, set()) | idx.get(page, set())
+            if len(held) <= len(lns) * (LINE // 4):
+                want = set(lns)
+                words = [a for a in held if a & ~(LINE - 1) in want]
+            else:                                            # 32-bit entries (v7s, sun50i, sprd) too
+                words = [a for ln in lns for a in range(ln, ln + LINE, 4) if a in cpu or a in poc]
+            for a in words:
+                _store(poc, idx, a, cpu.get(a, 0))
 
     def writeback(self, line: int) -> None:
         """Hardware event: a dirty line is evicted from the CPU cache to the PoC."""
         if line in self.dirty:
             self.writebacks += 1
-            self._write_back(line)
+            self._write_back_lines([line])
+            self.lines_cleaned += 1
 
     # --- SMMU side --------------------------------------------------------------------------
     def smmu_read(self, addr: int) -> int:

@@ -80,6 +80,15 @@ class Oracle:
         self.smmu = smmu
         self.spec = spec
         self.errors_seen = 0
+        # checks found clean, by what they read: the page tables (memory version, STE walk fields) or the
+        # TLB (its key set is unchanged while cache_ver and its size are: a max-cache fill only adds),
+        # and the domain intent (identity, version)
+        self._clean: set = set()
+
+    def _remember(self, key: tuple) -> None:
+        if len(self._clean) > 4096:
+            self._clean.clear()
+        self._clean.add(key)
 
     def check(self, sids: list[int], resolve=None) -> Violation | None:
         """resolve(sid, ste) -> (domain intent, strict) or None to skip: used while other operations are
@@ -119,16 +128,24 @@ class Oracle:
             eats_possible |= ste.eats
             where = "" if ste is current else " (through a cached STE the stream table no longer holds)"
             leaves, _tables = smmu.tree(ste)
-            for lf in leaves:
-                v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms, f"sid {sid} page-table" + where, 0, log)
-                if v:
-                    return v
-            tag = ste.tag
-            for k, s in smmu.tlb.items():
-                if k[0] == tag:
-                    v = check_translation(ds, k[1], k[2], k[3], k[4], f"sid {sid} TLB" + where, smmu.fill_seq(s), log)
+            dkey = (id(ds), ds.version) if ds is not None else None
+            key = ("pt", smmu.mem.version, ste.ttb, ste.geo, ste.stage, dkey)
+            if key not in self._clean:
+                for lf in leaves:
+                    v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms, f"sid {sid} page-table" + where, 0, log)
                     if v:
                         return v
+                self._remember(key)
+            tag = ste.tag
+            key = ("tlb", tag, smmu.cache_ver, len(smmu.tlb), dkey)
+            if key not in self._clean:
+                for k, s in smmu.tlb.items():
+                    if k[0] == tag:
+                        v = check_translation(ds, k[1], k[2], k[3], k[4], f"sid {sid} TLB" + where,
+                                              smmu.fill_seq(s), log)
+                        if v:
+                            return v
+                self._remember(key)
             v = self._check_walk_cache(sid, ste, ds, where)
             if v:
                 return v

@@ -67,6 +67,7 @@ class DomainSpec:
         self.bases: list[int] = []
         self.ext: dict[int, Extent] = {}
         self.removed: list[tuple[int, int, int]] = []   # (lo, hi, op) of every promised removal
+        self.version = 0                                 # bumped by every change of an extent
 
     # ---- queries ---------------------------------------------------------------------------
     def overlapping(self, lo: int, hi: int) -> list[Extent]:
@@ -94,10 +95,12 @@ class DomainSpec:
 
     # ---- updates ---------------------------------------------------------------------------
     def _add(self, e: Extent) -> None:
+        self.version += 1
         self.ext[e.base] = e
         insort(self.bases, e.base)
 
     def _del(self, e: Extent) -> None:
+        self.version += 1
         del self.ext[e.base]
         self.bases.pop(bisect_left(self.bases, e.base))
 
@@ -166,6 +169,7 @@ class DomainSpec:
                 self._del(e)
             else:
                 e.state = state_after
+                self.version += 1
         if state_after is None and gone:
             self.removed.append((iova, done, op))
         return gone
