@@ -34,6 +34,11 @@ def test_atheris_modes_time_from_the_first_input(mode):
     e = expose(mode, PLANTED, 1, 30, plugins=("tests.broken_variants",))
     assert e.found and e.kind == "WRONG_PA" and e.execs >= 1
     assert 0 <= e.seconds < 30 and e.startup > 0
+    # the minimised program is kept, and it replays to the same finding
+    from smmufuzz.harness.program import parse
+    from smmufuzz.harness.runner import run_program
+    from smmufuzz.variants.registry import target
+    assert [f.kind for f in run_program(parse(e.program), target(PLANTED)).findings] == ["WRONG_PA"]
 
 
 def test_report_table_and_plot():

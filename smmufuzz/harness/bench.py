@@ -34,6 +34,7 @@ class Exposure:
     execs: int              # programs run up to the finding (or in all)
     kind: str | None = None
     startup: float = 0.0    # atheris: process start to first input
+    program: str = ""       # atheris: the finding's minimised program (text form, schedule included)
 
     @property
     def exec_per_sec(self) -> float:
@@ -95,7 +96,8 @@ def _atheris(mode: str, name: str, seed: int, cap: int, policy: str, plugins: tu
     kind = r.findings[0][1].kind if r.findings else None
     if "found" in marks:
         ts, calls = float(marks["found"][0]), int(marks["found"][1])
-        return Exposure(mode, name, seed, True, ts - first, calls, kind, first - t0)
+        return Exposure(mode, name, seed, True, ts - first, calls, kind, first - t0, r.findings[0][2].text()
+                        if r.findings else "")
     spent = max(0.0, t0 + r.seconds - first)
     return Exposure(mode, name, seed, False, spent, r.execs, None, first - t0)
 

@@ -104,6 +104,17 @@ def svg_plot(results: list[Exposure], cap: float) -> str:
     return "\n".join(parts)
 
 
+def _programs(results: list[Exposure]) -> str:
+    """Each exposure's minimised program (the first seed's per mode and variant), as replayable text."""
+    out, seen = [], set()
+    for e in results:
+        if e.program and (e.mode, e.variant) not in seen:
+            seen.add((e.mode, e.variant))
+            out.append(f"\n## {e.variant} ({e.mode}, seed {e.seed}, {e.seconds:.1f} s): {e.kind}\n\n"
+                       f"```\n# target: {e.variant}\n# expect: {e.kind}\n{e.program}```\n")
+    return ("\n# Minimised programs (replay: save one to a file, `smmufuzz replay FILE`)\n" + "".join(out)) if out else ""
+
+
 def write_results(out_dir: str, results: list[Exposure], meta: dict) -> list[str]:
     """results.json, results.md, plot.svg and index.html (the plot inline, then the table)."""
     os.makedirs(out_dir, exist_ok=True)
@@ -115,7 +126,7 @@ def write_results(out_dir: str, results: list[Exposure], meta: dict) -> list[str
           f"{meta.get('seeds')}; seconds and execs are medians over the runs that found the bug; exec/s is the "
           "median over all runs. A finding that the variant's correct control also gives does not count: "
           + (", ".join(f"`{v}` vs `{'`, `'.join(c)}`" for v, c in meta.get("controls", {}).items()) or "no controls")
-          + ".\n\n" + format_markdown(rows) + "\n")
+          + ".\n\n" + format_markdown(rows) + "\n" + _programs(results))
     with open(paths["results.md"], "w") as f:
         f.write(md)
     svg = svg_plot(results, meta.get("cap", 1))
