@@ -116,12 +116,14 @@ class Scheduler:
             chosen = default
             key = self.last
             tgt = self.tasks.get(self.switches.get(key, -1)) if key is not None else None
-            if tgt is not None and tgt is not default and tgt in runnable and \
-                    self.trace.preemptions < self.max_preemptions:
-                if not forced:
-                    self.trace.preemptions += 1
-                    interleaving_event("preempt", self._where(cur))
-                chosen = tgt
+            if tgt is not None and tgt is not default and self.trace.preemptions < self.max_preemptions:
+                if tgt not in runnable:                  # masked interrupt, lock wait: the switch waits
+                    interleaving_event("deferred", self._where(cur), tgt.name)
+                else:
+                    if not forced:
+                        self.trace.preemptions += 1
+                        interleaving_event("preempt", self._where(cur))
+                    chosen = tgt
             self.trace.points.append((key, default.ctx, tuple(t.ctx for t in runnable), chosen.ctx, forced))
             cur = chosen
             point += 1
@@ -194,6 +196,7 @@ class Scheduler:
                 self._grant(t, req)
             else:
                 t.blocked = req
+                interleaving_event("wait", self.ops[t.op_index].kind, req.lock.name, t.name[:3])
                 if not req.shared and t.name not in req.lock.waiting_writers:
                     req.lock.waiting_writers.append(t.name)
             label = f"{'read' if req.shared else 'write' if req.lock.rw else 'mutex'}_lock" \
