@@ -73,3 +73,24 @@ def test_the_length_limit_grows_with_the_number_of_mutations(monkeypatch):
         sizes.append(len(out))
         data = out
     assert max(sizes[:20]) <= 40 < max(sizes[-20:])
+
+
+def test_live_ops_use_the_resources_live_at_their_position():
+    from smmufuzz.harness.mutator import live_op
+    rng = random.Random(3)
+    live = live_iovas(PROG, 4)           # d0: [0x200000, 0x201000) and [0x202000, 0x204000); d1 one page
+    kinds = set()
+    for _ in range(300):
+        op = live_op(PROG, 4, rng)
+        kinds.add(op.kind)
+        if op.kind == "unmap":
+            dom, iova, size = op.args
+            assert any(lo <= iova and iova + size <= hi for lo, hi in live[dom])
+        elif op.kind in ("detach", "ats", "dma"):
+            assert op.args[0] == 0       # the only attached stream
+        if op.kind == "dma":
+            assert any(lo <= op.args[1] < hi for lo, hi in live[0])
+        elif op.kind == "flush_all":
+            assert op.args == (0,)
+    assert {"unmap", "detach", "dma", "attach", "map"} <= kinds
+    assert {op.kind for op in (live_op(PROG, 0, rng) for _ in range(50))} <= {"map", "attach"}
