@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness.exhaustive import explore, explore_races
+from smmufuzz.harness.exhaustive import explore, explore_collisions, explore_races
 from smmufuzz.harness.fuzz_target import RACE_SCHEDULES
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.program import Program, parse
@@ -108,13 +108,29 @@ def test_fuzz_target_race_budget_finds_one_switch_races(path):
     assert not explore_races(bare, CORRECT[header["target"]], RACE_SCHEDULES).findings
 
 
+@pytest.mark.parametrize("path", ONE_SWITCH, ids=[os.path.basename(p) for p in ONE_SWITCH])
+def test_collisions_find_one_switch_races_in_the_sequential_program(path):
+    """With every op on cpu0 and no preempt line, running an op inside its predecessor's window from
+    another context (all collide candidates) finds the race; the fixed variant gives nothing."""
+    prog, header = load_program(path)
+    seq = replace(prog, schedule=(), ops=tuple(replace(op, ctx=0) for op in prog.ops))
+    assert not run_program(seq, [header["target"]]).findings
+    ex = explore_collisions(seq, header["target"], 1000)
+    assert header["expect"] in ex.kinds()
+    found = ex.findings[0][0]
+    assert found.concurrent() and len(found.schedule) == 1
+    assert [f.kind for f in run_program(found, [header["target"]]).findings] == [header["expect"]]
+    fixed = explore_collisions(seq, CORRECT[header["target"]], 1000)
+    assert fixed.complete and fixed.schedules > 1 and not fixed.findings
+
+
 def test_fuzz_target_race_search_adds_a_switch_to_the_programs_own():
     """Pranjal's deadlock needs two switches: given the first, the race search finds the second."""
     prog, header = load_program(os.path.join(ROOT, "regressions", "invs", "hand_fair.txt"))
     first = replace(prog, schedule=prog.schedule[:1])
     assert not run_program(first, [header["target"]]).findings
     ex = explore_races(first, header["target"], RACE_SCHEDULES)
-    assert ex.kinds() == {HANG: 1} and ex.findings[0][0][0] == prog.schedule[0]
+    assert ex.kinds() == {HANG: 1} and ex.findings[0][0].schedule[0] == prog.schedule[0]
     assert not explore_races(first, CORRECT[header["target"]], RACE_SCHEDULES).findings
 
 

@@ -5,12 +5,18 @@ interleaving within the bound goes wrong" for the correct version. Depth-first o
 points of each run: a child schedule adds one switch after the parent's last one, so runs share the
 prefix and every schedule with at most K preemptions (plus the free choices when a task blocks or
 finishes) is run exactly once.
+
+The fuzz target's quick searches, per input, stop at the first finding: explore_races adds one switch
+to the program's own schedule where another context's next op can run inside an op on a common
+domain; explore_collisions moves an op onto another context to run it inside its predecessor's window.
 """
 
-from dataclasses import dataclass, field
+import random
+import zlib
+from dataclasses import dataclass, field, replace
 
-from .program import CONTEXTS, Program, touched_domains
-from .runner import Finding, run_program
+from .program import CONTEXTS, SLEEPING_KINDS, Program, touched_domains
+from .runner import Finding, run_program, run_variant_concurrent
 
 
 @dataclass
@@ -19,7 +25,8 @@ class Exploration:
     bound: int
     schedules: int = 0
     complete: bool = True
-    findings: list = field(default_factory=list)      # [(schedule, Finding)], first per kind
+    findings: list = field(default_factory=list)      # [(schedule, Finding)], first per kind (explore);
+    #                                                   [(Program, Finding)], the first (explore_races/_collisions)
 
     def kinds(self) -> dict[str, int]:
         return dict(self._counts)
@@ -100,6 +107,70 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
     return out
 
 
+def collide_candidates(prog: Program, trace) -> list[tuple]:
+    """Programs that run op i+1 inside op i's window (syzkaller's "collide", a step at a time): for each
+    pair of adjacent ops on one context that touch a common domain, op i+1 moved to the other CPU or, if
+    it does not sleep, to an interrupt on op i's CPU, and a switch to it after each step of op i but
+    the last (the step counts from `trace`, prog's run). Each as (ops, switch)."""
+    if not _colliding_pairs(prog):
+        return []
+    steps: dict[int, int] = {}
+    for key, *_rest in trace.points:
+        if key is not None and key[1] > steps.get(key[0], 0):
+            steps[key[0]] = key[1]
+    ops = prog.ops
+    out = []
+    for i in _colliding_pairs(prog):
+        a, b = ops[i], ops[i + 1]
+        if steps.get(i, 0) < 2:
+            continue
+        cpu = a.ctx if a.ctx < 2 else a.ctx - 2
+        for c in (1 - cpu,) + (() if b.kind in SLEEPING_KINDS else (2 + cpu,)):
+            moved = ops[:i + 1] + (replace(b, ctx=c),) + ops[i + 2:]
+            out += [(moved, (i, s, c)) for s in range(1, steps[i])]
+    return out
+
+
+def _colliding_pairs(prog: Program) -> list[int]:
+    """i for each pair of adjacent ops (i, i+1) on one context that touch a common domain."""
+    ops = prog.ops
+    return [i for i in range(len(ops) - 1)
+            if ops[i].ctx == ops[i + 1].ctx and touched_domains(ops, i) & touched_domains(ops, i + 1)]
+
+
+def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
+                       trace=None) -> Exploration:
+    """Up to `budget` of prog's collide_candidates on one variant, a sample drawn by a generator seeded
+    from the program itself (the same program always tries the same ones; its mutants, others)."""
+    bound = len(prog.schedule) + 1
+    ex = Exploration(variant, bound)
+    if not _colliding_pairs(prog):
+        return ex
+    if trace is None:        # a sequential program's run has no trace: run it step by step for the counts
+        base = run_variant_concurrent(prog, variant, policy, bound - 1, keep_log=False)
+        ex.schedules = 1
+        if base.finding is not None:
+            ex._counts[base.finding.kind] = 1
+            ex.findings.append((prog, base.finding))
+        if base.finding is not None or base.trace is None:
+            return ex
+        trace = base.trace
+    taken = {(i, a) for i, a, _c in prog.schedule}
+    cands = [c for c in collide_candidates(prog, trace) if c[1][:2] not in taken]
+    ex.complete = len(cands) <= budget
+    if not ex.complete:
+        cands = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode())).sample(cands, budget)
+    for ops, switch in cands:
+        p = Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,))))
+        r = run_program(p, [variant], policy, max_preemptions=bound, keep_log=False).runs[0]
+        ex.schedules += 1
+        if r.finding is not None:
+            ex._counts[r.finding.kind] = 1
+            ex.findings.append((p, r.finding))
+            break
+    return ex
+
+
 def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
                   trace=None, shared_only: bool = True) -> Exploration:
     """Up to `budget` schedules of prog on one variant that add one switch to its own, best first
@@ -113,7 +184,7 @@ def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-c
         ex.schedules = 1
         if base.finding is not None:
             ex._counts[base.finding.kind] = 1
-            ex.findings.append((prog.schedule, base.finding))
+            ex.findings.append((prog, base.finding))
         if base.finding is not None or base.trace is None:
             return ex
         trace = base.trace
@@ -121,15 +192,12 @@ def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-c
     cands = [c for c in race_candidates(prog, trace, shared_only) if c[0][:2] not in taken]
     ex.complete = len(cands) <= budget
     for (switch,) in cands[:budget]:
-        schedule = tuple(sorted(prog.schedule + (switch,)))
-        r = run_program(Program(prog.config, prog.ops, schedule), [variant], policy, max_preemptions=bound,
-                        keep_log=False).runs[0]
+        p = Program(prog.config, prog.ops, tuple(sorted(prog.schedule + (switch,))))
+        r = run_program(p, [variant], policy, max_preemptions=bound, keep_log=False).runs[0]
         ex.schedules += 1
         if r.finding is not None:
-            k = r.finding.kind
-            ex._counts[k] = ex._counts.get(k, 0) + 1
-            if ex._counts[k] == 1:
-                ex.findings.append((schedule, r.finding))
+            ex._counts[r.finding.kind] = 1
+            ex.findings.append((p, r.finding))
             break
     return ex
 

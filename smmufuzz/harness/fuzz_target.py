@@ -26,6 +26,7 @@ UNINSTRUMENTED = ["smmufuzz.reference.cmdq", "smmufuzz.reference.memory", "smmuf
 
 
 RACE_SCHEDULES = 32        # schedules tried per concurrent input, each adding one switch to its own
+COLLIDE_SCHEDULES = 8      # sampled collisions (an op run inside its predecessor's window) per input
 RACE_PAGES = 64            # programs mapping more pages get fewer (race_budget)
 RACED_CLEAN_MAX = 200_000
 
@@ -50,21 +51,25 @@ def race_budget(prog) -> int:
 
 
 def _race(prog, res, variants: list[str], policy: str, artifacts: str):
-    """The schedules of a concurrent input with one more switch (in a pair of ops on a common domain, at
-    most RACE_SCHEDULES per variant, earliest steps first), so the fuzzer has to find the racing ops,
-    not also the instant; a schedule giving a finding is written as its own input beside libFuzzer's
-    artifacts (the raw input alone replays clean)."""
+    """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
+    ops, not also the instant: for a concurrent input, schedules with one more switch (at most
+    RACE_SCHEDULES per variant, earliest steps first); for any input, a sample of COLLIDE_SCHEDULES
+    programs running an op inside its predecessor's window from another context. A program giving a
+    finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean)."""
     import hashlib
 
     from smmufuzz.harness.codec import encode
-    from smmufuzz.harness.exhaustive import explore_races
-    from smmufuzz.harness.program import Program
+    from smmufuzz.harness.exhaustive import explore_collisions, explore_races
     from smmufuzz.harness.runner import run_program
     budget = race_budget(prog)
     for v, run in zip(variants, res.runs):
-        ex = explore_races(prog, v, budget, policy, run.trace)
-        if ex.findings:
-            found = Program(prog.config, prog.ops, ex.findings[0][0])
+        ex = None
+        if prog.concurrent():
+            ex = explore_races(prog, v, budget, policy, run.trace)
+        if not (ex and ex.findings):
+            ex = explore_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace)
+        if ex and ex.findings:
+            found = ex.findings[0][0]
             data = encode(found)
             path = f"{artifacts}crash-race-{hashlib.sha1(data).hexdigest()}"
             with open(path, "wb") as f:
@@ -109,7 +114,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
-        if not res.findings and explore_races and prog.concurrent() and len(prog.schedule) < DEFAULT_PREEMPTIONS \
+        if not res.findings and explore_races and len(prog.schedule) < DEFAULT_PREEMPTIONS \
                 and prog not in raced_clean:
             found = _race(prog, res, target_variants, policy, artifacts)
             if found:
