@@ -139,9 +139,10 @@ def _colliding_pairs(prog: Program) -> list[int]:
 
 
 def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
-                       trace=None) -> Exploration:
+                       trace=None, observe=None) -> Exploration:
     """Up to `budget` of prog's collide_candidates on one variant, a sample drawn by a generator seeded
-    from the program itself (the same program always tries the same ones; its mutants, others)."""
+    from the program itself (the same program always tries the same ones; its mutants, others);
+    `observe(program)` is called after each run."""
     bound = len(prog.schedule) + 1
     ex = Exploration(variant, bound)
     if not _colliding_pairs(prog):
@@ -164,6 +165,8 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
         p = Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,))))
         r = run_program(p, [variant], policy, max_preemptions=bound, keep_log=False).runs[0]
         ex.schedules += 1
+        if observe is not None:
+            observe(p)
         if r.finding is not None:
             ex._counts[r.finding.kind] = 1
             ex.findings.append((p, r.finding))
@@ -172,11 +175,11 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
 
 
 def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
-                  trace=None, shared_only: bool = True) -> Exploration:
+                  trace=None, shared_only: bool = True, observe=None) -> Exploration:
     """Up to `budget` schedules of prog on one variant that add one switch to its own, best first
     (race_candidates): the fuzz target's quick look for the instant at which two ops it put side by
     side race (by default only pairs that touch a common domain). `trace`: the variant's run of prog
-    under its own schedule, if the caller has it."""
+    under its own schedule, if the caller has it; `observe(program)` is called after each run."""
     bound = len(prog.schedule) + 1
     ex = Exploration(variant, bound)
     if trace is None:
@@ -195,6 +198,8 @@ def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-c
         p = Program(prog.config, prog.ops, tuple(sorted(prog.schedule + (switch,))))
         r = run_program(p, [variant], policy, max_preemptions=bound, keep_log=False).runs[0]
         ex.schedules += 1
+        if observe is not None:
+            observe(p)
         if r.finding is not None:
             ex._counts[r.finding.kind] = 1
             ex.findings.append((p, r.finding))

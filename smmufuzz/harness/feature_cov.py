@@ -267,8 +267,23 @@ _BUCKETS = [
 ]
 
 
+_seen: set = set()
+_fresh = [False]
+
+
 def _hit(key: str) -> None:
-    _BUCKETS[zlib.crc32(key.encode()) % len(_BUCKETS)]()
+    i = zlib.crc32(key.encode()) % len(_BUCKETS)
+    if i not in _seen:
+        _seen.add(i)
+        _fresh[0] = True
+    _BUCKETS[i]()
+
+
+def take_fresh() -> bool:
+    """Whether a bucket this process had never hit was hit since the last call (the fuzz target keeps
+    the schedule that did it as a corpus input of its own)."""
+    fresh, _fresh[0] = _fresh[0], False
+    return fresh
 
 
 def interleaving_event(*parts: str) -> None:

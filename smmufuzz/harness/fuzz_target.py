@@ -50,12 +50,13 @@ def race_budget(prog) -> int:
     return max(2, RACE_SCHEDULES * RACE_PAGES // pages) if pages > RACE_PAGES else RACE_SCHEDULES
 
 
-def _race(prog, res, variants: list[str], policy: str, artifacts: str):
+def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=None):
     """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
     ops, not also the instant: for a concurrent input, schedules with one more switch (at most
     RACE_SCHEDULES per variant, earliest steps first); for any input, a sample of COLLIDE_SCHEDULES
     programs running an op inside its predecessor's window from another context. A program giving a
-    finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean)."""
+    finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean);
+    `observe(program)` after each run."""
     import hashlib
 
     from smmufuzz.harness.codec import encode
@@ -65,9 +66,9 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str):
     for v, run in zip(variants, res.runs):
         ex = None
         if prog.concurrent():
-            ex = explore_races(prog, v, budget, policy, run.trace)
+            ex = explore_races(prog, v, budget, policy, run.trace, observe=observe)
         if not (ex and ex.findings):
-            ex = explore_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace)
+            ex = explore_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace, observe=observe)
         if ex and ex.findings:
             found = ex.findings[0][0]
             data = encode(found)
@@ -90,8 +91,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     *UNINSTRUMENTED, *plugins):
             importlib.import_module(mod)
     # the harness itself is imported after the instrumented modules, so it stays uninstrumented
-    from smmufuzz.harness import runner
-    from smmufuzz.harness.codec import decode
+    from smmufuzz.harness import feature_cov, runner
+    from smmufuzz.harness.codec import decode, encode
     from smmufuzz.harness.runner import run_program
     from smmufuzz.harness.sched import DEFAULT_PREEMPTIONS
     runner.CACHE_FEATURES = True
@@ -104,6 +105,17 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     explore_races = _explores(target_variants)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
+    corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
+
+    def keep_fresh(found) -> None:
+        """A searched schedule that reached an interleaving or cache shape this process had not seen is
+        written to the corpus directory, which libFuzzer re-reads (-reload): the next switch is
+        searched from there."""
+        if feature_cov.take_fresh() and corpus:
+            import hashlib
+            data = encode(found)
+            with open(os.path.join(corpus, "sched-" + hashlib.sha1(data).hexdigest()), "wb") as f:
+                f.write(data)
 
     def test_one_input(data: bytes) -> None:
         tally.maybe_flush()
@@ -116,7 +128,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
         if not res.findings and explore_races and len(prog.schedule) < DEFAULT_PREEMPTIONS \
                 and prog not in raced_clean:
-            found = _race(prog, res, target_variants, policy, artifacts)
+            feature_cov.take_fresh()
+            found = _race(prog, res, target_variants, policy, artifacts, keep_fresh)
             if found:
                 prog, res = found
             else:           # many byte strings decode to one program: search its schedules once
