@@ -124,6 +124,21 @@ def test_collisions_find_one_switch_races_in_the_sequential_program(path):
     assert fixed.complete and fixed.schedules > 1 and not fixed.findings
 
 
+def test_an_interrupt_cannot_land_on_a_cpu_spinning_in_an_irqsave_lock():
+    """local_irq_save() comes before the spin (__raw_write_lock_irqsave): cpu1 waiting for the invs write
+    lock with IRQs off cannot take irq1, so a fair rwlock does not deadlock there (the collision search
+    found this false HANG on the correct merged design when interrupts could land mid-spin)."""
+    prog = parse(HEAD.replace("ats=0", "ats=1") + "pci_ats(sid=0, on=1)\n"
+                 "iommu_attach_device(d0, sid=0)\niommu_attach_device(d0, sid=1)\n"
+                 "iommu_flush_iotlb_all(d0)\npreempt(after=2, to=cpu1)\n"
+                 "cpu1: iommu_detach_device(sid=1)\npreempt(after=8, to=irq1)\nirq1: iommu_flush_iotlb_all(d0)\n")
+    res = run_program(prog, ["invs:merged-fair-rwlock"])
+    assert not res.findings, res.findings
+    log = res.runs[0].trace.log
+    spin = next(p for p, c, label in log if c == "cpu1" and label.endswith("waits"))
+    assert next(p for p, c, _l in log if c == "irq1") > spin      # irq1 ran only after cpu1 got the lock
+
+
 def test_fuzz_target_race_search_adds_a_switch_to_the_programs_own():
     """Pranjal's deadlock needs two switches: given the first, the race search finds the second."""
     prog, header = load_program(os.path.join(ROOT, "regressions", "invs", "hand_fair.txt"))

@@ -109,9 +109,10 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
 
 def collide_candidates(prog: Program, trace) -> list[tuple]:
     """Programs that run op i+1 inside op i's window (syzkaller's "collide", a step at a time): for each
-    pair of adjacent ops on one context that touch a common domain, op i+1 moved to the other CPU or, if
-    it does not sleep, to an interrupt on op i's CPU, and a switch to it after each step of op i but
-    the last (the step counts from `trace`, prog's run). Each as (ops, switch)."""
+    pair of adjacent ops that touch a common domain, op i+1 moved to the other CPU or, if it does not
+    sleep, to an interrupt on either CPU (on op i's, it interrupts op i; on the other, it can interrupt
+    what op i preempted or waits for), and a switch to it after each step of op i but the last (the
+    step counts from `trace`, prog's run). Each as (ops, switch)."""
     if not _colliding_pairs(prog):
         return []
     steps: dict[int, int] = {}
@@ -125,17 +126,18 @@ def collide_candidates(prog: Program, trace) -> list[tuple]:
         if steps.get(i, 0) < 2:
             continue
         cpu = a.ctx if a.ctx < 2 else a.ctx - 2
-        for c in (1 - cpu,) + (() if b.kind in SLEEPING_KINDS else (2 + cpu,)):
+        for c in (1 - cpu,) + (() if b.kind in SLEEPING_KINDS else (2 + cpu, 3 - cpu)):
+            if c == a.ctx:
+                continue
             moved = ops[:i + 1] + (replace(b, ctx=c),) + ops[i + 2:]
             out += [(moved, (i, s, c)) for s in range(1, steps[i])]
     return out
 
 
 def _colliding_pairs(prog: Program) -> list[int]:
-    """i for each pair of adjacent ops (i, i+1) on one context that touch a common domain."""
+    """i for each pair of adjacent ops (i, i+1) that touch a common domain."""
     ops = prog.ops
-    return [i for i in range(len(ops) - 1)
-            if ops[i].ctx == ops[i + 1].ctx and touched_domains(ops, i) & touched_domains(ops, i + 1)]
+    return [i for i in range(len(ops) - 1) if touched_domains(ops, i) & touched_domains(ops, i + 1)]
 
 
 def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",

@@ -91,9 +91,10 @@ class Scheduler:
         if t.blocked is not None and not can_acquire(t.blocked, t.name, t.is_irq):
             return False
         if t.is_irq:
-            if t.gen is None:                          # a new interrupt: masked while its CPU has IRQs off
-                owner = self._cpu_task(t.cpu)
-                if owner is not None and owner.irq_off:
+            if t.gen is None:                          # a new interrupt: masked while its CPU has IRQs off,
+                owner = self._cpu_task(t.cpu)          # also while it spins in a *_lock_irqsave (IRQs go off
+                if owner is not None and (owner.irq_off or   # before the spin: __raw_write_lock_irqsave)
+                                          (owner.blocked is not None and owner.blocked.irqsave)):
                     return False
             return True
         irq = self._irq_task(t.cpu)
