@@ -140,32 +140,10 @@ def _colliding_pairs(prog: Program) -> list[int]:
     return [i for i in range(len(ops) - 1) if touched_domains(ops, i) & touched_domains(ops, i + 1)]
 
 
-def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
-                       trace=None, observe=None) -> Exploration:
-    """Up to `budget` of prog's collide_candidates on one variant, a sample drawn by a generator seeded
-    from the program itself (the same program always tries the same ones; its mutants, others);
-    `observe(program)` is called after each run."""
-    bound = len(prog.schedule) + 1
-    ex = Exploration(variant, bound)
-    if not _colliding_pairs(prog):
-        return ex
-    if trace is None:        # a sequential program's run has no trace: run it step by step for the counts
-        base = run_variant_concurrent(prog, variant, policy, bound - 1, keep_log=False)
-        ex.schedules = 1
-        if base.finding is not None:
-            ex._counts[base.finding.kind] = 1
-            ex.findings.append((prog, base.finding))
-        if base.finding is not None or base.trace is None:
-            return ex
-        trace = base.trace
-    taken = {(i, a) for i, a, _c in prog.schedule}
-    cands = [c for c in collide_candidates(prog, trace) if c[1][:2] not in taken]
-    ex.complete = len(cands) <= budget
-    if not ex.complete:
-        cands = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode())).sample(cands, budget)
-    for ops, switch in cands:
-        p = Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,))))
-        r = run_program(p, [variant], policy, max_preemptions=bound, keep_log=False).runs[0]
+def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe) -> Exploration:
+    """Run each program (one more switch than the input) until one gives a finding."""
+    for p in progs:
+        r = run_program(p, [variant], policy, max_preemptions=ex.bound, keep_log=False).runs[0]
         ex.schedules += 1
         if observe is not None:
             observe(p)
@@ -174,6 +152,39 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
             ex.findings.append((p, r.finding))
             break
     return ex
+
+
+def _base_trace(ex: Exploration, prog: Program, variant: str, policy: str):
+    """prog's own run under the scheduler, for its decision points (None, and the finding recorded, if it
+    gives one)."""
+    base = run_variant_concurrent(prog, variant, policy, ex.bound - 1, keep_log=False)
+    ex.schedules = 1
+    if base.finding is not None:
+        ex._counts[base.finding.kind] = 1
+        ex.findings.append((prog, base.finding))
+        return None
+    return base.trace
+
+
+def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
+                       trace=None, observe=None) -> Exploration:
+    """Up to `budget` of prog's collide_candidates on one variant, a sample drawn by a generator seeded
+    from the program itself (the same program always tries the same ones; its mutants, others);
+    `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
+    `observe(program)` is called after each run."""
+    ex = Exploration(variant, len(prog.schedule) + 1)
+    if not _colliding_pairs(prog):
+        return ex
+    trace = trace or _base_trace(ex, prog, variant, policy)
+    if trace is None:
+        return ex
+    taken = {(i, a) for i, a, _c in prog.schedule}
+    cands = [c for c in collide_candidates(prog, trace) if c[1][:2] not in taken]
+    ex.complete = len(cands) <= budget
+    if not ex.complete:
+        cands = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode())).sample(cands, budget)
+    progs = (Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,)))) for ops, switch in cands)
+    return _first_finding(ex, progs, variant, policy, observe)
 
 
 def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
@@ -182,31 +193,15 @@ def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-c
     (race_candidates): the fuzz target's quick look for the instant at which two ops it put side by
     side race (by default only pairs that touch a common domain). `trace`: the variant's run of prog
     under its own schedule, if the caller has it; `observe(program)` is called after each run."""
-    bound = len(prog.schedule) + 1
-    ex = Exploration(variant, bound)
+    ex = Exploration(variant, len(prog.schedule) + 1)
+    trace = trace or _base_trace(ex, prog, variant, policy)
     if trace is None:
-        base = run_program(prog, [variant], policy, max_preemptions=bound - 1, keep_log=False).runs[0]
-        ex.schedules = 1
-        if base.finding is not None:
-            ex._counts[base.finding.kind] = 1
-            ex.findings.append((prog, base.finding))
-        if base.finding is not None or base.trace is None:
-            return ex
-        trace = base.trace
+        return ex
     taken = {(i, a) for i, a, _c in prog.schedule}
     cands = [c for c in race_candidates(prog, trace, shared_only) if c[0][:2] not in taken]
     ex.complete = len(cands) <= budget
-    for (switch,) in cands[:budget]:
-        p = Program(prog.config, prog.ops, tuple(sorted(prog.schedule + (switch,))))
-        r = run_program(p, [variant], policy, max_preemptions=bound, keep_log=False).runs[0]
-        ex.schedules += 1
-        if observe is not None:
-            observe(p)
-        if r.finding is not None:
-            ex._counts[r.finding.kind] = 1
-            ex.findings.append((p, r.finding))
-            break
-    return ex
+    progs = (Program(prog.config, prog.ops, tuple(sorted(prog.schedule + (sw,)))) for (sw,) in cands[:budget])
+    return _first_finding(ex, progs, variant, policy, observe)
 
 
 def report(ex: Exploration) -> str:
