@@ -139,6 +139,18 @@ def test_an_interrupt_cannot_land_on_a_cpu_spinning_in_an_irqsave_lock():
     assert next(p for p, c, _l in log if c == "irq1") > spin      # irq1 ran only after cpu1 got the lock
 
 
+def test_a_dma_api_op_meeting_a_lock_held_mid_op_stops_the_run_unjudged():
+    """dma_unmap runs to completion in one step (the DMA API path is not steppable); reaching the invs
+    rwlock that cpu1's ATS enable holds mid-op is a wait in the kernel, not a deadlock: the run stops
+    without a finding (a false HANG the fuzzer reported before, on a branch)."""
+    prog = parse(HEAD.replace("ats=0", "ats=1") + "iommu_attach_device(d0, sid=0)\n"
+                 "cpu1: pci_ats(sid=0, on=1)\npreempt(after=6, to=cpu0)\npreempt(after=9, to=cpu0)\n"
+                 "dma_map(d0, paddr=0x0, size=0x1000, prot=RW)\ndma_unmap(handle=0)\n")
+    res = run_program(prog, ["invs:no-mutex-refcount"])
+    assert not res.findings and res.runs[0].stopped == 3
+    assert "cannot wait under the scheduler" in res.runs[0].returns[3]
+
+
 def test_fuzz_target_race_search_adds_a_switch_to_the_programs_own():
     """Pranjal's deadlock needs two switches: given the first, the race search finds the second."""
     prog, header = load_program(os.path.join(ROOT, "regressions", "invs", "hand_fair.txt"))

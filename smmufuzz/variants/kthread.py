@@ -44,7 +44,11 @@ class Release(NamedTuple):
 
 
 class Deadlock(Exception):
-    """A task waits for a lock no task can release."""
+    """A task waits for a lock no task can release (`holders`: the tasks holding it or queued first)."""
+
+    def __init__(self, message: str, holders: tuple = ()):
+        super().__init__(message)
+        self.holders = holders
 
 
 class Livelock(Exception):
@@ -88,7 +92,8 @@ def can_acquire(req: Acquire, task, in_irq: bool) -> bool:
 def grant(req: Acquire, task, in_irq: bool) -> None:
     lk = req.lock
     if not can_acquire(req, task, in_irq):
-        raise Deadlock(f"{task} waits for {lk.name}, held by {lk.writer or lk.readers}")
+        raise Deadlock(f"{task} waits for {lk.name}, held by {lk.writer or lk.readers or lk.waiting_writers}",
+                       tuple([lk.writer] if lk.writer else lk.readers) + tuple(lk.waiting_writers))
     if req.shared:
         lk.readers.append(task)
     else:
