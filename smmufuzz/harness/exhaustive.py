@@ -25,8 +25,8 @@ class Exploration:
     bound: int
     schedules: int = 0
     complete: bool = True
-    findings: list = field(default_factory=list)      # [(schedule, Finding)], first per kind (explore);
-    #                                                   [(Program, Finding)], the first (explore_races/_collisions)
+    findings: list = field(default_factory=list)      # [(Program with its schedule, Finding)]: the first
+    #                                                   per kind (explore), the first (explore_races/_collisions)
 
     def kinds(self) -> dict[str, int]:
         return dict(self._counts)
@@ -48,7 +48,7 @@ def explore(prog: Program, variant: str, bound: int = 2, policy: str = "max-cach
             k = r.finding.kind
             ex._counts[k] = ex._counts.get(k, 0) + 1
             if ex._counts[k] == 1:
-                ex.findings.append((schedule, r.finding))
+                ex.findings.append((p, r.finding))
         return r.trace
 
     stack = [((), 0, 0)]          # (schedule, preemptions used, first decision index still free)
@@ -82,7 +82,8 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
     pairs that touch a common domain first (with `shared_only`, only those), then by step (every pair's
     first step before any pair's second), then nearest pairs first."""
     ops = prog.ops
-    nxt = {}              # (op index, context) -> the context's next op after it
+    nxt = {}              # (op index, context) -> (the context's next op after it, do they share a domain)
+    doms = touched_domains(ops)
     ranked = []
     for key, _default, runnable, chosen, _forced in trace.points:
         if key is None:
@@ -91,10 +92,11 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
         for r in runnable:
             if r == chosen:
                 continue
-            j = nxt.get((i, r))
-            if j is None:
-                j = nxt[(i, r)] = next((k for k in range(i + 1, len(ops)) if ops[k].ctx == r), -1)
-            shared = j >= 0 and bool(touched_domains(ops, i) & touched_domains(ops, j))
+            pair = nxt.get((i, r))
+            if pair is None:
+                j = next((k for k in range(i + 1, len(ops)) if ops[k].ctx == r), -1)
+                pair = nxt[(i, r)] = (j, j >= 0 and bool(doms[i] & doms[j]))
+            j, shared = pair
             if shared_only and not shared:
                 continue
             ranked.append((not shared, after, abs(j - i), i, r))
@@ -107,13 +109,14 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
     return out
 
 
-def collide_candidates(prog: Program, trace) -> list[tuple]:
+def collide_candidates(prog: Program, trace, pairs: list[int] | None = None) -> list[tuple]:
     """Programs that run op i+1 inside op i's window (syzkaller's "collide", a step at a time): for each
     pair of adjacent ops that touch a common domain, op i+1 moved to the other CPU or, if it does not
     sleep, to an interrupt on either CPU (on op i's, it interrupts op i; on the other, it can interrupt
     what op i preempted or waits for), and a switch to it after each step of op i but the last (the
-    step counts from `trace`, prog's run). Each as (ops, switch)."""
-    if not _colliding_pairs(prog):
+    step counts from `trace`, prog's run). Each as (ops, switch). `pairs`: _colliding_pairs(prog), if known."""
+    pairs = _colliding_pairs(prog) if pairs is None else pairs
+    if not pairs:
         return []
     steps: dict[int, int] = {}
     for key, *_rest in trace.points:
@@ -121,7 +124,7 @@ def collide_candidates(prog: Program, trace) -> list[tuple]:
             steps[key[0]] = key[1]
     ops = prog.ops
     out = []
-    for i in _colliding_pairs(prog):
+    for i in pairs:
         a, b = ops[i], ops[i + 1]
         if steps.get(i, 0) < 2:
             continue
@@ -136,8 +139,8 @@ def collide_candidates(prog: Program, trace) -> list[tuple]:
 
 def _colliding_pairs(prog: Program) -> list[int]:
     """i for each pair of adjacent ops (i, i+1) that touch a common domain."""
-    ops = prog.ops
-    return [i for i in range(len(ops) - 1) if touched_domains(ops, i) & touched_domains(ops, i + 1)]
+    doms = touched_domains(prog.ops)
+    return [i for i in range(len(doms) - 1) if doms[i] & doms[i + 1]]
 
 
 def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe) -> Exploration:
@@ -173,13 +176,14 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
     `observe(program)` is called after each run."""
     ex = Exploration(variant, len(prog.schedule) + 1)
-    if not _colliding_pairs(prog):
+    pairs = _colliding_pairs(prog)
+    if not pairs:
         return ex
     trace = trace or _base_trace(ex, prog, variant, policy)
     if trace is None:
         return ex
     taken = {(i, a) for i, a, _c in prog.schedule}
-    cands = [c for c in collide_candidates(prog, trace) if c[1][:2] not in taken]
+    cands = [c for c in collide_candidates(prog, trace, pairs) if c[1][:2] not in taken]
     ex.complete = len(cands) <= budget
     if not ex.complete:
         cands = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode())).sample(cands, budget)
@@ -210,7 +214,7 @@ def report(ex: Exploration) -> str:
     if not ex.findings:
         return head + ": no finding"
     lines = [head + ": " + ", ".join(f"{k} under {n}" for k, n in ex.kinds().items())]
-    for schedule, f in ex.findings:
-        sw = "; ".join(f"op {i} preempt(after={a}, to={CONTEXTS[c]})" for i, a, c in schedule)
+    for found, f in ex.findings:
+        sw = "; ".join(f"op {i} preempt(after={a}, to={CONTEXTS[c]})" for i, a, c in found.schedule)
         lines.append(f"  first {f.kind}: {sw}\n    " + f.text().replace("\n", "\n    "))
     return "\n".join(lines)

@@ -50,6 +50,16 @@ def race_budget(prog) -> int:
     return max(2, RACE_SCHEDULES * RACE_PAGES // pages) if pages > RACE_PAGES else RACE_SCHEDULES
 
 
+def _write_input(prefix: str, prog) -> None:
+    """Save a program as a fuzz input named by its content: `prefix` + sha1 of its bytes."""
+    import hashlib
+
+    from smmufuzz.harness.codec import encode
+    data = encode(prog)
+    with open(prefix + hashlib.sha1(data).hexdigest(), "wb") as f:
+        f.write(data)
+
+
 def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=None):
     """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
     ops, not also the instant: for a concurrent input, schedules with one more switch (at most
@@ -57,9 +67,6 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
     programs running an op inside its predecessor's window from another context. A program giving a
     finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean);
     `observe(program)` after each run."""
-    import hashlib
-
-    from smmufuzz.harness.codec import encode
     from smmufuzz.harness.exhaustive import explore_collisions, explore_races
     from smmufuzz.harness.runner import run_program
     budget = race_budget(prog)
@@ -71,10 +78,7 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
             ex = explore_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace, observe=observe)
         if ex and ex.findings:
             found = ex.findings[0][0]
-            data = encode(found)
-            path = f"{artifacts}crash-race-{hashlib.sha1(data).hexdigest()}"
-            with open(path, "wb") as f:
-                f.write(data)
+            _write_input(f"{artifacts}crash-race-", found)
             return found, run_program(found, variants, policy)
     return None
 
@@ -92,7 +96,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
             importlib.import_module(mod)
     # the harness itself is imported after the instrumented modules, so it stays uninstrumented
     from smmufuzz.harness import feature_cov, runner
-    from smmufuzz.harness.codec import decode, encode
+    from smmufuzz.harness.codec import decode
     from smmufuzz.harness.runner import run_program
     from smmufuzz.harness.sched import DEFAULT_PREEMPTIONS
     runner.CACHE_FEATURES = True
@@ -102,7 +106,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     clock = os.environ.get("SMMUFUZZ_CLOCK")
     control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     calls = [0]
-    explore_races = _explores(target_variants)
+    searches_races = _explores(target_variants)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
     corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
@@ -112,10 +116,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
         written to the corpus directory, which libFuzzer re-reads (-reload): the next switch is
         searched from there."""
         if feature_cov.take_fresh() and corpus:
-            import hashlib
-            data = encode(found)
-            with open(os.path.join(corpus, "sched-" + hashlib.sha1(data).hexdigest()), "wb") as f:
-                f.write(data)
+            _write_input(os.path.join(corpus, "sched-"), found)
 
     def test_one_input(data: bytes) -> None:
         tally.maybe_flush()
@@ -126,7 +127,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
-        if not res.findings and explore_races and len(prog.schedule) < DEFAULT_PREEMPTIONS \
+        if not res.findings and searches_races and len(prog.schedule) < DEFAULT_PREEMPTIONS \
                 and prog not in raced_clean:
             feature_cov.take_fresh()
             found = _race(prog, res, target_variants, policy, artifacts, keep_fresh)

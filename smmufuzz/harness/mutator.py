@@ -197,15 +197,16 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
     elif edit == "fork" and n and n < MAX_OPS:
         # a racing pair: op i, then a copy of an OS op (one on the same domain, mostly) on another context
         i = rng.randrange(n)
-        dom_i = touched_domains(ops, i)
+        doms = touched_domains(ops)
+        dom_i = doms[i]
         src = None
         if rng.random() < 0.5:        # a fresh op on the live resources, on a domain op i touches if one comes
             for _ in range(4):
                 src = live_op(prog, i + 1, rng)
-                if touched_domains(ops[:i + 1] + [src], i + 1) & dom_i:
+                if touched_domains(ops[:i + 1] + [src])[-1] & dom_i:
                     break
         else:                         # a copy of one of the program's ops, mostly one on the same domain
-            same = [op for j, op in enumerate(ops) if op.kind in OS_KINDS and touched_domains(ops, j) & dom_i]
+            same = [op for op, d in zip(ops, doms) if op.kind in OS_KINDS and d & dom_i]
             src = rng.choice(same) if same and rng.random() < 0.7 else ops[rng.randrange(n)]
         if src is None or src.kind not in OS_KINDS:
             return None
@@ -220,8 +221,8 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
         # a racing pair from the program's own ops: a later op on a domain op i touches, moved next to
         # op i on another context
         i = rng.randrange(n - 2)
-        later = [j for j in range(i + 2, n) if ops[j].kind in OS_KINDS
-                 and touched_domains(ops, j) & touched_domains(ops, i)]
+        doms = touched_domains(ops)
+        later = [j for j in range(i + 2, n) if ops[j].kind in OS_KINDS and doms[j] & doms[i]]
         if not later:
             return None
         j = rng.choice(later)

@@ -155,27 +155,33 @@ class Program:
         return replace(self, ops=tuple(ops))
 
 
-def touched_domains(ops, i: int) -> frozenset:
-    """The domains op i works on if the ops before it ran in order: an attach's new and old domain
+_FIELD_INDEX = {kind: {f: n for n, (f, _t) in enumerate(fields)} for kind, (_name, fields) in OPS.items()}
+
+
+def touched_domains(ops) -> list[frozenset]:
+    """Per op, the domains it works on if the ops run in order: an attach's new and old domain
     (iommu_attach_device moves the stream), a detach's, ATS change's or device access's current domain,
-    a dma_unmap's mapping's, else the op's own `dom` (empty for hw_evict/hw_writeback)."""
-    op = ops[i]
-    if op.kind == "dma_unmap":
-        maps = [o.args[0] for o in ops[:i] if o.kind == "dma_map"]
-        h = op.args[0]
-        return frozenset(maps[h:h + 1])
-    names = [f for f, _t in OPS[op.kind][1]]
-    dom = op.args[names.index("dom")] if "dom" in names else None
-    sid = op.args[names.index("sid")] if "sid" in names else None
-    if sid is None:
-        return frozenset() if dom is None else frozenset((dom,))
-    cur = None
-    for o in ops[:i]:
-        if o.kind == "attach" and o.args[1] == sid:
-            cur = o.args[0]
-        elif o.kind == "detach" and o.args[0] == sid:
-            cur = None
-    return frozenset(d for d in (dom, cur) if d is not None)
+    a dma_unmap's mapping's, else the op's own `dom` (empty for hw_evict/hw_writeback). One pass."""
+    attached: dict[int, int] = {}
+    dma_maps: list[int] = []
+    out = []
+    for op in ops:
+        if op.kind == "dma_unmap":
+            h = op.args[0]
+            out.append(frozenset(dma_maps[h:h + 1]))
+            continue
+        idx = _FIELD_INDEX[op.kind]
+        dom = op.args[idx["dom"]] if "dom" in idx else None
+        sid = op.args[idx["sid"]] if "sid" in idx else None
+        cur = attached.get(sid) if sid is not None else None
+        out.append(frozenset(d for d in (dom, cur) if d is not None))
+        if op.kind == "attach":
+            attached[sid] = dom
+        elif op.kind == "detach":
+            attached.pop(sid, None)
+        elif op.kind == "dma_map":
+            dma_maps.append(dom)
+    return out
 
 
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
