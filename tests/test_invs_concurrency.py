@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness.exhaustive import explore, explore_collisions, explore_races
-from smmufuzz.harness.fuzz_target import RACE_SCHEDULES
+from smmufuzz.harness.exhaustive import conflict_steps, explore, explore_collisions, explore_races
+from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES, RACE_SCHEDULES
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.program import Program, parse
 from smmufuzz.harness.runner import HANG, run_program
@@ -122,6 +122,46 @@ def test_collisions_find_one_switch_races_in_the_sequential_program(path):
     assert [f.kind for f in run_program(found, [header["target"]]).findings] == [header["expect"]]
     fixed = explore_collisions(seq, CORRECT[header["target"]], 1000)
     assert fixed.complete and fixed.schedules > 1 and not fixed.findings
+
+
+TWO_SWITCH = [os.path.join(ROOT, "regressions", "invs", f) for f in ("hand_fair.txt", "hand_nomutex_refcount.txt")]
+
+
+@pytest.mark.parametrize("path", TWO_SWITCH, ids=[os.path.basename(p) for p in TWO_SWITCH])
+def test_collisions_in_conflict_windows_find_two_switch_races_within_the_fuzz_budget(path):
+    """The races the hand programs need two switches for, found from the sequential program within the
+    fuzz target's collision budget: the switch aimed at a conflict window (the lost update: between the
+    array load and its install; the deadlock: while the reader holds the rwlock), then, for the
+    deadlock, the next op in an interrupt at the writer's wait. The fixed variant: nothing, all tried."""
+    prog, header = load_program(path)
+    seq = replace(prog, schedule=(), ops=tuple(replace(op, ctx=0) for op in prog.ops))
+    ex = explore_collisions(seq, header["target"], COLLIDE_SCHEDULES)
+    assert ex.kinds() == {header["expect"]: 1}
+    found = ex.findings[0][0]
+    assert [f.kind for f in run_program(found, [header["target"]]).findings] == [header["expect"]]
+    fixed = explore_collisions(seq, CORRECT[header["target"]], 1000)
+    assert fixed.complete and fixed.schedules > COLLIDE_SCHEDULES and not fixed.findings
+
+
+def test_conflict_steps_are_the_window_between_the_array_load_and_its_install():
+    """The scheduler records what each step accessed; two attaches to one domain conflict on
+    domain->invs from the first's load (step 2) to its install, and not on their group mutexes."""
+    prog = parse(HEAD + "iommu_attach_device(d0, sid=0)\niommu_attach_device(d0, sid=1)\n")
+    trace = run_program(replace(prog, ops=(prog.ops[0], replace(prog.ops[1], ctx=1))),
+                        ["invs:no-mutex-refcount"], keep_log=True).runs[0].trace
+    steps = [label for _p, ctx, label in trace.log if ctx == "cpu0" and not label.startswith(("begin", "end"))]
+    load = steps.index("prepare: load new_domain->invs") + 1
+    install = steps.index("install new: rcu_assign_pointer(new_domain->invs)") + 1
+    assert 1 < load < install
+    assert conflict_steps(trace, 0, 1) == set(range(load - 1, install))
+
+
+def test_a_forced_switch_is_not_a_preemption():
+    """A switch taken where the running task waits for a lock costs no preemption (CHESS), so the bound
+    does not drop it: Pranjal's deadlock is one preemption and one forced switch."""
+    prog, header = load_program(os.path.join(ROOT, "regressions", "invs", "hand_fair.txt"))
+    res = run_program(prog, [header["target"]], max_preemptions=1)
+    assert [f.kind for f in res.findings] == [HANG] and res.runs[0].trace.preemptions == 1
 
 
 def test_an_interrupt_cannot_land_on_a_cpu_spinning_in_an_irqsave_lock():

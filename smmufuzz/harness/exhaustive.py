@@ -13,6 +13,7 @@ domain; explore_collisions moves an op onto another context to run it inside its
 
 import random
 import zlib
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 from .program import CONTEXTS, SLEEPING_KINDS, Program, touched_domains
@@ -114,7 +115,8 @@ def collide_candidates(prog: Program, trace, pairs: list[int] | None = None) -> 
     pair of adjacent ops that touch a common domain, op i+1 moved to the other CPU or, if it does not
     sleep, to an interrupt on either CPU (on op i's, it interrupts op i; on the other, it can interrupt
     what op i preempted or waits for), and a switch to it after each step of op i but the last (the
-    step counts from `trace`, prog's run). Each as (ops, switch). `pairs`: _colliding_pairs(prog), if known."""
+    step counts from `trace`, prog's run). Each as (ops, switch, hot): `hot` if the switch falls in a
+    conflict window of the pair (conflict_steps). `pairs`: _colliding_pairs(prog), if known."""
     pairs = _colliding_pairs(prog) if pairs is None else pairs
     if not pairs:
         return []
@@ -128,13 +130,41 @@ def collide_candidates(prog: Program, trace, pairs: list[int] | None = None) -> 
         a, b = ops[i], ops[i + 1]
         if steps.get(i, 0) < 2:
             continue
+        hot = conflict_steps(trace, i, i + 1)
         cpu = a.ctx if a.ctx < 2 else a.ctx - 2
         for c in (1 - cpu,) + (() if b.kind in SLEEPING_KINDS else (2 + cpu, 3 - cpu)):
             if c == a.ctx:
                 continue
             moved = ops[:i + 1] + (replace(b, ctx=c),) + ops[i + 2:]
-            out += [(moved, (i, s, c)) for s in range(1, steps[i])]
+            out += [(moved, (i, s, c), s in hot) for s in range(1, steps[i])]
     return out
+
+
+def conflict_steps(trace, i: int, j: int) -> set[int]:
+    """The steps of op i after which running op j is most likely to matter (the accesses `trace`
+    recorded; AVIO's unserialisable interleavings): for each shared object both access, one of them
+    writing, every step from op i's first access of it up to its last (op j lands between them: a
+    lost update, a torn read, a lock held across) and the step just before the first (op j's access
+    goes first)."""
+    mine: dict = {}
+    theirs: dict = {}
+    for op, step, reads, writes in trace.access:
+        if op == i:
+            for x in reads:
+                mine.setdefault(x, [step, step, False])[1] = step
+            for x in writes:
+                m = mine.setdefault(x, [step, step, True])
+                m[1], m[2] = step, True
+        elif op == j:
+            for x in reads:
+                theirs.setdefault(x, False)
+            for x in writes:
+                theirs[x] = True
+    hot: set[int] = set()
+    for x, (first, last, wrote) in mine.items():
+        if x in theirs and (wrote or theirs[x]):
+            hot.update(range(max(1, first - 1), max(first, last)))
+    return hot
 
 
 def _colliding_pairs(prog: Program) -> list[int]:
@@ -143,9 +173,15 @@ def _colliding_pairs(prog: Program) -> list[int]:
     return [i for i in range(len(doms) - 1) if doms[i] & doms[i + 1]]
 
 
-def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe) -> Exploration:
-    """Run each program (one more switch than the input) until one gives a finding."""
-    for p in progs:
+def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe, follow=None) -> Exploration:
+    """Run each program (one more switch than the input) until one gives a finding; `follow(program,
+    trace)` may return programs to run next (not counted in the iterable)."""
+    todo = deque()
+    progs = iter(progs)
+    while True:
+        p = todo.popleft() if todo else next(progs, None)
+        if p is None:
+            break
         r = run_program(p, [variant], policy, max_preemptions=ex.bound, keep_log=False).runs[0]
         ex.schedules += 1
         if observe is not None:
@@ -154,6 +190,8 @@ def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe) -
             ex._counts[r.finding.kind] = 1
             ex.findings.append((p, r.finding))
             break
+        if follow is not None and r.trace is not None:
+            todo.extend(follow(p, r.trace))
     return ex
 
 
@@ -171,8 +209,10 @@ def _base_trace(ex: Exploration, prog: Program, variant: str, policy: str):
 
 def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
                        trace=None, observe=None) -> Exploration:
-    """Up to `budget` of prog's collide_candidates on one variant, a sample drawn by a generator seeded
-    from the program itself (the same program always tries the same ones; its mutants, others);
+    """Up to `budget` of prog's collide_candidates on one variant: those in a conflict window first, the
+    rest of the budget a sample drawn by a generator seeded from the program itself (the same program
+    always tries the same ones; its mutants, others). A collision whose moved op waits for a lock is
+    followed by one that runs the op after it in an interrupt at that wait (wait_followers).
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
     `observe(program)` is called after each run."""
     ex = Exploration(variant, len(prog.schedule) + 1)
@@ -186,9 +226,58 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
     cands = [c for c in collide_candidates(prog, trace, pairs) if c[1][:2] not in taken]
     ex.complete = len(cands) <= budget
     if not ex.complete:
-        cands = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode())).sample(cands, budget)
-    progs = (Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,)))) for ops, switch in cands)
-    return _first_finding(ex, progs, variant, policy, observe)
+        rng = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode()))
+        hot = _spread([c for c in cands if c[2]], rng)
+        cold = [c for c in cands if not c[2]]
+        cands = hot[:budget] if len(hot) >= budget else hot + rng.sample(cold, budget - len(hot))
+    pair_of = {}                        # collision program -> i (op i+1 runs inside op i)
+
+    def progs():
+        for ops, switch, _hot in cands:
+            p = Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,))))
+            pair_of[p] = switch[0]
+            yield p
+
+    return _first_finding(ex, progs(), variant, policy, observe,
+                          lambda p, tr: wait_followers(p, pair_of[p], tr) if p in pair_of else [])
+
+
+def _spread(cands: list, rng: random.Random) -> list:
+    """Collision candidates in an order that gives every (pair, context) a try before any gets a second:
+    each one's switch steps shuffled, then taken a round at a time."""
+    groups: dict = {}
+    for c in cands:
+        groups.setdefault((c[1][0], c[1][2]), []).append(c)
+    for g in groups.values():
+        rng.shuffle(g)
+    rounds = list(groups.values())
+    out = []
+    for k in range(max(map(len, rounds), default=0)):
+        out += [g[k] for g in rounds if k < len(g)]
+    return out
+
+
+def wait_followers(prog: Program, i: int, trace) -> list[Program]:
+    """After a collision of ops i and i+1 (`trace`, its run) in which op i+1 waited for a lock: op i+2,
+    if it does not sleep and touches their domains, moved to an interrupt on op i's CPU (then the
+    other's) and switched to at the start of the wait: the second switch of an interrupt deadlock (a
+    reader interrupted while a writer queues behind it), found a switch at a time."""
+    k = i + 2
+    ops = prog.ops
+    if k >= len(ops) or ops[k].kind in SLEEPING_KINDS:
+        return []
+    wait = next((step for op, step in trace.waits if op == i + 1), None)
+    doms = touched_domains(ops[i:k + 1])
+    if wait is None or not doms[2] & (doms[0] | doms[1]):
+        return []
+    cpu = ops[i].ctx & 1 if ops[i].ctx >= 2 else ops[i].ctx
+    out = []
+    for c in (2 + cpu, 3 - cpu):
+        if c in (ops[i].ctx, ops[i + 1].ctx):
+            continue
+        moved = ops[:k] + (replace(ops[k], ctx=c),) + ops[k + 1:]
+        out.append(Program(prog.config, moved, tuple(sorted(prog.schedule + ((i + 1, wait, c),)))))
+    return out
 
 
 def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",

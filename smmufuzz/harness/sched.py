@@ -57,6 +57,9 @@ class SchedTrace:
     points: list = field(default_factory=list)   # [(switch key, default, runnable ctxs, chosen, forced)] per step
     log: list = field(default_factory=list)         # [(point, context name, label)]
     preemptions: int = 0
+    access: list = field(default_factory=list)      # [(op index, step, reads, writes)]: shared objects
+    #                                                 (kthread.Point's; a lock is written, or read if shared)
+    waits: list = field(default_factory=list)       # [(op index, step)]: a lock wait began after that step
 
 
 class Scheduler:
@@ -117,7 +120,7 @@ class Scheduler:
             chosen = default
             key = self.last
             tgt = self.tasks.get(self.switches.get(key, -1)) if key is not None else None
-            if tgt is not None and tgt is not default and self.trace.preemptions < self.max_preemptions:
+            if tgt is not None and tgt is not default and (forced or self.trace.preemptions < self.max_preemptions):
                 if tgt not in runnable:                  # masked interrupt, lock wait: the switch waits
                     interleaving_event("deferred", self._where(cur), tgt.name)
                 else:
@@ -193,22 +196,29 @@ class Scheduler:
                 return t.op_index, ret, violation
             return None
         if isinstance(req, Acquire):
+            self.trace.access.append((t.op_index, t.steps, *_lock_access(req)))
             if can_acquire(req, t.name, t.is_irq):
                 self._grant(t, req)
             else:
                 t.blocked = req
+                self.trace.waits.append((t.op_index, t.steps))
                 interleaving_event("wait", self.ops[t.op_index].kind, req.lock.name, t.name[:3])
                 if not req.shared and t.name not in req.lock.waiting_writers:
                     req.lock.waiting_writers.append(t.name)
             label = f"{'read' if req.shared else 'write' if req.lock.rw else 'mutex'}_lock" \
                     f"{'_irqsave' if req.irqsave else ''}({req.lock.name})" + (" waits" if t.blocked else "")
         elif isinstance(req, Release):
+            self.trace.access.append((t.op_index, t.steps, *_lock_access(req)))
             release(req, t.name)
             if req.irqsave:
                 t.irq_off -= 1
             label = f"unlock({req.lock.name})"
+        elif isinstance(req, Point):
+            label = req.label
+            if req.reads or req.writes:
+                self.trace.access.append((t.op_index, t.steps, req.reads, req.writes))
         else:
-            label = req.label if isinstance(req, Point) else str(req)
+            label = str(req)
         t.label = label
         if self.keep_log:
             self.trace.log.append((point, t.name, label))
@@ -221,6 +231,12 @@ class Scheduler:
 
     def on_result(self, i: int, ret) -> None:
         """Overridden by the runner to record each op's return value."""
+
+
+def _lock_access(req) -> tuple:
+    """(reads, writes) of a lock acquire/release: the shared side only conflicts with the exclusive one."""
+    key = ("lock", id(req.lock))
+    return ((key,), ()) if req.shared else ((), (key,))
 
 
 _DIGITS = re.compile(r"[0-9a-fx]*[0-9][0-9a-fx]*")

@@ -16,11 +16,17 @@ from .arm_smmu_v3 import (ATC_INV_SIZE_ALL, CMDQ_OP_ATC_INV, CMDQ_OP_CMD_SYNC, C
 from .core import gather_init
 from .gather import Gather
 from .invs import (INV_TYPE_ATS, INV_TYPE_ATS_FULL, INV_TYPE_S1_ASID, INV_TYPE_S2_VMID, INV_TYPE_S2_VMID_S1_CLEAR,
-                   Inv, Invs, InvsFlavor, invs_alloc, invs_merge, invs_purge, invs_unref)
+                   Inv, Invs, InvsFlavor, invs_alloc, invs_merge, invs_purge, invs_unref, num_invs_of,
+                   users_of)
 from .kthread import Acquire, Lock, Point, Release, drain
 from .os_smmuv3 import SmmuV3Os
 
 SIZE_MAX = (1 << 64) - 1
+
+
+def invs_ptr(d) -> tuple:
+    """The shared object domain->invs (the RCU pointer) is, for the scheduler's access record."""
+    return ("invs", id(d))
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         snap: the array a CPU without the smp_mb() may already have loaded before its PTE stores."""
         des = self.design
         if des.reader_mb or snap is None:
-            yield Point("smp_mb(); rcu_dereference(domain->invs)")
+            yield Point("smp_mb(); rcu_dereference(domain->invs)", reads=(invs_ptr(d),))
             invs = d.invs
         else:
             invs = snap                     # the load was satisfied before the PTE stores were visible
@@ -130,13 +136,13 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         des = self.design
         big = self.too_big(size, granule)
         end = invs.num_invs                 # READ_ONCE(invs->num_invs)
-        yield Point(f"reader: num_invs = {end}")
+        yield Point(f"reader: num_invs = {end}", reads=(num_invs_of(invs),))
         batch = CmdqBatch(self.hw)
         used_s12_vmall = False
         i = self._live(invs, 0)
         while i < end:
             cur = invs.inv[i]
-            yield Point(f"reader: entry {i} ({cur.text()})")
+            yield Point(f"reader: entry {i} ({cur.text()})", reads=(users_of(cur),))
             if not batch.cmds:
                 batch.hw = self.hw_of(cur.smmu)         # arm_smmu_cmdq_batch_init(cur->smmu, ...)
             t = cur.type
@@ -235,11 +241,11 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         if new is not None:
             to_merge = self.build_invs(m, ats_new, IOMMU_NO_PASID, new)
             cur = new.invs
-            yield Point("prepare: load new_domain->invs")
+            yield Point("prepare: load new_domain->invs", reads=(invs_ptr(new),))
             new_invs = yield from invs_merge(fl, cur, to_merge)
         if old is not None:
             old_invs = new_invs if old is new else old.invs
-            yield Point("prepare: load old_domain->invs")
+            yield Point("prepare: load old_domain->invs", reads=(invs_ptr(old),))
             to_unref = self.build_invs(m, m.ats_enabled, IOMMU_NO_PASID, old)
         if new is not None and m not in new.devices:
             new.devices.append(m)
@@ -252,7 +258,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         m.domain = new
         m.ats_enabled = ats_new
         self.install_ste_for_dev(m)
-        yield Point(f"STE[{sid}] written")
+        yield Point(f"STE[{sid}] written", writes=(("ste", sid),))
         if new is not None and not des.install_new_before_ste:
             yield from self._install_new(new, new_invs)
         # arm_smmu_attach_commit(): ATS (enable: flush then enable; disable: disable then flush), leave old
@@ -274,7 +280,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
     def _install_new(self, d: InvsDomain, new_invs: Invs):
         """arm_smmu_install_new_domain_invs(): rcu_assign_pointer, kfree_rcu(old)."""
         d.invs = new_invs
-        yield Point("install new: rcu_assign_pointer(new_domain->invs)")
+        yield Point("install new: rcu_assign_pointer(new_domain->invs)", writes=(invs_ptr(d),))
 
     def _install_old(self, d: InvsDomain, invs: Invs, to_unref: Invs):
         """arm_smmu_install_old_domain_invs(): unref (tags reaching 0 flushed), purge, publish."""
@@ -287,7 +293,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         purged = yield from invs_purge(fl, invs)
         if purged is not None:
             d.invs = purged
-            yield Point("install old: rcu_assign_pointer(old_domain->invs)")
+            yield Point("install old: rcu_assign_pointer(old_domain->invs)", writes=(invs_ptr(d),))
 
     def attach_dev(self, sid: int, d) -> int:
         return drain(self.attach_steps(sid, d))
@@ -338,10 +344,10 @@ class InvsOs(SmmuV3Os):
         """iommu_unmap(): __iommu_unmap() into an on-stack gather, then iommu_iotlb_sync()."""
         d = self.domain(dom)
         snap = d.priv.invs                      # what an unordered (no smp_mb) later load may return
-        yield Point("unmap: (without smp_mb) the domain->invs load may be satisfied here")
+        yield Point("unmap: (without smp_mb) the domain->invs load may be satisfied here", reads=(invs_ptr(d.priv),))
         g = Gather()
         ret = self.core.iommu_unmap_fast(d, iova, size, g)
-        yield Point(f"unmap: PTEs cleared ({ret:#x} bytes)")
+        yield Point(f"unmap: PTEs cleared ({ret:#x} bytes)", writes=(("ptes", id(d)),))
         if not self.core.sync_skips_gather(g):
             yield from self.driver.iotlb_sync_steps(d.priv, g, snap)
         gather_init(g)

@@ -94,6 +94,16 @@ def for_each_cmp(fl: InvsFlavor, left: Invs, right: Invs):
         c, i, j = next_cmp(i + (c <= 0), j + (c >= 0))
 
 
+def users_of(e) -> tuple:
+    """The shared object an entry's `users` is (for the scheduler's access record)."""
+    return ("users", id(e))
+
+
+def num_invs_of(invs) -> tuple:
+    """The shared object an array's `num_invs` is."""
+    return ("num_invs", id(invs))
+
+
 class Warn(Exception):
     """A WARN_ON the kernel code would hit (reported as a crash-like finding by the caller's harness)."""
 
@@ -108,7 +118,7 @@ def invs_merge(fl: InvsFlavor, invs: Invs, to_merge: Invs):
             raise Warn("arm_smmu_invs_merge: more entries than counted (array changed under the merge)")
         if c <= 0:
             e = replace(invs.inv[i])                # *new = invs->inv[i] (loads the shared users)
-            yield Point(f"merge: copy {e.text()}")
+            yield Point(f"merge: copy {e.text()}", reads=(users_of(invs.inv[i]),))
             if c == 0:
                 e.users += 1
         else:
@@ -139,15 +149,15 @@ def invs_unref(fl: InvsFlavor, invs: Invs, to_unref: Invs, free_fn=None):
                     continue
                 e.users -= 1                # one atomic RMW
                 zero = e.users == 0
-                yield Point(f"unref: refcount_dec {e.text()}")
+                yield Point(f"unref: refcount_dec {e.text()}", reads=(users_of(e),), writes=(users_of(e),))
             else:
                 u = e.users                 # READ_ONCE
-                yield Point(f"unref: READ_ONCE users={u} of {e.text()}")
+                yield Point(f"unref: READ_ONCE users={u} of {e.text()}", reads=(users_of(e),))
                 if u == 0:                  # merged: WARN_ON(users < 0 after decrement), skip
                     continue
                 e.users = u - 1             # WRITE_ONCE
                 zero = u - 1 == 0
-                yield Point(f"unref: WRITE_ONCE users={u - 1} of {e.text()}")
+                yield Point(f"unref: WRITE_ONCE users={u - 1} of {e.text()}", writes=(users_of(e),))
             if fl.notify_to_unref:
                 to_unref.inv[j].users = 0 if zero else 1
             if not zero:
@@ -160,7 +170,7 @@ def invs_unref(fl: InvsFlavor, invs: Invs, to_unref: Invs, free_fn=None):
     invs.num_trashes -= invs.num_invs - num
     yield Acquire(invs.rwlock, shared=False, irqsave=fl.writer_irqsave)
     invs.num_invs = num
-    yield Point(f"unref: num_invs = {num}")
+    yield Point(f"unref: num_invs = {num}", writes=(num_invs_of(invs),))
     yield Release(invs.rwlock, shared=False, irqsave=fl.writer_irqsave)
 
 

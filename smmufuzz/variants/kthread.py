@@ -10,8 +10,13 @@ from typing import NamedTuple
 
 
 class Point(NamedTuple):
-    """A preemption point after (or before) a shared-memory access, named for the trace."""
+    """A preemption point after (or before) a shared-memory access, named for the trace; `reads` and
+    `writes` name the shared objects the step accessed (hashable keys, e.g. ("invs", id(domain))), as
+    KCSAN would see them: the scheduler records them so that a race search can aim at the window
+    between two accesses of one object."""
     label: str
+    reads: tuple = ()
+    writes: tuple = ()
 
 
 class Lock:
