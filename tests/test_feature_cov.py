@@ -29,3 +29,20 @@ def test_cache_shape_shows_the_orphan_stale_entry_b12c_leaves(monkeypatch):
     shapes.clear()
     run_program(prog, ["invs:merged"])
     assert not any(s for k, s in shapes if k in ("detach", "unmap"))
+
+
+def test_alias_event_marks_an_install_inside_another_attachs_window(monkeypatch):
+    """KRACE-style alias coverage: with writers unserialised, cpu1's attach loads and installs d0's array
+    between cpu0's load and install (the lost update); the event names both accesses. Run one after the
+    other, the two attaches give no alias event."""
+    from smmufuzz.harness import sched
+    from smmufuzz.harness.program import parse
+    events = []
+    monkeypatch.setattr(sched, "interleaving_event", lambda *parts: events.append(parts))
+    text = ("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+            "iommu_attach_device(d0, sid=0)\npreempt(after=2, to=cpu1)\ncpu1: iommu_attach_device(d0, sid=1)\n")
+    run_program(parse(text), ["invs:no-mutex-refcount"])
+    assert ("alias", "prepare: load new_domain->invs", "install new: rcu_assign_pointer(new_domain->invs)") in events
+    events.clear()
+    run_program(parse(text.replace("preempt(after=2, to=cpu1)\n", "")), ["invs:no-mutex-refcount"])
+    assert not [e for e in events if e[0] == "alias"]

@@ -80,10 +80,11 @@ def explore(prog: Program, variant: str, bound: int = 2, policy: str = "max-cach
 def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tuple]:
     """The one-switch schedules of prog, from the decision points of its default run: a switch in op i
     to another context runs that context's next op j inside op i's window. Ordered for a small budget:
-    pairs that touch a common domain first (with `shared_only`, only those), then by step (every pair's
-    first step before any pair's second), then nearest pairs first."""
+    pairs that touch a common domain first (with `shared_only`, only those), switches in a conflict
+    window of the pair (conflict_steps) before the others, then by step (every pair's first step before
+    any pair's second), then nearest pairs first."""
     ops = prog.ops
-    nxt = {}              # (op index, context) -> (the context's next op after it, do they share a domain)
+    nxt = {}              # (op index, context) -> (the context's next op after it, shared domain, hot steps)
     doms = touched_domains(ops)
     ranked = []
     for key, _default, runnable, chosen, _forced in trace.points:
@@ -96,14 +97,15 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
             pair = nxt.get((i, r))
             if pair is None:
                 j = next((k for k in range(i + 1, len(ops)) if ops[k].ctx == r), -1)
-                pair = nxt[(i, r)] = (j, j >= 0 and bool(doms[i] & doms[j]))
-            j, shared = pair
+                shared = j >= 0 and bool(doms[i] & doms[j])
+                pair = nxt[(i, r)] = (j, shared, conflict_steps(trace, i, j) if shared else set())
+            j, shared, hot = pair
             if shared_only and not shared:
                 continue
-            ranked.append((not shared, after, abs(j - i), i, r))
+            ranked.append((not shared, after not in hot, after, abs(j - i), i, r))
     ranked.sort()
     seen, out = set(), []
-    for _ns, after, _d, i, r in ranked:
+    for _ns, _cold, after, _d, i, r in ranked:
         if (i, after, r) not in seen:
             seen.add((i, after, r))
             out.append(((i, after, r),))
@@ -148,18 +150,17 @@ def conflict_steps(trace, i: int, j: int) -> set[int]:
     goes first)."""
     mine: dict = {}
     theirs: dict = {}
-    for op, step, reads, writes in trace.access:
-        if op == i:
-            for x in reads:
-                mine.setdefault(x, [step, step, False])[1] = step
-            for x in writes:
-                m = mine.setdefault(x, [step, step, True])
-                m[1], m[2] = step, True
-        elif op == j:
-            for x in reads:
-                theirs.setdefault(x, False)
-            for x in writes:
-                theirs[x] = True
+    for step, reads, writes in trace.accesses_of(i):
+        for x in reads:
+            mine.setdefault(x, [step, step, False])[1] = step
+        for x in writes:
+            m = mine.setdefault(x, [step, step, True])
+            m[1], m[2] = step, True
+    for _step, reads, writes in trace.accesses_of(j):
+        for x in reads:
+            theirs.setdefault(x, False)
+        for x in writes:
+            theirs[x] = True
     hot: set[int] = set()
     for x, (first, last, wrote) in mine.items():
         if x in theirs and (wrote or theirs[x]):
@@ -258,17 +259,18 @@ def _spread(cands: list, rng: random.Random) -> list:
 
 
 def wait_followers(prog: Program, i: int, trace) -> list[Program]:
-    """After a collision of ops i and i+1 (`trace`, its run) in which op i+1 waited for a lock: op i+2,
-    if it does not sleep and touches their domains, moved to an interrupt on op i's CPU (then the
+    """After a collision of ops i and i+1 (`trace`, its run) in which op i+1 waited for a lock: the next
+    op that does not sleep and touches their domains, moved to an interrupt on op i's CPU (then the
     other's) and switched to at the start of the wait: the second switch of an interrupt deadlock (a
     reader interrupted while a writer queues behind it), found a switch at a time."""
-    k = i + 2
     ops = prog.ops
-    if k >= len(ops) or ops[k].kind in SLEEPING_KINDS:
-        return []
     wait = next((step for op, step in trace.waits if op == i + 1), None)
-    doms = touched_domains(ops[i:k + 1])
-    if wait is None or not doms[2] & (doms[0] | doms[1]):
+    if wait is None:
+        return []
+    doms = touched_domains(ops)
+    pair = doms[i] | doms[i + 1]
+    k = next((k for k in range(i + 2, len(ops)) if ops[k].kind not in SLEEPING_KINDS and doms[k] & pair), None)
+    if k is None:
         return []
     cpu = ops[i].ctx & 1 if ops[i].ctx >= 2 else ops[i].ctx
     out = []
@@ -294,7 +296,25 @@ def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-c
     cands = [c for c in race_candidates(prog, trace, shared_only) if c[0][:2] not in taken]
     ex.complete = len(cands) <= budget
     progs = (Program(prog.config, prog.ops, tuple(sorted(prog.schedule + (sw,)))) for (sw,) in cands[:budget])
-    return _first_finding(ex, progs, variant, policy, observe)
+    return _first_finding(ex, progs, variant, policy, observe, wait_switches)
+
+
+def wait_switches(prog: Program, trace) -> list[Program]:
+    """After a searched schedule in which an op began to wait for a lock: the same schedule with a switch,
+    at that wait, to each interrupt context that could run then (the first wait only; a forced switch
+    costs no preemption): the holder interrupted while a writer queues behind it."""
+    if not trace.waits:
+        return []
+    key = trace.waits[0]
+    taken = {(i, a) for i, a, _c in prog.schedule}
+    if key in taken:
+        return []
+    point = next((pt for pt in trace.points if pt[0] == key and pt[4]), None)
+    if point is None:
+        return []
+    _key, _default, runnable, chosen, _forced = point
+    return [Program(prog.config, prog.ops, tuple(sorted(prog.schedule + ((key[0], key[1], c),))))
+            for c in runnable if c != chosen and c >= 2]
 
 
 def report(ex: Exploration) -> str:

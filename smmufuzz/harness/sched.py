@@ -60,6 +60,15 @@ class SchedTrace:
     access: list = field(default_factory=list)      # [(op index, step, reads, writes)]: shared objects
     #                                                 (kthread.Point's; a lock is written, or read if shared)
     waits: list = field(default_factory=list)       # [(op index, step)]: a lock wait began after that step
+    _by_op: dict | None = None
+
+    def accesses_of(self, op: int) -> list:
+        """[(step, reads, writes)] of one op, from `access` (indexed on first use)."""
+        if self._by_op is None:
+            self._by_op = {}
+            for i, step, reads, writes in self.access:
+                self._by_op.setdefault(i, []).append((step, reads, writes))
+        return self._by_op.get(op, [])
 
 
 class Scheduler:
@@ -80,6 +89,7 @@ class Scheduler:
         self.trace = SchedTrace()
         self.keep_log = keep_log
         self.inflight: dict[int, object] = {}        # op index -> op, for the oracle
+        self.last_access: dict = {}                  # shared object -> {op index: (its last label, wrote)}
         self.stepping: Task | None = None
 
     def _irq_task(self, cpu: int) -> Task | None:
@@ -217,12 +227,28 @@ class Scheduler:
             label = req.label
             if req.reads or req.writes:
                 self.trace.access.append((t.op_index, t.steps, req.reads, req.writes))
+                self._alias(t.op_index, label, req.reads, req.writes)
         else:
             label = str(req)
         t.label = label
         if self.keep_log:
             self.trace.log.append((point, t.name, label))
         return None
+
+    def _alias(self, op: int, label: str, reads: tuple, writes: tuple) -> None:
+        """KRACE's alias coverage, for windows: an access that lands between two accesses of the same
+        object by another op still in flight (one of the two accesses writing) is an interleaving event
+        named by both labels (e.g. an array install inside another attach's load..install window)."""
+        for x, wrote in [(x, False) for x in reads] + [(x, True) for x in writes]:
+            ops = self.last_access.setdefault(x, {})
+            for m, (lab, w) in list(ops.items()):
+                if m == op:
+                    continue
+                if m not in self.inflight:
+                    del ops[m]
+                elif wrote or w:
+                    interleaving_event("alias", _DIGITS.sub("", lab), _DIGITS.sub("", label))
+            ops[op] = (label, wrote)
 
     def _grant(self, t: Task, req: Acquire) -> None:
         grant(req, t.name, t.is_irq)
