@@ -259,26 +259,30 @@ def _spread(cands: list, rng: random.Random) -> list:
 
 
 def wait_followers(prog: Program, i: int, trace) -> list[Program]:
-    """After a collision of ops i and i+1 (`trace`, its run) in which op i+1 waited for a lock: the next
+    """After a collision of ops i and i+1 (`trace`, its run) in which op i+1 waited for a lock, a switch
+    at the start of the wait to an interrupt: the second switch of an interrupt deadlock (a reader
+    interrupted while a writer queues behind it), found a switch at a time. The interrupt runs the next
     op that does not sleep and touches their domains, moved to an interrupt on op i's CPU (then the
-    other's) and switched to at the start of the wait: the second switch of an interrupt deadlock (a
-    reader interrupted while a writer queues behind it), found a switch at a time."""
+    other's), and, if op i does not sleep, a copy of op i inserted after op i+1 on an interrupt on its
+    CPU (the path re-entered from an interrupt, as syzkaller's collide runs a call against itself)."""
     ops = prog.ops
     wait = next((step for op, step in trace.waits if op == i + 1), None)
     if wait is None:
         return []
     doms = touched_domains(ops)
     pair = doms[i] | doms[i + 1]
-    k = next((k for k in range(i + 2, len(ops)) if ops[k].kind not in SLEEPING_KINDS and doms[k] & pair), None)
-    if k is None:
-        return []
     cpu = ops[i].ctx & 1 if ops[i].ctx >= 2 else ops[i].ctx
     out = []
-    for c in (2 + cpu, 3 - cpu):
-        if c in (ops[i].ctx, ops[i + 1].ctx):
-            continue
-        moved = ops[:k] + (replace(ops[k], ctx=c),) + ops[k + 1:]
-        out.append(Program(prog.config, moved, tuple(sorted(prog.schedule + ((i + 1, wait, c),)))))
+    k = next((k for k in range(i + 2, len(ops)) if ops[k].kind not in SLEEPING_KINDS and doms[k] & pair), None)
+    if k is not None:
+        for c in (2 + cpu, 3 - cpu):
+            if c not in (ops[i].ctx, ops[i + 1].ctx):
+                moved = ops[:k] + (replace(ops[k], ctx=c),) + ops[k + 1:]
+                out.append(Program(prog.config, moved, tuple(sorted(prog.schedule + ((i + 1, wait, c),)))))
+    if ops[i].kind not in SLEEPING_KINDS and ops[i].ctx < 2 and ops[i + 1].ctx != 2 + cpu:
+        grown = ops[:i + 2] + (replace(ops[i], ctx=2 + cpu),) + ops[i + 2:]
+        sched = tuple((j + (j > i + 1), a, c) for j, a, c in prog.schedule) + ((i + 1, wait, 2 + cpu),)
+        out.append(Program(prog.config, grown, tuple(sorted(sched))))
     return out
 
 
