@@ -225,3 +225,19 @@ def test_text_form_round_trips_contexts_and_schedule():
     prog = load_program(os.path.join(ROOT, "regressions", "invs", "hand_b12b.txt"))[0]
     assert parse(prog.text()) == prog
     assert "cpu1: iommu_unmap" in prog.text() and "iommu_attach_device(d1, sid=0)\npreempt(after=" in prog.text()
+
+
+def test_a_collided_writer_waiting_on_a_reader_is_followed_by_the_reader_re_entered_from_an_interrupt():
+    """reader; writer on one domain, nothing after: the collision puts the detach inside the flush while it
+    holds the rwlock, the detach waits, and the flush itself re-entered from irq0 at the wait deadlocks
+    on the fair rwlock; the queued rwlock (an interrupt reader passes) and read_lock_irqsave do not."""
+    prog = parse(HEAD.replace("ats=0", "ats=1") + "pci_ats(sid=0, on=1)\niommu_attach_device(d0, sid=0)\n"
+                 "iommu_flush_iotlb_all(d0)\niommu_detach_device(sid=0)\n")
+    ex = explore_collisions(prog, "invs:v9-fair-rwlock", COLLIDE_SCHEDULES)
+    assert ex.kinds() == {HANG: 1}
+    found = ex.findings[0][0]
+    assert [op.text() for op in found.ops[2:]] == ["iommu_flush_iotlb_all(d0)", "cpu1: iommu_detach_device(sid=0)",
+                                                   "irq0: iommu_flush_iotlb_all(d0)"]
+    assert found.schedule[-1][2] == 2 and len(found.schedule) == 2
+    for v in ("invs:v9", "invs:merged-fair-rwlock"):
+        assert not explore_collisions(prog, v, 1000).findings
