@@ -236,9 +236,10 @@ class _Exec:
             self._spec_map_sg(dom, iova, sg, prot, i, ok=ret >= 0)
         elif k == "flush_all":
             (dom,) = a
-            yield from self._os("flush_all", a, os.flush_iotlb_all)
+            before = self.dspec(dom).pending()    # an unmap that lands while the flush runs may come after
+            yield from self._os("flush_all", a, os.flush_iotlb_all)      # its TLBI: not promised by it
             if os.has_flush_iotlb_all(dom):       # without domain->ops->flush_iotlb_all nothing is promised
-                self.dspec(dom).settle_all(i)
+                self.dspec(dom).settle(before, i)
         elif k == "attach":
             dom, sid = a
             self.dspec(dom)

@@ -181,9 +181,9 @@ class DomainSpec:
                 self._del(e)
                 self.removed.append((e.base, e.base + e.span, op))
 
-    def settle_all(self, op: int) -> None:
-        """iommu_flush_iotlb_all() returned: every pending removal is now promised."""
-        self.settle([e for e in self.ext.values() if e.state == PENDING], op)
+    def pending(self) -> list[Extent]:
+        """The removals not yet promised (unmapped into a gather or a flush queue)."""
+        return [e for e in self.ext.values() if e.state == PENDING]
 
 
 class Spec:
