@@ -8,7 +8,8 @@ finishes) is run exactly once.
 
 The fuzz target's quick searches, per input, stop at the first finding: explore_races adds one switch
 to the program's own schedule where another context's next op can run inside an op on a common
-domain; explore_collisions moves an op onto another context to run it inside its predecessor's window.
+domain; explore_collisions moves an op onto another context to run it inside the window of the op
+before it on a common domain.
 """
 
 import random
@@ -112,14 +113,15 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
     return out
 
 
-def collide_candidates(prog: Program, trace, pairs: list[int] | None = None) -> list[tuple]:
-    """Programs that run op i+1 inside op i's window (syzkaller's "collide", a step at a time): for each
-    pair of adjacent ops that touch a common domain, op i+1 moved to the other CPU or, if it does not
-    sleep, to an interrupt on either CPU (on op i's, it interrupts op i; on the other, it can interrupt
-    what op i preempted or waits for), and a switch to it after each step of op i but the last (the
-    step counts from `trace`, prog's run). Each as (ops, switch, hot): `hot` if the switch falls in a
-    conflict window of the pair (conflict_steps). `pairs`: _colliding_pairs(prog), if known."""
-    pairs = _colliding_pairs(prog) if pairs is None else pairs
+def collide_candidates(prog: Program, trace, pairs: list[tuple[int, int]] | None = None) -> list[tuple]:
+    """Programs that run op j inside op i's window (syzkaller's "collide", a step at a time), for each op
+    i and the next op j that touches a domain it touches, or a later one that conflicts with it
+    (_colliding_pairs): op j moved to just after
+    op i, on the other CPU or, if it does not sleep, on an interrupt on either CPU (on op i's, it
+    interrupts op i; on the other, it can interrupt what op i preempted or waits for), and a switch to
+    it after each step of op i but the last (the step counts from `trace`, prog's run). Each as (ops,
+    schedule, switch, hot): `hot` if the switch falls in a conflict window of the pair (conflict_steps)."""
+    pairs = _colliding_pairs(prog, trace) if pairs is None else pairs
     if not pairs:
         return []
     steps: dict[int, int] = {}
@@ -128,17 +130,20 @@ def collide_candidates(prog: Program, trace, pairs: list[int] | None = None) -> 
             steps[key[0]] = key[1]
     ops = prog.ops
     out = []
-    for i in pairs:
-        a, b = ops[i], ops[i + 1]
+    for i, j in pairs:
+        a, b = ops[i], ops[j]
         if steps.get(i, 0) < 2:
             continue
-        hot = conflict_steps(trace, i, i + 1)
+        hot = conflict_steps(trace, i, j)
+        base = tuple((i + 1 if k == j else k + (i < k < j), at, c) for k, at, c in prog.schedule)
+        taken = {(k, at) for k, at, _c in base}
         cpu = a.ctx if a.ctx < 2 else a.ctx - 2
         for c in (1 - cpu,) + (() if b.kind in SLEEPING_KINDS else (2 + cpu, 3 - cpu)):
             if c == a.ctx:
                 continue
-            moved = ops[:i + 1] + (replace(b, ctx=c),) + ops[i + 2:]
-            out += [(moved, (i, s, c), s in hot) for s in range(1, steps[i])]
+            moved = ops[:i + 1] + (replace(b, ctx=c),) + ops[i + 1:j] + ops[j + 1:]
+            out += [(moved, tuple(sorted(base + ((i, s, c),))), (i, s, c), s in hot)
+                    for s in range(1, steps[i]) if (i, s) not in taken]
     return out
 
 
@@ -168,10 +173,37 @@ def conflict_steps(trace, i: int, j: int) -> set[int]:
     return hot
 
 
-def _colliding_pairs(prog: Program) -> list[int]:
-    """i for each pair of adjacent ops (i, i+1) that touch a common domain."""
+def _colliding_pairs(prog: Program, trace=None, far: int = 3) -> list[tuple[int, int]]:
+    """(i, j) for each op i and the next op j that touches a domain op i touches; given prog's run
+    (`trace`), then, for up to `far` more later ops per op i, (i, k) where one takes a lock shared and
+    the other takes it exclusive (a reader and a writer of one rwlock far apart in the program)."""
     doms = touched_domains(prog.ops)
-    return [i for i in range(len(doms) - 1) if doms[i] & doms[i + 1]]
+    out = [(i, next(j for j in range(i + 1, len(doms)) if doms[i] & doms[j]))
+           for i in range(len(doms) - 1) if any(doms[i] & doms[j] for j in range(i + 1, len(doms)))]
+    if trace is None:
+        return out
+    locks = []                                  # per op: {lock: taken exclusive}
+    for i in range(len(doms)):
+        held: dict = {}
+        for _step, reads, writes in trace.accesses_of(i):
+            for x in reads:
+                if x[0] == "lock":
+                    held.setdefault(x, False)
+            for x in writes:
+                if x[0] == "lock":
+                    held[x] = True
+        locks.append(held)
+    for i, j in list(out):
+        if not locks[i]:
+            continue
+        more = 0
+        for k in range(j + 1, len(doms)):
+            if more >= far:
+                break
+            if any(x in locks[i] and w != locks[i][x] for x, w in locks[k].items()):
+                out.append((i, k))
+                more += 1
+    return out
 
 
 def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe, follow=None) -> Exploration:
@@ -208,34 +240,40 @@ def _base_trace(ex: Exploration, prog: Program, variant: str, policy: str):
     return base.trace
 
 
+FAR_COLLISIONS = 4      # collisions of a reader and a writer of one rwlock far apart, beyond the budget
+
+
 def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
                        trace=None, observe=None) -> Exploration:
-    """Up to `budget` of prog's collide_candidates on one variant: those in a conflict window first, the
-    rest of the budget a sample drawn by a generator seeded from the program itself (the same program
-    always tries the same ones; its mutants, others). A collision whose moved op waits for a lock is
+    """Up to `budget` of prog's collide_candidates for adjacent pairs (op i and the next op on a common
+    domain) on one variant: those in a conflict window first, the rest of the budget a sample drawn by a
+    generator seeded from the program itself (the same program always tries the same ones; its mutants,
+    others); then up to FAR_COLLISIONS for far reader/writer pairs of one rwlock, in a conflict window. A collision whose moved op waits for a lock is
     followed by one that runs the op after it in an interrupt at that wait (wait_followers).
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
     `observe(program)` is called after each run."""
     ex = Exploration(variant, len(prog.schedule) + 1)
-    pairs = _colliding_pairs(prog)
-    if not pairs:
+    if not _colliding_pairs(prog):
         return ex
     trace = trace or _base_trace(ex, prog, variant, policy)
     if trace is None:
         return ex
-    taken = {(i, a) for i, a, _c in prog.schedule}
-    cands = [c for c in collide_candidates(prog, trace, pairs) if c[1][:2] not in taken]
-    ex.complete = len(cands) <= budget
-    if not ex.complete:
-        rng = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode()))
-        hot = _spread([c for c in cands if c[2]], rng)
-        cold = [c for c in cands if not c[2]]
+    pairs = _colliding_pairs(prog, trace)
+    near = len(_colliding_pairs(prog))
+    cands = collide_candidates(prog, trace, pairs[:near])
+    rng = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode()))
+    far = _spread([c for c in collide_candidates(prog, trace, pairs[near:]) if c[3]], rng)
+    ex.complete = len(cands) <= budget and len(far) <= FAR_COLLISIONS
+    if len(cands) > budget:
+        hot = _spread([c for c in cands if c[3]], rng)
+        cold = [c for c in cands if not c[3]]
         cands = hot[:budget] if len(hot) >= budget else hot + rng.sample(cold, budget - len(hot))
+    cands += far[:FAR_COLLISIONS]
     pair_of = {}                        # collision program -> i (op i+1 runs inside op i)
 
     def progs():
-        for ops, switch, _hot in cands:
-            p = Program(prog.config, ops, tuple(sorted(prog.schedule + (switch,))))
+        for ops, sched, switch, _hot in cands:
+            p = Program(prog.config, ops, sched)
             pair_of[p] = switch[0]
             yield p
 
@@ -248,7 +286,7 @@ def _spread(cands: list, rng: random.Random) -> list:
     each one's switch steps shuffled, then taken a round at a time."""
     groups: dict = {}
     for c in cands:
-        groups.setdefault((c[1][0], c[1][2]), []).append(c)
+        groups.setdefault((c[2][0], c[2][2]), []).append(c)
     for g in groups.values():
         rng.shuffle(g)
     rounds = list(groups.values())
