@@ -12,6 +12,7 @@ domain; explore_collisions moves an op onto another context to run it inside the
 before it on a common domain.
 """
 
+import itertools
 import random
 import zlib
 from collections import deque
@@ -114,14 +115,13 @@ def race_candidates(prog: Program, trace, shared_only: bool = False) -> list[tup
 
 
 def collide_candidates(prog: Program, trace, pairs: list[tuple[int, int]] | None = None) -> list[tuple]:
-    """Programs that run op j inside op i's window (syzkaller's "collide", a step at a time), for each op
-    i and the next op j that touches a domain it touches, or a later one that conflicts with it
-    (_colliding_pairs): op j moved to just after
-    op i, on the other CPU or, if it does not sleep, on an interrupt on either CPU (on op i's, it
+    """Programs that run op j inside op i's window (syzkaller's "collide", a step at a time), for each
+    pair (i, j) (by default _colliding_pairs: op i and the next op on a common domain): op j moved to
+    just after op i, on the other CPU or, if it does not sleep, on an interrupt on either CPU (on op i's, it
     interrupts op i; on the other, it can interrupt what op i preempted or waits for), and a switch to
     it after each step of op i but the last (the step counts from `trace`, prog's run). Each as (ops,
     schedule, switch, hot): `hot` if the switch falls in a conflict window of the pair (conflict_steps)."""
-    pairs = _colliding_pairs(prog, trace) if pairs is None else pairs
+    pairs = _colliding_pairs(prog) if pairs is None else pairs
     if not pairs:
         return []
     steps: dict[int, int] = {}
@@ -154,18 +154,13 @@ def conflict_steps(trace, i: int, j: int) -> set[int]:
     lost update, a torn read, a lock held across) and the step just before the first (op j's access
     goes first)."""
     mine: dict = {}
-    theirs: dict = {}
     for step, reads, writes in trace.accesses_of(i):
         for x in reads:
             mine.setdefault(x, [step, step, False])[1] = step
         for x in writes:
             m = mine.setdefault(x, [step, step, True])
             m[1], m[2] = step, True
-    for _step, reads, writes in trace.accesses_of(j):
-        for x in reads:
-            theirs.setdefault(x, False)
-        for x in writes:
-            theirs[x] = True
+    theirs = _objects(trace, j)
     hot: set[int] = set()
     for x, (first, last, wrote) in mine.items():
         if x in theirs and (wrote or theirs[x]):
@@ -173,36 +168,38 @@ def conflict_steps(trace, i: int, j: int) -> set[int]:
     return hot
 
 
-def _colliding_pairs(prog: Program, trace=None, far: int = 3) -> list[tuple[int, int]]:
-    """(i, j) for each op i and the next op j that touches a domain op i touches; given prog's run
-    (`trace`), then, for up to `far` more later ops per op i, (i, k) where one takes a lock shared and
-    the other takes it exclusive (a reader and a writer of one rwlock far apart in the program)."""
+def _objects(trace, op: int) -> dict:
+    """{shared object: written} for what one op accessed in `trace`."""
+    objs: dict = {}
+    for _step, reads, writes in trace.accesses_of(op):
+        for x in reads:
+            objs.setdefault(x, False)
+        for x in writes:
+            objs[x] = True
+    return objs
+
+
+def _colliding_pairs(prog: Program) -> list[tuple[int, int]]:
+    """(i, j) for each op i and the next op j that touches a domain op i touches."""
     doms = touched_domains(prog.ops)
-    out = [(i, next(j for j in range(i + 1, len(doms)) if doms[i] & doms[j]))
-           for i in range(len(doms) - 1) if any(doms[i] & doms[j] for j in range(i + 1, len(doms)))]
-    if trace is None:
-        return out
-    locks = []                                  # per op: {lock: taken exclusive}
-    for i in range(len(doms)):
-        held: dict = {}
-        for _step, reads, writes in trace.accesses_of(i):
-            for x in reads:
-                if x[0] == "lock":
-                    held.setdefault(x, False)
-            for x in writes:
-                if x[0] == "lock":
-                    held[x] = True
-        locks.append(held)
-    for i, j in list(out):
+    out = []
+    for i in range(len(doms) - 1):
+        j = next((j for j in range(i + 1, len(doms)) if doms[i] & doms[j]), None)
+        if j is not None:
+            out.append((i, j))
+    return out
+
+
+def _far_pairs(near: list[tuple[int, int]], n: int, trace, far: int = 3) -> list[tuple[int, int]]:
+    """For each near pair (i, j), up to `far` later ops k > j (of n) where one of op i and op k takes a
+    lock shared and the other exclusive (a reader and a writer of one rwlock far apart in the program)."""
+    locks = [{x: w for x, w in _objects(trace, k).items() if x[0] == "lock"} for k in range(n)]
+    out = []
+    for i, j in near:
         if not locks[i]:
             continue
-        more = 0
-        for k in range(j + 1, len(doms)):
-            if more >= far:
-                break
-            if any(x in locks[i] and w != locks[i][x] for x, w in locks[k].items()):
-                out.append((i, k))
-                more += 1
+        ks = (k for k in range(j + 1, n) if any(x in locks[i] and w != locks[i][x] for x, w in locks[k].items()))
+        out += [(i, k) for k in itertools.islice(ks, far)]
     return out
 
 
@@ -248,21 +245,22 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
     """Up to `budget` of prog's collide_candidates for adjacent pairs (op i and the next op on a common
     domain) on one variant: those in a conflict window first, the rest of the budget a sample drawn by a
     generator seeded from the program itself (the same program always tries the same ones; its mutants,
-    others); then up to FAR_COLLISIONS for far reader/writer pairs of one rwlock, in a conflict window. A collision whose moved op waits for a lock is
-    followed by one that runs the op after it in an interrupt at that wait (wait_followers).
+    others); then up to FAR_COLLISIONS for far reader/writer pairs of one rwlock (_far_pairs), in a
+    conflict window. A collision whose moved op waits for a lock is followed by switches at that wait to
+    an interrupt (wait_followers).
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
     `observe(program)` is called after each run."""
     ex = Exploration(variant, len(prog.schedule) + 1)
-    if not _colliding_pairs(prog):
+    near = _colliding_pairs(prog)
+    if not near:
         return ex
     trace = trace or _base_trace(ex, prog, variant, policy)
     if trace is None:
         return ex
-    pairs = _colliding_pairs(prog, trace)
-    near = len(_colliding_pairs(prog))
-    cands = collide_candidates(prog, trace, pairs[:near])
+    cands = collide_candidates(prog, trace, near)
     rng = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode()))
-    far = _spread([c for c in collide_candidates(prog, trace, pairs[near:]) if c[3]], rng)
+    far_pairs = _far_pairs(near, len(prog.ops), trace)
+    far = _spread([c for c in collide_candidates(prog, trace, far_pairs) if c[3]], rng) if far_pairs else []
     ex.complete = len(cands) <= budget and len(far) <= FAR_COLLISIONS
     if len(cands) > budget:
         hot = _spread([c for c in cands if c[3]], rng)

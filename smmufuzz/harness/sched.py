@@ -8,9 +8,9 @@ task cannot; it cannot start while cpuN holds an irqsave lock. A lock wait is a 
 runnable task left with work outstanding is a deadlock, too many steps in one op a livelock.
 """
 
-from dataclasses import dataclass, field
-
+import functools
 import re
+from dataclasses import dataclass, field
 
 from ..variants.kthread import Acquire, Point, Release, can_acquire, grant, release
 from .feature_cov import interleaving_event
@@ -149,7 +149,7 @@ class Scheduler:
     def _where(self, t: Task) -> str:
         """What a task is doing, for the interleaving features: its op kind and latest point, numbers
         dropped (normalised only when an event needs it: the step loop is the fuzzer's hot path)."""
-        return self.ops[t.op_index].kind + ":" + _DIGITS.sub("", t.label)
+        return self.ops[t.op_index].kind + ":" + _normal(t.label)
 
     @staticmethod
     def _default(cur: Task, runnable: list) -> Task:
@@ -247,7 +247,7 @@ class Scheduler:
                 if m not in self.inflight:
                     del ops[m]
                 elif wrote or w:
-                    interleaving_event("alias", _DIGITS.sub("", lab), _DIGITS.sub("", label))
+                    interleaving_event("alias", _normal(lab), _normal(label))
             ops[op] = (label, wrote)
 
     def _grant(self, t: Task, req: Acquire) -> None:
@@ -266,6 +266,12 @@ def _lock_access(req) -> tuple:
 
 
 _DIGITS = re.compile(r"[0-9a-fx]*[0-9][0-9a-fx]*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _normal(label: str) -> str:
+    """A label with its numbers dropped, for feature keys (labels repeat: memoised on the hot path)."""
+    return _DIGITS.sub("", label)
 
 
 def interleaving(trace: SchedTrace) -> list[str]:
