@@ -251,3 +251,28 @@ def test_an_unmap_landing_inside_a_flush_all_is_not_promised_by_it():
             "iommu_flush_iotlb_all(d0)\npreempt(after=4, to=irq1)\n"
             "irq1: iommu_unmap_fast(d0, iova=0x20000000, size=0x1000, gather=g0)\n")
     assert not run_program(parse(text), ["invs:v9", "invs:merged"]).findings
+
+
+def test_a_design_race_the_control_shares_is_not_the_planted_bug():
+    """The bench's control check searches the control's own schedules: the ATS-enable race of the design
+    (all variants) found on the fair-rwlock variant at one step count is found on v9 at another, so it is
+    not counted; the fair lock's deadlock is not shown by v9 under any schedule searched."""
+    from smmufuzz.harness.fuzz_target import control_shows
+    design = load_program(os.path.join(ROOT, "regressions", "invs", "ats_enable_races_inflight_unmap.txt"))[0]
+    ex = explore_races(Program(design.config, design.ops, ()), "invs:v9-fair-rwlock", 64)
+    found = [(p, f) for p, f in ex.findings if f.kind == "MISSED_INVALIDATION"]
+    assert found, "the design race is reachable on the fair-rwlock variant"
+    prog, f = found[0]
+    assert control_shows(prog, [f], ["invs:v9"], "max-cache")
+    fair = load_program(os.path.join(ROOT, "regressions", "invs", "hand_fair.txt"))[0]
+    res = run_program(fair, ["invs:v9-fair-rwlock"])
+    assert [x.kind for x in res.findings] == ["HANG"]
+    assert not control_shows(fair, res.findings, ["invs:v9"], "max-cache")
+
+
+def test_step_by_step_targets_count_an_edge_once():
+    """-use_counters=0 for seed-002 targets only; the user's extra flags come after it (and win)."""
+    from smmufuzz.harness.fuzz import libfuzzer_args
+    args = libfuzzer_args("w", ["c"], 1, 1, "x", "d", ["-use_counters=1"], ["invs:v9"])
+    assert args.index("-use_counters=0") < args.index("-use_counters=1")
+    assert "-use_counters=0" not in libfuzzer_args("w", ["c"], 1, 1, "x", "d", [], ["gather:legacy:arm-smmu-v3"])

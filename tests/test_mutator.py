@@ -4,8 +4,8 @@ deterministically per seed, and retargeting picks IOVAs that are mapped at that 
 import random
 
 from smmufuzz.harness.codec import decode, encode
-from smmufuzz.harness.mutator import HybridMutator, hybrid, live_iovas, retarget, structured
-from smmufuzz.harness.program import MAX_OPS, parse
+from smmufuzz.harness.mutator import HybridMutator, hybrid, live_iovas, live_op, retarget, structured
+from smmufuzz.harness.program import MAX_OPS, parse, touched_domains
 
 PROG = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
 iommu_attach_device(d0, sid=0)
@@ -94,3 +94,24 @@ def test_live_ops_use_the_resources_live_at_their_position():
             assert op.args == (0,)
     assert {"unmap", "detach", "dma", "attach", "map"} <= kinds
     assert {op.kind for op in (live_op(PROG, 0, rng) for _ in range(50))} <= {"map", "attach"}
+
+
+def test_live_ops_mostly_follow_the_previous_ops_domain_and_change_ats():
+    """A fresh op mostly works on what the op before it did (a stream attached to d1 with ATS turned on
+    is followed by ops on d1), and a pci_ats mostly changes the endpoint's state."""
+    prog = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+iommu_map(d1, iova=0x400000, paddr=0x80010000, size=0x1000, prot=RW)
+iommu_attach_device(d1, sid=1)
+pci_ats(sid=1, on=1)
+""")
+    ops = [live_op(prog, len(prog.ops), random.Random(s)) for s in range(400)]
+    doms = [touched_domains(list(prog.ops) + [op])[-1] for op in ops]
+    on_d1 = sum(1 in d for d in doms)
+    on_d0_only = sum(d == frozenset({0}) for d in doms)
+    assert on_d1 > 2 * on_d0_only, (on_d1, on_d0_only)
+    ats = [op for op in ops if op.kind == "ats"]
+    off_sid1 = sum(op.args == (1, 0) for op in ats)
+    on_sid0 = sum(op.args == (0, 1) for op in ats)
+    assert ats and off_sid1 + on_sid0 >= 0.7 * len(ats)

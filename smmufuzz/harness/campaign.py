@@ -244,7 +244,8 @@ class Campaign:
         self.launch_count += 1
         seed = self.rng.randrange(1, 2**31)
         dirs = [self.corpus_dir(t)] + ([t.seed_dir] if t.seed_dir and os.listdir(t.seed_dir) else [])
-        args = libfuzzer_args(t.wrapper, dirs, seconds, seed, self.crash_dir(t), self.dict_path, self.o.extra)
+        args = libfuzzer_args(t.wrapper, dirs, seconds, seed, self.crash_dir(t), self.dict_path, self.o.extra,
+                              t.variants)
         log = os.path.join(self.dir, "logs", f"worker{slot.index}.log")
         env = dict(os.environ)
         if self.o.tolerate_known:

@@ -14,6 +14,7 @@ from .codec import encode
 from .load import LoadError, load_program
 from .program import OS_KINDS, Config, Op, Program
 from .minimize import minimize, reproducer_text
+from .fuzz_target import explores
 from .runner import Finding, run_program
 
 MAX_LEN = 600
@@ -108,11 +109,15 @@ def seed_inputs(seed_dirs: list[str], out_dir: str, keep=None, problems: list[st
 
 
 def libfuzzer_args(wrapper: str, dirs: list[str], seconds: int, seed: int, crash_dir: str, dict_path: str,
-                   extra: list[str]) -> list[str]:
-    """The command line of one libFuzzer run: the first dir is the corpus it writes to."""
+                   extra: list[str], variants: list[str] = ()) -> list[str]:
+    """The command line of one libFuzzer run: the first dir is the corpus it writes to. For a target whose
+    variants run step by step (seed 002), -use_counters=0: an edge counts once, not per hit-count bucket
+    (loop trip counts over array entries and scheduler steps made one new input every ~12 runs, a corpus
+    of 1,300 programs in 4 minutes, in which the few that reach a rare state were rarely mutated)."""
+    counters = ["-use_counters=0"] if variants and explores(list(variants)) else []
     return [wrapper, *dirs, f"-max_total_time={seconds}", f"-seed={seed}", f"-artifact_prefix={crash_dir}/",
             f"-dict={dict_path}", f"-max_len={MAX_LEN}", "-print_final_stats=1", "-timeout=120",
-            "-rss_limit_mb=4096", *extra]
+            "-rss_limit_mb=4096", *counters, *extra]
 
 
 _STAT = re.compile(r"stat::(\w+):\s*(\d+)")
@@ -135,7 +140,7 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
                        seed_dir):
             dirs.append(seed_dir)
     before = set(os.listdir(crashes))
-    args = libfuzzer_args(wrapper, dirs, seconds, seed, crashes, dict_path, extra)
+    args = libfuzzer_args(wrapper, dirs, seconds, seed, crashes, dict_path, extra, variants)
     log_path = os.path.join(run_dir, f"{target}.log")
     t0 = time.time()
     with open(log_path, "w") as log:

@@ -110,12 +110,26 @@ def random_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     return ops[at] if len(ops) > at else None
 
 
+def _ats_on(prog: Program, upto: int) -> dict[int, bool]:
+    """sid -> the endpoint's ATS capability as the last pci_ats before op `upto` set it."""
+    return {op.args[0]: bool(op.args[1]) for op in prog.ops[:upto] if op.kind == "ats"}
+
+
 def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     """A fresh op for position `at` built from the resources live there, as syzkaller generates calls
     from the resources earlier calls created: an unmap of a mapped range, a detach, DMA or ATS change
-    of an attached stream, an attach to a domain with mappings, a flush of a domain in use, a map."""
+    of an attached stream, an attach to a domain with mappings, a flush of a domain in use, a map.
+    Half the time the op works on a domain the previous op worked on (syzkaller's choice table: a call
+    mostly follows one on the same resource), so that state built a step at a time (a stream attached,
+    then ATS enabled on it, then a flush that takes the array's lock) is used by the next op."""
     live = {d: rs for d, rs in live_iovas(prog, at).items() if rs}
     att = _attached(prog, at)
+    doms = list(range(NUM_DOMAINS))
+    near = touched_domains(prog.ops[:at])[-1] if at else frozenset()
+    if near and rng.random() < 0.5:
+        doms = sorted(near)
+        live = {d: rs for d, rs in live.items() if d in near}
+        att = {s: d for s, d in att.items() if d in near}
     g = 1 << prog.config.pg_shift
     kinds = ["map", "attach"] + (["unmap", "unmap"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
     dma_sids = [s for s, d in att.items() if d in live]
@@ -126,18 +140,23 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
         lo, hi = rng.choice(live[d])
         return Op("unmap", (d, lo, g if rng.random() < 0.5 else hi - lo))
     if kind == "map":
-        d = rng.randrange(NUM_DOMAINS)
+        d = rng.choice(doms)
         ends = [hi for _lo, hi in live.get(d, [])]
         iova = rng.choice(ends) if ends and rng.random() < 0.5 else 0x200000 + rng.randrange(16) * g
         return Op("map", (d, iova, 0x80000000 + rng.randrange(64) * g, g, 3))
-    if kind == "attach":
-        return Op("attach", (rng.choice(sorted(live) or list(range(NUM_DOMAINS))), rng.randrange(NUM_SIDS)))
+    if kind == "attach":       # mostly a stream not on that domain yet: a second user of its array
+        d = rng.choice([x for x in doms if x in live] or doms)
+        full = _attached(prog, at)
+        sids = [s for s in range(NUM_SIDS) if full.get(s) != d]
+        return Op("attach", (d, rng.choice(sids) if sids and rng.random() < 0.75 else rng.randrange(NUM_SIDS)))
     if kind == "detach":
         return Op("detach", (rng.choice(sorted(att)),))
     if kind == "flush_all":
         return Op("flush_all", (rng.choice(sorted(set(att.values()))),))
-    if kind == "ats":
-        return Op("ats", (rng.choice(sorted(att)), int(rng.random() < 0.7)))
+    if kind == "ats":          # mostly the change: on for a stream without ATS, off for one with it
+        sid = rng.choice(sorted(att))
+        on = not _ats_on(prog, at).get(sid, False)
+        return Op("ats", (sid, int(on if rng.random() < 0.8 else not on)))
     sid = rng.choice(dma_sids)
     lo, hi = rng.choice(live[att[sid]])
     return Op("dma", (sid, lo + rng.randrange(max(1, (hi - lo) // g)) * g, int(rng.random() < 0.5)))
@@ -180,7 +199,7 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
         return out if len(out) <= max_size else None
     n = len(ops)
     if edit == "insert" and n < MAX_OPS:
-        at = rng.randint(0, n)
+        at = n if rng.random() < 0.4 else rng.randint(0, n)    # the end mostly, as syzkaller's insertCall
         new = (live_op(prog, at, rng) if rng.random() < 0.5 else None) or random_op(prog, at, rng)
         if new is None:
             return None
