@@ -276,3 +276,38 @@ def test_step_by_step_targets_count_an_edge_once():
     args = libfuzzer_args("w", ["c"], 1, 1, "x", "d", ["-use_counters=1"], ["invs:v9"])
     assert args.index("-use_counters=0") < args.index("-use_counters=1")
     assert "-use_counters=0" not in libfuzzer_args("w", ["c"], 1, 1, "x", "d", [], ["gather:legacy:arm-smmu-v3"])
+
+
+READER_ONLY = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
+pci_ats(sid=0, on=1)
+iommu_attach_device(d0, sid=0)
+iommu_flush_iotlb_all(d0)
+"""
+
+
+def _trace(prog, v):
+    from smmufuzz.harness.exhaustive import Exploration, _base_trace
+    return _base_trace(Exploration(v, 1), prog, v, "max-cache")
+
+
+def test_a_reader_is_completed_with_a_learned_writer_into_the_interrupt_deadlock():
+    """A flush holding an ATS array's read lock, with no writer after it: its collisions find nothing;
+    once the runs have shown which op kinds take that lock exclusive, the completion puts one after the
+    reader and its collisions (and wait followers) give the fair rwlock's deadlock, and nothing on v9."""
+    from smmufuzz.harness.complete import explore_completions, learn_writers, unmatched_readers
+    v = "invs:v9-fair-rwlock"
+    prog = parse(READER_ONLY)
+    assert not explore_collisions(prog, v, 100).findings
+    trace = _trace(prog, v)
+    assert unmatched_readers(prog, trace) == [(2, "invs->rwlock")]
+    writers: dict = {}
+    assert not explore_completions(prog, v, "max-cache", trace, writers).findings     # nothing learned yet
+    assert "invs->rwlock" not in writers
+    detach = parse(READER_ONLY + "iommu_detach_device(sid=0)\n")
+    learn_writers(writers, detach, _trace(detach, v))
+    assert writers["invs->rwlock"] == {"detach"}
+    ex = explore_completions(prog, v, "max-cache", trace, writers)
+    assert [f.kind for _p, f in ex.findings] == ["HANG"]
+    found = ex.findings[0][0]
+    assert [op.kind for op in found.ops][:4] == ["ats", "attach", "flush_all", "detach"]
+    assert not explore_completions(prog, "invs:v9", "max-cache", _trace(prog, "invs:v9"), writers).findings

@@ -30,6 +30,7 @@ class Exploration:
     complete: bool = True
     findings: list = field(default_factory=list)      # [(Program with its schedule, Finding)]: the first
     #                                                   per kind (explore), the first (explore_races/_collisions)
+    trace: object = None                              # the searched program's own run (races/collisions)
 
     def kinds(self) -> dict[str, int]:
         return dict(self._counts)
@@ -257,6 +258,7 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
     trace = trace or _base_trace(ex, prog, variant, policy)
     if trace is None:
         return ex
+    ex.trace = trace
     cands = collide_candidates(prog, trace, near)
     rng = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode()))
     far_pairs = _far_pairs(near, len(prog.ops), trace)

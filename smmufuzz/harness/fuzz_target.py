@@ -86,13 +86,15 @@ def _write_input(prefix: str, prog) -> None:
         f.write(data)
 
 
-def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=None):
+def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=None, writers: dict | None = None):
     """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
     ops, not also the instant: for a concurrent input, schedules with one more switch (at most
     RACE_SCHEDULES per variant, earliest steps first); for any input, a sample of COLLIDE_SCHEDULES
     programs running an op inside its predecessor's window from another context. A program giving a
     finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean);
-    `observe(program)` after each run."""
+    `observe(program)` after each run. Then, with `writers` (the lock writers learned so far), the
+    collisions of the program completed with a writer after a reader of a rwlock (complete.py)."""
+    from smmufuzz.harness.complete import explore_completions
     from smmufuzz.harness.exhaustive import explore_collisions, explore_races
     from smmufuzz.harness.runner import run_program
     budget = race_budget(prog)
@@ -102,6 +104,8 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
             ex = explore_races(prog, v, budget, policy, run.trace, observe=observe)
         if not (ex and ex.findings):
             ex = explore_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace, observe=observe)
+        if not ex.findings and writers is not None:
+            ex = explore_completions(prog, v, policy, ex.trace or run.trace, writers, observe)
         if ex and ex.findings:
             found = ex.findings[0][0]
             _write_input(f"{artifacts}crash-race-", found)
@@ -133,6 +137,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     calls = [0]
     searches_races = explores(target_variants)
+    writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
     corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
@@ -156,7 +161,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
         if not res.findings and searches_races and len(prog.schedule) < DEFAULT_PREEMPTIONS \
                 and prog not in raced_clean:
             feature_cov.take_fresh()
-            found = _race(prog, res, target_variants, policy, artifacts, keep_fresh)
+            found = _race(prog, res, target_variants, policy, artifacts, keep_fresh, writers)
             if found:
                 prog, res = found
             else:           # many byte strings decode to one program: search its schedules once

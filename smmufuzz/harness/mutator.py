@@ -122,33 +122,43 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     Half the time the op works on a domain the previous op worked on (syzkaller's choice table: a call
     mostly follows one on the same resource), so that state built a step at a time (a stream attached,
     then ATS enabled on it, then a flush that takes the array's lock) is used by the next op."""
-    live = {d: rs for d, rs in live_iovas(prog, at).items() if rs}
-    att = _attached(prog, at)
-    doms = list(range(NUM_DOMAINS))
+    doms = frozenset(range(NUM_DOMAINS))
     near = touched_domains(prog.ops[:at])[-1] if at else frozenset()
     if near and rng.random() < 0.5:
-        doms = sorted(near)
-        live = {d: rs for d, rs in live.items() if d in near}
-        att = {s: d for s, d in att.items() if d in near}
-    g = 1 << prog.config.pg_shift
+        doms = near
+    live = {d for d, rs in live_iovas(prog, at).items() if rs and d in doms}
+    att = {s: d for s, d in _attached(prog, at).items() if d in doms}
     kinds = ["map", "attach"] + (["unmap", "unmap"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
-    dma_sids = [s for s, d in att.items() if d in live]
-    kinds += ["dma"] * bool(dma_sids)
-    kind = rng.choice(kinds)
-    if kind == "unmap":
+    kinds += ["dma"] * any(d in live for d in att.values())
+    return live_op_of(prog, at, rng.choice(kinds), doms, rng)
+
+
+def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.Random) -> Op | None:
+    """An op of `kind` for position `at` on one of the domains `doms`, from the resources live there
+    (None if there are none): an attach moves a stream onto the domain, mostly one not on it yet (a
+    second user of its array), or, a quarter of the time, moves one of its streams to another domain."""
+    live = {d: rs for d, rs in live_iovas(prog, at).items() if rs and d in doms}
+    full = _attached(prog, at)
+    att = {s: d for s, d in full.items() if d in doms}
+    g = 1 << prog.config.pg_shift
+    if kind == "unmap" and live:
         d = rng.choice(sorted(live))
         lo, hi = rng.choice(live[d])
         return Op("unmap", (d, lo, g if rng.random() < 0.5 else hi - lo))
     if kind == "map":
-        d = rng.choice(doms)
+        d = rng.choice(sorted(doms))
         ends = [hi for _lo, hi in live.get(d, [])]
         iova = rng.choice(ends) if ends and rng.random() < 0.5 else 0x200000 + rng.randrange(16) * g
         return Op("map", (d, iova, 0x80000000 + rng.randrange(64) * g, g, 3))
-    if kind == "attach":       # mostly a stream not on that domain yet: a second user of its array
-        d = rng.choice([x for x in doms if x in live] or doms)
-        full = _attached(prog, at)
+    if kind == "attach":
+        others = [d for d in range(NUM_DOMAINS) if d not in doms]
+        if att and others and rng.random() < 0.25:
+            return Op("attach", (rng.choice(others), rng.choice(sorted(att))))
+        d = rng.choice(sorted(live) or sorted(doms))
         sids = [s for s in range(NUM_SIDS) if full.get(s) != d]
         return Op("attach", (d, rng.choice(sids) if sids and rng.random() < 0.75 else rng.randrange(NUM_SIDS)))
+    if not att:
+        return None
     if kind == "detach":
         return Op("detach", (rng.choice(sorted(att)),))
     if kind == "flush_all":
@@ -157,9 +167,13 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
         sid = rng.choice(sorted(att))
         on = not _ats_on(prog, at).get(sid, False)
         return Op("ats", (sid, int(on if rng.random() < 0.8 else not on)))
-    sid = rng.choice(dma_sids)
-    lo, hi = rng.choice(live[att[sid]])
-    return Op("dma", (sid, lo + rng.randrange(max(1, (hi - lo) // g)) * g, int(rng.random() < 0.5)))
+    if kind == "dma":
+        sids = [s for s, d in att.items() if d in live]
+        if sids:
+            sid = rng.choice(sids)
+            lo, hi = rng.choice(live[att[sid]])
+            return Op("dma", (sid, lo + rng.randrange(max(1, (hi - lo) // g)) * g, int(rng.random() < 0.5)))
+    return None
 
 
 def retarget(prog: Program, i: int, rng: random.Random) -> Op | None:

@@ -261,7 +261,7 @@ class Scheduler:
 
 def _lock_access(req) -> tuple:
     """(reads, writes) of a lock acquire/release: the shared side only conflicts with the exclusive one."""
-    key = ("lock", id(req.lock))
+    key = ("lock", id(req.lock), req.lock.name)
     return ((key,), ()) if req.shared else ((), (key,))
 
 
