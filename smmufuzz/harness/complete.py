@@ -42,7 +42,7 @@ def completions(prog: Program, trace, writers: dict, rng: random.Random) -> list
     out: list[Program] = []
     for r, name in unmatched_readers(prog, trace):
         for kind in sorted(writers.get(name, ())):
-            op = live_op_of(prog, r + 1, kind, doms[r], rng)
+            op = live_op_of(prog, r + 1, kind, doms[r], rng, leave=0.5)   # an attach that leaves the domain
             if op is None:
                 continue
             p = Program(prog.config, prog.ops[:r + 1] + (op,) + prog.ops[r + 1:],

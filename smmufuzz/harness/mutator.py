@@ -133,10 +133,11 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     return live_op_of(prog, at, rng.choice(kinds), doms, rng)
 
 
-def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.Random) -> Op | None:
+def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.Random,
+               leave: float = 0.0) -> Op | None:
     """An op of `kind` for position `at` on one of the domains `doms`, from the resources live there
     (None if there are none): an attach moves a stream onto the domain, mostly one not on it yet (a
-    second user of its array), or, a quarter of the time, moves one of its streams to another domain."""
+    second user of its array), or, with probability `leave`, moves one of its streams to another domain."""
     live = {d: rs for d, rs in live_iovas(prog, at).items() if rs and d in doms}
     full = _attached(prog, at)
     att = {s: d for s, d in full.items() if d in doms}
@@ -152,7 +153,7 @@ def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.R
         return Op("map", (d, iova, 0x80000000 + rng.randrange(64) * g, g, 3))
     if kind == "attach":
         others = [d for d in range(NUM_DOMAINS) if d not in doms]
-        if att and others and rng.random() < 0.25:
+        if att and others and leave and rng.random() < leave:
             return Op("attach", (rng.choice(others), rng.choice(sorted(att))))
         d = rng.choice(sorted(live) or sorted(doms))
         sids = [s for s in range(NUM_SIDS) if full.get(s) != d]
