@@ -51,29 +51,42 @@ def race_budget(prog) -> int:
 
 
 CONTROL_SCHEDULES = 64     # schedules a correct control is searched with before a race finding counts
+CONTROL_MINIMIZE = 400     # runs to minimise a finding's program before the control is searched again
 
 
-def control_shows(prog, findings, control: list[str], policy: str) -> bool:
+def control_shows(prog, findings, control: list[str], policy: str, variants: list[str] = ()) -> bool:
     """Whether a correct control variant gives a finding of the same kind on prog: on its own run, or, for
     step-by-step variants, on prog's ops under a schedule search of its own (one more switch, collisions,
     from prog's schedule and from none). A switch is counted in steps, and the control's steps are not
     the buggy variant's (a fair rwlock takes more), so the same race sits at another step there: a
-    design race both share is not the planted bug."""
+    design race both share is not the planted bug. With `variants` (the target's), the same check on
+    prog minimised on them too: the raw input's extra ops and switches can hide a race the control shares."""
     from smmufuzz.harness.exhaustive import explore_collisions, explore_races
+    from smmufuzz.harness.minimize import minimize
     from smmufuzz.harness.program import Program
     from smmufuzz.harness.runner import run_program
-    if run_program(prog, control, policy).findings:
-        return True
-    if not explores(control):
-        return False
     kinds = {f.kind for f in findings}
-    bases = [prog] + ([Program(prog.config, prog.ops, ())] if prog.schedule else [])
-    for v in control:
-        for base in bases:
-            for search in (explore_races, explore_collisions):
-                if any(f.kind in kinds for _p, f in search(base, v, CONTROL_SCHEDULES, policy).findings):
-                    return True
-    return False
+    searched = explores(control)
+
+    def shows(p) -> bool:
+        if run_program(p, control, policy).findings:
+            return True
+        if not searched:
+            return False
+        bases = [p] + ([Program(p.config, p.ops, ())] if p.schedule else [])
+        return any(f.kind in kinds for v in control for base in bases
+                   for search in (explore_races, explore_collisions)
+                   for _p, f in search(base, v, CONTROL_SCHEDULES, policy).findings)
+
+    if shows(prog):
+        return True
+    if not (variants and searched):
+        return False
+    try:
+        small, _f = minimize(prog, list(variants), policy, budget=CONTROL_MINIMIZE)
+    except ValueError:
+        return False
+    return small != prog and shows(small)
 
 
 def _write_input(prefix: str, prog) -> None:
@@ -169,7 +182,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     raced_clean.clear()
                 raced_clean.add(prog)
         if res.findings and not tally.tolerate(res.findings) \
-                and not (control and control_shows(prog, res.findings, control, policy)):
+                and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
             if clock:
                 with open(clock, "a") as f:
                     f.write(f"found {time.time()} {calls[0]}\n")
