@@ -1,0 +1,1 @@
+/* empty: barriers are in kernel_env.h (force-included) */

@@ -1,0 +1,1 @@
+/* empty: everything the kernel files need is in kernel_env.h (force-included) */
