@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
-from . import gather_rules, iommupt, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
+from . import gather_rules, iommupt, kernel_c, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -121,6 +121,11 @@ INVS_TWO_SMMU = {
 for _n, (_des, _bug, _why) in INVS_TWO_SMMU.items():
     register(f"invs:{_n}", invs_variant(_n, _des, False, instances=2), _bug, "002-invs", _why)
 
+# kernel C from a tree (smmufuzz kernel setup): correct unless the tree is not; a patched build is the
+# user's patch, so what it shows is unexpected until they say otherwise
+for _n, _f, _why in kernel_c.variants():
+    register(_n, _f, False, "kernel-c", _why)
+
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
     "smmuv3": ["smmuv3"],
@@ -139,6 +144,22 @@ for _drv in GATHER_DRIVERS:   # every rule side by side for one driver: a diverg
 DEFAULT_TARGETS = ["smmuv3", "pte-sync", "gather:arm-smmu", "gather:virtio"]
 
 
+# targets that need a kernel tree (not in `all` unless one is there); kc-diff adds the patched build when
+# patches are given
+KERNEL_TARGETS: dict[str, list[str]] = {
+    "kc:smmuv3": ["kc:smmuv3"],
+    "kc-diff": ["kc:smmuv3", "kc-patched:smmuv3", "smmuv3"],
+    "kc-pte-sync": ["kc:pte-sync", "kc-patched:pte-sync"],
+    "kc-lpae-drivers": ["kc:arm-smmu", "kc:qcom", "kc:ipmmu"],
+}
+
+
+def kernel_builds(names) -> set:
+    """Which kernel builds ("base", "patched") these variants need."""
+    return {getattr(VARIANTS[n].factory, "KERNEL_BUILD") for n in names
+            if n in VARIANTS and getattr(VARIANTS[n].factory, "KERNEL_BUILD", None)}
+
+
 class UnknownName(KeyError):
     pass
 
@@ -153,6 +174,10 @@ def variant(name: str) -> VariantInfo:
 def target(name: str) -> list[str]:
     if name in TARGETS:
         return TARGETS[name]
+    if name in KERNEL_TARGETS:
+        from ..kernel.session import patch_specs
+        names = KERNEL_TARGETS[name]
+        return names if patch_specs() else [n for n in names if not n.startswith("kc-patched:")]
     if name in VARIANTS:
         return [name]
-    raise UnknownName(f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))}; or any variant name)")
+    raise UnknownName(f"unknown target {name!r} (known: {', '.join(sorted(TARGETS) + sorted(KERNEL_TARGETS))}; or any variant name)")

@@ -1,0 +1,91 @@
+"""Which kernel tree and patches this process runs, from the command line or the environment.
+
+The CLI sets SMMUFUZZ_KERNEL_TREE / SMMUFUZZ_KERNEL_PATCHES (os.pathsep-separated patch specs, each
+`FILE` or `FILE:skip=PATH[,PATH]`) / SMMUFUZZ_KERNEL_INSTRUMENT, so fuzz workers inherit them;
+`prepare()` builds what the chosen variants need up front (one-line errors), and variants get their
+library from `library()`.
+"""
+
+import os
+
+from . import build as B
+from . import clib
+from . import patch as P
+from .tree import TreeError, find
+
+ENV_TREE, ENV_PATCHES, ENV_INSTRUMENT = "SMMUFUZZ_KERNEL_TREE", "SMMUFUZZ_KERNEL_PATCHES", "SMMUFUZZ_KERNEL_INSTRUMENT"
+KernelError = (TreeError, B.BuildError, P.PatchError, clib.KernelCrash)
+_builds: dict = {}
+
+
+def configure(tree: str | None = None, patches=None, instrument: bool | None = None) -> None:
+    """Record the user's choice in the environment (inherited by workers) and forget earlier builds."""
+    if tree:
+        os.environ[ENV_TREE] = os.path.abspath(tree)
+    if patches:
+        os.environ[ENV_PATCHES] = os.pathsep.join(patches)
+    if instrument is not None:
+        if instrument:
+            os.environ[ENV_INSTRUMENT] = "1"
+        else:
+            os.environ.pop(ENV_INSTRUMENT, None)
+    _builds.clear()
+
+
+def patch_specs() -> list[str]:
+    v = os.environ.get(ENV_PATCHES, "")
+    return [s for s in v.split(os.pathsep) if s]
+
+
+def load_patch(spec: str) -> P.Patch:
+    """`FILE` or `FILE:skip=PATH[,PATH]` (leave out the hunks of those files, e.g. to use a port of them)."""
+    path, _, skip = spec.partition(":skip=")
+    p = P.load(path)
+    if skip:
+        drop = set(skip.split(","))
+        unknown = drop - {f.path for f in p.files}
+        if unknown:
+            raise P.PatchError(f"{path}: skip= names {', '.join(sorted(unknown))}, which the patch does not touch")
+        p = p.only({f.path for f in p.files} - drop)
+    return p
+
+
+def get(patched: bool, log=None) -> B.Build:
+    """The build of the tree (patched: with the configured patches), cached per process."""
+    instrument = os.environ.get(ENV_INSTRUMENT) == "1"
+    key = (patched, instrument)
+    if key not in _builds:
+        if patched and not patch_specs():
+            raise P.PatchError("a kc-patched variant needs --kernel-patch FILE")
+        tree = find(os.environ.get(ENV_TREE))
+        patches = [load_patch(s) for s in patch_specs()] if patched else []
+        _builds[key] = B.build(tree, patches, instrument, log=log)
+    return _builds[key]
+
+
+def library(patched: bool) -> clib.KernelLib:
+    return clib.load(get(patched).lib)
+
+
+def prepare(needs: set, log=print) -> list[B.Build]:
+    """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched"."""
+    out = []
+    for patched in (False, True):
+        if ("patched" if patched else "base") in needs:
+            b = get(patched, log=None)
+            if log:
+                log(f"kernel: {b.label} ({b.tree.origin}) -> {b.lib}")
+                for h in b.hunks:
+                    log(h.line())
+            clib.load(b.lib)
+            out.append(b)
+    return out
+
+
+def available() -> bool:
+    """Is there a tree to build (without building it)?"""
+    try:
+        find(os.environ.get(ENV_TREE))
+        return True
+    except TreeError:
+        return False
