@@ -556,7 +556,9 @@ def _setup(prog: Program, name: str, policy: str, snapshots: bool) -> tuple[Vari
         return run, None
 
 
-def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False) -> VariantRun:
+def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False,
+                probe=None) -> VariantRun:
+    """Run prog on one variant; probe(ex, i, op, ret), if given, sees the machine after each op."""
     run, ex = _setup(prog, name, policy, snapshots)
     if ex is None:
         return run
@@ -582,6 +584,8 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
         run.returns.append(ret)
         if snapshots:
             run.snapshots.append(ex.snapshot())
+        if probe is not None:
+            probe(ex, i, op, ret)
         if v is not None:
             run.finding = Finding(v.kind, name, i, op.text(), v.message, v.witness)
             break

@@ -74,6 +74,7 @@ class KernelLib:
             fn = getattr(L, name)
             fn.argtypes, fn.restype = args, res
         self.machines: "weakref.WeakValueDictionary[int, Machine]" = weakref.WeakValueDictionary()
+        self.graveyard: list = []                    # (ctx, C tables) of machines gone, to free
         self.tables: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
         self._next = 1
         self.error: BaseException | None = None      # an exception raised inside a hook
@@ -85,6 +86,18 @@ class KernelLib:
         _Host.in_dll(L, "kc_host").__init__(*[getattr(hooks, f) for f, _t in _Host._fields_])
         f = L.kc_features()
         self.features = {"defer_sync_pte": bool(f & 1), "ops_iotlb_sync_map": bool(f & 2)}
+
+    def reap(self) -> None:
+        """Free the C side of machines that are gone: their tables' own memory, then the arena."""
+        while self.graveyard:
+            ctx, tables = self.graveyard.pop()
+            self._reaping = True
+            try:
+                for t in tables:
+                    self.L.kc_free(t)        # hooks find no machine for this ctx: they do nothing
+            finally:
+                self._reaping = False
+            self.L.kc_ctx_free(ctx)
 
     def next_id(self) -> int:
         self._next += 1
@@ -186,6 +199,7 @@ class Machine:
 
     def __init__(self, lib: KernelLib, mem):
         self.lib, self.L, self.mem = lib, lib.L, mem
+        lib.reap()
         self.id = lib.next_id()
         self.ctx = lib.L.kc_ctx_new(self.id, ARENA_BASE, ARENA_SIZE)
         if not self.ctx:
@@ -198,14 +212,10 @@ class Machine:
         self.owned: set[int] = set()                     # C tables not freed yet
 
     def __del__(self):
+        """Freed later, outside any C call (a collection may run inside a hook of another machine)."""
         ctx, self.ctx = getattr(self, "ctx", None), None
-        if not ctx:
-            return
-        self.muted = True
-        if self.dead is None:                # free the C tables' own memory (their pages go with the arena)
-            for t in self.owned:
-                self.L.kc_free(t)
-        self.L.kc_ctx_free(ctx)
+        if ctx:
+            self.lib.graveyard.append((ctx, () if self.dead is not None else tuple(self.owned)))
 
     def alloc(self, size: int) -> int:
         return self.mem.alloc_pages(size)

@@ -81,13 +81,23 @@ void kc_bug(const char *file, int line, const char *cond)
 	siglongjmp(kc_jmp, 1);
 }
 
-/* Run kernel code: set the context, arm the guard; evaluates to KC_CRASHED after a fault. */
+/* Run kernel code: set the context, arm the guard; evaluates to KC_CRASHED after a fault.  Nests
+ * (a hook may call back into kernel code): the outer context, guard and jump buffer are restored. */
 #define KC_KERNEL(ctx, result, call) do {				\
+	struct kc_ctx *__kc_prev = kc_cur;				\
+	int __kc_was = kc_in_kernel;					\
+	sigjmp_buf __kc_outer;						\
+	memcpy(__kc_outer, kc_jmp, sizeof(sigjmp_buf));			\
 	kc_cur = (ctx);							\
-	if (sigsetjmp(kc_jmp, 1)) { (result) = KC_CRASHED; break; }	\
-	kc_in_kernel = 1;						\
-	call;								\
-	kc_in_kernel = 0;						\
+	if (sigsetjmp(kc_jmp, 1)) {					\
+		(result) = KC_CRASHED;					\
+	} else {							\
+		kc_in_kernel = 1;					\
+		call;							\
+	}								\
+	kc_in_kernel = __kc_was;					\
+	memcpy(kc_jmp, __kc_outer, sizeof(sigjmp_buf));			\
+	kc_cur = __kc_prev;						\
 } while (0)
 
 /* While the host runs (a hook), a fault is not the kernel's. */
