@@ -7,6 +7,8 @@ import sys
 from dataclasses import replace
 
 from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
+from ..kernel.session import KernelError
+from . import kernel_cli
 from .load import LoadError, load_program, program_files
 from .runner import DMA_ONLY, MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, OUTSIDE, SKIPPED, run_program
 
@@ -23,9 +25,11 @@ def _variants_for(args, header: dict | None = None) -> list[str]:
         for n in names:
             from ..variants.registry import variant
             variant(n)
-        return names
-    t = getattr(args, "target", None) or (header or {}).get("target") or DEFAULT_TARGETS[0]
-    return resolve_target(t)
+    else:
+        t = getattr(args, "target", None) or (header or {}).get("target") or DEFAULT_TARGETS[0]
+        names = resolve_target(t)
+    kernel_cli.prepare(names)
+    return names
 
 
 def cmd_list(args) -> int:
@@ -106,7 +110,9 @@ def _campaign_targets(names: list[str]) -> list[tuple[str, list[str]]]:
         for t in (TARGETS if n == "all" else [n]):
             if t not in out:
                 out.append(t)
-    return [(t, resolve_target(t)) for t in out]
+    resolved = [(t, resolve_target(t)) for t in out]
+    kernel_cli.prepare([v for _t, vs in resolved for v in vs])
+    return resolved
 
 
 def cmd_fuzz(args) -> int:
@@ -220,6 +226,7 @@ def cmd_bench(args) -> int:
                                                                                if v.buggy]
     for n in names:
         variant(n)
+    kernel_cli.prepare(names)
     modes = [m for m in args.modes.split(",") if m]
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -363,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="re-render a campaign's report.html from its summary and time series")
     rp.add_argument("campaign_dir")
     rp.set_defaults(fn=cmd_report)
+    kernel_cli.add_commands(sub)
+    for sp in (r, mn, rc, f, b):
+        kernel_cli.add_options(sp)
     return p
 
 
@@ -381,8 +391,9 @@ def main(argv=None) -> int:
     elif extra:
         parser.error("'--' is only for fuzz")
     try:
+        kernel_cli.configure(args)
         return args.fn(args)
-    except (UnknownName, LoadError, UsageError) as e:
+    except (UnknownName, LoadError, UsageError, *KernelError) as e:
         msg = e.args[0] if e.args else str(e)
         print(f"smmufuzz: error: {msg}", file=sys.stderr)
         return 2

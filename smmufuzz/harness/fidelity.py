@@ -17,6 +17,13 @@ from .runner import run_variant
 
 PAIRS = (("smmuv3", "kc:smmuv3"), ("gather:robin-v2:arm-smmu", "kc:arm-smmu"), ("gather:robin-v2:qcom", "kc:qcom"),
          ("gather:robin-v2:ipmmu", "kc:ipmmu"), ("pte-sync:eager", "kc:pte-sync"))
+
+
+def pairs_for(version: tuple) -> tuple:
+    """The (model, C) pairs to compare for a tree of this version."""
+    return PAIRS
+
+
 CLASSES = ("return value", "SMMU-visible translation", "PTE bits", "cache maintenance", "commands", "WARN", "crash")
 
 

@@ -1,6 +1,6 @@
 """Which kernel tree and patches this process runs, from the command line or the environment.
 
-The CLI sets SMMUFUZZ_KERNEL_TREE / SMMUFUZZ_KERNEL_PATCHES (os.pathsep-separated patch specs, each
+The CLI sets SMMUFUZZ_KERNEL_TREE / SMMUFUZZ_KERNEL_PATCHES (patch specs one per line, each
 `FILE` or `FILE:skip=PATH[,PATH]`) / SMMUFUZZ_KERNEL_INSTRUMENT, so fuzz workers inherit them;
 `prepare()` builds what the chosen variants need up front (one-line errors), and variants get their
 library from `library()`.
@@ -23,7 +23,7 @@ def configure(tree: str | None = None, patches=None, instrument: bool | None = N
     if tree:
         os.environ[ENV_TREE] = os.path.abspath(tree)
     if patches:
-        os.environ[ENV_PATCHES] = os.pathsep.join(patches)
+        os.environ[ENV_PATCHES] = "\n".join(patches)
     if instrument is not None:
         if instrument:
             os.environ[ENV_INSTRUMENT] = "1"
@@ -34,7 +34,7 @@ def configure(tree: str | None = None, patches=None, instrument: bool | None = N
 
 def patch_specs() -> list[str]:
     v = os.environ.get(ENV_PATCHES, "")
-    return [s for s in v.split(os.pathsep) if s]
+    return [s for s in v.split("\n") if s]
 
 
 def load_patch(spec: str) -> P.Patch:

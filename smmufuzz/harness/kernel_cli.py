@@ -1,0 +1,86 @@
+"""The kernel-tree side of the command line: --tree / --kernel-patch, `smmufuzz kernel setup|check`."""
+
+import os
+import shutil
+import sys
+
+from ..kernel import session
+from ..kernel.tree import cache_dir
+from ..variants.registry import kernel_builds
+
+
+def add_options(p) -> None:
+    p.add_argument("--tree", metavar="DIR", help="kernel tree for the kc:* variants (default: $SMMUFUZZ_KERNEL_TREE, "
+                   "else Debian's /usr/src/linux-source-*.tar.xz)")
+    p.add_argument("--kernel-patch", action="append", default=[], metavar="FILE[:skip=PATH,...]",
+                   help="a patch (diff, mail or thread) for the kc-patched:* variants; repeatable, applied in order")
+
+
+def configure(args) -> None:
+    """Carry --tree / --kernel-patch into the environment (fuzz workers inherit it)."""
+    tree, patches = getattr(args, "tree", None), getattr(args, "kernel_patch", None)
+    if tree or patches:
+        for spec in patches or ():
+            path = spec.partition(":skip=")[0]
+            if not os.path.exists(path):
+                raise session.P.PatchError(f"--kernel-patch {path}: no such file")
+        session.configure(tree, [os.path.abspath(s) for s in patches or ()])
+
+
+def prepare(names, log=None) -> None:
+    """Build (or take from the cache) the kernel libraries these variants need, before any run."""
+    needs = kernel_builds(names)
+    if needs:
+        session.prepare(needs, log=log or (lambda s: print(s, file=sys.stderr)))
+
+
+def cmd_setup(args) -> int:
+    """Find the tree, apply the patches, build with gcc (and clang -fsanitize=fuzzer-no-link if present)."""
+    configure(args)
+    b = session.get(False)
+    print(f"tree: {b.tree.path} (linux {b.tree.version_text}, from {b.tree.origin})")
+    print(f"build: {b.lib}")
+    print("  io-pgtable.h offers: " + (", ".join(k for k, v in b.features.items() if v) or "nothing optional"))
+    if session.patch_specs():
+        p = session.get(True)
+        print(f"patched build ({p.label}): {p.lib}")
+        for h in p.hunks:
+            print(h.line())
+    if shutil.which(os.environ.get("SMMUFUZZ_CC") or "clang"):
+        session.configure(instrument=True)
+        i = session.get(False)
+        print(f"instrumented build (clang -fsanitize=fuzzer-no-link, for fuzz workers): {i.lib}")
+        if session.patch_specs():
+            print(f"instrumented patched build: {session.get(True).lib}")
+        session.configure(instrument=False)
+    else:
+        print("no clang: fuzz runs will not count edges in the kernel C (apt-get install clang)")
+    print(f"cache: {cache_dir()}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Random programs on each Python model and its C twin; exit 1 on any difference not declared."""
+    from .fidelity import check, format_result, pairs_for
+    configure(args)
+    b = session.get(False)
+    pairs = pairs_for(b.tree.version)
+    prepare([c for _m, c in pairs])
+    print(f"smmufuzz kernel check: {args.programs} programs, seed {args.seed}, linux {b.tree.version_text}; "
+          f"pairs: {', '.join(f'{m} vs {c}' for m, c in pairs)}", flush=True)
+    res = check(args.programs, args.seed, pairs, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    print(format_result(res))
+    return 1 if res.by_class else 0
+
+
+def add_commands(sub) -> None:
+    k = sub.add_parser("kernel", help="kernel trees: build the C variants, check the models against the C")
+    ks = k.add_subparsers(dest="kernel_cmd", required=True)
+    s = ks.add_parser("setup", help="find or extract the tree, apply patches, build (cached)")
+    add_options(s)
+    s.set_defaults(fn=cmd_setup)
+    c = ks.add_parser("check", help="fidelity: each Python model vs its kernel C twin on random programs")
+    add_options(c)
+    c.add_argument("--programs", type=int, default=500)
+    c.add_argument("--seed", type=int, default=1)
+    c.set_defaults(fn=cmd_check)
