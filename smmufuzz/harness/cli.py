@@ -121,6 +121,7 @@ def cmd_fuzz(args) -> int:
     from .findings_store import DiskFull
     _load_plugins(args.load)
     resolved = _campaign_targets(args.targets)
+    kernel_cli.prepare_fuzz([v for _t, vs in resolved for v in vs])
     if args.workers < 1 or args.time < 1:
         raise UsageError("--workers and --time must be at least 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)

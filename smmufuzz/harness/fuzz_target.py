@@ -126,10 +126,30 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
     return None
 
 
+def _kernel_preload(target_variants: list[str], argv: list[str]) -> None:
+    """Targets with kernel C: an instrumented library (SMMUFUZZ_KERNEL_INSTRUMENT=1) needs atheris's libFuzzer
+    runtime preloaded, so re-execute with LD_PRELOAD once; then load the libraries before fuzzing starts
+    (their edge counters register at load)."""
+    from smmufuzz.kernel import session
+    from smmufuzz.variants.registry import kernel_builds
+    needs = kernel_builds(target_variants)
+    if not needs:
+        return
+    if os.environ.get(session.ENV_INSTRUMENT) == "1":
+        pre = session.fuzzer_preload()
+        if pre is None:
+            os.environ.pop(session.ENV_INSTRUMENT, None)       # no runtime: the plain build, no C edges
+        elif pre not in os.environ.get("LD_PRELOAD", ""):
+            env = dict(os.environ, LD_PRELOAD=":".join(x for x in (pre, os.environ.get("LD_PRELOAD")) if x))
+            os.execve(argv[0], argv, env)
+    session.prepare(needs, log=None)
+
+
 def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
          mutator: str = "default") -> None:
     import importlib
 
+    _kernel_preload(target_variants, argv)
     import atheris
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
                                              "smmufuzz.harness.feature_cov", *plugins],

@@ -34,6 +34,20 @@ def prepare(names, log=None) -> None:
         session.prepare(needs, log=log or (lambda s: print(s, file=sys.stderr)))
 
 
+def prepare_fuzz(names) -> None:
+    """Fuzz workers count edges in the kernel C: build the clang -fsanitize=fuzzer-no-link copies now (the
+    workers load them under atheris's libFuzzer), or say why not."""
+    needs = kernel_builds(names)
+    if not needs:
+        return
+    if not shutil.which(os.environ.get("SMMUFUZZ_CC") or "clang") or session.fuzzer_preload() is None:
+        print("kernel: no clang (or no atheris runtime): the kernel C runs uninstrumented, libFuzzer does not "
+              "see its edges (apt-get install clang)", file=sys.stderr)
+        return
+    session.configure(instrument=True)
+    session.prepare(needs, log=lambda s: print(s, file=sys.stderr), load=False)
+
+
 def cmd_setup(args) -> int:
     """Find the tree, apply the patches, build with gcc (and clang -fsanitize=fuzzer-no-link if present)."""
     configure(args)

@@ -677,7 +677,7 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
             gc.enable()
     findings = [r.finding for r in runs if r.finding]
     if many:
-        d = _divergence(prog, runs)
+        d = _divergence(prog, runs) or _return_divergence(prog, runs)
         if d:
             findings.append(d)
     return RunResult(prog, runs, findings)
@@ -700,6 +700,20 @@ def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
                     diff.append(f"sid {sid}: {na[0]} has {_leaves(only_a)}; {nb[0]} has {_leaves(only_b)}")
             return Finding(DIVERGENCE, "+".join(r.name for r in runs), i, prog.ops[i].text(),
                            f"SMMU-visible translations differ after this op: {desc}", "; ".join(diff[:2]))
+    return None
+
+
+def _return_divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
+    """The first op whose API return value differs between variants (runs that ended early excluded)."""
+    n = min(len(r.returns) for r in runs)
+    for i in range(n):
+        groups: dict = {}
+        for r in runs:
+            groups.setdefault(repr(r.returns[i]), []).append(r.name)
+        if len(groups) > 1:
+            desc = " vs ".join(f"{{{', '.join(g)}}} returned {v}" for v, g in groups.items())
+            return Finding(DIVERGENCE, "+".join(r.name for r in runs), i, prog.ops[i].text(),
+                           f"the API call returned different values: {desc}")
     return None
 
 

@@ -67,8 +67,9 @@ def library(patched: bool) -> clib.KernelLib:
     return clib.load(get(patched).lib)
 
 
-def prepare(needs: set, log=print) -> list[B.Build]:
-    """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched"."""
+def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
+    """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched".
+    load=False only builds (an instrumented library loads only where libFuzzer runs)."""
     out = []
     for patched in (False, True):
         if ("patched" if patched else "base") in needs:
@@ -77,7 +78,8 @@ def prepare(needs: set, log=print) -> list[B.Build]:
                 log(f"kernel: {b.label} ({b.tree.origin}) -> {b.lib}")
                 for h in b.hunks:
                     log(h.line())
-            clib.load(b.lib)
+            if load:
+                clib.load(b.lib)
             out.append(b)
     return out
 
@@ -89,3 +91,13 @@ def available() -> bool:
         return True
     except TreeError:
         return False
+
+
+def fuzzer_preload() -> str | None:
+    """atheris's libFuzzer runtime, which an instrumented library needs in the process (LD_PRELOAD)."""
+    try:
+        import atheris
+    except ImportError:
+        return None
+    path = os.path.join(atheris.path(), "ubsan_with_fuzzer.so")
+    return path if os.path.exists(path) else None
