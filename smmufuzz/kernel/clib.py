@@ -57,7 +57,7 @@ class KernelLib:
                     "preloads atheris's ubsan_with_fuzzer.so)" if "__sancov" in str(e) else "")
             raise KernelCrash(f"cannot load {path}: {e}{hint}") from None
         sig = {
-            "kc_ctx_new": ([_u64, _u64, _u64], _vp), "kc_ctx_free": ([_vp], None), "kc_collect": ([_vp], C.c_long),
+            "kc_ctx_new": ([_u64, _u64, _u64], _vp), "kc_ctx_free": ([_vp], None), "kc_ctx_reset": ([_vp, _u64], None), "kc_collect": ([_vp], C.c_long),
             "kc_changes_buf": ([], C.POINTER(_u64)), "kc_read64": ([_vp, _u64], _u64),
             "kc_alloc": ([_vp, C.c_int, _u64, C.c_uint, C.c_uint, C.c_int, _u64, C.c_int, _u64,
                           C.POINTER(C.c_long)], _vp),
@@ -75,6 +75,7 @@ class KernelLib:
             fn.argtypes, fn.restype = args, res
         self.machines: "weakref.WeakValueDictionary[int, Machine]" = weakref.WeakValueDictionary()
         self.graveyard: list = []                    # (ctx, C tables) of machines gone, to free
+        self.pool: list = []                         # freed contexts, reset and reused
         self.tables: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
         self._next = 1
         self.error: BaseException | None = None      # an exception raised inside a hook
@@ -97,7 +98,10 @@ class KernelLib:
                     self.L.kc_free(t)        # hooks find no machine for this ctx: they do nothing
             finally:
                 self._reaping = False
-            self.L.kc_ctx_free(ctx)
+            if len(self.pool) < 8:
+                self.pool.append(ctx)
+            else:
+                self.L.kc_ctx_free(ctx)
 
     def next_id(self) -> int:
         self._next += 1
@@ -201,7 +205,11 @@ class Machine:
         self.lib, self.L, self.mem = lib, lib.L, mem
         lib.reap()
         self.id = lib.next_id()
-        self.ctx = lib.L.kc_ctx_new(self.id, ARENA_BASE, ARENA_SIZE)
+        if lib.pool:
+            self.ctx = lib.pool.pop()
+            lib.L.kc_ctx_reset(self.ctx, self.id)
+        else:
+            self.ctx = lib.L.kc_ctx_new(self.id, ARENA_BASE, ARENA_SIZE)
         if not self.ctx:
             raise MemoryError("kernel arena")
         lib.machines[self.id] = self
