@@ -20,6 +20,10 @@ class UsageError(Exception):
 
 
 def _variants_for(args, header: dict | None = None) -> list[str]:
+    if header:
+        note = kernel_cli.session.from_header(header)
+        if note:
+            print(note, file=sys.stderr)
     if getattr(args, "variant", None):
         names = [v for v in args.variant.split(",") if v]
         for n in names:

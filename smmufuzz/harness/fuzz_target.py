@@ -135,6 +135,8 @@ def _kernel_preload(target_variants: list[str], argv: list[str]) -> None:
     needs = kernel_builds(target_variants)
     if not needs:
         return
+    if os.environ.get(session.ENV_WORKERS_INSTRUMENT) == "1":
+        os.environ[session.ENV_INSTRUMENT] = "1"
     if os.environ.get(session.ENV_INSTRUMENT) == "1":
         pre = session.fuzzer_preload()
         if pre is None:

@@ -45,7 +45,11 @@ def prepare_fuzz(names) -> None:
               "see its edges (apt-get install clang)", file=sys.stderr)
         return
     session.configure(instrument=True)
-    session.prepare(needs, log=lambda s: print(s, file=sys.stderr), load=False)
+    try:
+        session.prepare(needs, log=lambda s: print(s, file=sys.stderr), load=False)
+    finally:
+        session.configure(instrument=False)      # this process (triage, minimising) runs the plain build
+    os.environ[session.ENV_WORKERS_INSTRUMENT] = "1"
 
 
 def cmd_setup(args) -> int:

@@ -102,6 +102,8 @@ def reproducer_text(prog: Program, finding: Finding, target: str, how: str, expe
     head = [f"# target: {target}", f"# expect: {expect or finding.kind}", f"# variant: {finding.variant}",
             f"# how: {how}"]
     head += ["# finding: " + line for line in finding.text().splitlines()[:3]]
+    from ..kernel.session import header_lines
+    head += header_lines(finding.variant.split("+"))
     if prog.concurrent():          # how the contexts interleaved on the finding's variant
         from .sched import interleaving
         run = run_program(prog, [finding.variant]).runs[0]

@@ -14,6 +14,7 @@ from . import patch as P
 from .tree import TreeError, find
 
 ENV_TREE, ENV_PATCHES, ENV_INSTRUMENT = "SMMUFUZZ_KERNEL_TREE", "SMMUFUZZ_KERNEL_PATCHES", "SMMUFUZZ_KERNEL_INSTRUMENT"
+ENV_WORKERS_INSTRUMENT = "SMMUFUZZ_KERNEL_FUZZ_INSTRUMENT"   # fuzz workers (only) load the instrumented build
 KernelError = (TreeError, B.BuildError, P.PatchError, clib.KernelCrash)
 _builds: dict = {}
 
@@ -101,3 +102,34 @@ def fuzzer_preload() -> str | None:
         return None
     path = os.path.join(atheris.path(), "ubsan_with_fuzzer.so")
     return path if os.path.exists(path) else None
+
+
+def header_lines(names) -> list[str]:
+    """Reproducer header lines naming the tree version and patches the kc variants among names ran."""
+    from ..variants.registry import kernel_builds
+    needs = kernel_builds(names)
+    if not needs:
+        return []
+    b = get("patched" in needs)
+    out = [f"# kernel: {b.label}"]
+    if os.environ.get(ENV_TREE):
+        out.append(f"# kernel-tree: {os.environ[ENV_TREE]}")
+    if "patched" in needs:
+        out.append("# kernel-patches: " + " | ".join(patch_specs()))
+    return out
+
+
+def from_header(header: dict) -> str | None:
+    """A reproducer's own tree and patches, used when the command line names none; says what it took."""
+    took = []
+    if header.get("kernel-tree") and not os.environ.get(ENV_TREE):
+        os.environ[ENV_TREE] = header["kernel-tree"]
+        took.append(f"tree {header['kernel-tree']}")
+    if header.get("kernel-patches") and not patch_specs():
+        specs = [s.strip() for s in header["kernel-patches"].split(" | ") if s.strip()]
+        os.environ[ENV_PATCHES] = "\n".join(specs)
+        took.append("patches " + ", ".join(specs))
+    if took:
+        _builds.clear()
+        return "kernel from the reproducer's header: " + "; ".join(took)
+    return None
