@@ -232,6 +232,7 @@ def cmd_bench(args) -> int:
     for n in names:
         variant(n)
     kernel_cli.prepare(names)
+    kernel_cli.prepare_fuzz(names + [c for n in names for c in (control_for(n) if args.control == "auto" else [])])
     modes = [m for m in args.modes.split(",") if m]
     bad = [m for m in modes if m not in MODES]
     if bad:
