@@ -20,8 +20,8 @@ PAIRS = (("smmuv3", "kc:smmuv3"), ("gather:robin-v2:arm-smmu", "kc:arm-smmu"), (
 
 
 def pairs_for(version: tuple) -> tuple:
-    """The (model, C) pairs to compare for a tree of this version."""
-    return PAIRS
+    """The (model, C) pairs to compare: each kc:X with our model of X at the tree's version (kc-model:X)."""
+    return tuple((f"kc-model:{c.split(':', 1)[1]}", c) for _m, c in PAIRS)
 
 
 CLASSES = ("return value", "SMMU-visible translation", "PTE bits", "cache maintenance", "commands", "WARN", "crash")

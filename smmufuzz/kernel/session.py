@@ -72,6 +72,8 @@ def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
     """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched".
     load=False only builds (an instrumented library loads only where libFuzzer runs)."""
     out = []
+    if "tree" in needs:
+        tree_version()
     for patched in (False, True):
         if ("patched" if patched else "base") in needs:
             b = get(patched, log=None)
@@ -83,6 +85,14 @@ def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
                 clib.load(b.lib)
             out.append(b)
     return out
+
+
+def tree_version() -> tuple:
+    """The version of the tree this process runs (its Makefile), without building anything."""
+    key = ("version",)
+    if key not in _builds:
+        _builds[key] = find(os.environ.get(ENV_TREE)).version
+    return _builds[key]
 
 
 def available() -> bool:

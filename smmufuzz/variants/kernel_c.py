@@ -11,6 +11,7 @@ from .arm_smmu_v3 import ArmSmmuV3Driver
 from .kc_pgtable import CArmLpaeIoPgtable
 from .lpae_drivers import ArmSmmuV2Driver, ArmSmmuV2Os, IpmmuVmsaDriver, IpmmuVmsaOs, QcomIommuDriver, QcomIommuOs
 from .os_smmuv3 import SmmuV3Os
+from .pte_sync import Eager
 
 
 def _table(patched: bool, fmt32: bool = False, defer: bool = False) -> type:
@@ -50,9 +51,24 @@ DRIVERS = {
 }
 
 
+def _model(base: type, name: str) -> type:
+    """Our Python model of `name`, with io-pgtable-arm behaving as the tree's kernel version does."""
+    def __init__(self, hw, pg_shift, ias, oas, stage):
+        self.KERNEL_VERSION = session.tree_version()
+        base.__init__(self, hw, pg_shift, ias, oas, stage)
+    return type(base.__name__ + "AtTreeVersion", (base,), {
+        "__init__": __init__, "KERNEL_TREE": True,
+        "__doc__": f"the Python model of {name} (io-pgtable-arm at the kernel tree's version)"})
+
+
 def variants():
-    """(name, factory, summary) of every kernel-C variant."""
+    """(name, factory, summary) of every kernel-C variant, and the models they are compared with."""
     out = []
+    for name, (base, _drv, _f32, why) in DRIVERS.items():
+        out.append((f"kc-model:{name}", _model(base, name), f"Python model of the {why}, io-pgtable-arm as the "
+                    "tree's kernel version behaves"))
+    out.append(("kc-model:pte-sync", _model(Eager, "pte-sync:eager"),
+                "Python model, non-coherent walks, eager PTE cleaning, io-pgtable-arm at the tree's version"))
     for patched in (False, True):
         prefix = "kc-patched" if patched else "kc"
         what = "the tree + --kernel-patch" if patched else "the kernel tree"

@@ -148,7 +148,7 @@ DEFAULT_TARGETS = ["smmuv3", "pte-sync", "gather:arm-smmu", "gather:virtio"]
 # patches are given
 KERNEL_TARGETS: dict[str, list[str]] = {
     "kc:smmuv3": ["kc:smmuv3"],
-    "kc-diff": ["kc:smmuv3", "kc-patched:smmuv3", "smmuv3"],
+    "kc-diff": ["kc:smmuv3", "kc-patched:smmuv3", "kc-model:smmuv3"],
     "kc-pte-sync": ["kc:pte-sync", "kc-patched:pte-sync"],
     "kc-lpae-drivers": ["kc:arm-smmu", "kc:qcom", "kc:ipmmu"],
 }
@@ -156,8 +156,14 @@ KERNEL_TARGETS: dict[str, list[str]] = {
 
 def kernel_builds(names) -> set:
     """Which kernel builds ("base", "patched") these variants need."""
-    return {getattr(VARIANTS[n].factory, "KERNEL_BUILD") for n in names
-            if n in VARIANTS and getattr(VARIANTS[n].factory, "KERNEL_BUILD", None)}
+    out = set()
+    for n in names:
+        f = VARIANTS[n].factory if n in VARIANTS else None
+        if getattr(f, "KERNEL_BUILD", None):
+            out.add(f.KERNEL_BUILD)
+        elif getattr(f, "KERNEL_TREE", False):
+            out.add("tree")
+    return out
 
 
 class UnknownName(KeyError):
