@@ -41,6 +41,13 @@ def cmd_list(args) -> int:
     for t, vs in TARGETS.items():
         mark = " (default)" if t in DEFAULT_TARGETS else ""
         print(f"  {t:<24} {', '.join(vs)}{mark}")
+    from ..variants.registry import KERNEL_TARGETS
+    from ..kernel.session import available, patch_specs
+    print("kernel-C targets (need a kernel tree: smmufuzz kernel setup" + ("" if available() else "; none found") + "):")
+    for t in KERNEL_TARGETS:
+        print(f"  {t:<24} {', '.join(resolve_target(t))}")
+    if patch_specs():
+        print("  kc-patched:* variants apply: " + ", ".join(patch_specs()))
     print("variants:")
     for v in VARIANTS.values():
         print(f"  {v.name:<24} {'BUGGY  ' if v.buggy else 'correct'}  [{v.family}] {v.summary}")
@@ -286,7 +293,8 @@ def cmd_cov(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="targets and variants (and which are expected buggy)").set_defaults(fn=cmd_list)
+    lst = sub.add_parser("list", help="targets and variants (and which are expected buggy)")
+    lst.set_defaults(fn=cmd_list)
     s = sub.add_parser("show", help="print a program (raw fuzz input or text) as text")
     s.add_argument("file")
     s.set_defaults(fn=cmd_show)
@@ -377,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("campaign_dir")
     rp.set_defaults(fn=cmd_report)
     kernel_cli.add_commands(sub)
-    for sp in (r, mn, rc, f, b):
+    for sp in (r, mn, rc, f, b, lst):
         kernel_cli.add_options(sp)
     return p
 
