@@ -94,22 +94,27 @@ def trace(prog: Program, variant: str, policy: str = "none") -> tuple[list[OpSta
     return states, run.finding
 
 
-def compare(prog: Program, model: str, c: str) -> tuple[str, int, str] | None:
-    """The first difference between model and C on prog: (class, op index, what differs)."""
+def compare(prog: Program, model: str, c: str) -> list[tuple[str, int, str]]:
+    """Every class of difference between model and C on prog, each at its first op: (class, op, what)."""
     a, fa = trace(prog, model)
     b, fb = trace(prog, c)
+    out: dict[str, tuple[str, int, str]] = {}
     for i, (x, y) in enumerate(zip(a, b)):
         for cls, fx, fy in (("return value", x.ret, y.ret), ("SMMU-visible translation", x.leaves, y.leaves),
                             ("PTE bits", x.tables, y.tables), ("cache maintenance", x.cleans, y.cleans),
                             ("commands", x.cmds, y.cmds), ("WARN", len(x.warns), len(y.warns))):
-            if fx != fy:
-                return cls, i, _diff(fx, fy, model, c)
+            if cls not in out and fx != fy:
+                out[cls] = (cls, i, _diff(fx, fy, model, c))
     for f, who in ((fb, c), (fa, model)):
-        if f is not None and f.kind == "CRASH":
-            return "crash", f.op_index, f"{who}: {f.message}"
-    if len(a) != len(b):
-        return "return value", min(len(a), len(b)), f"{model} ran {len(a)} ops, {c} {len(b)}"
-    return None
+        if f is not None and f.kind == "CRASH" and "crash" not in out:
+            out["crash"] = ("crash", f.op_index, f"{who}: {f.message}")
+    if len(a) != len(b) and "return value" not in out:
+        out["return value"] = ("return value", min(len(a), len(b)), f"{model} ran {len(a)} ops, {c} {len(b)}")
+    return list(out.values())
+
+
+def differs(prog: Program, model: str, c: str, cls: str) -> bool:
+    return any(d[0] == cls for d in compare(prog, model, c))
 
 
 def _diff(x, y, model, c) -> str:
@@ -172,19 +177,17 @@ def check(n: int, seed: int, pairs=PAIRS, progress=None) -> CheckResult:
     for prog in random_programs(n, seed):
         res.programs += 1
         for model, c in pairs:
-            d = compare(prog, model, c)
-            if d is None:
-                continue
-            key = ((model, c), d[0])
-            slot = res.by_class.get(key)
-            if slot is None:
-                small = shrink(prog, lambda p, m=model, cc=c, k=d[0]: (compare(p, m, cc) or ("",))[0] == k)
-                d2 = compare(small, model, c) or d
-                res.by_class[key] = [1, small, d2[1], d2[2]]
-                if progress:
-                    progress(f"new difference: {model} vs {c}: {d[0]} (program {res.programs})")
-            else:
-                slot[0] += 1
+            for d in compare(prog, model, c):
+                key = ((model, c), d[0])
+                slot = res.by_class.get(key)
+                if slot is None:
+                    small = shrink(prog, lambda p, m=model, cc=c, k=d[0]: differs(p, m, cc, k))
+                    d2 = next((x for x in compare(small, model, c) if x[0] == d[0]), d)
+                    res.by_class[key] = [1, small, d2[1], d2[2]]
+                    if progress:
+                        progress(f"new difference: {model} vs {c}: {d[0]} (program {res.programs})")
+                else:
+                    slot[0] += 1
         if progress and res.programs % 200 == 0:
             progress(f"{res.programs}/{n} programs, {len(res.by_class)} class(es) of difference")
     return res
