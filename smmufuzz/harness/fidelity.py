@@ -87,7 +87,14 @@ def trace(prog: Program, variant: str, policy: str = "none") -> tuple[list[OpSta
         log = ex.smmu.cmd_log
         cmds = tuple(c.text() for _s, c in log[marks["log"]:])
         marks["log"] = len(log)
-        warns = tuple(w for d in ex.os.domains.values() for w in getattr(getattr(d.priv, "pgtbl", None), "warns", ()))
+        warns, seen = [], set()
+        for d in ex.os.domains.values():
+            p = getattr(d.priv, "pgtbl", None)
+            src = getattr(p, "machine", p)         # a C machine's WARNs are shared by its tables
+            if src is not None and id(src) not in seen:
+                seen.add(id(src))
+                warns += getattr(src, "warns", ())
+        warns = tuple(warns)
         states.append(OpState(ret, _leaves(ex), _tables(ex), (mem.cleans, mem.lines_cleaned), cmds, warns))
 
     run = run_variant(prog, variant, policy, probe=probe)
