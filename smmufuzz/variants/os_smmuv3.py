@@ -8,7 +8,7 @@ from .arm_smmu_v3 import ArmSmmuV3Driver
 from .core import Domain, IommuCore
 from .dma_iommu import DmaIommu
 from .gather import Gather
-from .io_pgtable_arm import PgtableCfg
+from .io_pgtable_arm import LpaeKernelBehaviour, PgtableCfg
 
 
 class SmmuV3Os:
@@ -18,11 +18,14 @@ class SmmuV3Os:
     driver_cls = ArmSmmuV3Driver
     dma_cls = DmaIommu
     DEFERRED_FLUSH = True        # capable(IOMMU_CAP_DEFERRED_FLUSH): DMA-FQ allowed
+    KERNEL_VERSION: tuple[int, ...] | None = None   # io-pgtable-arm behaviour of this kernel (None: model default)
 
     def __init__(self, hw, pg_shift: int, ias: int, oas: int, stage: int):
         self.hw = hw
         self.core = self.core_cls(hw)
-        self.driver = self.driver_cls(hw, self.core, PgtableCfg(pg_shift=pg_shift, ias=ias, oas=oas, stage=stage))
+        pgcfg = PgtableCfg(pg_shift=pg_shift, ias=ias, oas=oas, stage=stage,
+                           kernel=LpaeKernelBehaviour.for_version(self.KERNEL_VERSION))
+        self.driver = self.driver_cls(hw, self.core, pgcfg)
         self.stage = stage
         self.domains: dict[int, Domain] = {}
         self.gathers: dict[tuple[int, int], Gather] = {}
