@@ -247,6 +247,40 @@ def test_612_split_cleans_each_pte_on_a_noncoherent_walk():
     assert walk(hw.mem.smmu_read, geometry_for(12, 48, 1), ops.pgd, 1, 0x201000)[0] is None
 
 
+class _RacingHw:
+    """A machine whose next preemption point after the split allocated its table lets another CPU
+    write `winner` over the block entry (what the cmpxchg in arm_lpae_install_table() then meets)."""
+
+    def __init__(self, hw, ptep, winner):
+        self.hw, self.ptep, self.winner = hw, ptep, winner
+        self.armed_at = hw.mem.table_pages
+
+    def tick(self):
+        if self.armed_at is not None and self.hw.mem.table_pages > self.armed_at:
+            self.hw.mem.cpu_write(self.ptep, self.winner)
+            self.armed_at = None
+
+
+@pytest.mark.parametrize("winner_is_table", (True, False))
+def test_612_split_that_loses_the_cmpxchg(winner_is_table):
+    """pte != blk_pte: free our table; carry on in the winner's table if it installed one, else 0."""
+    hw, ops, tlb = make()
+    assert ops.map_pages(0x200000, PA, 0x200000, 1, RW) == (0, 0x200000)
+    l2 = leaf_ptep(ops, 0x200000)[0]
+    other = hw.mem.alloc_pages(0x1000)
+    for i in range(512):
+        hw.mem.cpu_write(other + 8 * i, PA + i * 0x1000 | BLK_BITS | 3)
+    ops.hw = _RacingHw(hw, l2, other | 3 if winner_is_table else 0)
+    got = ops.unmap_pages(0x201000, 0x1000, 1, Gather())
+    assert ops.hw.armed_at is None
+    assert len(hw.mem.page_free) == 1             # the split's own table, freed
+    if winner_is_table:
+        assert got == 0x1000 and ops.rd(other + 8) == 0 and ops.rd(l2) == other | 3
+        assert tlb.calls == [("page", 0x201000, 0x1000)]
+    else:
+        assert got == 0 and tlb.calls == []
+
+
 def test_later_kernels_refuse_a_partial_unmap_with_a_warn():
     for kernel in (MODEL_DEFAULT, LpaeKernelBehaviour.for_version((6, 13))):
         hw, ops, tlb = make(kernel)

@@ -366,19 +366,20 @@ class ArmLpaeIoPgtable:
             self._warn("__arm_lpae_map: no table below the last level (-EINVAL)")
             return -EINVAL
         pte = self.rd(ptep)
+        cptep = 0
         if not pte:
             cptep = self._alloc_pages(self.granule)
             pte = self._install_table(cptep, ptep, 0)
             if pte:
                 self._free_pages(cptep, self.granule)
-            else:
-                pte = self.rd(ptep)
         elif not self.cfg.coherent_walk and not pte & PTE_SW_SYNC:
             self._sync_pte(ptep, 1)
         if pte and not self.iopte_leaf(pte, lvl):
-            return self._map(iova, paddr, size, pgcount, prot, lvl + 1, self.iopte_to_paddr(pte), mapped)
-        self._warn_unless_quiet("__arm_lpae_map: map over a leaf (-EEXIST)")
-        return -EEXIST
+            cptep = self.iopte_to_paddr(pte)
+        elif pte:
+            self._warn_unless_quiet("__arm_lpae_map: map over a leaf (-EEXIST)")
+            return -EEXIST
+        return self._map(iova, paddr, size, pgcount, prot, lvl + 1, cptep, mapped)
 
     def map_pages(self, iova: int, paddr: int, pgsize: int, pgcount: int, prot: int) -> tuple[int, int]:
         """arm_lpae_map_pages(): returns (ret, mapped bytes)."""
@@ -451,7 +452,6 @@ class ArmLpaeIoPgtable:
         block size (those pages go to the gather, with no queued-gather check), else the whole block,
         and carry on unmapping in the new table (splitting again).  The pages are written and cleaned
         one PTE at a time; the block's TLB entries are left to the gather's invalidation."""
-        self.hw.tick()
         if lvl == MAX_LEVELS:
             self._warn("arm_lpae_split_blk_unmap: ran out of levels")
             return 0
@@ -467,6 +467,7 @@ class ArmLpaeIoPgtable:
             if first <= i < first + num:
                 continue                                           # Unmap!
             self._init_pte_leaves(blk_paddr + i * split_sz, prot, lvl, 1, tablep + 8 * i)
+        self.hw.tick()                    # another CPU may replace the block before the cmpxchg
         pte = self._install_table(tablep, ptep, blk_pte)
         if pte != blk_pte:
             # lost a race: someone else replaced the block (only a table is expected)
