@@ -414,3 +414,81 @@ def test_s2_concatenation_rule(pg_shift, ias, oas, legacy, mandatory):
 def test_mandatory_concatenation_of_too_many_tables_fails_the_alloc():
     with pytest.raises(PgtableAllocError):
         make(LpaeKernelBehaviour.for_version((6, 14)), pg_shift=12, ias=44, oas=40, stage=2)
+
+
+# ---- against the real C (a kernel tree; skipped without one, like tests/test_kernel_c.py) -------
+
+def _kernel_tree():
+    import os
+    from smmufuzz.kernel.tree import TreeError, find
+    try:
+        return find()
+    except TreeError as e:
+        if os.environ.get("SMMUFUZZ_REQUIRE_KERNEL") == "1":
+            pytest.fail(f"SMMUFUZZ_REQUIRE_KERNEL=1 but {e}")
+        pytest.skip(str(e))
+
+
+def test_at_kernel_registers_a_model_at_that_version():
+    from smmufuzz.variants.registry import VARIANTS, at_kernel
+    assert at_kernel("smmuv3", None) == "smmuv3"
+    name = at_kernel("pte-sync:eager", (6, 12, 118))
+    assert name == "pte-sync:eager@6.12" and at_kernel("pte-sync:eager", (6, 12)) == name
+    os_ = VARIANTS[name].factory(Smmu(HwConfig(coherent=False)), 12, 48, 48, 1)
+    assert os_.domain(0).priv.pgtbl.kernel == K612
+    assert not os_.domain(0).priv.pgtbl.cfg.coherent_walk
+
+
+SPLIT_PROGRAMS = {
+    "4K-s1-coherent": """
+config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x200000, prot=RW)
+dev_dma(sid=0, iova=0x201000, write=1)
+iommu_unmap(d0, iova=0x201000, size=0x1000)
+dev_dma(sid=0, iova=0x202000, write=0)
+iommu_unmap(d0, iova=0x3fe000, size=0x2000)
+iommu_map(d0, iova=0x201000, paddr=0x90000000, size=0x1000, prot=R)
+iommu_unmap(d0, iova=0x200000, size=0x200000)
+iommu_map(d0, iova=0x40000000, paddr=0xc0000000, size=0x40000000, prot=W)
+iommu_unmap(d0, iova=0x40201000, size=0x1000)
+""",
+    "4K-s2-noncoherent": """
+config(granule=4K, ias=40, stage=2, coherent=0, range_inv=1, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x40000000, paddr=0xc0000000, size=0x40000000, prot=RW)
+hw_fill(sid=0, iova=0x40201000)
+iommu_unmap(d0, iova=0x40201000, size=0x1000)
+dev_dma(sid=0, iova=0x40202000, write=0)
+iommu_unmap(d0, iova=0x40400000, size=0x200000)
+""",
+    "16K-s1-noncoherent": """
+config(granule=16K, ias=48, stage=1, coherent=0, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x2000000, paddr=0x82000000, size=0x2000000, prot=RW)
+iommu_unmap(d0, iova=0x2004000, size=0x8000)
+dev_dma(sid=0, iova=0x2000000, write=1)
+""",
+    "64K-s2-coherent": """
+config(granule=64K, ias=48, stage=2, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x20000000, paddr=0xa0000000, size=0x20000000, prot=R)
+iommu_unmap(d0, iova=0x3fff0000, size=0x10000)
+dev_dma(sid=0, iova=0x3ffe0000, write=0)
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT_PROGRAMS))
+def test_model_at_612_says_what_the_612_c_does_on_partial_unmaps(name):
+    """Returns, translations, every PTE word, cleans, commands and WARNs after every op, vs the C."""
+    tree = _kernel_tree()
+    if tree.version[:2] != (6, 12):
+        pytest.skip(f"the kernel tree is {tree.version_text}, these expectations are 6.12's")
+    from smmufuzz.harness.fidelity import compare
+    from smmufuzz.variants.registry import at_kernel
+    prog = parse(SPLIT_PROGRAMS[name])
+    assert compare(prog, at_kernel("smmuv3", (6, 12)), "kc:smmuv3") is None
+    # control: the model's default (mainline: refuse) differs from 6.12's C at the first partial unmap
+    cls, op, _ = compare(prog, "smmuv3", "kc:smmuv3")
+    assert cls == "return value" and prog.ops[op].text().startswith("iommu_unmap")
