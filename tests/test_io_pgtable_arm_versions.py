@@ -429,14 +429,12 @@ def _kernel_tree():
         pytest.skip(str(e))
 
 
-def test_at_kernel_registers_a_model_at_that_version():
-    from smmufuzz.variants.registry import VARIANTS, at_kernel
-    assert at_kernel("smmuv3", None) == "smmuv3"
-    name = at_kernel("pte-sync:eager", (6, 12, 118))
-    assert name == "pte-sync:eager@6.12" and at_kernel("pte-sync:eager", (6, 12)) == name
-    os_ = VARIANTS[name].factory(Smmu(HwConfig(coherent=False)), 12, 48, 48, 1)
-    assert os_.domain(0).priv.pgtbl.kernel == K612
-    assert not os_.domain(0).priv.pgtbl.cfg.coherent_walk
+def test_kc_model_variants_follow_the_tree_version():
+    """kc-model:* (the lead's twins of kc:*) set SmmuV3Os.KERNEL_VERSION from the tree."""
+    tree = _kernel_tree()
+    from smmufuzz.variants.registry import VARIANTS
+    os_ = VARIANTS["kc-model:pte-sync"].factory(Smmu(HwConfig(coherent=False)), 12, 48, 48, 1)
+    assert os_.domain(0).priv.pgtbl.kernel == LpaeKernelBehaviour.for_version(tree.version)
 
 
 SPLIT_PROGRAMS = {
@@ -486,9 +484,8 @@ def test_model_at_612_says_what_the_612_c_does_on_partial_unmaps(name):
     if tree.version[:2] != (6, 12):
         pytest.skip(f"the kernel tree is {tree.version_text}, these expectations are 6.12's")
     from smmufuzz.harness.fidelity import compare
-    from smmufuzz.variants.registry import at_kernel
     prog = parse(SPLIT_PROGRAMS[name])
-    assert compare(prog, at_kernel("smmuv3", (6, 12)), "kc:smmuv3") is None
+    assert compare(prog, "kc-model:smmuv3", "kc:smmuv3") == []
     # control: the model's default (mainline: refuse) differs from 6.12's C at the first partial unmap
-    cls, op, _ = compare(prog, "smmuv3", "kc:smmuv3")
-    assert cls == "return value" and prog.ops[op].text().startswith("iommu_unmap")
+    first = {cls: op for cls, op, _ in compare(prog, "smmuv3", "kc:smmuv3")}
+    assert prog.ops[first["return value"]].text().startswith("iommu_unmap") and "WARN" in first
