@@ -72,45 +72,71 @@ def _load_plugins(mods) -> None:
             raise UsageError(f"--load {m}: {e}") from None
 
 
+def _replay_one(path: str, prog, variants: list[str], args) -> int:
+    """Run one program on `variants` and print its findings and notes; returns the number of findings."""
+    res = run_program(prog, variants, args.policy)
+    if res.findings:
+        print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)}")
+        for f in res.findings:
+            print("  " + f.text().replace("\n", "\n  "))
+        if args.verbose:
+            sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
+            for r in res.runs:
+                if r.trace is not None and r.finding is not None and r.trace.log:
+                    print(f"  schedule trace on {r.name} (step context: what it did):")
+                    for step, ctx, label in r.trace.log:
+                        print(f"    #{step} {ctx}: {label}")
+    else:
+        print(f"{path}: clean on {', '.join(variants)}")
+    for r in res.runs:
+        if r.stopped is not None:
+            print(f"  note: {r.name} stopped at op {r.stopped}: {r.returns[-1].split(': ', 1)[1]}")
+    skipped = [i for i, r in enumerate(res.runs[0].returns) if r == SKIPPED]
+    if skipped:
+        print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
+              f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
+    dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
+    if dma_only:
+        print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
+    outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
+    if outside:
+        print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
+              f"PA beyond 2^OAS) breaks the caller contract")
+    return len(res.findings)
+
+
 def cmd_replay(args) -> int:
+    """A file, or every file below a directory. In a directory, a file that cannot be replayed (unreadable,
+    a syntax error, a header naming an unknown target) is reported in one line on stderr and the rest run;
+    exit 1 if any finding, 2 if nothing could be replayed (or on a usage error)."""
     _load_plugins(args.load)
+    if args.variant or args.target:
+        _variants_for(args)                  # a bad --variant/--target is a usage error before any output
     files = program_files(args.path)
     if not files:
         raise LoadError(f"{args.path}: no programs")
-    loaded = [(p, *load_program(p)) for p in files]   # load everything first: errors before any output
-    total = 0
-    for path, prog, header in loaded:
-        variants = _variants_for(args, header)
-        res = run_program(prog, variants, args.policy)
-        if res.findings:
-            total += len(res.findings)
-            print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)}")
-            for f in res.findings:
-                print("  " + f.text().replace("\n", "\n  "))
-            if args.verbose:
-                sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
-                for r in res.runs:
-                    if r.trace is not None and r.finding is not None and r.trace.log:
-                        print(f"  schedule trace on {r.name} (step context: what it did):")
-                        for step, ctx, label in r.trace.log:
-                            print(f"    #{step} {ctx}: {label}")
-        else:
-            print(f"{path}: clean on {', '.join(variants)}")
-        for r in res.runs:
-            if r.stopped is not None:
-                print(f"  note: {r.name} stopped at op {r.stopped}: {r.returns[-1].split(': ', 1)[1]}")
-        skipped = [i for i, r in enumerate(res.runs[0].returns) if r == SKIPPED]
-        if skipped:
-            print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
-                  f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
-        dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
-        if dma_only:
-            print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
-        outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
-        if outside:
-            print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
-                  f"PA beyond 2^OAS) breaks the caller contract")
-    print(f"{len(loaded)} program(s), {total} finding(s)")
+    one = not os.path.isdir(args.path)
+    total = replayed = 0
+    bad: list[str] = []
+    for path in files:
+        try:
+            prog, header = load_program(path)
+            variants = _variants_for(args, header)
+        except (LoadError, UnknownName) as e:
+            if one:
+                raise
+            msg = e.args[0] if e.args else str(e)
+            if isinstance(e, UnknownName):     # the header names it: one short line, not the registry
+                msg = f"{path}: {msg.split(' (known:')[0]} in its header"
+            bad.append(path)
+            print(f"smmufuzz: skipped {msg}", file=sys.stderr, flush=True)
+            continue
+        total += _replay_one(path, prog, variants, args)
+        replayed += 1
+    print(f"{replayed} program(s), {total} finding(s)"
+          + (f"; {len(bad)} file(s) skipped (see the lines above)" if bad else ""))
+    if not replayed:
+        raise LoadError(f"{args.path}: none of its {len(files)} file(s) could be replayed")
     return 1 if total else 0
 
 
