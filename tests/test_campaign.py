@@ -261,3 +261,26 @@ def test_worker_log_figures(tmp_path, lines, execs, cov):
     la.proc.wait()
     assert la.poll() == 0 and la.inited_at is not None
     assert (la.execs, la.cov) == (execs, cov) and la.describe_exit() == "time slice done"
+
+
+def test_a_fresh_corpus_directory_still_starts_from_the_shipped_seeds(tmp_path):
+    from smmufuzz.variants.registry import target as resolve
+    shipped = os.path.join(ROOT, "corpus")
+    c = Campaign(Options([("smmuv3", resolve("smmuv3"))], 1, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
+    t = c.targets[0]
+    c._prepare(t)
+    names = sorted(os.listdir(t.seed_dir))
+    seeds = sorted(n[:-4] + ".bin" for n in os.listdir(os.path.join(shipped, "seeds")))
+    assert t.seeds == len(names) and set(seeds) <= set(names)        # every shipped seed is clean on mainline
+    assert "map_sg_beyond_ias_overflows_pgd.bin" in names              # a regression of its family (spine)
+    assert "b1_skip_empty_virtio.bin" not in names                      # another family's regression
+    c = Campaign(Options([("smmuv3", resolve("smmuv3"))], 1, 1, 7, str(tmp_path), use_seeds=False),
+                 io.StringIO(), io.StringIO())
+    c._prepare(c.targets[0])
+    assert c.targets[0].seeds == 0
+
+
+def test_the_campaign_says_how_many_seed_inputs(tmp_path):
+    c, s, out, err = campaign(tmp_path, seconds=4, target="smmuv3")
+    assert s["seed_inputs"] == s["per_target"][0]["seed_inputs"] >= 20
+    assert "seeds: " in out and f"+ seeds {s['seed_inputs']} |" in err

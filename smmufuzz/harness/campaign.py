@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from .corpus_lock import CorpusLock
 from .findings_store import FindingsStore, atomic_write, signature_key
-from .fuzz import libfuzzer_args, seed_inputs, write_dict, write_wrapper
+from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
 from .minimize import reproducer_text
 from .runner import run_program
@@ -49,11 +49,6 @@ def slice_seconds(budget: int, workers: int, n_targets: int) -> int:
     return int(max(SLICE_MIN, min(SLICE_MAX, budget * workers / max(1, n_targets))))
 
 
-def target_dirname(target: str) -> str:
-    """Directory name under corpus/regressions/ (as `smmufuzz minimize` names it)."""
-    return target.replace(":", "_").replace(",", "+")
-
-
 @dataclass
 class TargetState:
     name: str
@@ -70,6 +65,8 @@ class TargetState:
     blocked: str = ""
     prepared: bool = False
     seed_dir: str = ""
+    seeds: int = 0                # seed inputs given to libFuzzer (encoded text programs)
+    seeds_left_out: int = 0       # seed files that give a finding on the target (or do not parse)
     wrapper: str = ""
 
 
@@ -191,12 +188,10 @@ class Campaign:
             os.makedirs(t.seed_dir, exist_ok=True)
             for old in os.listdir(t.seed_dir):          # generated last time; regenerated now
                 os.unlink(os.path.join(t.seed_dir, old))
-            root = self.o.corpus_root
-            dirs = [os.path.join(root, "seeds"), os.path.join(root, "regressions", target_dirname(t.name))]
-            if target_dirname(t.name) != t.name:
-                dirs.append(os.path.join(root, "regressions", t.name))
-            seed_inputs(dirs, t.seed_dir, keep=lambda p: not run_program(p, t.variants, self.o.policy).findings,
-                        problems=self.problems)
+            files = seed_files(self.o.corpus_root, t.name, t.variants)
+            t.seeds = seed_inputs(files, t.seed_dir, problems=self.problems,
+                                  keep=lambda p: not run_program(p, t.variants, self.o.policy).findings)
+            t.seeds_left_out = len(files) - t.seeds
         t.prepared = True
 
     def _report_problems(self, start: int) -> None:
@@ -362,7 +357,7 @@ class Campaign:
             cov += max([t.cov] + [la.cov for la in lc])
             ft += max([t.ft] + [la.ft for la in lc])
         return {"t": round(self.elapsed(), 1), "execs": execs, "exec_per_sec": round(self._rate, 1),
-                "corpus": self._corpus_size, "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)),
+                "corpus": self._corpus_size, "seeds": sum(t.seeds for t in self.targets), "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)),
                 "new_findings": len(self.new_keys), "workers": len(running),
                 "restarts": self.restarts_after_finding + self.restarts_after_death}
 
@@ -395,7 +390,7 @@ class Campaign:
         f = self.figures()
         on = ",".join(sorted({la.target for la in running})) or "-"
         line = (f"[{f['t']:5.0f}s/{self.o.seconds}s] {f['workers']} worker(s) on {on} | {f['exec_per_sec']:.0f} "
-                f"exec/s | {f['execs']} execs | corpus {f['corpus']} | cov {f['cov']} ft {f['ft']} | findings "
+                f"exec/s | {f['execs']} execs | corpus {f['corpus']} + seeds {f['seeds']} | cov {f['cov']} ft {f['ft']} | findings "
                 f"{f['findings']} ({f['new_findings']} new) | restarts {f['restarts']}")
         if self.tty:
             print("\r" + line[:200] + "\x1b[K", end="", file=self.err, flush=True)
@@ -444,8 +439,15 @@ class Campaign:
         self.deadline = self.t0 + self.o.seconds
         print(f"smmufuzz fuzz: {len(self.targets)} target(s) ({', '.join(t.name for t in self.targets)}); "
               f"{self.o.workers} worker(s); slices of about {self.slice}s, round robin; "
-              f"{self.o.seconds}s; seed {self.o.seed}; policy {self.o.policy}; corpus {root}"
-              + ("" if self.o.use_seeds else " (empty start: seeds not used)"), file=self.out)
+              f"{self.o.seconds}s; seed {self.o.seed}; policy {self.o.policy}; corpus {root}", file=self.out)
+        if self.o.use_seeds:
+            where = " and ".join(sorted({os.path.realpath(SHIPPED_CORPUS), os.path.realpath(root)}))
+            files = {os.path.realpath(p) for t in self.targets for p in seed_files(root, t.name, t.variants)}
+            print(f"seeds: {len(files)} seed and regression programs under {where}; each target starts from "
+                  f"those of its variant families that give no finding on it (`seeds` in the status line)",
+                  file=self.out)
+        else:
+            print("seeds: none (--no-seeds: empty start)", file=self.out)
         print(f"campaign directory: {self.dir}", file=self.out, flush=True)
         self._report_problems(0)
         for t in self.targets:            # crash inputs an interrupted campaign left untriaged
@@ -529,7 +531,9 @@ class Campaign:
             "new_findings": len(self.new_keys), "hits": sum(self.hits.values()),
             "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
             "unreproduced_artifacts": self.unreproduced, "problems": self.problems,
+            "seed_inputs": sum(t.seeds for t in self.targets),
             "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "slices": t.slices,
+                            "seed_inputs": t.seeds, "seeds_left_out": t.seeds_left_out,
                             "launches": t.launches,
                             "execs": t.execs, "exec_per_sec": round(t.execs / t.seconds, 1) if t.seconds else 0.0,
                             "cov": t.cov, "ft": t.ft, "blocked": t.blocked,
@@ -545,7 +549,7 @@ def print_summary(s: dict, out) -> None:
     p(f"\n=== campaign {s['campaign']} "
       f"{'(interrupted: ' + ', '.join(s.get('signals', [])) + ') ' if s['interrupted'] else ''}===")
     p(f"{s['elapsed']:.0f}s, {s['workers']} worker(s), seed {s['seed']}: {s['execs']} execs, "
-      f"{s['exec_per_sec']:.0f} exec/s, corpus {s['corpus']}, cov {s['cov']} ft {s['ft']}, {s['launches']} "
+      f"{s['exec_per_sec']:.0f} exec/s, corpus {s['corpus']} + {s.get('seed_inputs', 0)} seed inputs, cov {s['cov']} ft {s['ft']}, {s['launches']} "
       f"launches; restarts: {s['restarts_after_finding']} after a finding, {s['restarts_after_death']} after a "
       f"worker died; {s['startup_seconds']:.0f} worker-seconds starting up (to libFuzzer's INITED), "
       f"{s['triage_seconds']:.0f} s triaging crash inputs")

@@ -72,7 +72,7 @@ def render(campaign_dir: str) -> str:
     plots = "".join(svg_plot(xs, [p.get(k, 0) for p in series], label) for k, label in PLOTS)
     head = (f"{s['elapsed']:.0f} s of {s['time_budget']} s, {s['workers']} worker(s), seed {s['seed']}"
             f"{' (interrupted)' if s['interrupted'] else ''}: {s['execs']} execs, {s['exec_per_sec']:.0f} exec/s, "
-            f"corpus {s['corpus']}, cov {s['cov']}, ft {s['ft']}, {s['launches']} launches, restarts "
+            f"corpus {s['corpus']} + {s.get('seed_inputs', 0)} seed inputs, cov {s['cov']}, ft {s['ft']}, {s['launches']} launches, restarts "
             f"{s['restarts_after_finding']} after a finding and {s['restarts_after_death']} after a worker died; "
             f"{s['distinct_findings']} distinct finding(s), {s['new_findings']} new, {s['hits']} hits triaged, "
             f"{s.get('tolerated_hits', 0)} inputs tolerated as known by the workers.")
