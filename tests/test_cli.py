@@ -95,11 +95,11 @@ def test_bad_files_in_a_directory_are_one_line_each_and_the_rest_replays(tmp_pat
     assert len(lines) == 2 and "b.txt" in lines[0] and "missing size" in lines[0]
     assert "c.txt" in lines[1] and "unknown target 'test-only-target'" in lines[1] and "known:" not in lines[1]
     assert "a.txt: clean" in out and "d.txt: 1 finding(s)" in out
-    assert "2 program(s), 1 finding(s); 2 file(s) skipped" in out
+    assert "2 program(s), 1 finding(s): 0 unexpected, 1 expected, 0 known design; 2 file(s) skipped" in out
     assert (tmp_path / "b.txt").exists()
     (tmp_path / "d.txt").unlink()
     rc, out, err = smmufuzz("replay", str(tmp_path))     # bad files alone do not make a finding
-    assert rc == 0 and "1 program(s), 0 finding(s)" in out
+    assert rc == 0 and "1 program(s), 0 finding(s):" in out
     (tmp_path / "a.txt").unlink()
     rc, out, err = smmufuzz("replay", str(tmp_path))     # nothing could be replayed
     assert rc == 2 and "none of its 2 file(s) could be replayed" in err

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ..variants.registry import UnknownName, target as resolve_target
 from .corpus_lock import CorpusLock
 from .findings_store import FindingsStore, atomic_write, signature_key
 from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
@@ -32,6 +33,7 @@ from .minimize import reproducer_text
 from .runner import run_program
 from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
 from .triage import triage
+from .verdict import ORDER, UNEXPECTED, Verdict, classify, counts, counts_text, sort_key, worst
 from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifacts
 
 SLICE_MIN, SLICE_MAX = 10, 300   # seconds; a launch spends ~1-3 s starting up (interpreter, corpus replay)
@@ -329,23 +331,43 @@ class Campaign:
                                   f"{tri.finding.kind.lower()}-{key}.txt")
         origin = f"seed {seed} of campaign {self.id}" if seed else "an earlier campaign"
         text = reproducer_text(tri.program, tri.finding, t.name, f"smmufuzz fuzz {t.name}, libFuzzer {origin} "
-                               f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds))
+                               f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds), verdict=tri.verdict)
         replay = f"smmufuzz replay {repro_path} --target {t.name}"
         if key not in self.store.records:
             atomic_write(repro_path, text)
         rec, new = self.store.record(tri.signature, target=t.name, finding_text=tri.finding.text(), reproducer=text,
                                      reproducer_path=repro_path, replay=replay, artifact=path, campaign=self.id,
-                                     seconds=seconds, coarse=tri.coarse)
+                                     seconds=seconds, coarse=tri.coarse, verdict=tri.verdict.as_dict())
         self.store.mark_processed([art_id])
         self.hits[key] = self.hits.get(key, 0) + 1
         if new:
             self.new_keys.append(key)
             write_known(self.known_path, self.store.coarse_signatures())
             self._clear_status()
-            print(f"[{seconds:6.0f}s] NEW finding on {t.name}: {tri.finding.text()}".replace("\n", "\n  "),
-                  file=self.out)
+            print(f"[{seconds:6.0f}s] NEW finding on {t.name}, {tri.verdict.text()}:\n"
+                  f"{tri.finding.text()}".replace("\n", "\n  "), file=self.out)
             print(f"  reproducer: {repro_path}\n  replay: {replay}", file=self.out)
             print("    " + tri.program.text().rstrip().replace("\n", "\n    "), file=self.out, flush=True)
+
+    def verdict_of(self, key: str) -> str:
+        """A stored finding's verdict class: the record's, or (a record from before verdicts) its reproducer's
+        on its target, written back to the record."""
+        rec = self.store.records[key]
+        if rec.get("verdict") not in ORDER:
+            found = None
+            try:
+                prog, _h = load_program(self.store.path_of(key, ".txt"))
+                res = run_program(prog, resolve_target(rec["target"]), self.o.policy)
+                found = worst(classify(f, prog) for f in res.findings)
+            except (LoadError, UnknownName, OSError, KeyError):
+                pass
+            found = found or Verdict(UNEXPECTED, "its reproducer no longer gives a finding: check it by hand")
+            rec.update(found.as_dict())
+            atomic_write(self.store.path_of(key), json.dumps(rec, indent=1) + "\n")
+        return rec["verdict"]
+
+    def verdict_counts(self) -> dict[str, int]:
+        return counts(self.verdict_of(k) for k in set(self.hits) | set(self.tolerated))
 
     # -- status ----------------------------------------------------------------------------------------
     def figures(self) -> dict:
@@ -357,7 +379,7 @@ class Campaign:
             cov += max([t.cov] + [la.cov for la in lc])
             ft += max([t.ft] + [la.ft for la in lc])
         return {"t": round(self.elapsed(), 1), "execs": execs, "exec_per_sec": round(self._rate, 1),
-                "corpus": self._corpus_size, "seeds": sum(t.seeds for t in self.targets), "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)),
+                "corpus": self._corpus_size, "seeds": sum(t.seeds for t in self.targets), "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)), **self.verdict_counts(),
                 "new_findings": len(self.new_keys), "workers": len(running),
                 "restarts": self.restarts_after_finding + self.restarts_after_death}
 
@@ -391,7 +413,8 @@ class Campaign:
         on = ",".join(sorted({la.target for la in running})) or "-"
         line = (f"[{f['t']:5.0f}s/{self.o.seconds}s] {f['workers']} worker(s) on {on} | {f['exec_per_sec']:.0f} "
                 f"exec/s | {f['execs']} execs | corpus {f['corpus']} + seeds {f['seeds']} | cov {f['cov']} ft {f['ft']} | findings "
-                f"{f['findings']} ({f['new_findings']} new) | restarts {f['restarts']}")
+                f"{f['findings']}: {f[UNEXPECTED]} UNEXPECTED, {f['expected']} expected, {f['known_design']} known "
+                f"design ({f['new_findings']} new) | restarts {f['restarts']}")
         if self.tty:
             print("\r" + line[:200] + "\x1b[K", end="", file=self.err, flush=True)
             self._status_shown = True
@@ -516,8 +539,10 @@ class Campaign:
             findings.append({**{k: rec[k] for k in ("key", "kind", "variants", "shape", "target", "targets",
                                                     "first_seen", "hits", "finding", "reproducer", "replay")},
                              "tolerated_hits": rec.get("tolerated_hits", 0), "hits_this_campaign": hits,
-                             "tolerated_this_campaign": self.tolerated.get(key, 0), "new": key in self.new_keys})
-        findings.sort(key=lambda r: (not r["new"], r["first_seen"]["seconds"] if r["new"] else 0, r["key"]))
+                             "tolerated_this_campaign": self.tolerated.get(key, 0), "new": key in self.new_keys,
+                             "verdict": self.verdict_of(key), "verdict_why": rec.get("verdict_why", "")})
+        findings.sort(key=lambda r: (sort_key(r["verdict"]), not r["new"],
+                                     r["first_seen"]["seconds"] if r["new"] else 0, r["key"]))
         return {
             "campaign": self.id, "directory": self.dir, "seed": self.o.seed, "corpus_root": self.o.corpus_root,
             "targets": [t.name for t in self.targets], "workers": self.o.workers, "slice_seconds": self.slice,
@@ -528,7 +553,8 @@ class Campaign:
             "restarts_after_finding": self.restarts_after_finding, "restarts_after_death": self.restarts_after_death,
             "startup_seconds": round(self.startup_seconds, 1), "triage_seconds": round(self.triage_seconds, 1),
             "worker_deaths": self.deaths, "distinct_findings": len(set(self.hits) | set(self.tolerated)),
-            "new_findings": len(self.new_keys), "hits": sum(self.hits.values()),
+            "new_findings": len(self.new_keys), "verdicts": counts(r["verdict"] for r in findings),
+            "hits": sum(self.hits.values()),
             "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
             "unreproduced_artifacts": self.unreproduced, "problems": self.problems,
             "seed_inputs": sum(t.seeds for t in self.targets),
@@ -557,11 +583,14 @@ def print_summary(s: dict, out) -> None:
     for t in s["per_target"]:
         p(f"{t['target']:<26} {t['seconds']:>8.0f} {t['launches']:>8} {t['execs']:>9} {t['exec_per_sec']:>7.0f} "
           f"{t['cov']:>6} {t['findings']:>8}" + (f"  DROPPED: {t['blocked']}" if t["blocked"] else ""))
-    p(f"findings: {s['distinct_findings']} distinct ({s['new_findings']} new), {s['hits']} hits triaged"
+    p(f"findings: {s['distinct_findings']} distinct ({counts_text(s['verdicts'])}; {s['new_findings']} new), "
+      f"{s['hits']} hits triaged"
       + (f", {s['tolerated_hits']} more inputs tolerated as known by the workers" if s["tolerate_known"] else ""))
     for r in s["findings"]:
         fs = r["first_seen"]
-        p(f"  {'NEW ' if r['new'] else ''}{r['kind']} on {', '.join(r['variants'])} [{' '.join(r['shape'])}]")
+        label = Verdict(r["verdict"], r["verdict_why"]).label
+        p(f"  {label}: {'NEW ' if r['new'] else ''}{r['kind']} on {', '.join(r['variants'])} [{' '.join(r['shape'])}]")
+        p(f"    why: {r['verdict_why']}")
         p(f"    first seen {fs['seconds']}s into {fs['campaign']} ({fs['wall']}); hits {r['hits_this_campaign']} "
           f"this campaign, {r['hits']} in all; tolerated as known: {r['tolerated_this_campaign']} this campaign, "
           f"{r['tolerated_hits']} in all")

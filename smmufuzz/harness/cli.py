@@ -72,13 +72,17 @@ def _load_plugins(mods) -> None:
             raise UsageError(f"--load {m}: {e}") from None
 
 
-def _replay_one(path: str, prog, variants: list[str], args) -> int:
-    """Run one program on `variants` and print its findings and notes; returns the number of findings."""
+def _replay_one(path: str, prog, variants: list[str], args) -> list:
+    """Run one program on `variants` and print its findings, worst verdict first, and notes; returns
+    [(finding, verdict)]."""
+    from .verdict import classify, counts, counts_text, sort_key
     res = run_program(prog, variants, args.policy)
+    judged = sorted(((f, classify(f, prog)) for f in res.findings), key=lambda fv: sort_key(fv[1].cls))
     if res.findings:
-        print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)}")
-        for f in res.findings:
-            print("  " + f.text().replace("\n", "\n  "))
+        print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)} "
+              f"({counts_text(counts(v.cls for _f, v in judged))})")
+        for f, v in judged:
+            print(f"  {v.text()}:\n  " + f.text().replace("\n", "\n  "))
         if args.verbose:
             sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
             for r in res.runs:
@@ -102,7 +106,7 @@ def _replay_one(path: str, prog, variants: list[str], args) -> int:
     if outside:
         print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
               f"PA beyond 2^OAS) breaks the caller contract")
-    return len(res.findings)
+    return judged
 
 
 def cmd_replay(args) -> int:
@@ -116,7 +120,9 @@ def cmd_replay(args) -> int:
     if not files:
         raise LoadError(f"{args.path}: no programs")
     one = not os.path.isdir(args.path)
-    total = replayed = 0
+    from .verdict import UNEXPECTED, counts, counts_text
+    replayed = 0
+    judged: list[tuple[str, object, object]] = []
     bad: list[str] = []
     for path in files:
         try:
@@ -131,13 +137,18 @@ def cmd_replay(args) -> int:
             bad.append(path)
             print(f"smmufuzz: skipped {msg}", file=sys.stderr, flush=True)
             continue
-        total += _replay_one(path, prog, variants, args)
+        judged += [(path, f, v) for f, v in _replay_one(path, prog, variants, args)]
         replayed += 1
-    print(f"{replayed} program(s), {total} finding(s)"
+    unexpected = [(p, f) for p, f, v in judged if v.cls == UNEXPECTED]
+    if unexpected and replayed > 1:
+        print(f"UNEXPECTED findings (on variants marked correct):")
+        for p, f in unexpected:
+            print(f"  {p}: {f.kind} in variant {f.variant} at op {f.op_index}: {f.op_text}")
+    print(f"{replayed} program(s), {len(judged)} finding(s): {counts_text(counts(v.cls for _p, _f, v in judged))}"
           + (f"; {len(bad)} file(s) skipped (see the lines above)" if bad else ""))
     if not replayed:
         raise LoadError(f"{args.path}: none of its {len(files)} file(s) could be replayed")
-    return 1 if total else 0
+    return 1 if judged else 0
 
 
 def _campaign_targets(names: list[str]) -> list[tuple[str, list[str]]]:
@@ -183,7 +194,9 @@ def cmd_fuzz(args) -> int:
     if s["interrupted"]:
         print("interrupted: corpus and findings kept; rerun to resume")
         return 130
-    return 1 if s["distinct_findings"] else 0
+    if args.strict:
+        return 1 if s["distinct_findings"] else 0
+    return 1 if s["verdicts"]["unexpected"] else 0
 
 
 def cmd_report(args) -> int:
@@ -373,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-seeds", dest="seeds", action="store_false", help="start from an empty corpus")
     f.add_argument("--triage-all", action="store_true",
                    help="stop and restart a worker on every crash input, even one that gives only known findings")
+    f.add_argument("--strict", action="store_true",
+                   help="exit 1 on any finding (default: only on an UNEXPECTED one, on a variant marked correct)")
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")

@@ -203,7 +203,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                 if len(raced_clean) >= RACED_CLEAN_MAX:
                     raced_clean.clear()
                 raced_clean.add(prog)
-        if res.findings and not tally.tolerate(res.findings) \
+        if res.findings and not tally.tolerate(res.findings, prog) \
                 and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
             if clock:
                 with open(clock, "a") as f:
