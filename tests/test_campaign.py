@@ -284,3 +284,76 @@ def test_the_campaign_says_how_many_seed_inputs(tmp_path):
     c, s, out, err = campaign(tmp_path, seconds=4, target="smmuv3")
     assert s["seed_inputs"] == s["per_target"][0]["seed_inputs"] >= 20
     assert "seeds: " in out and f"+ seeds {s['seed_inputs']} |" in err
+
+
+def _processes_mentioning(needle: str) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in cmd and state != "Z" and int(pid) != os.getpid():
+            out.append(int(pid))
+    return out
+
+
+def test_kill_9_of_a_campaign_kills_its_workers_and_their_fork_jobs(tmp_path):
+    from smmufuzz.harness.corpus_lock import CorpusBusy
+    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", "smmuv3", "--time", "120",
+                          "--seed", "3", "--corpus", str(tmp_path), "--", "-fork=1", "-ignore_crashes=1"],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_processes_mentioning(str(tmp_path))) < 4:
+        time.sleep(0.3)          # campaign, worker (libFuzzer -fork parent), sh, the fork job
+    workers = [q for q in _processes_mentioning(str(tmp_path)) if q != p.pid]
+    assert len(workers) >= 3, workers
+    with pytest.raises(CorpusBusy):
+        CorpusLock(str(tmp_path)).__enter__()
+    p.kill()
+    p.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and _processes_mentioning(str(tmp_path)):
+        time.sleep(0.2)
+    left = _processes_mentioning(str(tmp_path))
+    for q in left:                                           # (what this test started, should it fail)
+        os.kill(q, signal.SIGKILL)
+    assert not left
+    with CorpusLock(str(tmp_path)):                          # free once the last of them is gone
+        pass
+
+
+def test_the_corpus_lock_is_held_until_the_last_process_of_a_worker_is_gone(tmp_path):
+    # a campaign that starts a worker (through Launch), which starts a job of its own that no death signal
+    # reaches, then dies without cleaning up: the job still holds the lock
+    script = f"""
+import os, sys
+sys.path.insert(0, {ROOT!r})
+from smmufuzz.harness.corpus_lock import CorpusLock
+from smmufuzz.harness.worker import Launch
+lock = CorpusLock({str(tmp_path)!r}).__enter__()
+la = Launch(0, 1, "t", 1, ["sh", "-c", "sleep 37.25 & wait"], {str(tmp_path / 'w.log')!r}, 30, keep_fds=(lock.fd,))
+lock.set_workers([la.proc.pid])
+import time; time.sleep(1.0)
+os._exit(9)
+"""
+    from smmufuzz.harness.corpus_lock import CorpusBusy
+    p = subprocess.run([sys.executable, "-c", script], timeout=30)
+    assert p.returncode == 9
+    deadline = time.time() + 5
+    while time.time() < deadline and len(_processes_mentioning("sleep 37.25")) > 1:
+        time.sleep(0.1)          # the worker (sh) dies with its campaign; its job (sleep) does not
+    (job,) = _processes_mentioning("sleep 37.25")
+    try:
+        with pytest.raises(CorpusBusy, match="exited: its workers still run; workers "):
+            CorpusLock(str(tmp_path)).__enter__()
+    finally:
+        os.kill(job, signal.SIGKILL)
+    deadline = time.time() + 5
+    while time.time() < deadline and _processes_mentioning("sleep 37.25"):
+        time.sleep(0.1)
+    with CorpusLock(str(tmp_path)):
+        pass

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from ..variants.registry import UnknownName, target as resolve_target
 from .corpus_lock import CorpusLock
+from .lifeline import campaign_env
 from .findings_store import FindingsStore, atomic_write, signature_key
 from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
@@ -248,13 +249,17 @@ class Campaign:
         if self.o.tolerate_known:
             env[KNOWN_ENV] = self.known_path
             env[HITS_ENV] = os.path.join(self.dir, "tally", f"launch{self.launch_count}.json")
-        slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds, env)
+        env.update(campaign_env())
+        slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds, env,
+                             keep_fds=(self.lock.fd,))
+        self.lock.set_workers(s.launch.proc.pid for s in self.slots if s.launch)
         t.launches += 1
 
     def _ended(self, slot: Slot) -> None:
         """Account for a finished launch, queue its crash inputs, and decide whether the slot restarts."""
         la, t = slot.launch, slot.target
         slot.launch = None
+        self.lock.set_workers(s.launch.proc.pid for s in self.slots if s.launch)
         ran = (la.ended or time.time()) - la.started
         self.startup_seconds += ((la.inited_at or la.ended or time.time()) - la.started)
         t.seconds += ran
@@ -429,7 +434,7 @@ class Campaign:
 
     # -- the campaign ----------------------------------------------------------------------------------
     def run(self) -> dict:
-        with CorpusLock(self.o.corpus_root):
+        with CorpusLock(self.o.corpus_root) as self.lock:
             os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
             try:

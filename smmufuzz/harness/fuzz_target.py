@@ -151,6 +151,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
          mutator: str = "default") -> None:
     import importlib
 
+    from smmufuzz.harness.lifeline import watch_campaign
+    watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
     _kernel_preload(target_variants, argv)
     import atheris
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+from .lifeline import die_with_parent
+
 _STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+(?: .*?exec/s: (\d+))?", re.M)
 # -fork=N mode: the parent's own line (its cov figures are not comparable with single-process ones)
 _FORK_STATUS = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s (\d+)", re.M)
@@ -18,7 +20,7 @@ class Launch:
     """A running libFuzzer process; `poll()` reads its log incrementally for exec count, cov, ft and corpus."""
 
     def __init__(self, slot: int, number: int, target: str, seed: int, args: list[str], log_path: str,
-                 seconds: int, env: dict | None = None):
+                 seconds: int, env: dict | None = None, keep_fds: tuple = ()):
         self.slot, self.number, self.target, self.seed = slot, number, target, seed
         self.seconds = seconds
         self.log_path = log_path
@@ -32,9 +34,11 @@ class Launch:
         with open(log_path, "a") as log:
             log.write(f"=== launch {number} target {target} seed {seed} time {seconds}s ===\n")
             self._offset = log.tell()
-            # a session of its own: a terminal's Ctrl-C reaches the campaign, which stops workers in order
+            # a session of its own: a terminal's Ctrl-C reaches the campaign, which stops workers in order;
+            # killed when the campaign dies (lifeline.py); `keep_fds` (the corpus lock) stay open in it
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, env=env)
+                                         start_new_session=True, env=env, preexec_fn=die_with_parent(),
+                                         pass_fds=keep_fds)
 
     def _read_log(self) -> str:
         try:
@@ -89,6 +93,10 @@ class Launch:
                 self.proc.wait()
             except ProcessLookupError:
                 pass
+        try:                # what the worker started itself (libFuzzer -fork jobs) goes with it
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.poll()
 
     def tail(self, n: int = 8) -> str:
