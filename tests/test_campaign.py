@@ -357,3 +357,25 @@ os._exit(9)
         time.sleep(0.1)
     with CorpusLock(str(tmp_path)):
         pass
+
+
+def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_not_called_flaky(tmp_path):
+    from dataclasses import replace as _replace
+    from smmufuzz.harness.fuzz_target import input_name
+    target = "invs:merged"
+    prog, _ = load_program(os.path.join(ROOT, "corpus", "regressions", "invs", "ats_enable_races_inflight_unmap.txt"))
+    late = _replace(prog, schedule=((3, 20, 1),))            # a switch past the window: clean as it stands
+    bare = _replace(prog, schedule=())                         # no switch at all: clean as it stands
+    assert not run_program(late, [target]).findings and not run_program(bare, [target]).findings
+    d = tmp_path / "crashes" / target
+    d.mkdir(parents=True)
+    (d / "crash-aaa").write_bytes(encode(late))
+    (d / "crash-bbb").write_bytes(encode(bare))
+    # the worker that found crash-bbb's race saved the program it found beside it (fuzz_target._race)
+    twin = input_name(str(d / "crash-race-"), prog)
+    open(twin, "wb").write(encode(prog))
+    _c, s, out, _err = campaign(tmp_path, target=target)
+    assert s["unreproduced_artifacts"] == [] and "flaky" not in out
+    assert s["race_only_artifacts"] == [str(d / "crash-bbb")]   # its twin carries the hit
+    (rec,) = s["findings"]
+    assert rec["kind"] == "MISSED_INVALIDATION" and rec["hits_this_campaign"] == 2   # crash-aaa's search, the twin

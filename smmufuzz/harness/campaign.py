@@ -33,7 +33,8 @@ from .load import LoadError, load_program
 from .minimize import reproducer_text
 from .runner import run_program
 from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
-from .triage import triage
+from .fuzz_target import input_name
+from .triage import search_schedules, triage
 from .verdict import ORDER, UNEXPECTED, Verdict, classify, counts, counts_text, sort_key, worst
 from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifacts
 
@@ -132,6 +133,7 @@ class Campaign:
         self.deaths: list[dict] = []
         self.problems: list[str] = []
         self.unreproduced: list[str] = []
+        self.race_only: list[tuple[str, str]] = []     # (raw crash input, its crash-race-* twin)
         self.pending: list[tuple[TargetState, str, int, float]] = []   # (target, artifact, launch seed, seconds)
         self.queued: set[str] = set()
         self.hits: dict[str, int] = {}         # signature key -> hits this campaign
@@ -327,10 +329,23 @@ class Campaign:
             return
         tri = triage(prog, t.variants, self.o.policy)
         if tri is None:
-            if not (prog.concurrent() and not prog.schedule):    # a race input: its schedule is in crash-race-*
+            # a race-only input: the finding shows under the schedule search the worker ran on it, which
+            # wrote the program it found as crash-race-<sha1>; that twin carries the hit (if it is missing,
+            # the program found here is triaged instead)
+            found = search_schedules(prog, t.variants, self.o.policy)
+            twin = found and input_name(os.path.join(self.crash_dir(t), "crash-race-"), found)
+            if found is None or os.path.exists(twin):
+                if found is None:
+                    self.unreproduced.append(path)
+                else:
+                    self.race_only.append((path, twin))
+                self.store.mark_processed([art_id])
+                return
+            tri = triage(found, t.variants, self.o.policy)
+            if tri is None:               # (the search is deterministic: not expected)
                 self.unreproduced.append(path)
-            self.store.mark_processed([art_id])
-            return
+                self.store.mark_processed([art_id])
+                return
         key = signature_key(tri.signature)
         repro_path = os.path.join(self.o.corpus_root, "regressions", target_dirname(t.name),
                                   f"{tri.finding.kind.lower()}-{key}.txt")
@@ -561,7 +576,7 @@ class Campaign:
             "new_findings": len(self.new_keys), "verdicts": counts(r["verdict"] for r in findings),
             "hits": sum(self.hits.values()),
             "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
-            "unreproduced_artifacts": self.unreproduced, "problems": self.problems,
+            "unreproduced_artifacts": self.unreproduced, "race_only_artifacts": [r for r, _t in self.race_only], "problems": self.problems,
             "seed_inputs": sum(t.seeds for t in self.targets),
             "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "slices": t.slices,
                             "seed_inputs": t.seeds, "seeds_left_out": t.seeds_left_out,
@@ -602,8 +617,12 @@ def print_summary(s: dict, out) -> None:
         p(f"    replay: {r['replay']}")
     for d in s["worker_deaths"]:
         p(f"worker died: {d['target']} launch {d['launch']}: {d['exit']} after {d['seconds']}s (log {d['log']})")
+    if s.get("race_only_artifacts"):
+        p(f"{len(s['race_only_artifacts'])} race-only crash input(s): their finding shows under the schedule "
+          f"search that found it, saved and triaged as its crash-race-* input")
     for u in s["unreproduced_artifacts"]:
-        p(f"artifact gives no finding on replay (timeout/oom or flaky): {u}")
+        p(f"artifact gives no finding on replay nor under the fuzz target's schedule search "
+          f"(timeout/oom, or flaky): {u}")
     if s["untriaged"]:
         p(f"{len(s['untriaged'])} crash input(s) left for the next campaign to triage")
     for pr in s["problems"]:

@@ -32,3 +32,16 @@ def triage(prog: Program, variants: list[str], policy: str = "max-cache",
     sig = {"kind": finding.kind, "variants": affected, "shape": [op.kind for op in small.ops]}
     return Triaged(sig, finding, small, len(prog.ops), sorted({f.kind for f in res.findings}),
                    sorted({f.signature() for f in res.findings}), worst(classify(f, small) for f in res.findings))
+
+
+def search_schedules(prog: Program, variants: list[str], policy: str = "max-cache") -> Program | None:
+    """The fuzz target's own schedule search on a raw crash input that replays clean (fuzz_target._race:
+    one more switch, collisions, completions of its own lock pairs): the program giving the finding, if
+    any. A race-only input's finding shows only under a searched schedule; it is not flaky."""
+    from .fuzz_target import _race, explores
+    from .sched import DEFAULT_PREEMPTIONS
+    if not explores(list(variants)) or len(prog.schedule) >= DEFAULT_PREEMPTIONS:
+        return None
+    found = _race(prog, run_program(prog, variants, policy), list(variants), policy, None, None, {})
+    return found[0] if found else None
+
