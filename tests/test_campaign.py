@@ -280,8 +280,14 @@ def test_a_fresh_corpus_directory_still_starts_from_the_shipped_seeds(tmp_path):
     assert c.targets[0].seeds == 0
 
 
-def test_the_campaign_says_how_many_seed_inputs(tmp_path):
-    c, s, out, err = campaign(tmp_path, seconds=4, target="smmuv3")
+def test_the_campaign_says_how_many_seed_inputs(tmp_path, monkeypatch):
+    from smmufuzz.harness import campaign as campaign_mod
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", lambda *a, **k: ["true"])     # a worker that ends at once
+    out, err = io.StringIO(), io.StringIO()
+    c = Campaign(Options([("smmuv3", ["smmuv3"])], 4, 1, 7, str(tmp_path)), out, err)
+    c.uncounted = 0.0
+    s = c.run()
+    out, err = out.getvalue(), err.getvalue()
     assert s["seed_inputs"] == s["per_target"][0]["seed_inputs"] >= 20
     assert "seeds: " in out and f"+ seeds {s['seed_inputs']} |" in err
 
@@ -379,3 +385,48 @@ def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_no
     assert s["race_only_artifacts"] == [str(d / "crash-bbb")]   # its twin carries the hit
     (rec,) = s["findings"]
     assert rec["kind"] == "MISSED_INVALIDATION" and rec["hits_this_campaign"] == 2   # crash-aaa's search, the twin
+
+
+def test_only_a_real_overrun_is_reported_not_a_slow_start_up(tmp_path, monkeypatch):
+    """Two fake workers: one spends 4 s starting up before libFuzzer's clock runs, then fuzzes for its
+    -max_total_time (not an overrun); one starts at once and never stops (an overrun)."""
+    from smmufuzz.harness import campaign as campaign_mod
+    inited = "#2\tINITED cov: 1 ft: 1 corp: 1/1b exec/s: 0 rss: 1Mb"
+
+    def fake_args(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, variants=()):
+        if "smmuv3" in wrapper:
+            return ["sh", "-c", f"sleep 4; echo 'INFO: Seed: 1'; echo '{inited}'; sleep {seconds}; "
+                                f"echo 'Done 9 runs in {seconds} second(s)'"]
+        return ["sh", "-c", f"echo 'INFO: Seed: 1'; echo '{inited}'; exec sleep 60"]
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", fake_args)
+    monkeypatch.setattr(campaign_mod, "OVERRUN_GRACE", 2.0)
+    out, err = io.StringIO(), io.StringIO()
+    c = Campaign(Options([("smmuv3", ["smmuv3"]), ("pte-sync", ["pte-sync:eager"])], 6, 2, 7, str(tmp_path),
+                         use_seeds=False), out, err)
+    s = c.run()
+    overruns = [p for p in s["problems"] if "overran" in p]
+    assert len(overruns) == 1 and "on pte-sync" in overruns[0], s["problems"]
+
+
+def test_the_exec_counter_never_goes_down_in_the_status_and_stays_below_libfuzzers_next_pulse(tmp_path):
+    """A launch logs 1024 inputs at 2000/s, then nothing for 2.5 s, then a final count of 1100: the running
+    estimate must not pass 2047 (libFuzzer logs a pulse line at every power of two) nor the total drop."""
+    from smmufuzz.harness.campaign import Slot
+    from smmufuzz.harness.worker import Launch
+    c = Campaign(Options([("smmuv3", ["smmuv3"])], 10, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
+    c.t0 = time.time()
+    c.finished_execs = 500                                     # an earlier launch's final count
+    lines = ("#1024\tpulse  cov: 5 ft: 5 corp: 1/1b lim: 4 exec/s: 2000 rss: 1Mb\n", "sleep 2.5",
+             "stat::number_of_executed_units: 1100\n")
+    script = f"printf '{lines[0]}'; {lines[1]}; printf '{lines[2]}'"
+    la = Launch(0, 1, "smmuv3", 1, ["sh", "-c", script], str(tmp_path / "w.log"), 5)
+    c.slots = [Slot(0, c.targets[0], 0.0, la)]
+    seen = []
+    while la.poll() is None:
+        seen.append(c.figures()["execs"])
+        time.sleep(0.1)
+    c.finished_execs += la.execs                              # what _ended adds
+    c.slots[0].launch = None
+    seen.append(c.figures()["execs"])
+    assert seen == sorted(seen), seen
+    assert max(seen) <= 500 + 2047 and seen[-1] >= 500 + 1100

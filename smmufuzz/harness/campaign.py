@@ -46,6 +46,7 @@ SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
 QUICK_SECONDS = 10.0
 OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or the deadline) is stopped
+UNCOUNTED_GUESS = 2.0     # seconds of a launch outside -max_total_time until one has been measured
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 
 
@@ -130,6 +131,7 @@ class Campaign:
         self.restarts_after_death = 0
         self.triage_seconds = 0.0     # replay + minimisation of crash inputs in the campaign process
         self.startup_seconds = 0.0    # launch to INITED (interpreter, instrumentation, corpus replay), summed
+        self.uncounted = UNCOUNTED_GUESS   # seconds a launch runs beyond the time libFuzzer counts (average)
         self.deaths: list[dict] = []
         self.problems: list[str] = []
         self.unreproduced: list[str] = []
@@ -146,6 +148,7 @@ class Campaign:
         self.interrupted = False
         self._last_status = self._last_sample = self._last_logged = 0.0
         self._prev_execs, self._prev_t = 0, 0.0
+        self._execs_shown = 0
         self._rate = 0.0
         self._corpus_size = 0
         self.slots: list[Slot] = []
@@ -233,7 +236,9 @@ class Campaign:
             slot.slice_end = now + self._slice_for(now)
             slot.target.slices += 1
         t = slot.target
-        seconds = int(min(slot.slice_end, self.deadline) - now)
+        # libFuzzer's -max_total_time leaves out the start-up before its clock runs (and counts whole seconds):
+        # the launch gets its slice less what that took in the launches so far
+        seconds = int(min(slot.slice_end, self.deadline) - now - self.uncounted)
         if seconds < MIN_LAUNCH:
             slot.target = None
             return
@@ -263,6 +268,8 @@ class Campaign:
         slot.launch = None
         self.lock.set_workers(s.launch.proc.pid for s in self.slots if s.launch)
         ran = (la.ended or time.time()) - la.started
+        if la.fuzzer_seconds is not None and not la.stopped:
+            self.uncounted = 0.5 * self.uncounted + 0.5 * max(0.0, ran - la.fuzzer_seconds)
         self.startup_seconds += ((la.inited_at or la.ended or time.time()) - la.started)
         t.seconds += ran
         t.execs += la.execs
@@ -390,9 +397,16 @@ class Campaign:
         return counts(self.verdict_of(k) for k in set(self.hits) | set(self.tolerated))
 
     # -- status ----------------------------------------------------------------------------------------
+    def total_execs(self) -> int:
+        """Inputs run so far, all launches: finished ones' final counts plus running ones' estimates. Never
+        less than a figure already shown (a running launch's estimate can exceed its final count)."""
+        running = [s.launch for s in self.slots if s.launch]
+        self._execs_shown = max(self._execs_shown, self.finished_execs + sum(la.execs_now() for la in running))
+        return self._execs_shown
+
     def figures(self) -> dict:
         running = [s.launch for s in self.slots if s.launch]
-        execs = self.finished_execs + sum(la.execs_now() for la in running)
+        execs = self.total_execs()
         cov = ft = 0
         for t in self.targets:
             lc = [la for la in running if la.target == t.name]
@@ -417,7 +431,7 @@ class Campaign:
         if not force and now - self._last_status < STATUS_EVERY:
             return
         running = [s.launch for s in self.slots if s.launch]
-        execs = self.finished_execs + sum(la.execs_now() for la in running)
+        execs = self.total_execs()
         dt = now - (self._prev_t or self.t0)
         if dt > 0:
             inst = (execs - self._prev_execs) / dt
@@ -500,10 +514,10 @@ class Campaign:
             now = time.time()
             for slot in self.slots:
                 la = slot.launch
-                if la and la.poll() is None and now > la.started + la.seconds + OVERRUN_GRACE:
+                if la and la.poll() is None and la.overdue(now, OVERRUN_GRACE):
                     # libFuzzer checks -max_total_time between inputs only: a slow input overruns the slice
-                    self.problems.append(f"worker {slot.index} on {la.target} overran its {la.seconds}s slice by "
-                                         f"{OVERRUN_GRACE:.0f}s (a slow input?); stopped")
+                    self.problems.append(f"worker {slot.index} on {la.target} overran its {la.seconds}s of fuzzing "
+                                         f"by {now - la.budget_end():.0f}s (a slow input?); stopped")
                     self.note(self.problems[-1])
                     la.stop()
                 if la and la.poll() is not None:
