@@ -430,3 +430,21 @@ def test_the_exec_counter_never_goes_down_in_the_status_and_stays_below_libfuzze
     seen.append(c.figures()["execs"])
     assert seen == sorted(seen), seen
     assert max(seen) <= 500 + 2047 and seen[-1] >= 500 + 1100
+
+
+def test_a_seed_too_slow_on_its_target_is_left_out_and_reported(tmp_path):
+    """Unmapping 1 TiB walks io-pgtable-arm for about half a minute: such a seed would stall every launch."""
+    from smmufuzz.harness.campaign import SEED_SECONDS
+    regs = tmp_path / "regressions" / target_dirname("gather:arm-smmu")
+    regs.mkdir(parents=True)
+    (regs / "slow.txt").write_text("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                                   "iommu_map(d0, iova=0x0, paddr=0x80000000, size=0x4000, prot=R)\n"
+                                   "iommu_unmap(d0, iova=0x0, size=0x10000000000)\n")
+    from smmufuzz.variants.registry import target as resolve
+    c = Campaign(Options([("gather:arm-smmu", resolve("gather:arm-smmu"))], 1, 1, 7, str(tmp_path)),
+                 io.StringIO(), io.StringIO())
+    t0 = time.time()
+    c._prepare(c.targets[0])
+    assert time.time() - t0 < SEED_SECONDS + 10
+    assert [p for p in c.problems if "slow.txt takes over" in p and "left out" in p]
+    assert "slow.bin" not in os.listdir(c.targets[0].seed_dir)

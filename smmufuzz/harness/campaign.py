@@ -46,12 +46,17 @@ SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
 QUICK_SECONDS = 10.0
 OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or the deadline) is stopped
+SEED_SECONDS = 2.0        # a seed slower than this on its target is left out
 UNCOUNTED_GUESS = 2.0     # seconds of a launch outside -max_total_time until one has been measured
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 
 
 def slice_seconds(budget: int, workers: int, n_targets: int) -> int:
     return int(max(SLICE_MIN, min(SLICE_MAX, budget * workers / max(1, n_targets))))
+
+
+class _SlowSeed(BaseException):        # not an Exception: variant code must not catch it as a CRASH
+    pass
 
 
 @dataclass
@@ -198,9 +203,25 @@ class Campaign:
                 os.unlink(os.path.join(t.seed_dir, old))
             files = seed_files(self.o.corpus_root, t.name, t.variants)
             t.seeds = seed_inputs(files, t.seed_dir, problems=self.problems,
-                                  keep=lambda p: not run_program(p, t.variants, self.o.policy).findings)
+                                  keep=lambda p, path: self._quick_and_clean(p, path, t))
             t.seeds_left_out = len(files) - t.seeds
         t.prepared = True
+
+    def _quick_and_clean(self, prog, path: str, t: TargetState) -> bool:
+        """Whether a seed gives no finding on the target within SEED_SECONDS (a slower one would slow every
+        launch's corpus replay and each of its mutants: left out, reported)."""
+        def slow(signum, frame):
+            raise _SlowSeed()
+        old = signal.signal(signal.SIGALRM, slow)
+        signal.setitimer(signal.ITIMER_REAL, SEED_SECONDS)
+        try:
+            return not run_program(prog, t.variants, self.o.policy).findings
+        except _SlowSeed:
+            self.problems.append(f"seed {path} takes over {SEED_SECONDS:.0f}s on {t.name}: left out")
+            return False
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
     def _report_problems(self, start: int) -> None:
         for p in self.problems[start:]:
@@ -236,16 +257,17 @@ class Campaign:
             slot.slice_end = now + self._slice_for(now)
             slot.target.slices += 1
         t = slot.target
+        if not t.prepared:                  # (its seeds screened on the target: part of the slice)
+            n = len(self.problems)
+            self._prepare(t)
+            self._report_problems(n)
+            now = time.time()
         # libFuzzer's -max_total_time leaves out the start-up before its clock runs (and counts whole seconds):
         # the launch gets its slice less what that took in the launches so far
         seconds = int(min(slot.slice_end, self.deadline) - now - self.uncounted)
         if seconds < MIN_LAUNCH:
             slot.target = None
             return
-        if not t.prepared:
-            n = len(self.problems)
-            self._prepare(t)
-            self._report_problems(n)
         self.launch_count += 1
         seed = self.rng.randrange(1, 2**31)
         dirs = [self.corpus_dir(t)] + ([t.seed_dir] if t.seed_dir and os.listdir(t.seed_dir) else [])

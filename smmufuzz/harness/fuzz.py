@@ -136,7 +136,7 @@ def seed_files(corpus_root: str, target: str, variants: list[str]) -> list[str]:
 def seed_inputs(seeds: list[str], out_dir: str, keep=None, problems: list[str] | None = None) -> int:
     """Encode hand-written text seeds (files, or directories searched for *.txt) into fuzzer inputs. A seed
     that cannot be read or parsed is reported (printed, or appended to `problems`) and skipped, never
-    deleted; `keep(prog)` can refuse a seed. Returns how many inputs were written."""
+    deleted; `keep(prog, path)` can refuse a seed. Returns how many inputs were written."""
     os.makedirs(out_dir, exist_ok=True)
     n = 0
     for d in seeds:
@@ -152,7 +152,7 @@ def seed_inputs(seeds: list[str], out_dir: str, keep=None, problems: list[str] |
                 else:
                     problems.append(msg)
                 continue
-            if keep is not None and not keep(prog):
+            if keep is not None and not keep(prog, p):
                 continue
             stem = os.path.join(out_dir, os.path.basename(p)[:-4])
             out, k = stem + ".bin", 1
@@ -196,7 +196,7 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
         for old in os.listdir(seed_dir) if os.path.isdir(seed_dir) else ():
             os.unlink(os.path.join(seed_dir, old))
         if seed_inputs(seed_files(corpus_root, target, variants), seed_dir,
-                       keep=lambda p: not run_program(p, variants, policy).findings):
+                       keep=lambda p, _path: not run_program(p, variants, policy).findings):
             dirs.append(seed_dir)
     before = set(os.listdir(crashes))
     args = libfuzzer_args(wrapper, dirs, seconds, seed, crashes, dict_path, extra, variants)

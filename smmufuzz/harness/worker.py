@@ -30,7 +30,7 @@ class Launch:
         self.final = False
         self.stopped = False                  # stopped by the campaign (deadline or Ctrl-C), not a death
         self.inited_at: float | None = None    # when libFuzzer had run the whole corpus (INITED)
-        self.output_at: float | None = None    # when its first output reached the log (its clock runs by then)
+        self.output_at: float | None = None    # when libFuzzer's "INFO: Seed:" line reached the log (its clock runs)
         self.line_at: float | None = None      # when its last status line reached the log
         self.fork = False                      # -fork=N: the parent's status lines
         self.fuzzer_seconds: int | None = None  # the time libFuzzer itself counted ("Done N runs in S second(s)")
@@ -61,7 +61,7 @@ class Launch:
         """Update figures from the log; the exit code once the process has ended."""
         rc = self.proc.poll()
         text = self._read_log()
-        if self.output_at is None and text:
+        if self.output_at is None and ("INFO: Seed:" in text or "INITED" in text):
             self.output_at = time.time()
         done = _DONE.search(text)
         if done:
@@ -91,8 +91,8 @@ class Launch:
     def budget_end(self) -> float | None:
         """When libFuzzer stops by -max_total_time at the latest, or None while it cannot tell (no output yet,
         or the corpus still being replayed: libFuzzer looks at its clock only between fuzzing rounds). Its clock
-        starts inside the process, after the interpreter has started and before the first output (start-up
-        before that is not in -max_total_time); it stops once more than the whole seconds have passed, after
+        starts inside the process, after the interpreter has started (and atheris has instrumented the
+        modules) and before libFuzzer's "INFO: Seed:" line (start-up before it is not in -max_total_time); it stops once more than the whole seconds have passed, after
         the round under way (MUTATE_DEPTH inputs at its last exec/s)."""
         if self.output_at is None or self.inited_at is None:
             return None
