@@ -157,3 +157,9 @@ def test_campaign_labels_findings_everywhere_and_exits_1_only_on_an_unexpected_o
     got, out, err = smmufuzz("fuzz", target, *args, "--strict")
     assert got == strict_rc, err
     assert f"  {label}: MISSED_INVALIDATION on {target}" in out
+
+
+def test_race_labels_the_first_schedule_of_each_finding():
+    rc, out, err = smmufuzz("race", ATS_RACE, "--variant", "invs:merged", "--preemptions", "1")
+    assert rc == 1, err
+    assert "first MISSED_INVALIDATION, known design finding (ats-enable-races-inflight-unmap" in out
