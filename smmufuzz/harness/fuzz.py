@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from .codec import encode
+from .lifeline import die_with_parent
 from .load import LoadError, header_fields, load_program
 from .program import OS_KINDS, Config, Op, Program
 from .minimize import minimize, reproducer_text
@@ -204,7 +205,8 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
     t0 = time.time()
     with open(log_path, "w") as log:
         try:
-            proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  preexec_fn=die_with_parent())      # (dies with us: lifeline.py)
             rc = proc.returncode
         except KeyboardInterrupt:
             rc = 130

@@ -43,7 +43,8 @@ def campaign_env() -> dict[str, str]:
 
 def die_with_parent():
     """A Popen preexec_fn: SIGKILL this child when the process that starts it dies (and exit at once if it
-    already has)."""
+    already has). The kernel ties the signal to the starting *thread*: start workers from a thread that
+    lives as long as they should (campaigns and `bench` start them from the main thread)."""
     parent = os.getpid()
 
     def preexec() -> None:
