@@ -163,3 +163,9 @@ def test_race_labels_the_first_schedule_of_each_finding():
     rc, out, err = smmufuzz("race", ATS_RACE, "--variant", "invs:merged", "--preemptions", "1")
     assert rc == 1, err
     assert "first MISSED_INVALIDATION, known design finding (ats-enable-races-inflight-unmap" in out
+
+
+def test_list_names_the_known_design_findings():
+    rc, out, _ = smmufuzz("list")
+    assert rc == 0 and "known design findings" in out
+    assert "ats-enable-races-inflight-unmap" in out and "ats_enable_races_inflight_unmap.txt" in out

@@ -51,6 +51,10 @@ def cmd_list(args) -> int:
     print("variants:")
     for v in VARIANTS.values():
         print(f"  {v.name:<24} {'BUGGY  ' if v.buggy else 'correct'}  [{v.family}] {v.summary}")
+    from ..known_findings import KNOWN_FINDINGS
+    print("known design findings (labelled so, not UNEXPECTED, on correct variants; smmufuzz/known_findings.py):")
+    for k in KNOWN_FINDINGS:
+        print(f"  {k.name:<24} {k.kind} on [{k.family}] at {', '.join(sorted(k.at_ops))}: {k.reproducer}")
     return 0
 
 
