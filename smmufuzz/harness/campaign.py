@@ -467,10 +467,11 @@ class Campaign:
             atomic_write(os.path.join(self.dir, "timeseries.json"), json.dumps(self.series) + "\n")
         f = self.figures()
         on = ",".join(sorted({la.target for la in running})) or "-"
-        line = (f"[{f['t']:5.0f}s/{self.o.seconds}s] {f['workers']} worker(s) on {on} | {f['exec_per_sec']:.0f} "
-                f"exec/s | {f['execs']} execs | corpus {f['corpus']} + seeds {f['seeds']} | cov {f['cov']} ft {f['ft']} | findings "
-                f"{f['findings']}: {f[UNEXPECTED]} UNEXPECTED, {f['expected']} expected, {f['known_design']} known "
-                f"design ({f['new_findings']} new) | restarts {f['restarts']}")
+        # the verdicts first: a terminal shows the first 200 characters
+        line = (f"[{f['t']:5.0f}s/{self.o.seconds}s] findings {f['findings']}: {f[UNEXPECTED]} UNEXPECTED, "
+                f"{f['expected']} expected, {f['known_design']} known design ({f['new_findings']} new) | "
+                f"{f['exec_per_sec']:.0f} exec/s | {f['execs']} execs | corpus {f['corpus']} + seeds {f['seeds']} | "
+                f"cov {f['cov']} ft {f['ft']} | restarts {f['restarts']} | {f['workers']} worker(s) on {on}")
         if self.tty:
             print("\r" + line[:200] + "\x1b[K", end="", file=self.err, flush=True)
             self._status_shown = True
