@@ -169,3 +169,29 @@ def test_list_names_the_known_design_findings():
     rc, out, _ = smmufuzz("list")
     assert rc == 0 and "known design findings" in out
     assert "ats-enable-races-inflight-unmap" in out and "ats_enable_races_inflight_unmap.txt" in out
+
+
+_ATS = "config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)\n"
+
+
+@pytest.mark.parametrize("text", [
+    _ATS + "pci_ats(sid=1, on=1)\niommu_attach_device(d0, sid=0)\n"                  # through a caller's gather
+    "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+    "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\niommu_iotlb_sync(d0, gather=g0)\n"
+    "cpu1: iommu_attach_device(d0, sid=1)\n",
+    _ATS + "iommu_attach_device(d0, sid=0)\niommu_attach_device(d0, sid=1)\n"            # ATS turned on, no attach
+    "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+    "iommu_unmap(d0, iova=0x200000, size=0x1000)\ncpu1: pci_ats(sid=1, on=1)\n",
+    _ATS + "pci_ats(sid=1, on=1)\niommu_attach_device(d0, sid=0)\n"                  # with noise around it
+    "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+    "iommu_map(d1, iova=0x400000, paddr=0x90000000, size=0x2000, prot=R)\ndev_dma(sid=0, iova=0x200000, write=0)\n"
+    "iommu_unmap(d0, iova=0x200000, size=0x1000)\ncpu1: iommu_attach_device(d0, sid=1)\nhw_evict(walk, n=0)\n",
+])
+def test_the_ats_enable_race_is_recognised_in_the_shapes_a_campaign_finds_it_in(text):
+    """The fuzzer finds the race under its own schedule search and minimises it into different op
+    sequences; each is the known design finding, not UNEXPECTED."""
+    from smmufuzz.harness.triage import search_schedules, triage
+    found = search_schedules(parse(text), ["invs:merged"])
+    assert found is not None
+    tri = triage(found, ["invs:merged"])
+    assert tri.verdict.cls == KNOWN_DESIGN, tri.program.text()
