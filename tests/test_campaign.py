@@ -261,3 +261,190 @@ def test_worker_log_figures(tmp_path, lines, execs, cov):
     la.proc.wait()
     assert la.poll() == 0 and la.inited_at is not None
     assert (la.execs, la.cov) == (execs, cov) and la.describe_exit() == "time slice done"
+
+
+def test_a_fresh_corpus_directory_still_starts_from_the_shipped_seeds(tmp_path):
+    from smmufuzz.variants.registry import target as resolve
+    shipped = os.path.join(ROOT, "corpus")
+    c = Campaign(Options([("smmuv3", resolve("smmuv3"))], 1, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
+    t = c.targets[0]
+    c._prepare(t)
+    names = sorted(os.listdir(t.seed_dir))
+    seeds = sorted(n[:-4] + ".bin" for n in os.listdir(os.path.join(shipped, "seeds")))
+    assert t.seeds == len(names) and set(seeds) <= set(names)        # every shipped seed is clean on mainline
+    assert "map_sg_beyond_ias_overflows_pgd.bin" in names              # a regression of its family (spine)
+    assert "b1_skip_empty_virtio.bin" not in names                      # another family's regression
+    c = Campaign(Options([("smmuv3", resolve("smmuv3"))], 1, 1, 7, str(tmp_path), use_seeds=False),
+                 io.StringIO(), io.StringIO())
+    c._prepare(c.targets[0])
+    assert c.targets[0].seeds == 0
+
+
+def test_the_campaign_says_how_many_seed_inputs(tmp_path, monkeypatch):
+    from smmufuzz.harness import campaign as campaign_mod
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", lambda *a, **k: ["true"])     # a worker that ends at once
+    out, err = io.StringIO(), io.StringIO()
+    c = Campaign(Options([("smmuv3", ["smmuv3"])], 4, 1, 7, str(tmp_path)), out, err)
+    c.uncounted = 0.0
+    s = c.run()
+    out, err = out.getvalue(), err.getvalue()
+    assert s["seed_inputs"] == s["per_target"][0]["seed_inputs"] >= 20
+    assert "seeds: " in out and f"+ seeds {s['seed_inputs']} |" in err
+
+
+def _processes_mentioning(needle: str) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in cmd and state != "Z" and int(pid) != os.getpid():
+            out.append(int(pid))
+    return out
+
+
+def test_kill_9_of_a_campaign_kills_its_workers_and_their_fork_jobs(tmp_path):
+    from smmufuzz.harness.corpus_lock import CorpusBusy
+    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", "smmuv3", "--time", "120",
+                          "--seed", "3", "--corpus", str(tmp_path), "--", "-fork=1", "-ignore_crashes=1"],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_processes_mentioning(str(tmp_path))) < 4:
+        time.sleep(0.3)          # campaign, worker (libFuzzer -fork parent), sh, the fork job
+    workers = [q for q in _processes_mentioning(str(tmp_path)) if q != p.pid]
+    assert len(workers) >= 3, workers
+    with pytest.raises(CorpusBusy):
+        CorpusLock(str(tmp_path)).__enter__()
+    p.kill()
+    p.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and _processes_mentioning(str(tmp_path)):
+        time.sleep(0.2)
+    left = _processes_mentioning(str(tmp_path))
+    for q in left:                                           # (what this test started, should it fail)
+        os.kill(q, signal.SIGKILL)
+    assert not left
+    with CorpusLock(str(tmp_path)):                          # free once the last of them is gone
+        pass
+
+
+def test_the_corpus_lock_is_held_until_the_last_process_of_a_worker_is_gone(tmp_path):
+    # a campaign that starts a worker (through Launch), which starts a job of its own that no death signal
+    # reaches, then dies without cleaning up: the job still holds the lock
+    script = f"""
+import os, sys
+sys.path.insert(0, {ROOT!r})
+from smmufuzz.harness.corpus_lock import CorpusLock
+from smmufuzz.harness.worker import Launch
+lock = CorpusLock({str(tmp_path)!r}).__enter__()
+la = Launch(0, 1, "t", 1, ["sh", "-c", "sleep 37.25 & wait"], {str(tmp_path / 'w.log')!r}, 30, keep_fds=(lock.fd,))
+lock.set_workers([la.proc.pid])
+import time; time.sleep(1.0)
+os._exit(9)
+"""
+    from smmufuzz.harness.corpus_lock import CorpusBusy
+    p = subprocess.run([sys.executable, "-c", script], timeout=30)
+    assert p.returncode == 9
+    deadline = time.time() + 5
+    while time.time() < deadline and len(_processes_mentioning("sleep 37.25")) > 1:
+        time.sleep(0.1)          # the worker (sh) dies with its campaign; its job (sleep) does not
+    (job,) = _processes_mentioning("sleep 37.25")
+    try:
+        with pytest.raises(CorpusBusy, match="exited: its workers still run; workers "):
+            CorpusLock(str(tmp_path)).__enter__()
+    finally:
+        os.kill(job, signal.SIGKILL)
+    deadline = time.time() + 5
+    while time.time() < deadline and _processes_mentioning("sleep 37.25"):
+        time.sleep(0.1)
+    with CorpusLock(str(tmp_path)):
+        pass
+
+
+def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_not_called_flaky(tmp_path):
+    from dataclasses import replace as _replace
+    from smmufuzz.harness.fuzz_target import input_name
+    target = "invs:merged"
+    prog, _ = load_program(os.path.join(ROOT, "corpus", "regressions", "invs", "ats_enable_races_inflight_unmap.txt"))
+    late = _replace(prog, schedule=((3, 20, 1),))            # a switch past the window: clean as it stands
+    bare = _replace(prog, schedule=())                         # no switch at all: clean as it stands
+    assert not run_program(late, [target]).findings and not run_program(bare, [target]).findings
+    d = tmp_path / "crashes" / target
+    d.mkdir(parents=True)
+    (d / "crash-aaa").write_bytes(encode(late))
+    (d / "crash-bbb").write_bytes(encode(bare))
+    # the worker that found crash-bbb's race saved the program it found beside it (fuzz_target._race)
+    twin = input_name(str(d / "crash-race-"), prog)
+    open(twin, "wb").write(encode(prog))
+    _c, s, out, _err = campaign(tmp_path, target=target)
+    assert s["unreproduced_artifacts"] == [] and "flaky" not in out
+    assert s["race_only_artifacts"] == [str(d / "crash-bbb")]   # its twin carries the hit
+    (rec,) = s["findings"]
+    assert rec["kind"] == "MISSED_INVALIDATION" and rec["hits_this_campaign"] == 2   # crash-aaa's search, the twin
+
+
+def test_only_a_real_overrun_is_reported_not_a_slow_start_up(tmp_path, monkeypatch):
+    """Two fake workers: one spends 4 s starting up before libFuzzer's clock runs, then fuzzes for its
+    -max_total_time (not an overrun); one starts at once and never stops (an overrun)."""
+    from smmufuzz.harness import campaign as campaign_mod
+    inited = "#2\tINITED cov: 1 ft: 1 corp: 1/1b exec/s: 0 rss: 1Mb"
+
+    def fake_args(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, variants=()):
+        if "smmuv3" in wrapper:
+            return ["sh", "-c", f"sleep 4; echo 'INFO: Seed: 1'; echo '{inited}'; sleep {seconds}; "
+                                f"echo 'Done 9 runs in {seconds} second(s)'"]
+        return ["sh", "-c", f"echo 'INFO: Seed: 1'; echo '{inited}'; exec sleep 60"]
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", fake_args)
+    monkeypatch.setattr(campaign_mod, "OVERRUN_GRACE", 2.0)
+    out, err = io.StringIO(), io.StringIO()
+    c = Campaign(Options([("smmuv3", ["smmuv3"]), ("pte-sync", ["pte-sync:eager"])], 6, 2, 7, str(tmp_path),
+                         use_seeds=False), out, err)
+    s = c.run()
+    overruns = [p for p in s["problems"] if "overran" in p]
+    assert len(overruns) == 1 and "on pte-sync" in overruns[0], s["problems"]
+
+
+def test_the_exec_counter_never_goes_down_in_the_status_and_stays_below_libfuzzers_next_pulse(tmp_path):
+    """A launch logs 1024 inputs at 2000/s, then nothing for 2.5 s, then a final count of 1100: the running
+    estimate must not pass 2047 (libFuzzer logs a pulse line at every power of two) nor the total drop."""
+    from smmufuzz.harness.campaign import Slot
+    from smmufuzz.harness.worker import Launch
+    c = Campaign(Options([("smmuv3", ["smmuv3"])], 10, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
+    c.t0 = time.time()
+    c.finished_execs = 500                                     # an earlier launch's final count
+    lines = ("#1024\tpulse  cov: 5 ft: 5 corp: 1/1b lim: 4 exec/s: 2000 rss: 1Mb\n", "sleep 2.5",
+             "stat::number_of_executed_units: 1100\n")
+    script = f"printf '{lines[0]}'; {lines[1]}; printf '{lines[2]}'"
+    la = Launch(0, 1, "smmuv3", 1, ["sh", "-c", script], str(tmp_path / "w.log"), 5)
+    c.slots = [Slot(0, c.targets[0], 0.0, la)]
+    seen = []
+    while la.poll() is None:
+        seen.append(c.figures()["execs"])
+        time.sleep(0.1)
+    c.finished_execs += la.execs                              # what _ended adds
+    c.slots[0].launch = None
+    seen.append(c.figures()["execs"])
+    assert seen == sorted(seen), seen
+    assert max(seen) <= 500 + 2047 and seen[-1] >= 500 + 1100
+
+
+def test_a_seed_too_slow_on_its_target_is_left_out_and_reported(tmp_path):
+    """Unmapping 1 TiB walks io-pgtable-arm for about half a minute: such a seed would stall every launch."""
+    from smmufuzz.harness.campaign import SEED_SECONDS
+    regs = tmp_path / "regressions" / target_dirname("gather:arm-smmu")
+    regs.mkdir(parents=True)
+    (regs / "slow.txt").write_text("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                                   "iommu_map(d0, iova=0x0, paddr=0x80000000, size=0x4000, prot=R)\n"
+                                   "iommu_unmap(d0, iova=0x0, size=0x10000000000)\n")
+    from smmufuzz.variants.registry import target as resolve
+    c = Campaign(Options([("gather:arm-smmu", resolve("gather:arm-smmu"))], 1, 1, 7, str(tmp_path)),
+                 io.StringIO(), io.StringIO())
+    t0 = time.time()
+    c._prepare(c.targets[0])
+    assert time.time() - t0 < SEED_SECONDS + 10
+    assert [p for p in c.problems if "slow.txt takes over" in p and "left out" in p]
+    assert "slow.bin" not in os.listdir(c.targets[0].seed_dir)

@@ -75,12 +75,41 @@ def test_syntax_error_names_line_and_column(tmp_path):
     assert rc == 2 and "line 3, column 34" in err and out == ""
 
 
-def test_bad_file_in_a_directory_stops_before_any_output(tmp_path):
+SKIP_EMPTY = """# target: gather:skip-empty:virtio
+config(granule=4K, ias=32, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+dev_dma(sid=0, iova=0x200000, write=0)
+iommu_unmap(d0, iova=0x200000, size=0x1000)
+"""
+
+
+def test_bad_files_in_a_directory_are_one_line_each_and_the_rest_replays(tmp_path):
     (tmp_path / "a.txt").write_text("config(granule=4K)\niommu_attach_device(d0, sid=0)\n")
     (tmp_path / "b.txt").write_text("iommu_unmap(d0, iova=0x1000)\n")
+    (tmp_path / "c.txt").write_text("# target: test-only-target\nconfig(granule=4K)\n")
+    (tmp_path / "d.txt").write_text(SKIP_EMPTY)
     rc, out, err = smmufuzz("replay", str(tmp_path))
-    assert rc == 2 and "missing size" in err and out == ""
+    assert rc == 1, err                                   # d.txt's finding
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "b.txt" in lines[0] and "missing size" in lines[0]
+    assert "c.txt" in lines[1] and "unknown target 'test-only-target'" in lines[1] and "known:" not in lines[1]
+    assert "a.txt: clean" in out and "d.txt: 1 finding(s)" in out
+    assert "2 program(s), 1 finding(s): 0 unexpected, 1 expected, 0 known design; 2 file(s) skipped" in out
     assert (tmp_path / "b.txt").exists()
+    (tmp_path / "d.txt").unlink()
+    rc, out, err = smmufuzz("replay", str(tmp_path))     # bad files alone do not make a finding
+    assert rc == 0 and "1 program(s), 0 finding(s):" in out
+    (tmp_path / "a.txt").unlink()
+    rc, out, err = smmufuzz("replay", str(tmp_path))     # nothing could be replayed
+    assert rc == 2 and "none of its 2 file(s) could be replayed" in err
+
+
+def test_replay_of_the_shipped_corpus_replays_everything_and_exits_1():
+    rc, out, err = smmufuzz("replay", "corpus/")
+    assert rc == 1 and err == ""
+    n = sum(len(fs) for _d, _s, fs in os.walk(os.path.join(ROOT, "corpus")))
+    assert f"{n} program(s)" in out and "file(s) skipped" not in out
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read any directory")

@@ -13,11 +13,14 @@ from smmufuzz.variants.registry import target
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus")
 SEEDS = sorted(glob.glob(os.path.join(ROOT, "seeds", "**", "*.txt"), recursive=True))
-REGRESSIONS = sorted(glob.glob(os.path.join(ROOT, "regressions", "**", "*.txt"), recursive=True))
+# reproducers naming a test-only variant (tests/broken_variants.py) live beside the tests, not in the corpus
+TEST_ONLY = os.path.join(os.path.dirname(__file__), "programs", "regressions")
+REGRESSIONS = sorted(glob.glob(os.path.join(ROOT, "regressions", "**", "*.txt"), recursive=True)) + \
+    sorted(glob.glob(os.path.join(TEST_ONLY, "*.txt")))
 
 
 def _id(p):
-    return os.path.relpath(p, ROOT)
+    return os.path.relpath(p, ROOT if p.startswith(ROOT + os.sep) else os.path.dirname(TEST_ONLY))
 
 
 @pytest.mark.parametrize("path", SEEDS, ids=[_id(p) for p in SEEDS])

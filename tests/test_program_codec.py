@@ -1,6 +1,7 @@
 """Program text format and fuzz-byte codec: totality, determinism, round trips, parse errors."""
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,83 @@ def test_error_other_cases():
     with pytest.raises(ProgramSyntaxError):
         parse("iommu_flush_iotlb_all(d0)\n" * (MAX_OPS + 1))
     assert len(parse("iommu_flush_iotlb_all(d0)\n" * MAX_OPS).ops) == MAX_OPS
+
+
+# -- every text that parses encodes, and decodes back to the same program (issue 15 item 7) ------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from smmufuzz.harness.program import CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_SG, MAX_SWITCHES  # noqa: E402
+
+_U64 = st.one_of(st.integers(0, 0x10_0000_0000), st.integers(0, (1 << 64) - 1))
+
+
+@st.composite
+def _programs(draw, wide=False):
+    """Any program the text format accepts: every field anywhere in its documented range (`wide`: and
+    beyond it, where the text format may refuse it)."""
+    stage = draw(st.sampled_from((1, 2)))
+    cfg = Config(draw(st.sampled_from((12, 14, 16))), draw(st.integers(32, 48)), stage, draw(st.booleans()),
+                 draw(st.booleans()), draw(st.booleans()), (wide or stage == 1) and draw(st.booleans()))
+    u64 = st.one_of(_U64, st.integers(-2, 2), st.integers((1 << 64) - 2, (1 << 64) + 2)) if wide else _U64
+    ops, maps = [], 0
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(sorted(OPS)))
+        args = []
+        for _name, ftype in OPS[kind][1]:
+            args.append(draw({
+                "dom": st.integers(0, NUM_DOMAINS - 1), "sid": st.integers(0, NUM_SIDS - 1),
+                "gather": st.integers(0, NUM_GATHERS - 1), "addr": _U64, "size": _U64,
+                "prot": st.sampled_from((0, 1, 2, 3)), "bool": st.booleans(), "what": st.sampled_from(EVICT_WHAT),
+                "n": st.integers(-3, 300) if wide else st.integers(-1, 254) if kind == "writeback"
+                else st.integers(0, 255),
+                "handle": st.integers(0, 5) if wide else st.integers(0, max(1, maps) - 1),
+                "sg": st.lists(st.tuples(u64, u64), min_size=1, max_size=MAX_SG + 8 if wide else MAX_SG).map(tuple),
+            }[ftype]))
+        maps += kind == "dma_map"
+        ops.append(Op(kind, tuple(args), draw(st.integers(0, len(CONTEXTS) - 1))))
+    sched = {}
+    if ops:
+        for _ in range(draw(st.integers(0, MAX_SWITCHES))):
+            sched[(draw(st.integers(0, len(ops) - 1)), draw(st.integers(0, MAX_AFTER - 1)))] = \
+                draw(st.integers(0, len(CONTEXTS) - 1))
+    return Program(cfg, tuple(ops), tuple(sorted((i, a, c) for (i, a), c in sched.items())))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_programs())
+def test_every_program_the_text_accepts_round_trips_through_text_and_bytes(prog):
+    assert parse(prog.text()) == prog
+    assert decode(encode(prog)) == prog
+
+
+@settings(max_examples=300, deadline=None)
+@given(_programs(wide=True))
+def test_every_text_that_parses_encodes_and_decodes_back(prog):
+    try:
+        parsed = parse(prog.text())
+    except ProgramSyntaxError:
+        return
+    assert decode(encode(parsed)) == parsed
+
+
+@pytest.mark.parametrize("line, msg", [
+    ("iommu_map_sg(d0, iova=0x0, sg=[" + ", ".join(["0x80000000+0x1000"] * 20) + "], prot=RW)", "sg must have 1..16"),
+    ("iommu_map_sg(d0, iova=0x0, sg=[-0x1000+0x1000], prot=RW)", "sg entry out of 64-bit range"),
+    ("dma_unmap(handle=3)", "handle=3 names no earlier dma_map (there are 0"),
+    ("hw_writeback(n=255)", "n must be 0..254 or all"),
+    ("hw_writeback(n=-2)", "n must be 0..254 or all"),
+    ("hw_evict(tlb, n=256)", "n must be 0..255"),
+])
+def test_text_the_byte_encoding_cannot_hold_is_a_parse_error(line, msg):
+    with pytest.raises(ProgramSyntaxError, match=re.escape(msg)):
+        parse("config(granule=4K)\n" + line + "\n")
+    with pytest.raises(ProgramSyntaxError, match="e2h=1 needs stage=1"):
+        parse("config(granule=4K, e2h=1, stage=2)\n")
+
+
+def test_the_edges_the_byte_encoding_holds_round_trip():
+    text = ("config(granule=4K)\ndma_map(d0, paddr=0x80000000, size=0x1000, prot=RW)\ndma_unmap(handle=0)\n"
+            "dma_unmap(handle=0)\nhw_evict(tlb, n=255)\nhw_writeback(n=254)\nhw_writeback(all)\n"
+            "iommu_map_sg(d0, iova=0x0, sg=[" + ", ".join(["0x80000000+0x1000"] * 16) + "], prot=RW)\n")
+    prog = parse(text)
+    assert decode(encode(prog)) == prog and parse(prog.text()) == prog

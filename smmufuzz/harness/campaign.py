@@ -24,14 +24,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ..variants.registry import UnknownName, target as resolve_target
 from .corpus_lock import CorpusLock
+from .lifeline import campaign_env
 from .findings_store import FindingsStore, atomic_write, signature_key
-from .fuzz import libfuzzer_args, seed_inputs, write_dict, write_wrapper
+from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
 from .minimize import reproducer_text
 from .runner import run_program
 from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
-from .triage import triage
+from .fuzz_target import input_name
+from .triage import search_schedules, triage
+from .verdict import ORDER, UNEXPECTED, Verdict, classify, counts, counts_text, sort_key, worst
 from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifacts
 
 SLICE_MIN, SLICE_MAX = 10, 300   # seconds; a launch spends ~1-3 s starting up (interpreter, corpus replay)
@@ -42,6 +46,8 @@ SAMPLE_EVERY = 5.0        # seconds between time-series samples
 QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS drop the target
 QUICK_SECONDS = 10.0
 OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or the deadline) is stopped
+SEED_SECONDS = 2.0        # a seed slower than this on its target is left out
+UNCOUNTED_GUESS = 2.0     # seconds of a launch outside -max_total_time until one has been measured
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 
 
@@ -49,9 +55,8 @@ def slice_seconds(budget: int, workers: int, n_targets: int) -> int:
     return int(max(SLICE_MIN, min(SLICE_MAX, budget * workers / max(1, n_targets))))
 
 
-def target_dirname(target: str) -> str:
-    """Directory name under corpus/regressions/ (as `smmufuzz minimize` names it)."""
-    return target.replace(":", "_").replace(",", "+")
+class _SlowSeed(BaseException):        # not an Exception: variant code must not catch it as a CRASH
+    pass
 
 
 @dataclass
@@ -70,6 +75,8 @@ class TargetState:
     blocked: str = ""
     prepared: bool = False
     seed_dir: str = ""
+    seeds: int = 0                # seed inputs given to libFuzzer (encoded text programs)
+    seeds_left_out: int = 0       # seed files that give a finding on the target (or do not parse)
     wrapper: str = ""
 
 
@@ -129,9 +136,11 @@ class Campaign:
         self.restarts_after_death = 0
         self.triage_seconds = 0.0     # replay + minimisation of crash inputs in the campaign process
         self.startup_seconds = 0.0    # launch to INITED (interpreter, instrumentation, corpus replay), summed
+        self.uncounted = UNCOUNTED_GUESS   # seconds a launch runs beyond the time libFuzzer counts (average)
         self.deaths: list[dict] = []
         self.problems: list[str] = []
         self.unreproduced: list[str] = []
+        self.race_only: list[tuple[str, str]] = []     # (raw crash input, its crash-race-* twin)
         self.pending: list[tuple[TargetState, str, int, float]] = []   # (target, artifact, launch seed, seconds)
         self.queued: set[str] = set()
         self.hits: dict[str, int] = {}         # signature key -> hits this campaign
@@ -144,6 +153,7 @@ class Campaign:
         self.interrupted = False
         self._last_status = self._last_sample = self._last_logged = 0.0
         self._prev_execs, self._prev_t = 0, 0.0
+        self._execs_shown = 0
         self._rate = 0.0
         self._corpus_size = 0
         self.slots: list[Slot] = []
@@ -191,13 +201,27 @@ class Campaign:
             os.makedirs(t.seed_dir, exist_ok=True)
             for old in os.listdir(t.seed_dir):          # generated last time; regenerated now
                 os.unlink(os.path.join(t.seed_dir, old))
-            root = self.o.corpus_root
-            dirs = [os.path.join(root, "seeds"), os.path.join(root, "regressions", target_dirname(t.name))]
-            if target_dirname(t.name) != t.name:
-                dirs.append(os.path.join(root, "regressions", t.name))
-            seed_inputs(dirs, t.seed_dir, keep=lambda p: not run_program(p, t.variants, self.o.policy).findings,
-                        problems=self.problems)
+            files = seed_files(self.o.corpus_root, t.name, t.variants)
+            t.seeds = seed_inputs(files, t.seed_dir, problems=self.problems,
+                                  keep=lambda p, path: self._quick_and_clean(p, path, t))
+            t.seeds_left_out = len(files) - t.seeds
         t.prepared = True
+
+    def _quick_and_clean(self, prog, path: str, t: TargetState) -> bool:
+        """Whether a seed gives no finding on the target within SEED_SECONDS (a slower one would slow every
+        launch's corpus replay and each of its mutants: left out, reported)."""
+        def slow(signum, frame):
+            raise _SlowSeed()
+        old = signal.signal(signal.SIGALRM, slow)
+        signal.setitimer(signal.ITIMER_REAL, SEED_SECONDS)
+        try:
+            return not run_program(prog, t.variants, self.o.policy).findings
+        except _SlowSeed:
+            self.problems.append(f"seed {path} takes over {SEED_SECONDS:.0f}s on {t.name}: left out")
+            return False
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
     def _report_problems(self, start: int) -> None:
         for p in self.problems[start:]:
@@ -233,14 +257,17 @@ class Campaign:
             slot.slice_end = now + self._slice_for(now)
             slot.target.slices += 1
         t = slot.target
-        seconds = int(min(slot.slice_end, self.deadline) - now)
-        if seconds < MIN_LAUNCH:
-            slot.target = None
-            return
-        if not t.prepared:
+        if not t.prepared:                  # (its seeds screened on the target: part of the slice)
             n = len(self.problems)
             self._prepare(t)
             self._report_problems(n)
+            now = time.time()
+        # libFuzzer's -max_total_time leaves out the start-up before its clock runs (and counts whole seconds):
+        # the launch gets its slice less what that took in the launches so far
+        seconds = int(min(slot.slice_end, self.deadline) - now - self.uncounted)
+        if seconds < MIN_LAUNCH:
+            slot.target = None
+            return
         self.launch_count += 1
         seed = self.rng.randrange(1, 2**31)
         dirs = [self.corpus_dir(t)] + ([t.seed_dir] if t.seed_dir and os.listdir(t.seed_dir) else [])
@@ -251,14 +278,20 @@ class Campaign:
         if self.o.tolerate_known:
             env[KNOWN_ENV] = self.known_path
             env[HITS_ENV] = os.path.join(self.dir, "tally", f"launch{self.launch_count}.json")
-        slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds, env)
+        env.update(campaign_env())
+        slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds, env,
+                             keep_fds=(self.lock.fd,))
+        self.lock.set_workers(s.launch.proc.pid for s in self.slots if s.launch)
         t.launches += 1
 
     def _ended(self, slot: Slot) -> None:
         """Account for a finished launch, queue its crash inputs, and decide whether the slot restarts."""
         la, t = slot.launch, slot.target
         slot.launch = None
+        self.lock.set_workers(s.launch.proc.pid for s in self.slots if s.launch)
         ran = (la.ended or time.time()) - la.started
+        if la.fuzzer_seconds is not None and not la.stopped:
+            self.uncounted = 0.5 * self.uncounted + 0.5 * max(0.0, ran - la.fuzzer_seconds)
         self.startup_seconds += ((la.inited_at or la.ended or time.time()) - la.started)
         t.seconds += ran
         t.execs += la.execs
@@ -325,44 +358,84 @@ class Campaign:
             return
         tri = triage(prog, t.variants, self.o.policy)
         if tri is None:
-            if not (prog.concurrent() and not prog.schedule):    # a race input: its schedule is in crash-race-*
+            # a race-only input: the finding shows under the schedule search the worker ran on it, which
+            # wrote the program it found as crash-race-<sha1>; that twin carries the hit (if it is missing,
+            # the program found here is triaged instead)
+            found = search_schedules(prog, t.variants, self.o.policy)
+            twin = found and input_name(os.path.join(self.crash_dir(t), "crash-race-"), found)
+            if found is None or os.path.exists(twin):
+                if found is None:
+                    self.unreproduced.append(path)
+                else:
+                    self.race_only.append((path, twin))
+                self.store.mark_processed([art_id])
+                return
+            tri = triage(found, t.variants, self.o.policy)
+            if tri is None:               # (the search is deterministic: not expected)
                 self.unreproduced.append(path)
-            self.store.mark_processed([art_id])
-            return
+                self.store.mark_processed([art_id])
+                return
         key = signature_key(tri.signature)
         repro_path = os.path.join(self.o.corpus_root, "regressions", target_dirname(t.name),
                                   f"{tri.finding.kind.lower()}-{key}.txt")
         origin = f"seed {seed} of campaign {self.id}" if seed else "an earlier campaign"
         text = reproducer_text(tri.program, tri.finding, t.name, f"smmufuzz fuzz {t.name}, libFuzzer {origin} "
-                               f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds))
+                               f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds), verdict=tri.verdict)
         replay = f"smmufuzz replay {repro_path} --target {t.name}"
         if key not in self.store.records:
             atomic_write(repro_path, text)
         rec, new = self.store.record(tri.signature, target=t.name, finding_text=tri.finding.text(), reproducer=text,
                                      reproducer_path=repro_path, replay=replay, artifact=path, campaign=self.id,
-                                     seconds=seconds, coarse=tri.coarse)
+                                     seconds=seconds, coarse=tri.coarse, verdict=tri.verdict.as_dict())
         self.store.mark_processed([art_id])
         self.hits[key] = self.hits.get(key, 0) + 1
         if new:
             self.new_keys.append(key)
             write_known(self.known_path, self.store.coarse_signatures())
             self._clear_status()
-            print(f"[{seconds:6.0f}s] NEW finding on {t.name}: {tri.finding.text()}".replace("\n", "\n  "),
-                  file=self.out)
+            print(f"[{seconds:6.0f}s] NEW finding on {t.name}, {tri.verdict.text()}:\n"
+                  f"{tri.finding.text()}".replace("\n", "\n  "), file=self.out)
             print(f"  reproducer: {repro_path}\n  replay: {replay}", file=self.out)
             print("    " + tri.program.text().rstrip().replace("\n", "\n    "), file=self.out, flush=True)
 
+    def verdict_of(self, key: str) -> str:
+        """A stored finding's verdict class: the record's, or (a record from before verdicts) its reproducer's
+        on its target, written back to the record."""
+        rec = self.store.records[key]
+        if rec.get("verdict") not in ORDER:
+            found = None
+            try:
+                prog, _h = load_program(self.store.path_of(key, ".txt"))
+                res = run_program(prog, resolve_target(rec["target"]), self.o.policy)
+                found = worst(classify(f, prog) for f in res.findings)
+            except (LoadError, UnknownName, OSError, KeyError):
+                pass
+            found = found or Verdict(UNEXPECTED, "its reproducer no longer gives a finding: check it by hand")
+            rec.update(found.as_dict())
+            atomic_write(self.store.path_of(key), json.dumps(rec, indent=1) + "\n")
+        return rec["verdict"]
+
+    def verdict_counts(self) -> dict[str, int]:
+        return counts(self.verdict_of(k) for k in set(self.hits) | set(self.tolerated))
+
     # -- status ----------------------------------------------------------------------------------------
+    def total_execs(self) -> int:
+        """Inputs run so far, all launches: finished ones' final counts plus running ones' estimates. Never
+        less than a figure already shown (a running launch's estimate can exceed its final count)."""
+        running = [s.launch for s in self.slots if s.launch]
+        self._execs_shown = max(self._execs_shown, self.finished_execs + sum(la.execs_now() for la in running))
+        return self._execs_shown
+
     def figures(self) -> dict:
         running = [s.launch for s in self.slots if s.launch]
-        execs = self.finished_execs + sum(la.execs_now() for la in running)
+        execs = self.total_execs()
         cov = ft = 0
         for t in self.targets:
             lc = [la for la in running if la.target == t.name]
             cov += max([t.cov] + [la.cov for la in lc])
             ft += max([t.ft] + [la.ft for la in lc])
         return {"t": round(self.elapsed(), 1), "execs": execs, "exec_per_sec": round(self._rate, 1),
-                "corpus": self._corpus_size, "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)),
+                "corpus": self._corpus_size, "seeds": sum(t.seeds for t in self.targets), "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)), **self.verdict_counts(),
                 "new_findings": len(self.new_keys), "workers": len(running),
                 "restarts": self.restarts_after_finding + self.restarts_after_death}
 
@@ -380,7 +453,7 @@ class Campaign:
         if not force and now - self._last_status < STATUS_EVERY:
             return
         running = [s.launch for s in self.slots if s.launch]
-        execs = self.finished_execs + sum(la.execs_now() for la in running)
+        execs = self.total_execs()
         dt = now - (self._prev_t or self.t0)
         if dt > 0:
             inst = (execs - self._prev_execs) / dt
@@ -394,9 +467,11 @@ class Campaign:
             atomic_write(os.path.join(self.dir, "timeseries.json"), json.dumps(self.series) + "\n")
         f = self.figures()
         on = ",".join(sorted({la.target for la in running})) or "-"
-        line = (f"[{f['t']:5.0f}s/{self.o.seconds}s] {f['workers']} worker(s) on {on} | {f['exec_per_sec']:.0f} "
-                f"exec/s | {f['execs']} execs | corpus {f['corpus']} | cov {f['cov']} ft {f['ft']} | findings "
-                f"{f['findings']} ({f['new_findings']} new) | restarts {f['restarts']}")
+        # the verdicts first: a terminal shows the first 200 characters
+        line = (f"[{f['t']:5.0f}s/{self.o.seconds}s] findings {f['findings']}: {f[UNEXPECTED]} UNEXPECTED, "
+                f"{f['expected']} expected, {f['known_design']} known design ({f['new_findings']} new) | "
+                f"{f['exec_per_sec']:.0f} exec/s | {f['execs']} execs | corpus {f['corpus']} + seeds {f['seeds']} | "
+                f"cov {f['cov']} ft {f['ft']} | restarts {f['restarts']} | {f['workers']} worker(s) on {on}")
         if self.tty:
             print("\r" + line[:200] + "\x1b[K", end="", file=self.err, flush=True)
             self._status_shown = True
@@ -411,7 +486,7 @@ class Campaign:
 
     # -- the campaign ----------------------------------------------------------------------------------
     def run(self) -> dict:
-        with CorpusLock(self.o.corpus_root):
+        with CorpusLock(self.o.corpus_root) as self.lock:
             os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
             old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
             try:
@@ -444,8 +519,15 @@ class Campaign:
         self.deadline = self.t0 + self.o.seconds
         print(f"smmufuzz fuzz: {len(self.targets)} target(s) ({', '.join(t.name for t in self.targets)}); "
               f"{self.o.workers} worker(s); slices of about {self.slice}s, round robin; "
-              f"{self.o.seconds}s; seed {self.o.seed}; policy {self.o.policy}; corpus {root}"
-              + ("" if self.o.use_seeds else " (empty start: seeds not used)"), file=self.out)
+              f"{self.o.seconds}s; seed {self.o.seed}; policy {self.o.policy}; corpus {root}", file=self.out)
+        if self.o.use_seeds:
+            where = " and ".join(sorted({os.path.realpath(SHIPPED_CORPUS), os.path.realpath(root)}))
+            files = {os.path.realpath(p) for t in self.targets for p in seed_files(root, t.name, t.variants)}
+            print(f"seeds: {len(files)} seed and regression programs under {where}; each target starts from "
+                  f"those of its variant families that give no finding on it (`seeds` in the status line)",
+                  file=self.out)
+        else:
+            print("seeds: none (--no-seeds: empty start)", file=self.out)
         print(f"campaign directory: {self.dir}", file=self.out, flush=True)
         self._report_problems(0)
         for t in self.targets:            # crash inputs an interrupted campaign left untriaged
@@ -455,10 +537,10 @@ class Campaign:
             now = time.time()
             for slot in self.slots:
                 la = slot.launch
-                if la and la.poll() is None and now > la.started + la.seconds + OVERRUN_GRACE:
+                if la and la.poll() is None and la.overdue(now, OVERRUN_GRACE):
                     # libFuzzer checks -max_total_time between inputs only: a slow input overruns the slice
-                    self.problems.append(f"worker {slot.index} on {la.target} overran its {la.seconds}s slice by "
-                                         f"{OVERRUN_GRACE:.0f}s (a slow input?); stopped")
+                    self.problems.append(f"worker {slot.index} on {la.target} overran its {la.seconds}s of fuzzing "
+                                         f"by {now - la.budget_end():.0f}s (a slow input?); stopped")
                     self.note(self.problems[-1])
                     la.stop()
                 if la and la.poll() is not None:
@@ -514,8 +596,10 @@ class Campaign:
             findings.append({**{k: rec[k] for k in ("key", "kind", "variants", "shape", "target", "targets",
                                                     "first_seen", "hits", "finding", "reproducer", "replay")},
                              "tolerated_hits": rec.get("tolerated_hits", 0), "hits_this_campaign": hits,
-                             "tolerated_this_campaign": self.tolerated.get(key, 0), "new": key in self.new_keys})
-        findings.sort(key=lambda r: (not r["new"], r["first_seen"]["seconds"] if r["new"] else 0, r["key"]))
+                             "tolerated_this_campaign": self.tolerated.get(key, 0), "new": key in self.new_keys,
+                             "verdict": self.verdict_of(key), "verdict_why": rec.get("verdict_why", "")})
+        findings.sort(key=lambda r: (sort_key(r["verdict"]), not r["new"],
+                                     r["first_seen"]["seconds"] if r["new"] else 0, r["key"]))
         return {
             "campaign": self.id, "directory": self.dir, "seed": self.o.seed, "corpus_root": self.o.corpus_root,
             "targets": [t.name for t in self.targets], "workers": self.o.workers, "slice_seconds": self.slice,
@@ -526,10 +610,13 @@ class Campaign:
             "restarts_after_finding": self.restarts_after_finding, "restarts_after_death": self.restarts_after_death,
             "startup_seconds": round(self.startup_seconds, 1), "triage_seconds": round(self.triage_seconds, 1),
             "worker_deaths": self.deaths, "distinct_findings": len(set(self.hits) | set(self.tolerated)),
-            "new_findings": len(self.new_keys), "hits": sum(self.hits.values()),
+            "new_findings": len(self.new_keys), "verdicts": counts(r["verdict"] for r in findings),
+            "hits": sum(self.hits.values()),
             "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
-            "unreproduced_artifacts": self.unreproduced, "problems": self.problems,
+            "unreproduced_artifacts": self.unreproduced, "race_only_artifacts": [r for r, _t in self.race_only], "problems": self.problems,
+            "seed_inputs": sum(t.seeds for t in self.targets),
             "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "slices": t.slices,
+                            "seed_inputs": t.seeds, "seeds_left_out": t.seeds_left_out,
                             "launches": t.launches,
                             "execs": t.execs, "exec_per_sec": round(t.execs / t.seconds, 1) if t.seconds else 0.0,
                             "cov": t.cov, "ft": t.ft, "blocked": t.blocked,
@@ -545,7 +632,7 @@ def print_summary(s: dict, out) -> None:
     p(f"\n=== campaign {s['campaign']} "
       f"{'(interrupted: ' + ', '.join(s.get('signals', [])) + ') ' if s['interrupted'] else ''}===")
     p(f"{s['elapsed']:.0f}s, {s['workers']} worker(s), seed {s['seed']}: {s['execs']} execs, "
-      f"{s['exec_per_sec']:.0f} exec/s, corpus {s['corpus']}, cov {s['cov']} ft {s['ft']}, {s['launches']} "
+      f"{s['exec_per_sec']:.0f} exec/s, corpus {s['corpus']} + {s.get('seed_inputs', 0)} seed inputs, cov {s['cov']} ft {s['ft']}, {s['launches']} "
       f"launches; restarts: {s['restarts_after_finding']} after a finding, {s['restarts_after_death']} after a "
       f"worker died; {s['startup_seconds']:.0f} worker-seconds starting up (to libFuzzer's INITED), "
       f"{s['triage_seconds']:.0f} s triaging crash inputs")
@@ -553,19 +640,26 @@ def print_summary(s: dict, out) -> None:
     for t in s["per_target"]:
         p(f"{t['target']:<26} {t['seconds']:>8.0f} {t['launches']:>8} {t['execs']:>9} {t['exec_per_sec']:>7.0f} "
           f"{t['cov']:>6} {t['findings']:>8}" + (f"  DROPPED: {t['blocked']}" if t["blocked"] else ""))
-    p(f"findings: {s['distinct_findings']} distinct ({s['new_findings']} new), {s['hits']} hits triaged"
+    p(f"findings: {s['distinct_findings']} distinct ({counts_text(s['verdicts'])}; {s['new_findings']} new), "
+      f"{s['hits']} hits triaged"
       + (f", {s['tolerated_hits']} more inputs tolerated as known by the workers" if s["tolerate_known"] else ""))
     for r in s["findings"]:
         fs = r["first_seen"]
-        p(f"  {'NEW ' if r['new'] else ''}{r['kind']} on {', '.join(r['variants'])} [{' '.join(r['shape'])}]")
+        label = Verdict(r["verdict"], r["verdict_why"]).label
+        p(f"  {label}: {'NEW ' if r['new'] else ''}{r['kind']} on {', '.join(r['variants'])} [{' '.join(r['shape'])}]")
+        p(f"    why: {r['verdict_why']}")
         p(f"    first seen {fs['seconds']}s into {fs['campaign']} ({fs['wall']}); hits {r['hits_this_campaign']} "
           f"this campaign, {r['hits']} in all; tolerated as known: {r['tolerated_this_campaign']} this campaign, "
           f"{r['tolerated_hits']} in all")
         p(f"    replay: {r['replay']}")
     for d in s["worker_deaths"]:
         p(f"worker died: {d['target']} launch {d['launch']}: {d['exit']} after {d['seconds']}s (log {d['log']})")
+    if s.get("race_only_artifacts"):
+        p(f"{len(s['race_only_artifacts'])} race-only crash input(s): their finding shows under the schedule "
+          f"search that found it, saved and triaged as its crash-race-* input")
     for u in s["unreproduced_artifacts"]:
-        p(f"artifact gives no finding on replay (timeout/oom or flaky): {u}")
+        p(f"artifact gives no finding on replay nor under the fuzz target's schedule search "
+          f"(timeout/oom, or flaky): {u}")
     if s["untriaged"]:
         p(f"{len(s['untriaged'])} crash input(s) left for the next campaign to triage")
     for pr in s["problems"]:

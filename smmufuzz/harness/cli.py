@@ -51,6 +51,10 @@ def cmd_list(args) -> int:
     print("variants:")
     for v in VARIANTS.values():
         print(f"  {v.name:<24} {'BUGGY  ' if v.buggy else 'correct'}  [{v.family}] {v.summary}")
+    from ..known_findings import KNOWN_FINDINGS
+    print("known design findings (labelled so, not UNEXPECTED, on correct variants; smmufuzz/known_findings.py):")
+    for k in KNOWN_FINDINGS:
+        print(f"  {k.name:<24} {k.kind} on [{k.family}] at {', '.join(sorted(k.at_ops))}: {k.reproducer}")
     return 0
 
 
@@ -72,46 +76,83 @@ def _load_plugins(mods) -> None:
             raise UsageError(f"--load {m}: {e}") from None
 
 
+def _replay_one(path: str, prog, variants: list[str], args) -> list:
+    """Run one program on `variants` and print its findings, worst verdict first, and notes; returns
+    [(finding, verdict)]."""
+    from .verdict import classify, counts, counts_text, sort_key
+    res = run_program(prog, variants, args.policy)
+    judged = sorted(((f, classify(f, prog)) for f in res.findings), key=lambda fv: sort_key(fv[1].cls))
+    if res.findings:
+        print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)} "
+              f"({counts_text(counts(v.cls for _f, v in judged))})")
+        for f, v in judged:
+            print(f"  {v.text()}:\n  " + f.text().replace("\n", "\n  "))
+        if args.verbose:
+            sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
+            for r in res.runs:
+                if r.trace is not None and r.finding is not None and r.trace.log:
+                    print(f"  schedule trace on {r.name} (step context: what it did):")
+                    for step, ctx, label in r.trace.log:
+                        print(f"    #{step} {ctx}: {label}")
+    else:
+        print(f"{path}: clean on {', '.join(variants)}")
+    for r in res.runs:
+        if r.stopped is not None:
+            print(f"  note: {r.name} stopped at op {r.stopped}: {r.returns[-1].split(': ', 1)[1]}")
+    skipped = [i for i, r in enumerate(res.runs[0].returns) if r == SKIPPED]
+    if skipped:
+        print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
+              f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
+    dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
+    if dma_only:
+        print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
+    outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
+    if outside:
+        print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
+              f"PA beyond 2^OAS) breaks the caller contract")
+    return judged
+
+
 def cmd_replay(args) -> int:
+    """A file, or every file below a directory. In a directory, a file that cannot be replayed (unreadable,
+    a syntax error, a header naming an unknown target) is reported in one line on stderr and the rest run;
+    exit 1 if any finding, 2 if nothing could be replayed (or on a usage error)."""
     _load_plugins(args.load)
+    if args.variant or args.target:
+        _variants_for(args)                  # a bad --variant/--target is a usage error before any output
     files = program_files(args.path)
     if not files:
         raise LoadError(f"{args.path}: no programs")
-    loaded = [(p, *load_program(p)) for p in files]   # load everything first: errors before any output
-    total = 0
-    for path, prog, header in loaded:
-        variants = _variants_for(args, header)
-        res = run_program(prog, variants, args.policy)
-        if res.findings:
-            total += len(res.findings)
-            print(f"{path}: {len(res.findings)} finding(s) on {', '.join(variants)}")
-            for f in res.findings:
-                print("  " + f.text().replace("\n", "\n  "))
-            if args.verbose:
-                sys.stdout.write("  program:\n    " + prog.text().rstrip().replace("\n", "\n    ") + "\n")
-                for r in res.runs:
-                    if r.trace is not None and r.finding is not None and r.trace.log:
-                        print(f"  schedule trace on {r.name} (step context: what it did):")
-                        for step, ctx, label in r.trace.log:
-                            print(f"    #{step} {ctx}: {label}")
-        else:
-            print(f"{path}: clean on {', '.join(variants)}")
-        for r in res.runs:
-            if r.stopped is not None:
-                print(f"  note: {r.name} stopped at op {r.stopped}: {r.returns[-1].split(': ', 1)[1]}")
-        skipped = [i for i, r in enumerate(res.runs[0].returns) if r == SKIPPED]
-        if skipped:
-            print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
-                  f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
-        dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
-        if dma_only:
-            print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
-        outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
-        if outside:
-            print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
-                  f"PA beyond 2^OAS) breaks the caller contract")
-    print(f"{len(loaded)} program(s), {total} finding(s)")
-    return 1 if total else 0
+    one = not os.path.isdir(args.path)
+    from .verdict import UNEXPECTED, counts, counts_text
+    replayed = 0
+    judged: list[tuple[str, object, object]] = []
+    bad: list[str] = []
+    for path in files:
+        try:
+            prog, header = load_program(path)
+            variants = _variants_for(args, header)
+        except (LoadError, UnknownName) as e:
+            if one:
+                raise
+            msg = e.args[0] if e.args else str(e)
+            if isinstance(e, UnknownName):     # the header names it: one short line, not the registry
+                msg = f"{path}: {msg.split(' (known:')[0]} in its header"
+            bad.append(path)
+            print(f"smmufuzz: skipped {msg}", file=sys.stderr, flush=True)
+            continue
+        judged += [(path, f, v) for f, v in _replay_one(path, prog, variants, args)]
+        replayed += 1
+    unexpected = [(p, f) for p, f, v in judged if v.cls == UNEXPECTED]
+    if unexpected and replayed > 1:
+        print(f"UNEXPECTED findings (on variants marked correct):")
+        for p, f in unexpected:
+            print(f"  {p}: {f.kind} in variant {f.variant} at op {f.op_index}: {f.op_text}")
+    print(f"{replayed} program(s), {len(judged)} finding(s): {counts_text(counts(v.cls for _p, _f, v in judged))}"
+          + (f"; {len(bad)} file(s) skipped (see the lines above)" if bad else ""))
+    if not replayed:
+        raise LoadError(f"{args.path}: none of its {len(files)} file(s) could be replayed")
+    return 1 if judged else 0
 
 
 def _campaign_targets(names: list[str]) -> list[tuple[str, list[str]]]:
@@ -157,7 +198,9 @@ def cmd_fuzz(args) -> int:
     if s["interrupted"]:
         print("interrupted: corpus and findings kept; rerun to resume")
         return 130
-    return 1 if s["distinct_findings"] else 0
+    if args.strict:
+        return 1 if s["distinct_findings"] else 0
+    return 1 if s["verdicts"]["unexpected"] else 0
 
 
 def cmd_report(args) -> int:
@@ -347,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-seeds", dest="seeds", action="store_false", help="start from an empty corpus")
     f.add_argument("--triage-all", action="store_true",
                    help="stop and restart a worker on every crash input, even one that gives only known findings")
+    f.add_argument("--strict", action="store_true",
+                   help="exit 1 on any finding (default: only on an UNEXPECTED one, on a variant marked correct)")
     f.add_argument("--policy", choices=POLICIES, default="max-cache")
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")

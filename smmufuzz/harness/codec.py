@@ -6,7 +6,7 @@ already used in the program, or raw; sizes from page counts, block multiples, bl
 unaligned shapes.
 """
 
-from .program import (CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS,
+from .program import (CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_OPS, MAX_SG, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS,
                       Config, Op, Program)
 
 # opcode byte -> kind, weighted towards the operations that matter most
@@ -305,7 +305,7 @@ def encode(prog: Program) -> bytes:
                     raise ValueError(f"{op.text()}: n must be 0..254")
             elif ftype == "sg":
                 if not 1 <= len(v) <= 16:
-                    raise ValueError(f"{op.text()}: the byte encoding holds 1..16 sg entries")
+                    raise ValueError(f"{op.text()}: the byte encoding holds 1..{MAX_SG} sg entries")
                 out.append(len(v) - 1)
                 for epa, eln in v:
                     _enc_value(out, ctx, "pa", epa)

@@ -365,7 +365,8 @@ def report(ex: Exploration) -> str:
     if not ex.findings:
         return head + ": no finding"
     lines = [head + ": " + ", ".join(f"{k} under {n}" for k, n in ex.kinds().items())]
+    from .verdict import classify
     for found, f in ex.findings:
         sw = "; ".join(f"op {i} preempt(after={a}, to={CONTEXTS[c]})" for i, a, c in found.schedule)
-        lines.append(f"  first {f.kind}: {sw}\n    " + f.text().replace("\n", "\n    "))
+        lines.append(f"  first {f.kind}, {classify(f, found).text()}: {sw}\n    " + f.text().replace("\n", "\n    "))
     return "\n".join(lines)

@@ -69,8 +69,10 @@ class FindingsStore:
         return os.path.join(self.root, f"{rec['kind'].lower()}-{key}{ext}")
 
     def record(self, signature: dict, *, target: str, finding_text: str, reproducer: str, reproducer_path: str,
-               replay: str, artifact: str, campaign: str, seconds: float, coarse=()) -> tuple[dict, bool]:
-        """Count one hit of `signature`; returns (record, is_new). First-seen is kept; hits add up across runs."""
+               replay: str, artifact: str, campaign: str, seconds: float, coarse=(),
+               verdict: dict | None = None) -> tuple[dict, bool]:
+        """Count one hit of `signature`; returns (record, is_new). First-seen is kept; hits add up across runs;
+        `verdict` ({"verdict", "verdict_why"}, verdict.py) is the latest triage's."""
         key = signature_key(signature)
         now = {"campaign": campaign, "seconds": round(seconds, 1),
                "wall": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -84,6 +86,8 @@ class FindingsStore:
             atomic_write(self.path_of(key, ".txt"), reproducer)
         rec["hits"] += 1
         rec["last_seen"] = now
+        if verdict:
+            rec.update(verdict)
         if target not in rec["targets"]:
             rec["targets"].append(target)
         if len(rec["artifacts"]) < 5:

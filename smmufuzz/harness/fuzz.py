@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from .codec import encode
-from .load import LoadError, load_program
+from .lifeline import die_with_parent
+from .load import LoadError, header_fields, load_program
 from .program import OS_KINDS, Config, Op, Program
 from .minimize import minimize, reproducer_text
 from .fuzz_target import explores
@@ -83,13 +84,65 @@ def write_dict(run_dir: str) -> str:
     return path
 
 
-def seed_inputs(seed_dirs: list[str], out_dir: str, keep=None, problems: list[str] | None = None) -> int:
-    """Encode hand-written text seeds into fuzzer inputs. A seed that cannot be read or parsed is reported
-    (printed, or appended to `problems`) and skipped, never deleted; `keep(prog)` can refuse a seed."""
+SHIPPED_CORPUS = os.path.join(PACKAGE_ROOT, "corpus")   # the seeds and regressions that come with this checkout
+
+
+def target_dirname(target: str) -> str:
+    """Directory name under corpus/regressions/ (as `smmufuzz minimize` names it)."""
+    return target.replace(":", "_").replace(",", "+")
+
+
+def _families(target: str) -> set[str]:
+    from ..variants.registry import UnknownName, target as resolve, variant
+    try:
+        return {variant(v).family for v in resolve(target)}
+    except UnknownName:
+        return set()
+
+
+def seed_files(corpus_root: str, target: str, variants: list[str]) -> list[str]:
+    """The text programs a campaign on `target` starts from, from the shipped corpus (this checkout's
+    `corpus/`) and from the corpus root (without repeats): every hand-written seed (`seeds/`), every
+    reproducer in the target's own `regressions/<target>/`, and every other reproducer under `regressions/`
+    whose header's target shares a variant family with `variants`."""
+    from ..variants.registry import variant
+    families = {variant(v).family for v in variants}
+    own = {target_dirname(target), target}
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            out.append(path)
+    for root in (SHIPPED_CORPUS, corpus_root):
+        for p in sorted(glob.glob(os.path.join(root, "seeds", "**", "*.txt"), recursive=True)):
+            add(p)
+        regs = os.path.join(root, "regressions")
+        for p in sorted(glob.glob(os.path.join(regs, "**", "*.txt"), recursive=True)):
+            if os.path.relpath(p, regs).split(os.sep)[0] in own:
+                add(p)
+                continue
+            try:
+                with open(p, errors="replace") as f:
+                    header = header_fields(f.read(4096))
+            except OSError:
+                continue
+            if header.get("target") and _families(header["target"]) & families:
+                add(p)
+    return out
+
+
+def seed_inputs(seeds: list[str], out_dir: str, keep=None, problems: list[str] | None = None) -> int:
+    """Encode hand-written text seeds (files, or directories searched for *.txt) into fuzzer inputs. A seed
+    that cannot be read or parsed is reported (printed, or appended to `problems`) and skipped, never
+    deleted; `keep(prog, path)` can refuse a seed. Returns how many inputs were written."""
     os.makedirs(out_dir, exist_ok=True)
     n = 0
-    for d in seed_dirs:
-        for p in sorted(glob.glob(os.path.join(d, "**", "*.txt"), recursive=True)):
+    for d in seeds:
+        paths = sorted(glob.glob(os.path.join(d, "**", "*.txt"), recursive=True)) if os.path.isdir(d) else [d]
+        for p in paths:
             try:
                 prog, _ = load_program(p)
                 data = encode(prog)
@@ -100,9 +153,14 @@ def seed_inputs(seed_dirs: list[str], out_dir: str, keep=None, problems: list[st
                 else:
                     problems.append(msg)
                 continue
-            if keep is not None and not keep(prog):
+            if keep is not None and not keep(prog, p):
                 continue
-            with open(os.path.join(out_dir, os.path.basename(p)[:-4] + ".bin"), "wb") as f:
+            stem = os.path.join(out_dir, os.path.basename(p)[:-4])
+            out, k = stem + ".bin", 1
+            while os.path.exists(out):          # the same name in two directories
+                k += 1
+                out = f"{stem}~{k}.bin"
+            with open(out, "wb") as f:
                 f.write(data)
             n += 1
     return n
@@ -135,9 +193,11 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
     dict_path = write_dict(run_dir)
     dirs = [corpus]
     if use_seeds:
-        seed_dir = os.path.join(run_dir, "seeds-" + target)
-        if seed_inputs([os.path.join(corpus_root, "seeds"), os.path.join(corpus_root, "regressions", target)],
-                       seed_dir):
+        seed_dir = os.path.join(run_dir, "seeds-" + target_dirname(target))
+        for old in os.listdir(seed_dir) if os.path.isdir(seed_dir) else ():
+            os.unlink(os.path.join(seed_dir, old))
+        if seed_inputs(seed_files(corpus_root, target, variants), seed_dir,
+                       keep=lambda p, _path: not run_program(p, variants, policy).findings):
             dirs.append(seed_dir)
     before = set(os.listdir(crashes))
     args = libfuzzer_args(wrapper, dirs, seconds, seed, crashes, dict_path, extra, variants)
@@ -145,7 +205,8 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
     t0 = time.time()
     with open(log_path, "w") as log:
         try:
-            proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  preexec_fn=die_with_parent())      # (dies with us: lifeline.py)
             rc = proc.returncode
         except KeyboardInterrupt:
             rc = 130

@@ -89,14 +89,19 @@ def control_shows(prog, findings, control: list[str], policy: str, variants: lis
     return small != prog and shows(small)
 
 
-def _write_input(prefix: str, prog) -> None:
-    """Save a program as a fuzz input named by its content: `prefix` + sha1 of its bytes."""
+def input_name(prefix: str, prog) -> str:
+    """A program's name as a fuzz input: `prefix` + sha1 of its bytes."""
     import hashlib
 
     from smmufuzz.harness.codec import encode
-    data = encode(prog)
-    with open(prefix + hashlib.sha1(data).hexdigest(), "wb") as f:
-        f.write(data)
+    return prefix + hashlib.sha1(encode(prog)).hexdigest()
+
+
+def _write_input(prefix: str, prog) -> None:
+    """Save a program as a fuzz input named by its content (input_name)."""
+    from smmufuzz.harness.codec import encode
+    with open(input_name(prefix, prog), "wb") as f:
+        f.write(encode(prog))
 
 
 def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=None, writers: dict | None = None):
@@ -104,7 +109,8 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
     ops, not also the instant: for a concurrent input, schedules with one more switch (at most
     RACE_SCHEDULES per variant, earliest steps first); for any input, a sample of COLLIDE_SCHEDULES
     programs running an op inside its predecessor's window from another context. A program giving a
-    finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean);
+    finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean),
+    input_name(artifacts + "crash-race-", found) (`artifacts` None: not written);
     `observe(program)` after each run. Then, with `writers` (the lock writers learned so far), the
     collisions of the program completed with a writer after a reader of a rwlock (complete.py)."""
     from smmufuzz.harness.complete import explore_completions
@@ -121,7 +127,8 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
             ex = explore_completions(prog, v, policy, ex.trace or run.trace, writers, observe)
         if ex and ex.findings:
             found = ex.findings[0][0]
-            _write_input(f"{artifacts}crash-race-", found)
+            if artifacts is not None:
+                _write_input(f"{artifacts}crash-race-", found)
             return found, run_program(found, variants, policy)
     return None
 
@@ -151,6 +158,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
          mutator: str = "default") -> None:
     import importlib
 
+    from smmufuzz.harness.lifeline import watch_campaign
+    watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
     _kernel_preload(target_variants, argv)
     import atheris
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
@@ -203,7 +212,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                 if len(raced_clean) >= RACED_CLEAN_MAX:
                     raced_clean.clear()
                 raced_clean.add(prog)
-        if res.findings and not tally.tolerate(res.findings) \
+        if res.findings and not tally.tolerate(res.findings, prog) \
                 and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
             if clock:
                 with open(clock, "a") as f:

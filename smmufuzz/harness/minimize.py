@@ -97,10 +97,14 @@ def _round(v: int) -> int:
     return 1 << (v.bit_length() - 1) if v else 0
 
 
-def reproducer_text(prog: Program, finding: Finding, target: str, how: str, expect: str | None = None) -> str:
-    """`expect` (default: the finding's kind) is what replaying on the target gives, e.g. "DIVERGENCE,WRONG_PA"."""
-    head = [f"# target: {target}", f"# expect: {expect or finding.kind}", f"# variant: {finding.variant}",
-            f"# how: {how}"]
+def reproducer_text(prog: Program, finding: Finding, target: str, how: str, expect: str | None = None,
+                    verdict=None) -> str:
+    """`expect` (default: the finding's kind) is what replaying on the target gives, e.g. "DIVERGENCE,WRONG_PA";
+    `verdict` (default: the finding's own, verdict.py) is the program's on the target."""
+    from .verdict import classify
+    verdict = verdict or classify(finding, prog)
+    head = [f"# target: {target}", f"# expect: {expect or finding.kind}", f"# verdict: {verdict.text()}",
+            f"# variant: {finding.variant}", f"# how: {how}"]
     head += ["# finding: " + line for line in finding.text().splitlines()[:3]]
     from ..kernel.session import header_lines
     head += header_lines(finding.variant.split("+"))

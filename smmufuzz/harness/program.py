@@ -33,6 +33,7 @@ MAX_AFTER = 64             # preempt(after=N): N steps into the op
 NUM_DOMAINS = 2
 NUM_SIDS = 4
 NUM_GATHERS = 2
+MAX_SG = 16                # entries of one iommu_map_sg (what the byte encoding holds)
 
 
 class ProgramSyntaxError(ValueError):
@@ -235,6 +236,8 @@ def _parse_config(body: str, line: int, col0: int) -> Config:
             kw[k] = bool(_int(v, line, col))
         else:
             raise ProgramSyntaxError(f"unknown config key {k!r}", line, col)
+    if kw.get("e2h") and kw.get("stage", 1) != 1:
+        raise ProgramSyntaxError("e2h=1 needs stage=1 (EL2-E2H is a stage-1 StreamWorld)", line, col0 + 1)
     return Config(**kw)
 
 
@@ -276,6 +279,11 @@ def parse(text: str) -> Program:
         if kind is None:
             raise ProgramSyntaxError(f"unknown operation {name!r}", ln, m.start(1) + 1)
         op = _parse_op(kind, body, ln, col0)
+        if kind == "dma_unmap":
+            maps = sum(1 for o in ops if o.kind == "dma_map")
+            if op.args[0] >= max(1, maps):
+                raise ProgramSyntaxError(f"handle={op.args[0]} names no earlier dma_map (there are {maps} before "
+                                         f"this line; handle=0 when there is none)", ln, col0 + 1)
         ops.append(replace(op, ctx=ctx) if ctx else op)
     if len(ops) > MAX_OPS:
         raise ProgramSyntaxError(f"a program has at most {MAX_OPS} operations", len(text.splitlines()), 1)
@@ -322,6 +330,11 @@ def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:
         if ftype is None:
             raise ProgramSyntaxError(f"{OPS[kind][0]} has no argument {k!r}", ln, col)
         vals[k] = _parse_value(ftype, v, ln, vcol)
+        if ftype == "n":      # one byte: hw_writeback's 0xFF is `all` (n=-1)
+            top = 255 if kind == "writeback" else 256
+            if not (0 <= vals[k] < top or (kind == "writeback" and vals[k] == -1)):
+                raise ProgramSyntaxError(f"n must be 0..{top - 1}" + (" or all" if kind == "writeback" else ""),
+                                         ln, vcol)
     missing = [f for f, _t in fields if f not in vals]
     if missing:
         raise ProgramSyntaxError(f"{OPS[kind][0]} is missing {', '.join(missing)}", ln, col0)
@@ -358,11 +371,13 @@ def _parse_value(ftype: str, v: str, ln: int, col: int):
         if v not in EVICT_WHAT:
             raise ProgramSyntaxError(f"expected one of {', '.join(EVICT_WHAT)}", ln, col)
         return v
-    if ftype in ("n", "handle"):
+    if ftype == "handle":
         x = _int(v, ln, col)
-        if ftype == "handle" and not 0 <= x < 256:
+        if not 0 <= x < 256:
             raise ProgramSyntaxError("handle must be 0..255 (the k-th dma_map of the program)", ln, col)
         return x
+    if ftype == "n":
+        return _int(v, ln, col)
     if ftype == "sg":
         if not (v.startswith("[") and v.endswith("]")):
             raise ProgramSyntaxError("sg must be a list like [0x80000000+0x1000, ...]", ln, col)
@@ -371,8 +386,11 @@ def _parse_value(ftype: str, v: str, ln: int, col: int):
             if "+" not in piece:
                 raise ProgramSyntaxError("sg entry must be paddr+length", ln, col + off + 1)
             a, b = piece.split("+", 1)
-            ents.append((_int(a, ln, col + off + 1), _int(b, ln, col + off + 1)))
-        if not 1 <= len(ents) <= 64:
-            raise ProgramSyntaxError("sg must have 1..64 entries", ln, col)
+            ent = (_int(a, ln, col + off + 1), _int(b, ln, col + off + 1))
+            if not all(0 <= x < 1 << 64 for x in ent):
+                raise ProgramSyntaxError("sg entry out of 64-bit range", ln, col + off + 1)
+            ents.append(ent)
+        if not 1 <= len(ents) <= MAX_SG:
+            raise ProgramSyntaxError(f"sg must have 1..{MAX_SG} entries", ln, col)
         return tuple(ents)
     raise AssertionError(ftype)

@@ -5,6 +5,7 @@ import json
 import os
 
 from .findings_store import atomic_write
+from .verdict import LABEL, counts_text
 
 PLOTS = (("exec_per_sec", "exec/s (all workers)"), ("corpus", "corpus size (inputs)"),
          ("cov", "coverage (libFuzzer cov:, summed over targets)"), ("findings", "distinct findings"))
@@ -72,16 +73,19 @@ def render(campaign_dir: str) -> str:
     plots = "".join(svg_plot(xs, [p.get(k, 0) for p in series], label) for k, label in PLOTS)
     head = (f"{s['elapsed']:.0f} s of {s['time_budget']} s, {s['workers']} worker(s), seed {s['seed']}"
             f"{' (interrupted)' if s['interrupted'] else ''}: {s['execs']} execs, {s['exec_per_sec']:.0f} exec/s, "
-            f"corpus {s['corpus']}, cov {s['cov']}, ft {s['ft']}, {s['launches']} launches, restarts "
+            f"corpus {s['corpus']} + {s.get('seed_inputs', 0)} seed inputs, cov {s['cov']}, ft {s['ft']}, {s['launches']} launches, restarts "
             f"{s['restarts_after_finding']} after a finding and {s['restarts_after_death']} after a worker died; "
-            f"{s['distinct_findings']} distinct finding(s), {s['new_findings']} new, {s['hits']} hits triaged, "
+            f"{s['distinct_findings']} distinct finding(s) ({counts_text(s.get('verdicts', {}))}), "
+            f"{s['new_findings']} new, {s['hits']} hits triaged, "
             f"{s.get('tolerated_hits', 0)} inputs tolerated as known by the workers.")
     rows = "".join(
         f"<tr><td>{e(t['target'])}</td><td>{t['seconds']:.0f}</td><td>{t['launches']}</td><td>{t['execs']}</td>"
         f"<td>{t['exec_per_sec']:.0f}</td><td>{t['cov']}</td><td>{t['findings']}</td>"
         f"<td>{e(t['blocked'])}</td></tr>" for t in s["per_target"])
     frows = "".join(
-        f"<tr><td>{'new' if r['new'] else 'known'}</td><td>{e(r['kind'])}</td><td>{e(', '.join(r['variants']))}</td>"
+        f"<tr><td class=\"{e(r.get('verdict', ''))}\"><b>{e(LABEL.get(r.get('verdict'), '?'))}</b><br>"
+        f"<small>{e(r.get('verdict_why', ''))}</small></td>"
+        f"<td>{'new' if r['new'] else 'known'}</td><td>{e(r['kind'])}</td><td>{e(', '.join(r['variants']))}</td>"
         f"<td>{e(' '.join(r['shape']))}</td><td>{e(r['target'])}</td><td>{r['first_seen']['seconds']} s "
         f"({e(r['first_seen']['campaign'])}, {e(r['first_seen']['wall'])})</td><td>{r['hits_this_campaign']} / "
         f"{r['hits']}</td><td>{r.get('tolerated_this_campaign', 0)} / {r.get('tolerated_hits', 0)}</td><td><code>{e(r['replay'])}</code><details><summary>finding</summary><pre>"
@@ -93,14 +97,16 @@ def render(campaign_dir: str) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>smmufuzz campaign {e(s['campaign'])}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:1000px}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}} svg{{margin:4px}}
-pre{{font-size:11px;white-space:pre-wrap}}</style></head><body>
+pre{{font-size:11px;white-space:pre-wrap}} td.unexpected{{background:#fdd}}</style></head><body>
 <h1>smmufuzz campaign {e(s['campaign'])}</h1>
 <p>{e(head)}</p>
 <p>Targets: {e(', '.join(s['targets']))}. Slices of {s['slice_seconds']} s. Corpus <code>{e(s['corpus_root'])}</code>.</p>
 <h2>Over time</h2>
 <div>{plots}</div>
 <h2>Findings</h2>
-<table><tr><th></th><th>kind</th><th>variants</th><th>op shape</th><th>target</th><th>first seen</th>
+<p>UNEXPECTED: on a variant the registry marks correct; expected: on a variant marked buggy (its known bug);
+known design finding: listed with its explanation in <code>smmufuzz/known_findings.py</code>. Unexpected first.</p>
+<table><tr><th>verdict</th><th></th><th>kind</th><th>variants</th><th>op shape</th><th>target</th><th>first seen</th>
 <th>hits (campaign / all)</th><th>tolerated as known (campaign / all)</th><th>replay</th></tr>{frows}</table>
 <h2>Targets</h2>
 <table><tr><th>target</th><th>seconds</th><th>launches</th><th>execs</th><th>exec/s</th><th>cov</th><th>findings</th>

@@ -47,12 +47,19 @@ class Tally:
         self.dirty = False
         self.last = time.monotonic()
 
-    def tolerate(self, findings) -> bool:
+    def tolerate(self, findings, prog=None) -> bool:
+        """Whether every finding is known; with `prog`, an UNEXPECTED one (on a variant marked correct, and
+        not a known design finding) never is: each stops the worker and is triaged on its own, so that it
+        is not counted under a stored finding that only shares its kind, variant and kernel call."""
         if not self.known:
             return False
         sigs = [f.signature() for f in findings]
         if not all(s in self.known for s in sigs):
             return False
+        if prog is not None:
+            from .verdict import UNEXPECTED, classify
+            if any(classify(f, prog).cls == UNEXPECTED for f in findings):
+                return False
         self.counts[sigs[0]] = self.counts.get(sigs[0], 0) + 1
         self.dirty = True
         return True

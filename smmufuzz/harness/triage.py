@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from .minimize import minimize
 from .program import Program
 from .runner import Finding, run_program
+from .verdict import Verdict, classify, worst
 
 MINIMIZE_BUDGET = 400
 
@@ -17,6 +18,7 @@ class Triaged:
     raw_ops: int           # ops before minimisation
     kinds: list[str]       # every kind the minimised program gives on the target (sorted)
     coarse: list[tuple]    # (kind, variant, kernel call) of each of its findings: what workers may tolerate
+    verdict: Verdict       # the worst verdict over its findings (UNEXPECTED, known design finding, expected)
 
 
 def triage(prog: Program, variants: list[str], policy: str = "max-cache",
@@ -29,4 +31,17 @@ def triage(prog: Program, variants: list[str], policy: str = "max-cache",
     affected = sorted({f.variant for f in res.findings})
     sig = {"kind": finding.kind, "variants": affected, "shape": [op.kind for op in small.ops]}
     return Triaged(sig, finding, small, len(prog.ops), sorted({f.kind for f in res.findings}),
-                   sorted({f.signature() for f in res.findings}))
+                   sorted({f.signature() for f in res.findings}), worst(classify(f, small) for f in res.findings))
+
+
+def search_schedules(prog: Program, variants: list[str], policy: str = "max-cache") -> Program | None:
+    """The fuzz target's own schedule search on a raw crash input that replays clean (fuzz_target._race:
+    one more switch, collisions, completions of its own lock pairs): the program giving the finding, if
+    any. A race-only input's finding shows only under a searched schedule; it is not flaky."""
+    from .fuzz_target import _race, explores
+    from .sched import DEFAULT_PREEMPTIONS
+    if not explores(list(variants)) or len(prog.schedule) >= DEFAULT_PREEMPTIONS:
+        return None
+    found = _race(prog, run_program(prog, variants, policy), list(variants), policy, None, None, {})
+    return found[0] if found else None
+

@@ -6,10 +6,14 @@ import signal
 import subprocess
 import time
 
+from .lifeline import die_with_parent
+
 _STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+(?: .*?exec/s: (\d+))?", re.M)
 # -fork=N mode: the parent's own line (its cov figures are not comparable with single-process ones)
 _FORK_STATUS = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s (\d+)", re.M)
 _FINAL = re.compile(r"stat::(\w+):\s*(\d+)")
+_DONE = re.compile(r"^Done \d+ runs in (\d+) second", re.M)
+MUTATE_DEPTH = 5            # libFuzzer runs up to this many mutants of an input between two looks at the clock
 
 EXIT_OK, EXIT_TIMEOUT, EXIT_OOM, EXIT_INTERRUPTED, EXIT_CRASH = 0, 70, 71, 72, 77
 
@@ -18,7 +22,7 @@ class Launch:
     """A running libFuzzer process; `poll()` reads its log incrementally for exec count, cov, ft and corpus."""
 
     def __init__(self, slot: int, number: int, target: str, seed: int, args: list[str], log_path: str,
-                 seconds: int, env: dict | None = None):
+                 seconds: int, env: dict | None = None, keep_fds: tuple = ()):
         self.slot, self.number, self.target, self.seed = slot, number, target, seed
         self.seconds = seconds
         self.log_path = log_path
@@ -26,15 +30,21 @@ class Launch:
         self.final = False
         self.stopped = False                  # stopped by the campaign (deadline or Ctrl-C), not a death
         self.inited_at: float | None = None    # when libFuzzer had run the whole corpus (INITED)
+        self.output_at: float | None = None    # when libFuzzer's "INFO: Seed:" line reached the log (its clock runs)
+        self.line_at: float | None = None      # when its last status line reached the log
+        self.fork = False                      # -fork=N: the parent's status lines
+        self.fuzzer_seconds: int | None = None  # the time libFuzzer itself counted ("Done N runs in S second(s)")
         self.returncode: int | None = None
         self.started = time.time()
         self.ended: float | None = None
         with open(log_path, "a") as log:
             log.write(f"=== launch {number} target {target} seed {seed} time {seconds}s ===\n")
             self._offset = log.tell()
-            # a session of its own: a terminal's Ctrl-C reaches the campaign, which stops workers in order
+            # a session of its own: a terminal's Ctrl-C reaches the campaign, which stops workers in order;
+            # killed when the campaign dies (lifeline.py); `keep_fds` (the corpus lock) stay open in it
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, env=env)
+                                         start_new_session=True, env=env, preexec_fn=die_with_parent(),
+                                         pass_fds=keep_fds)
 
     def _read_log(self) -> str:
         try:
@@ -51,12 +61,20 @@ class Launch:
         """Update figures from the log; the exit code once the process has ended."""
         rc = self.proc.poll()
         text = self._read_log()
+        if self.output_at is None and ("INFO: Seed:" in text or "INITED" in text):
+            self.output_at = time.time()
+        done = _DONE.search(text)
+        if done:
+            self.fuzzer_seconds = int(done.group(1))
         if self.inited_at is None and ("INITED" in text or "INFO: A corpus is not provided" in text):
             self.inited_at = time.time()
         fork = list(_FORK_STATUS.finditer(text))
         if fork and self.inited_at is None:
             self.inited_at = time.time()
+        if fork:
+            self.fork = True
         for m in list(_STATUS.finditer(text)) + fork:
+            self.line_at = time.time()
             n, cov, ft, corp = map(int, m.groups()[:4])
             self.execs = max(self.execs, n)
             self.cov, self.ft, self.corp = max(self.cov, cov), max(self.ft, ft), corp
@@ -70,12 +88,32 @@ class Launch:
             self.ended = time.time()
         return self.returncode
 
+    def budget_end(self) -> float | None:
+        """When libFuzzer stops by -max_total_time at the latest, or None while it cannot tell (no output yet,
+        or the corpus still being replayed: libFuzzer looks at its clock only between fuzzing rounds). Its clock
+        starts inside the process, after the interpreter has started (and atheris has instrumented the
+        modules) and before libFuzzer's "INFO: Seed:" line (start-up before it is not in -max_total_time); it stops once more than the whole seconds have passed, after
+        the round under way (MUTATE_DEPTH inputs at its last exec/s)."""
+        if self.output_at is None or self.inited_at is None:
+            return None
+        rnd = min(30.0, MUTATE_DEPTH / self.rate) if self.rate else 0.0
+        return max(self.output_at + self.seconds + 1, self.inited_at) + rnd
+
+    def overdue(self, now: float, grace: float) -> bool:
+        """Still running `grace` seconds past budget_end(): a real overrun (a slow input)."""
+        end = self.budget_end()
+        return self.returncode is None and end is not None and now > end + grace
+
     def execs_now(self) -> int:
         """libFuzzer logs a status line only on new coverage and at powers of two: between them, the count
-        is estimated from its last exec/s figure (the final stats replace the estimate)."""
-        if self.final or self.returncode is not None:
+        is estimated from its last exec/s figure since that line, and stays below the next power of two (a
+        count that reached it would have logged a line); the final stats replace the estimate."""
+        if self.final or self.returncode is not None or not self.line_at:
             return self.execs
-        return max(self.execs, int(self.rate * (time.time() - self.started - 1.0)))
+        guess = self.execs + int(self.rate * (time.time() - self.line_at))
+        if not self.fork:
+            guess = min(guess, (1 << self.execs.bit_length()) - 1)
+        return max(self.execs, guess)
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM (libFuzzer exits 72 with its final stats), then SIGKILL after `grace` seconds."""
@@ -89,6 +127,10 @@ class Launch:
                 self.proc.wait()
             except ProcessLookupError:
                 pass
+        try:                # what the worker started itself (libFuzzer -fork jobs) goes with it
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.poll()
 
     def tail(self, n: int = 8) -> str:
