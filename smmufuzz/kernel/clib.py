@@ -76,6 +76,7 @@ class KernelLib:
         self.machines: "weakref.WeakValueDictionary[int, Machine]" = weakref.WeakValueDictionary()
         self.graveyard: list = []                    # (ctx, C tables) of machines gone, to free
         self.pool: list = []                         # freed contexts, reset and reused
+        self.by_mem: "weakref.WeakValueDictionary[int, Machine]" = weakref.WeakValueDictionary()  # id(Memory)
         self.tables: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
         self._next = 1
         self.error: BaseException | None = None      # an exception raised inside a hook
@@ -213,6 +214,7 @@ class Machine:
         if not self.ctx:
             raise MemoryError("kernel arena")
         lib.machines[self.id] = self
+        lib.by_mem[id(mem)] = self         # the machine holds mem, so its id stays unique while both live
         self.warns: list[str] = []
         self.cleans: list[tuple[int, int, int]] = []     # (what, pa, size) of every DMA-API call
         self.dead: KernelCrash | None = None

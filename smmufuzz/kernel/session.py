@@ -65,7 +65,12 @@ def get(patched: bool, log=None) -> B.Build:
 
 
 def library(patched: bool) -> clib.KernelLib:
-    return clib.load(get(patched).lib)
+    """The loaded library of the build (memoised: variants ask once per page table)."""
+    key = ("lib", patched, os.environ.get(ENV_INSTRUMENT) == "1")
+    lib = _builds.get(key)
+    if lib is None:
+        lib = _builds[key] = clib.load(get(patched).lib)
+    return lib
 
 
 def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:

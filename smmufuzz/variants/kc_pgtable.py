@@ -16,10 +16,8 @@ IO_PGTABLE_QUIRK_ARM_NS = 1 << 0
 
 def _machine(lib: clib.KernelLib, mem) -> clib.Machine:
     """One Machine per (library, emulator memory): every table of a run shares the arena."""
-    for m in lib.machines.values():
-        if m.mem is mem:
-            return m
-    return clib.Machine(lib, mem)
+    m = lib.by_mem.get(id(mem))
+    return m if m is not None and m.mem is mem else clib.Machine(lib, mem)
 
 
 class CArmLpaeIoPgtable:
