@@ -9,8 +9,9 @@ from dataclasses import replace
 from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
 from ..kernel.session import KernelError
 from . import kernel_cli
+from .contract import CONTRACT_TAG
 from .load import LoadError, load_program, program_files
-from .runner import DMA_ONLY, MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, OUTSIDE, SKIPPED, run_program
+from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
 
@@ -103,13 +104,8 @@ def _replay_one(path: str, prog, variants: list[str], args) -> list:
     if skipped:
         print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
               f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
-    dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
-    if dma_only:
-        print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
-    outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
-    if outside:
-        print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
-              f"PA beyond 2^OAS) breaks the caller contract")
+    for why, ops in _contract_skips(res.runs[0].returns).items():
+        print(f"  note: op(s) {', '.join(map(str, ops))} skipped: {why.split(': ', 1)[1]}")
     return judged
 
 
@@ -153,6 +149,15 @@ def cmd_replay(args) -> int:
     if not replayed:
         raise LoadError(f"{args.path}: none of its {len(files)} file(s) could be replayed")
     return 1 if judged else 0
+
+
+def _contract_skips(returns: list) -> dict[str, list[int]]:
+    """The ops a run did not issue because the caller contract forbids them (harness/contract.py), by reason."""
+    out: dict[str, list[int]] = {}
+    for i, r in enumerate(returns):
+        if isinstance(r, str) and r.startswith("skipped: ") and r.endswith(CONTRACT_TAG):
+            out.setdefault(r, []).append(i)
+    return out
 
 
 def _campaign_targets(names: list[str]) -> list[tuple[str, list[str]]]:
