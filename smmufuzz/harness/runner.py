@@ -454,7 +454,7 @@ class _Exec:
 
     def _settle_fq(self) -> None:
         """A lazily unmapped range is promised gone once a context-wide flush of its domain, published
-        after the unmap, has completed (the flush queue's flush-all)."""
+        after the unmap, has completed (the flush queue's flush-all), or once no cache holds it (_cached)."""
         spec, smmu = self.spec, self.smmu
         for dom, entries in spec.fq_pending.items():
             tags = set(self.dom_tags.get(dom, ()))   # never attached: nothing can have been cached
@@ -465,11 +465,22 @@ class _Exec:
                         tags.add(ste.tag)
             keep = []
             for seq, exts, uop in entries:
-                if all(smmu.covered_since(t, seq, e.base, e.base + e.span) for t in tags for e in exts):
+                if all(smmu.covered_since(t, seq, e.base, e.base + e.span)
+                       or not self._cached(t, e.base, e.base + e.span) for t in tags for e in exts):
                     self.dspec(dom).settle(exts, uop)
                 else:
                     keep.append((seq, exts, uop))
             entries[:] = keep
+
+    def _cached(self, tag: tuple, lo: int, hi: int) -> bool:
+        """Could a device still translate part of unmapped [lo, hi) through a cache: a TLB entry of this tag or any
+        device ATC entry? With none left, the page tables cleared, nothing can bring the old translation back
+        (e.g. a virtio-iommu domain whose last endpoint left: the host destroyed it, and viommu_flush_iotlb_all()
+        rightly does nothing)."""
+        smmu = self.smmu
+        if any(k[0] == tag and k[1] < hi and lo < k[1] + k[2] for k in smmu.tlb):
+            return True
+        return any(va < hi and lo < va + span for atc in smmu.atc.values() for va, span, _pa, _p in atc)
 
     def _spec_map_sg(self, dom, iova, sg, prot, i, ok: bool = True) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
