@@ -10,7 +10,7 @@ from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName,
 from ..kernel.session import KernelError
 from . import kernel_cli
 from .contract import CONTRACT_TAG
-from .load import LoadError, load_program, program_files
+from .load import TEXT_SUFFIX, LoadError, is_text_path, load_program, misread_note, program_files
 from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
@@ -59,8 +59,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _note_misread(path: str) -> None:
+    note = misread_note(path)
+    if note:
+        print(f"smmufuzz: note: {note}", file=sys.stderr)
+
+
 def cmd_show(args) -> int:
     prog, header = load_program(args.file)
+    _note_misread(args.file)
     for k, v in header.items():
         print(f"# {k}: {v}")
     sys.stdout.write(prog.text())
@@ -120,6 +127,8 @@ def cmd_replay(args) -> int:
     if not files:
         raise LoadError(f"{args.path}: no programs")
     one = not os.path.isdir(args.path)
+    if one:
+        _note_misread(args.path)
     from .verdict import UNEXPECTED, counts, counts_text
     replayed = 0
     judged: list[tuple[str, object, object]] = []
@@ -257,6 +266,8 @@ def cmd_matrix(args) -> int:
 
 def cmd_minimize(args) -> int:
     from .minimize import minimize, reproducer_text
+    if args.out and not is_text_path(args.out):
+        raise UsageError(f"--out {args.out}: a reproducer is a text program, its name must end in {TEXT_SUFFIX}")
     _load_plugins(args.load)
     prog, header = load_program(args.file)
     variants = _variants_for(args, header)
@@ -269,7 +280,7 @@ def cmd_minimize(args) -> int:
                            f"{len(small.ops)} ops)")
     out = args.out or os.path.join("corpus", "regressions", target.replace(":", "_").replace(",", "+"),
                                    os.path.basename(args.file).rsplit(".", 1)[0] + ".txt")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         f.write(text)
     sys.stdout.write(text)
