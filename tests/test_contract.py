@@ -176,6 +176,24 @@ def test_unmap_over_unknown(without):
     assert kinds(prog, ["gather:legacy:virtio"]) == ["MISSED_INVALIDATION"]
 
 
+def test_unmap_cutting_an_overlap_is_unknown_up_to_where_it_stopped(monkeypatch):
+    """Issue 15's virtio shape: after an overlapping map, an unmap cutting the unknown leaf removed both overlapping
+    nodes and sent UNMAP for iova + the 0x3f8000 bytes the core counted, past the request, taking the host's mapping at
+    0x40f000 with it. The unknown range runs to where the kernel says it stopped, not just to the request's end."""
+    prog = parse(CFG + ("iommu_map(d0, iova=0x200000, paddr=0x0, size=0x1f8000, prot=RW)\n"
+                        "iommu_map(d0, iova=0x40f000, paddr=0x0, size=0x1000, prot=RW)\n"
+                        "iommu_map(d0, iova=0x204000, paddr=0x0, size=0x200000, prot=RW)\n"
+                        "iommu_attach_device(d0, sid=0)\n"
+                        "iommu_unmap(d0, iova=0x200000, size=0x1f9000)\n"))
+    res = run_program(prog, VIRTIO)
+    assert not res.findings and {r.returns[4] for r in res.runs} == {0x3f8000}
+    ex, _rets = execute(prog.text(), "gather:legacy:virtio")
+    assert extents(ex) == [(0x200000, 0x3f8000, UNKNOWN)]          # 0x40f000 included
+    unmap_unknown = contract.unmap_unknown
+    monkeypatch.setattr(contract, "unmap_unknown", lambda ds, iova, size, ret: unmap_unknown(ds, iova, size, 0))
+    assert kinds(prog, ["gather:legacy:virtio"]) == ["INVISIBLE_MAPPING"]
+
+
 def test_concurrent_overlap(without, monkeypatch):
     """cpu1 unmaps what cpu0's unmap, preempted after clearing the PTE, is still unmapping: both outcomes are
     unknown (whichever the kernel's return values claim)."""
