@@ -63,3 +63,19 @@ dma_map(d0, paddr=0x0, size=0x1000, prot=RW)
     import tests.broken_variants  # noqa: F401  (test-fq-eager-free frees the IOVA at dma_unmap)
     attached = text.replace("iommu_detach_device(sid=0)\n", "").replace("fq_flush_timeout(d0)\n", "")
     assert [f.kind for f in run_program(parse(attached), ["test-fq-eager-free"]).findings] == ["IOVA_REUSE"]
+
+
+def test_a_lazy_unmap_still_walkable_is_not_settled_by_an_eviction():
+    """Found by the property test: virtio's UNMAP request waits in the queue until the flush queue's flush, so the
+    host still maps the IOVA; evicting the TLB entry does not make the unmap complete."""
+    prog = parse("""config(granule=4K)
+iommu_attach_device(d0, sid=0)
+iommu_dma_init_fq(d0)
+dma_map(d0, paddr=0x80000000, size=0x1000, prot=RW)
+dma_unmap(handle=0)
+hw_evict(tlb, n=0)
+fq_flush_timeout(d0)
+dma_map(d0, paddr=0x90000000, size=0x1000, prot=RW)
+""")
+    assert not run_program(prog, ["gather:legacy:virtio", "gather:robin-v2:virtio"]).findings
+    assert not run_program(prog, ["pt-fq:C"]).findings

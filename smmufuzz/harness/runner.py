@@ -473,14 +473,21 @@ class _Exec:
             entries[:] = keep
 
     def _cached(self, tag: tuple, lo: int, hi: int) -> bool:
-        """Could a device still translate part of unmapped [lo, hi) through a cache: a TLB entry of this tag or any
-        device ATC entry? With none left, the page tables cleared, nothing can bring the old translation back
-        (e.g. a virtio-iommu domain whose last endpoint left: the host destroyed it, and viommu_flush_iotlb_all()
-        rightly does nothing)."""
+        """Could a device still translate part of lazily unmapped [lo, hi): a TLB entry of this tag, any device
+        ATC entry, or a walk of a configuration with this tag (e.g. a virtio-iommu UNMAP still queued)? With none,
+        nothing can bring the old translation back (e.g. a virtio-iommu domain whose last endpoint left: the host
+        destroyed it, and viommu_flush_iotlb_all() rightly does nothing)."""
         smmu = self.smmu
         if any(k[0] == tag and k[1] < hi and lo < k[1] + k[2] for k in smmu.tlb):
             return True
-        return any(va < hi and lo < va + span for atc in smmu.atc.values() for va, span, _pa, _p in atc)
+        if any(va < hi and lo < va + span for atc in smmu.atc.values() for va, span, _pa, _p in atc):
+            return True
+        for sid in range(NUM_SIDS):
+            for ste in smmu.configs(sid):
+                if ste.translates and ste.tag == tag and any(lf.va < hi and lo < lf.va + lf.span
+                                                             for lf in smmu.tree(ste)[0]):
+                    return True
+        return False
 
     def _spec_map_sg(self, dom, iova, sg, prot, i, ok: bool = True) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
