@@ -9,8 +9,9 @@ from dataclasses import replace
 from ..variants.registry import DEFAULT_TARGETS, TARGETS, VARIANTS, UnknownName, target as resolve_target
 from ..kernel.session import KernelError
 from . import kernel_cli
-from .load import LoadError, load_program, program_files
-from .runner import DMA_ONLY, MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, OUTSIDE, SKIPPED, run_program
+from .contract import CONTRACT_TAG
+from .load import TEXT_SUFFIX, LoadError, is_text_path, load_program, misread_note, program_files
+from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
 
@@ -58,8 +59,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _note_misread(path: str) -> None:
+    note = misread_note(path)
+    if note:
+        print(f"smmufuzz: note: {note}", file=sys.stderr)
+
+
 def cmd_show(args) -> int:
     prog, header = load_program(args.file)
+    _note_misread(args.file)
     for k, v in header.items():
         print(f"# {k}: {v}")
     sys.stdout.write(prog.text())
@@ -103,13 +111,8 @@ def _replay_one(path: str, prog, variants: list[str], args) -> list:
     if skipped:
         print(f"  note: op(s) {', '.join(map(str, skipped))} skipped: over the program budget "
               f"({MAX_LEAVES_PER_OP} leaves per map, {MAX_LEAVES_PER_PROGRAM} per program)")
-    dma_only = [i for i, r in enumerate(res.runs[0].returns) if r == DMA_ONLY]
-    if dma_only:
-        print(f"  note: op(s) {', '.join(map(str, dma_only))} skipped: {DMA_ONLY.split(': ', 1)[1]}")
-    outside = [i for i, r in enumerate(res.runs[0].returns) if r == OUTSIDE]
-    if outside:
-        print(f"  note: op(s) {', '.join(map(str, outside))} skipped: a map or unmap beyond 2^IAS (or a "
-              f"PA beyond 2^OAS) breaks the caller contract")
+    for why, ops in _contract_skips(res.runs[0].returns).items():
+        print(f"  note: op(s) {', '.join(map(str, ops))} skipped: {why.split(': ', 1)[1]}")
     return judged
 
 
@@ -124,6 +127,8 @@ def cmd_replay(args) -> int:
     if not files:
         raise LoadError(f"{args.path}: no programs")
     one = not os.path.isdir(args.path)
+    if one:
+        _note_misread(args.path)
     from .verdict import UNEXPECTED, counts, counts_text
     replayed = 0
     judged: list[tuple[str, object, object]] = []
@@ -153,6 +158,15 @@ def cmd_replay(args) -> int:
     if not replayed:
         raise LoadError(f"{args.path}: none of its {len(files)} file(s) could be replayed")
     return 1 if judged else 0
+
+
+def _contract_skips(returns: list) -> dict[str, list[int]]:
+    """The ops a run did not issue because the caller contract forbids them (harness/contract.py), by reason."""
+    out: dict[str, list[int]] = {}
+    for i, r in enumerate(returns):
+        if isinstance(r, str) and r.startswith("skipped: ") and r.endswith(CONTRACT_TAG):
+            out.setdefault(r, []).append(i)
+    return out
 
 
 def _campaign_targets(names: list[str]) -> list[tuple[str, list[str]]]:
@@ -252,6 +266,8 @@ def cmd_matrix(args) -> int:
 
 def cmd_minimize(args) -> int:
     from .minimize import minimize, reproducer_text
+    if args.out and not is_text_path(args.out):
+        raise UsageError(f"--out {args.out}: a reproducer is a text program, its name must end in {TEXT_SUFFIX}")
     _load_plugins(args.load)
     prog, header = load_program(args.file)
     variants = _variants_for(args, header)
@@ -264,7 +280,7 @@ def cmd_minimize(args) -> int:
                            f"{len(small.ops)} ops)")
     out = args.out or os.path.join("corpus", "regressions", target.replace(":", "_").replace(",", "+"),
                                    os.path.basename(args.file).rsplit(".", 1)[0] + ".txt")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         f.write(text)
     sys.stdout.write(text)

@@ -154,37 +154,23 @@ def _kernel_preload(target_variants: list[str], argv: list[str]) -> None:
     session.prepare(needs, log=None)
 
 
-def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
-         mutator: str = "default") -> None:
-    import importlib
-
-    from smmufuzz.harness.lifeline import watch_campaign
-    watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
-    _kernel_preload(target_variants, argv)
-    import atheris
-    with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
-                                             "smmufuzz.harness.feature_cov", *plugins],
-                                    exclude=UNINSTRUMENTED):
-        for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
-                    *UNINSTRUMENTED, *plugins):
-            importlib.import_module(mod)
-    # the harness itself is imported after the instrumented modules, so it stays uninstrumented
-    from smmufuzz.harness import feature_cov, runner
+def one_input(target_variants: list[str], policy: str, artifacts: str = "./", corpus: str | None = None,
+              tally=None, clock: str | None = None, control: list[str] = ()):
+    """The fuzz target's function of one input: decode the bytes, run the target's variants (and, for seed-002
+    targets, search the input's schedules), raise FindingError on a finding that is neither tolerated (`tally`,
+    a campaign's known findings) nor shown by a correct `control`. `smmufuzz replay` of the input saved under a
+    name without .txt runs the same program (load.py)."""
+    from smmufuzz.harness import feature_cov
     from smmufuzz.harness.codec import decode
     from smmufuzz.harness.runner import run_program
     from smmufuzz.harness.sched import DEFAULT_PREEMPTIONS
-    runner.CACHE_FEATURES = True
-    from smmufuzz.harness.tolerated import from_environment
-    tally = from_environment()          # a campaign's known findings: counted, not raised
-
-    clock = os.environ.get("SMMUFUZZ_CLOCK")
-    control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
+    if tally is None:
+        from smmufuzz.harness.tolerated import Tally
+        tally = Tally(frozenset(), None)       # no known findings: every finding is raised
     calls = [0]
     searches_races = explores(target_variants)
     writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
-    artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
-    corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
 
     def keep_fresh(found) -> None:
         """A searched schedule that reached an interleaving or cache shape this process had not seen is
@@ -218,6 +204,33 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                 with open(clock, "a") as f:
                     f.write(f"found {time.time()} {calls[0]}\n")
             raise FindingError("\n".join(f.text() for f in res.findings) + "\n--- program ---\n" + prog.text())
+
+    return test_one_input
+
+
+def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
+         mutator: str = "default") -> None:
+    import importlib
+
+    from smmufuzz.harness.lifeline import watch_campaign
+    watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
+    _kernel_preload(target_variants, argv)
+    import atheris
+    with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
+                                             "smmufuzz.harness.feature_cov", *plugins],
+                                    exclude=UNINSTRUMENTED):
+        for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
+                    *UNINSTRUMENTED, *plugins):
+            importlib.import_module(mod)
+    # the harness itself is imported after the instrumented modules, so it stays uninstrumented
+    from smmufuzz.harness import runner
+    runner.CACHE_FEATURES = True
+    from smmufuzz.harness.tolerated import from_environment
+    artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
+    corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
+    control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
+    test_one_input = one_input(target_variants, policy, artifacts, corpus, from_environment(),
+                               os.environ.get("SMMUFUZZ_CLOCK"), control)
 
     kwargs = {}
     if mutator == "hybrid":

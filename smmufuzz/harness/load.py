@@ -1,4 +1,9 @@
-"""Load programs from files: text reproducers (parsed) or raw fuzz inputs (decoded)."""
+"""Load programs from files: text programs (parsed) or raw fuzz inputs (decoded), told apart by the file name.
+
+A file whose name ends in `.txt` is a text program; any other file is raw fuzzer bytes, whatever it contains
+(libFuzzer names its inputs by their SHA-1, with no extension, and any byte string is a valid raw program,
+some of them valid UTF-8 that reads like text: contents cannot tell the two apart).
+"""
 
 import os
 import re
@@ -13,7 +18,16 @@ class LoadError(Exception):
     """A file that cannot be used as a program (one-line message)."""
 
 
+TEXT_SUFFIX = ".txt"
+
+
+def is_text_path(path: str) -> bool:
+    """Whether a file holds a text program (its name ends in .txt) rather than raw fuzzer bytes."""
+    return os.path.basename(path).endswith(TEXT_SUFFIX)
+
+
 def looks_like_text(data: bytes) -> bool:
+    """Whether raw bytes read like a text program (for a note when a text program lacks its .txt name)."""
     try:
         s = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -41,13 +55,30 @@ def load_program(path: str) -> tuple[Program, dict[str, str]]:
             data = f.read()
     except OSError as e:
         raise LoadError(f"{path}: cannot read: {e.strerror}") from None
-    if looks_like_text(data):
-        text = data.decode("utf-8")
+    if is_text_path(path):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise LoadError(f"{path}: not UTF-8 text (byte {e.start}); raw fuzzer inputs have no .txt name") from None
         try:
             return parse(text), header_fields(text)
         except ValueError as e:
             raise LoadError(f"{path}: {e}") from None
     return decode(data), {}
+
+
+def misread_note(path: str) -> str | None:
+    """A one-line note when a file without a .txt name reads like a text program (it is decoded as raw bytes)."""
+    if is_text_path(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4096)
+    except OSError:
+        return None
+    if looks_like_text(data):
+        return f"{path}: read as raw fuzzer bytes (a text program needs a name ending in {TEXT_SUFFIX})"
+    return None
 
 
 def program_files(path: str) -> list[str]:

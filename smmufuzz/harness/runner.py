@@ -15,6 +15,8 @@ from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
 from ..variants.registry import variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
+from . import contract
+from .contract import DMA_ONLY, IN_IRQ, OUTSIDE  # noqa: F401  (re-exported: the skip reasons replay notes)
 from .feature_cov import cache_event
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, SLEEPING_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
@@ -28,10 +30,6 @@ OAS = 48
 MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same for every variant)
 MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
-OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range (caller contract)"
-DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only (caller contract)"
-IN_IRQ = "skipped: may sleep (mutex), not callable in interrupt context (caller contract)"
-_RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 CACHE_FEATURES = False         # the fuzz target sets it: after each op, the cache shape as a coverage feature
 PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
@@ -140,37 +138,30 @@ class _Exec:
         return n
 
     def skip_reason(self, op: Op) -> str | None:
-        """Ops the harness does not issue: beyond the program budget, or outside the caller contract
-        (a map must stay inside the domain aperture [0, 2^IAS) and below 2^OAS: io-pgtable-arm checks
-        only the first IOVA of each map_pages() call and writes past a small PGD otherwise)."""
-        if self.dma_only and op.kind in _RAW_API:
-            return DMA_ONLY
-        if op.ctx >= 2 and op.kind in SLEEPING_KINDS:
-            return IN_IRQ
-        if op.kind == "map":
-            chunks = [(op.args[1], op.args[2], op.args[3])]
-        elif op.kind == "map_sg":
-            chunks = sg_chunks(op.args[1], op.args[2])
-        elif op.kind in ("unmap", "unmap_fast"):
-            iova, size = op.args[1], op.args[2]
-            # callers unmap inside the aperture too (sun50i/v7s index tables with masked IOVA bits)
-            return OUTSIDE if size and iova + size > (1 << self.ias) else None
-        elif op.kind == "dma_map":
-            g = self.granule
-            pa, size = op.args[1], op.args[2]
-            length = (size + (pa & (g - 1)) + g - 1) & ~(g - 1)
-            # the IOVA is the allocator's, aligned to the (power-of-two) allocation size
-            chunks = [(0, pa & ~(g - 1), length)]    # the allocator aligns the IOVA to the size
-        else:
-            return None
-        top, otop = 1 << self.ias, 1 << self.oas
-        if any(ln and (va + ln > top or pa + ln > otop or pa < self.pa_min) for va, pa, ln in chunks):
-            return OUTSIDE
+        """Ops the harness does not issue: outside the caller contract (contract.py), or beyond the program
+        budget (a map writing more than MAX_LEAVES_PER_OP leaves, or the program more than MAX_LEAVES_PER_PROGRAM)."""
+        chunks = self.map_chunks(op)
+        why = contract.skip(self, op, chunks)
+        if why or not chunks:
+            return why
         n = sum(self.leaves(va, pa, ln) for va, pa, ln in chunks)
         self.budget_used += n
         if n > MAX_LEAVES_PER_OP or self.budget_used > MAX_LEAVES_PER_PROGRAM:
             return SKIPPED
         return None
+
+    def map_chunks(self, op: Op) -> list[tuple[int, int, int]]:
+        """The (iova, paddr, length) runs a map-like op writes (a dma_map's IOVA is the allocator's: 0 here, the
+        allocator aligning it to the size)."""
+        if op.kind == "map":
+            return [(op.args[1], op.args[2], op.args[3])]
+        if op.kind == "map_sg":
+            return sg_chunks(op.args[1], op.args[2])
+        if op.kind == "dma_map":
+            g = self.granule
+            pa, size = op.args[1], op.args[2]
+            return [(0, pa & ~(g - 1), (size + (pa & (g - 1)) + g - 1) & ~(g - 1))]
+        return []
 
     def step(self, i: int, op: Op):
         """Execute one op alone; returns (return value, violation or None)."""
@@ -216,15 +207,20 @@ class _Exec:
         if k == "map":
             dom, iova, pa, size, prot = a
             ret = os.map(dom, iova, pa, size, prot)
-            self.dspec(dom).map(iova, pa, size, prot, i, ok=ret == 0)
+            ds = self.dspec(dom)
+            r = contract.map_unknown(ds, iova, size, prot, ret == 0)
+            if r:
+                ds.mark_unknown(*r, i)
+            elif ret == 0:
+                ds.map(iova, pa, size, prot, i)
         elif k == "unmap":
             dom, iova, size = a
             ret = yield from self._os("unmap", a, os.unmap)
-            self.dspec(dom).unmap(iova, size, ret, i, None)
+            self._spec_unmap(dom, iova, size, ret, i, None)
         elif k == "unmap_fast":
             dom, iova, size, gid = a
             ret = os.unmap_fast(dom, iova, size, gid)
-            gone = self.dspec(dom).unmap(iova, size, ret, i, PENDING)
+            gone = self._spec_unmap(dom, iova, size, ret, i, PENDING)
             spec.gathers.setdefault((dom, gid), []).extend(gone)
         elif k == "sync":
             dom, gid = a
@@ -280,12 +276,14 @@ class _Exec:
                         return ret, Violation(IOVA_REUSE, f"dma_map returned iova {ret:#x}, but "
                                               f"[{iova:#x}, {iova + length:#x}) is still in the flush queue "
                                               f"(dma_unmap at op {uop}) and no flush-all has completed since")
-                ds.map(iova, pa - off, length, prot, i, ok=True)
+                r = contract.map_unknown(ds, iova, length, prot, True)
+                if r:
+                    ds.mark_unknown(*r, i)
+                else:
+                    ds.map(iova, pa - off, length, prot, i)
         elif k == "dma_unmap":
             (h,) = a
-            entry = self.handles[h] if h < len(self.handles) else None
-            if entry is None:
-                return "no such mapping", self._judge(i)
+            entry = self.handles[h]              # a live handle: contract.dma_unmap_of_no_mapping
             self.handles[h] = None
             dom, dma_addr, size = entry
             ret = os.dma_unmap(dom, dma_addr, size)
@@ -293,10 +291,10 @@ class _Exec:
             off = dma_addr & (g - 1)
             iova, length = dma_addr - off, (size + off + g - 1) & ~(g - 1)
             if dom in spec.fq:
-                gone = self.dspec(dom).unmap(iova, length, ret, i, PENDING)
+                gone = self._spec_unmap(dom, iova, length, ret, i, PENDING)
                 spec.fq_pending.setdefault(dom, []).append((smmu.seq, gone, i))
             else:
-                self.dspec(dom).unmap(iova, length, ret, i, None)
+                self._spec_unmap(dom, iova, length, ret, i, None)
         elif k == "fq_timeout":
             os.fq_timeout(a[0])
         elif k == "dma_enable_fq":
@@ -346,20 +344,20 @@ class _Exec:
         return None
 
     def _claim(self, i: int, op: Op) -> None:
-        """Concurrent map/unmap calls on overlapping IOVA ranges are caller misuse: both get an unknown
-        outcome (whatever order they take effect in)."""
+        """Concurrent map/unmap calls on overlapping IOVA ranges are caller misuse (contract.concurrent_overlap):
+        both get an unknown outcome (whatever order they take effect in)."""
         r = self._range_of(op)
         if r is None:
             return
-        for j, (d, lo, hi) in self.claims.items():
-            if d == r[0] and lo < r[2] and r[1] < hi:
-                self.conflicts.update((i, j))
+        clash = contract.concurrent_overlap(self.claims, i, r)
+        if clash:
+            self.conflicts.update(clash | {i})
         self.claims[i] = r
 
     def _release_claim(self, i: int) -> None:
         r = self.claims.pop(i, None)
         if r is not None and i in self.conflicts:
-            self.dspec(r[0])._mark_unknown(r[1], r[2], i)
+            self.dspec(r[0]).mark_unknown(r[1], r[2], i)
 
     def _judge(self, i: int):
         """The oracle after op i (taking the other contexts' ops in flight into account)."""
@@ -456,7 +454,7 @@ class _Exec:
 
     def _settle_fq(self) -> None:
         """A lazily unmapped range is promised gone once a context-wide flush of its domain, published
-        after the unmap, has completed (the flush queue's flush-all)."""
+        after the unmap, has completed (the flush queue's flush-all), or once no cache holds it (_cached)."""
         spec, smmu = self.spec, self.smmu
         for dom, entries in spec.fq_pending.items():
             tags = set(self.dom_tags.get(dom, ()))   # never attached: nothing can have been cached
@@ -467,27 +465,42 @@ class _Exec:
                         tags.add(ste.tag)
             keep = []
             for seq, exts, uop in entries:
-                if all(smmu.covered_since(t, seq, e.base, e.base + e.span) for t in tags for e in exts):
+                if all(smmu.covered_since(t, seq, e.base, e.base + e.span)
+                       or not self._cached(t, e.base, e.base + e.span) for t in tags for e in exts):
                     self.dspec(dom).settle(exts, uop)
                 else:
                     keep.append((seq, exts, uop))
             entries[:] = keep
+
+    def _cached(self, tag: tuple, lo: int, hi: int) -> bool:
+        """Could a device still translate part of lazily unmapped [lo, hi): a TLB entry of this tag, any device
+        ATC entry, or a walk of a configuration with this tag (e.g. a virtio-iommu UNMAP still queued)? With none,
+        nothing can bring the old translation back (e.g. a virtio-iommu domain whose last endpoint left: the host
+        destroyed it, and viommu_flush_iotlb_all() rightly does nothing)."""
+        smmu = self.smmu
+        if any(k[0] == tag and k[1] < hi and lo < k[1] + k[2] for k in smmu.tlb):
+            return True
+        if any(va < hi and lo < va + span for atc in smmu.atc.values() for va, span, _pa, _p in atc):
+            return True
+        for sid in range(NUM_SIDS):
+            for ste in smmu.configs(sid):
+                if ste.translates and ste.tag == tag and any(lf.va < hi and lo < lf.va + lf.span
+                                                             for lf in smmu.tree(ste)[0]):
+                    return True
+        return False
 
     def _spec_map_sg(self, dom, iova, sg, prot, i, ok: bool = True) -> None:
         """iommu_map_sg() intent: the merged chunks, all or nothing."""
         chunks = sg_chunks(iova, sg)
         ds = self.dspec(dom)
         total = sum(ln for _va, _pa, ln in chunks)
+        # caller misuse (contract.map_unknown); even a map_sg that fails later may have replaced a table by
+        # a block (freeing what was under it) before the unwind
+        r = contract.map_unknown(ds, iova, total, prot, ok)
+        if r:
+            ds.mark_unknown(*r, i)
+            return
         if not ok:
-            ds.map(iova, 0, total, prot, i, ok=False)
-            return
-        if ds.overlapping(iova, iova + total):
-            # caller misuse; even a map_sg that fails later may have replaced a table by a block
-            # (freeing what was under it) before the unwind
-            ds._mark_unknown(iova, iova + total, i)
-            return
-        if total and not prot & 3:
-            ds._mark_unknown(iova, iova + total, i)     # no READ/WRITE: misuse (see DomainSpec.map)
             return
         probe = DomainSpec(ds.bitmap, ds.ias, ds.oas, ds.stage)
         for va, pa, ln in chunks:
@@ -495,6 +508,16 @@ class _Exec:
                 return      # some chunk fails: iommu_map_sg unwinds everything
         for va, pa, ln in chunks:
             ds.map(va, pa, ln, prot, i)
+
+    def _spec_unmap(self, dom: int, iova: int, size: int, ret: int, i: int, state_after: str | None) -> list:
+        """The intent after an unmap-like call returned ret: an unknown range if it broke the caller contract
+        (contract.unmap_unknown), else the extents it removed (or left pending until their gather is synced)."""
+        ds = self.dspec(dom)
+        r = contract.unmap_unknown(ds, iova, size, ret)
+        if r:
+            ds.mark_unknown(*r, i)
+            return []
+        return ds.unmap(iova, size, ret, i, state_after)
 
     def _check_dma(self, sid: int, iova: int, write: bool, outs) -> Violation | None:
         dom = self.spec.attached.get(sid)

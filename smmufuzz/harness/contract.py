@@ -1,0 +1,171 @@
+"""The caller contract: what callers of the iommu API promise, in one place.
+
+Callers in the kernel (the DMA API in drivers/iommu/dma-iommu.c, VFIO/iommufd, drivers owning an
+unmanaged domain) keep to rules that drivers/iommu/iommu.c and its kernel-doc state or assume. A fuzz
+program is an arbitrary caller, so each rule here is applied in one of two ways:
+
+- a *skip*: the op is not issued (alike on every variant whose earlier calls returned alike: a rule reads
+  the op, the intent those calls built and the driver's limits); the runner returns the reason as the op's
+  result and `replay` notes it;
+- an *unknown* range: the op is issued, and the oracle promises nothing in the range it touched
+  (`DomainSpec.mark_unknown`): whatever the kernel leaves there is allowed, until the range is mapped
+  and unmapped again within the contract.
+
+The runner (runner.py) asks `skip()` before issuing an op, and `map_unknown()` / `unmap_unknown()` /
+`concurrent_overlap()` after a map- or unmap-like op returns; DomainSpec (reference/spec.py) only does
+the bookkeeping of calls made within the contract.
+"""
+
+from ..reference.spec import MAPPED, UNKNOWN, DomainSpec
+from .program import SLEEPING_KINDS, Op
+
+CONTRACT_TAG = " (caller contract)"
+DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only" + CONTRACT_TAG
+IN_IRQ = "skipped: may sleep (mutex), not callable in interrupt context" + CONTRACT_TAG
+OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range" + CONTRACT_TAG
+UNMAP_HOLE = "skipped: an unmap over a range that is not wholly mapped (a hole, or an unmap not yet synced)" + CONTRACT_TAG
+NO_HANDLE = "skipped: dma_unmap of a handle that is not mapped" + CONTRACT_TAG
+RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
+
+SKIP_RULES: list = []         # (function, reason), in the order skip() applies them
+UNKNOWN_RULES: list = []      # every rule making a range unknown
+
+
+def _skip_rule(reason: str):
+    def reg(fn):
+        SKIP_RULES.append((fn, reason))
+        return fn
+    return reg
+
+
+def _unknown_rule(fn):
+    UNKNOWN_RULES.append(fn)
+    return fn
+
+
+# ---- skips ----------------------------------------------------------------------------------------
+@_skip_rule(DMA_ONLY)
+def raw_call_on_dma_domain(ex, op: Op, chunks) -> bool:
+    """iommu_dma_init_fq(): a DMA-FQ domain's IOVA space belongs to the DMA API; nobody calls iommu_map/unmap on it."""
+    return ex.dma_only and op.kind in RAW_API
+
+
+@_skip_rule(IN_IRQ)
+def sleeping_call_in_interrupt(ex, op: Op, chunks) -> bool:
+    """iommu_attach_device()/iommu_detach_device() take group->mutex (might_sleep): never called from an interrupt."""
+    return op.ctx >= 2 and op.kind in SLEEPING_KINDS
+
+
+@_skip_rule(OUTSIDE)
+def map_outside_aperture(ex, op: Op, chunks) -> bool:
+    """iommu_map(): callers keep to domain->geometry and the OAS (iommu_dma_alloc_iova() allocates below the aperture end)."""
+    top, otop = 1 << ex.ias, 1 << ex.oas
+    return any(ln and (va + ln > top or pa + ln > otop or pa < ex.pa_min) for va, pa, ln in chunks)
+
+
+@_skip_rule(OUTSIDE)
+def unmap_outside_aperture(ex, op: Op, chunks) -> bool:
+    """iommu_unmap(): callers unmap inside domain->geometry too (sun50i/v7s index tables with masked IOVA bits)."""
+    if op.kind not in ("unmap", "unmap_fast"):
+        return False
+    iova, size = op.args[1], op.args[2]
+    return bool(size) and iova + size > (1 << ex.ias)
+
+
+@_skip_rule(UNMAP_HOLE)
+def unmap_over_a_hole(ex, op: Op, chunks) -> bool:
+    """iommu_unmap() kernel-doc: the range is what earlier iommu_map() calls mapped, with no hole in it."""
+    r = unmap_range(ex, op)
+    if r is None:
+        return False
+    dom, lo, hi = r
+    if (lo | hi) & (ex.granule - 1) or hi <= lo:
+        return False            # __iommu_unmap() refuses it whole (returns 0): kernel semantics, not misuse
+    cur = lo
+    for e in ex.dspec(dom).overlapping(lo, hi):
+        if e.base > cur or e.state not in (MAPPED, UNKNOWN):
+            return True
+        cur = e.base + e.span
+    return cur < hi
+
+
+@_skip_rule(NO_HANDLE)
+def dma_unmap_of_no_mapping(ex, op: Op, chunks) -> bool:
+    """iommu_dma_unmap_page(): the handle is one dma_map_page() returned, unmapped once."""
+    if op.kind != "dma_unmap":
+        return False
+    h = op.args[0]
+    return h >= len(ex.handles) or ex.handles[h] is None
+
+
+def unmap_range(ex, op: Op) -> tuple[int, int, int] | None:
+    """(domain, lo, hi) an unmap-like op asks to remove: iommu_unmap(_fast), or a dma_unmap's granule-aligned
+    allocation (iommu_dma_unmap_page() unmaps the whole IOVA range it allocated)."""
+    if op.kind in ("unmap", "unmap_fast"):
+        return op.args[0], op.args[1], op.args[1] + op.args[2]
+    if op.kind == "dma_unmap":
+        h = op.args[0]
+        e = ex.handles[h] if h < len(ex.handles) else None
+        if e is None:
+            return None
+        dom, dma_addr, size = e
+        g = ex.granule
+        off = dma_addr & (g - 1)
+        return dom, dma_addr - off, dma_addr - off + ((size + off + g - 1) & ~(g - 1))
+    return None
+
+
+def skip(ex, op: Op, chunks) -> str | None:
+    """The reason the caller contract forbids op (chunks: the (iova, paddr, length) a map-like op writes), or None."""
+    for rule, reason in SKIP_RULES:
+        if rule(ex, op, chunks):
+            return reason
+    return None
+
+
+# ---- unknown ranges --------------------------------------------------------------------------------
+@_unknown_rule
+def map_over_live(ds: DomainSpec, iova: int, size: int) -> bool:
+    """iommu_map() over a live or not yet synced IOVA: arm_lpae_init_pte() WARNs (-EEXIST) or replaces a table."""
+    return bool(size) and bool(ds.overlapping(iova, iova + size))
+
+
+@_unknown_rule
+def map_without_access(ds: DomainSpec, prot: int, size: int, ok: bool) -> bool:
+    """iommu_map() that succeeded with neither IOMMU_READ nor IOMMU_WRITE (arm_lpae_map_pages() refuses it)."""
+    return ok and bool(size) and not prot & 3
+
+
+@_unknown_rule
+def unmap_cuts_a_leaf(ds: DomainSpec, iova: int, size: int) -> bool:
+    """iommu_unmap() kernel-doc: it does not split a leaf one map created (__arm_lpae_unmap() refuses to)."""
+    hi = iova + size
+    return any(e.base < iova or e.base + e.span > hi for e in ds.overlapping(iova, hi))
+
+
+@_unknown_rule
+def unmap_over_unknown(ds: DomainSpec, iova: int, size: int) -> bool:
+    """iommu_unmap() over a range a misuse left unknown (e.g. two overlapping viommu_map_pages() nodes): unknown too."""
+    return any(e.state == UNKNOWN for e in ds.overlapping(iova, iova + size))
+
+
+@_unknown_rule
+def concurrent_overlap(claims: dict, i: int, r: tuple[int, int, int]) -> set:
+    """iommu_map()/iommu_unmap() of overlapping ranges at once from two threads (iommu_dma_alloc_iova() never)."""
+    d, lo, hi = r
+    return {j for j, (dj, lj, hj) in claims.items() if dj == d and lj < hi and lo < hj}
+
+
+def map_unknown(ds: DomainSpec, iova: int, size: int, prot: int, ok: bool) -> tuple[int, int] | None:
+    """The range a map-like call of [iova, iova+size) leaves unknown; ok: it returned success."""
+    if map_over_live(ds, iova, size) or map_without_access(ds, prot, size, ok):
+        return iova, iova + size
+    return None
+
+
+def unmap_unknown(ds: DomainSpec, iova: int, size: int, returned: int) -> tuple[int, int] | None:
+    """The range an unmap-like call leaves unknown: from iova to where it asked or said it stopped, whichever is
+    further (iommu_unmap() kernel-doc: iova + the returned size is where unmapping stopped)."""
+    if size and (unmap_cuts_a_leaf(ds, iova, size) or unmap_over_unknown(ds, iova, size)):
+        return iova, iova + max(size, returned)
+    return None

@@ -1,0 +1,247 @@
+"""The caller contract (harness/contract.py): each rule is a skip (the op is not issued, and replay says so) or an
+unknown range, and each one carries weight: its program is clean on correct variants, and where a correct
+variant gives a false finding without the rule, switching the rule off brings that finding back."""
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from smmufuzz.harness import contract, runner
+from smmufuzz.harness.load import load_program
+from smmufuzz.harness.program import parse
+from smmufuzz.harness.runner import _Exec, run_program
+from smmufuzz.reference.spec import MAPPED, UNKNOWN
+from smmufuzz.variants.registry import target
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+CFG = "config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+VIRTIO = target("gather:virtio")
+
+
+def execute(text: str, variant: str):
+    """Run a sequential program op by op on one variant; returns the executor (its intent) and the op results."""
+    prog = parse(text)
+    ex = _Exec(prog, variant, "max-cache", False)
+    rets = []
+    for i, op in enumerate(prog.ops):
+        ret, v = ex.step(i, op)
+        assert v is None, v
+        rets.append(ret)
+    return ex, rets
+
+
+def extents(ex, dom=0):
+    ds = ex.spec.domains.get(dom)
+    return [] if ds is None else [(e.base, e.span, e.state) for e in (ds.ext[b] for b in ds.bases)]
+
+
+@pytest.fixture
+def without(monkeypatch):
+    """Switch one rule off (a skip rule never fires, an unknown rule never applies)."""
+    def off(rule):
+        if any(fn is rule for fn, _why in contract.SKIP_RULES):
+            monkeypatch.setattr(contract, "SKIP_RULES", [(fn, why) for fn, why in contract.SKIP_RULES if fn is not rule])
+            return
+        monkeypatch.setattr(contract, rule.__name__, lambda *a: set() if rule is contract.concurrent_overlap
+                            else False)
+    return off
+
+
+def kinds(prog, variants):
+    return sorted({f.kind for f in run_program(prog, variants).findings})
+
+
+# ---- skips --------------------------------------------------------------------------------------
+def test_raw_call_on_dma_domain():
+    ex, rets = execute(CFG + "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n", "pt-fq:A")
+    assert rets == [contract.DMA_ONLY]
+    assert extents(ex) == []
+
+
+def test_sleeping_call_in_interrupt():
+    prog = parse(CFG + "iommu_attach_device(d0, sid=0)\nirq0: iommu_attach_device(d1, sid=1)\n")
+    res = run_program(prog, ["smmuv3"])
+    assert res.runs[0].returns[1] == contract.IN_IRQ and not res.findings
+
+
+def test_map_outside_aperture():
+    text = CFG.replace("ias=48", "ias=32") + "iommu_map(d0, iova=0xfffff000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+    ex, rets = execute(text, "smmuv3")
+    assert rets == [contract.OUTSIDE] and extents(ex) == []
+
+
+def test_unmap_outside_aperture():
+    text = CFG.replace("ias=48", "ias=32") + "iommu_unmap(d0, iova=0xfffff000, size=0x2000)\n"
+    _ex, rets = execute(text, "smmuv3")
+    assert rets == [contract.OUTSIDE]
+
+
+def test_unmap_over_a_hole(without):
+    """The false INVISIBLE_MAPPING on every virtio rule (issue 15): viommu_unmap_pages() dropped the node and
+    returned 0. The unmap is not issued, on every variant alike, and replay notes it."""
+    path = os.path.join(ROOT, "corpus", "regressions", "virtio", "unmap_past_a_hole_forgets_mappings.txt")
+    prog, _ = load_program(path)
+    runs = run_program(prog, VIRTIO).runs + run_program(prog, ["smmuv3"]).runs
+    assert not any(r.finding for r in runs)
+    assert {r.returns[1] for r in runs} == {contract.UNMAP_HOLE}
+    without(contract.unmap_over_a_hole)
+    assert kinds(prog, ["gather:robin-v2:virtio"]) == ["INVISIBLE_MAPPING"]
+
+
+@pytest.mark.parametrize("unmap", [
+    "iommu_unmap_fast(d0, iova=0x200000, size=0x100000, gather=g0)",       # the same, through a caller's gather
+    "iommu_unmap(d0, iova=0x1ff000, size=0x2000)",                           # the hole comes first
+])
+def test_unmap_over_a_hole_other_shapes(unmap, without):
+    prog = parse(CFG + "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n" + unmap
+                 + "\niommu_attach_device(d0, sid=0)\n")
+    res = run_program(prog, VIRTIO)
+    assert not res.findings and {r.returns[1] for r in res.runs} == {contract.UNMAP_HOLE}
+
+
+def test_unmap_of_a_range_not_yet_synced_is_a_hole():
+    text = CFG + ("iommu_attach_device(d0, sid=0)\n"
+                  "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+                  "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\n"
+                  "iommu_unmap(d0, iova=0x200000, size=0x2000)\n"
+                  "iommu_iotlb_sync(d0, gather=g0)\n")
+    ex, rets = execute(text, "smmuv3")
+    assert rets[3] == contract.UNMAP_HOLE
+    assert extents(ex) == [(0x201000, 0x1000, MAPPED)]       # the second page stays promised
+
+
+def test_unmap_of_contiguous_maps_is_within_the_contract():
+    """The kernel-doc lets one unmap aggregate contiguous maps, and unmap leaf by leaf what one map made."""
+    text = CFG + ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+                  "iommu_map(d0, iova=0x202000, paddr=0x90000000, size=0x1000, prot=RW)\n"
+                  "iommu_unmap(d0, iova=0x201000, size=0x2000)\n")
+    ex, rets = execute(text, "smmuv3")
+    assert rets[2] == 0x2000 and extents(ex) == [(0x200000, 0x1000, MAPPED)]
+
+
+def test_dma_unmap_over_a_hole():
+    """A raw unmap took part of what dma_map mapped: the DMA API's own unmap of its range now has a hole."""
+    text = CFG + ("dma_map(d0, paddr=0x80000000, size=0x2000, prot=RW)\n"
+                  "iommu_unmap(d0, iova=0x100000, size=0x1000)\n"
+                  "dma_unmap(handle=0)\n")
+    ex, rets = execute(text, "smmuv3")
+    assert rets[0] == 0x100000 and rets[1] == 0x1000 and rets[2] == contract.UNMAP_HOLE
+
+
+def test_dma_unmap_of_no_mapping():
+    text = CFG + "dma_map(d0, paddr=0x80000000, size=0x1000, prot=RW)\ndma_unmap(handle=0)\ndma_unmap(handle=0)\n"
+    _ex, rets = execute(text, "smmuv3")
+    assert rets[2] == contract.NO_HANDLE
+
+
+# ---- unknown ranges -----------------------------------------------------------------------------
+def test_map_over_live():
+    text = CFG + ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+                  "iommu_map(d0, iova=0x1ff000, paddr=0x90000000, size=0x3000, prot=RW)\n")
+    for variant in ("smmuv3", "gather:legacy:virtio"):
+        ex, rets = execute(text, variant)
+        assert extents(ex) == [(0x1ff000, 0x3000, UNKNOWN)], variant
+
+
+def test_map_without_access():
+    text = CFG + "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=NONE)\n"
+    ex, rets = execute(text, "smmuv3")
+    assert rets[0] != 0 and extents(ex) == []                # io-pgtable-arm refuses it: nothing there
+    ex, rets = execute(text, "gather:legacy:sun50i")         # a format without permission bits maps it: unknown
+    assert rets[0] == 0 and extents(ex) == [(0x200000, 0x1000, UNKNOWN)]
+
+
+def test_unmap_cuts_a_leaf():
+    text = CFG + ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x200000, prot=RW)\n"
+                  "iommu_unmap(d0, iova=0x201000, size=0x1000)\n")
+    ex, _rets = execute(text, "smmuv3")
+    assert extents(ex) == [(0x200000, 0x200000, UNKNOWN)]
+
+
+def test_unmap_over_unknown(without):
+    """An overlapping map left two viommu nodes; the DMA API's unmap then removed both and told the host to UNMAP
+    past the node it never reached: the intent may not take the returned size as the last word."""
+    prog = parse(CFG + ("dma_map(d0, paddr=0x0, size=0x200c000, prot=RW)\n"
+                        "iommu_map(d0, iova=0x4004000, paddr=0x0, size=0x10000, prot=RW)\n"
+                        "dma_unmap(handle=0)\n"
+                        "iommu_attach_device(d0, sid=0)\n"))
+    assert kinds(prog, VIRTIO) == []
+    ex, _rets = execute(prog.text(), "gather:legacy:virtio")
+    assert [s for _b, _s, s in extents(ex)] == [UNKNOWN]
+    without(contract.unmap_over_unknown)
+    assert kinds(prog, ["gather:legacy:virtio"]) == ["MISSED_INVALIDATION"]
+
+
+def test_unmap_cutting_an_overlap_is_unknown_up_to_where_it_stopped(monkeypatch):
+    """Issue 15's virtio shape: after an overlapping map, an unmap cutting the unknown leaf removed both overlapping
+    nodes and sent UNMAP for iova + the 0x3f8000 bytes the core counted, past the request, taking the host's mapping at
+    0x40f000 with it. The unknown range runs to where the kernel says it stopped, not just to the request's end."""
+    prog = parse(CFG + ("iommu_map(d0, iova=0x200000, paddr=0x0, size=0x1f8000, prot=RW)\n"
+                        "iommu_map(d0, iova=0x40f000, paddr=0x0, size=0x1000, prot=RW)\n"
+                        "iommu_map(d0, iova=0x204000, paddr=0x0, size=0x200000, prot=RW)\n"
+                        "iommu_attach_device(d0, sid=0)\n"
+                        "iommu_unmap(d0, iova=0x200000, size=0x1f9000)\n"))
+    res = run_program(prog, VIRTIO)
+    assert not res.findings and {r.returns[4] for r in res.runs} == {0x3f8000}
+    ex, _rets = execute(prog.text(), "gather:legacy:virtio")
+    assert extents(ex) == [(0x200000, 0x3f8000, UNKNOWN)]          # 0x40f000 included
+    unmap_unknown = contract.unmap_unknown
+    monkeypatch.setattr(contract, "unmap_unknown", lambda ds, iova, size, ret: unmap_unknown(ds, iova, size, 0))
+    assert kinds(prog, ["gather:legacy:virtio"]) == ["INVISIBLE_MAPPING"]
+
+
+def test_concurrent_overlap(without, monkeypatch):
+    """cpu1 unmaps what cpu0's unmap, preempted after clearing the PTE, is still unmapping: both outcomes are
+    unknown (whichever the kernel's return values claim)."""
+    prog = parse(CFG + ("iommu_attach_device(d0, sid=0)\n"
+                        "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+                        "iommu_unmap(d0, iova=0x200000, size=0x1000)\n"
+                        "preempt(after=4, to=cpu1)\n"
+                        "cpu1: iommu_unmap(d0, iova=0x200000, size=0x1000)\n"))
+    made = []
+    setup = runner._setup
+    monkeypatch.setattr(runner, "_setup", lambda *a: made.append(setup(*a)) or made[-1])
+    res = run_program(prog, ["invs:merged"])
+    assert not res.findings and res.runs[0].trace.preemptions == 1
+    assert extents(made[-1][1]) == [(0x200000, 0x1000, UNKNOWN)]
+    without(contract.concurrent_overlap)
+    run_program(prog, ["invs:merged"])
+    assert extents(made[-1][1]) == []
+
+
+# ---- the module itself ----------------------------------------------------------------------------
+RULES = [fn for fn, _why in contract.SKIP_RULES] + contract.UNKNOWN_RULES
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.__name__ for r in RULES])
+def test_every_rule_cites_a_kernel_function_in_one_line(rule):
+    doc = rule.__doc__ or ""
+    assert "\n" not in doc and re.search(r"\b\w+\(\)", doc), doc
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.__name__ for r in RULES])
+def test_every_rule_has_a_test(rule):
+    assert "test_" + rule.__name__ in globals()
+
+
+def test_replay_notes_every_contract_skip(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text(CFG + "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+                    "iommu_unmap(d0, iova=0x200000, size=0x2000)\n"
+                    "dma_unmap(handle=0)\n")
+    p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "replay", str(path), "--target", "smmuv3"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert f"note: op(s) 1 skipped: {contract.UNMAP_HOLE.split(': ', 1)[1]}" in p.stdout
+    assert f"note: op(s) 2 skipped: {contract.NO_HANDLE.split(': ', 1)[1]}" in p.stdout
+
+
+def test_skip_reasons_are_documented_as_the_contract():
+    src = inspect.getsource(contract)
+    for why in (contract.DMA_ONLY, contract.IN_IRQ, contract.OUTSIDE, contract.UNMAP_HOLE, contract.NO_HANDLE):
+        assert why.startswith("skipped: ") and why.endswith(contract.CONTRACT_TAG)
+    assert src.count("@_skip_rule(") == len(contract.SKIP_RULES)
