@@ -91,7 +91,7 @@ class Smmu:
         self._fill_key = None
         self._fill_epoch = 0
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
-        self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi)
+        self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
         self.pending: list[tuple[int, C.Command]] = []
         self.seq = 1
@@ -382,9 +382,9 @@ class Smmu:
                 return k < count and lo + k * stride < va + span
 
             st.inv_pages += count
-            if stride == 0x1000:
-                self.range_flushes.append((pub, match_tag, lo, hi))
-            # (a sparser run covers no whole page range: its single addresses are not recorded)
+            page = lo & ~0xFFF
+            self.range_flushes.append((pub, match_tag, page, page + stride * (count - 1) + 0x1000,
+                                       None if stride == 0x1000 else stride))
         else:
             lo, hi, ttl, gshift = self.scope(c)
             if span_hi is not None:
@@ -392,8 +392,11 @@ class Smmu:
             st.inv_pages += max(1, (hi - lo) >> 12)
             if hi <= lo:
                 return           # an UNPREDICTABLE range (see scope): nothing is invalidated
-            if ttl is None and gshift is None:
-                self.range_flushes.append((pub, match_tag, lo, hi))
+            if span_hi is not None:
+                self.range_flushes.append((pub, match_tag, lo, hi, None))
+            elif ttl is None and gshift is None:
+                page = lo & ~0xFFF
+                self.range_flushes.append((pub, match_tag, page, page + 0x1000, None))
             hits = None
         for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
             va, span = k[1], k[2]
@@ -435,11 +438,15 @@ class Smmu:
         return any(pub > seq and m(tag) for pub, m in self.ctx_flushes)
 
     def covered_since(self, tag: tuple, seq: int, lo: int, hi: int) -> bool:
-        """Has an invalidation covering [lo, hi) of `tag` (context-wide or one by-address range, e.g. a
-        virtio host's UNMAP), published after `seq`, completed?"""
+        """Has an invalidation removing every entry of `tag` that translates an address in [lo, hi) (4K
+        aligned), published after `seq`, completed? Context-wide, one by-address range (e.g. a virtio
+        host's UNMAP), or single-address TLBIs: entries are 4K-aligned blocks of 4K or more, so one at
+        page P removes every entry holding part of P; a run at a stride s > 4K covers only its own pages."""
         if self.flushed_since(tag, seq):
             return True
-        return any(pub > seq and a <= lo and hi <= b and m(tag) for pub, m, a, b in self.range_flushes)
+        return any(pub > seq and a <= lo and hi <= b and m(tag) and
+                   (s is None or (hi - lo <= 0x1000 and (lo - a) % s == 0))
+                   for pub, m, a, b, s in self.range_flushes)
 
     def configs(self, sid: int) -> list[Ste]:
         """Every STE the SMMU may use for sid now: the stream table's and any cached snapshot."""
