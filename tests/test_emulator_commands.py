@@ -461,6 +461,22 @@ def test_a_second_instance_namespaces_its_tags():
     assert tlb(smmu, ("nh", 0, 1)) == {(VA, K4)} and tlb(smmu, ("nh", 1 << 16, (1 << 16) + 1)) == set()
 
 
+def test_a_cmd_sync_completes_only_its_own_queues_commands():
+    """§4.1.4: CMD_SYNC completes the commands before it in the same queue; another instance's SYNC does not."""
+    smmu = rig()
+    inst = SmmuInstance(smmu, 1)
+    t = Tables(smmu).map(VA)
+    attach(smmu, 0, t)
+    inst.write_ste(1, Ste("s1", asid=1, ttb=t.root, geo=t.geo))
+    smmu.fill_all()
+    smmu.cmdq_publish([tlbi(C.CMD_TLBI_NH_ASID, asid=1)])
+    inst.cmdq_publish([tlbi(C.CMD_TLBI_NH_ASID, asid=1)])
+    inst.cmdq_publish([SYNC])
+    assert tlb(smmu, ("nh", 0, 1)) == {(VA, K4)} and tlb(smmu, ("nh", 1 << 16, (1 << 16) + 1)) == set()
+    smmu.cmdq_publish([SYNC])
+    assert tlb(smmu) == set()
+
+
 # ================================================================================ configuration caches
 def _stale_stes(n=8, **new):
     smmu = rig()

@@ -93,7 +93,7 @@ class Smmu:
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
         self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
-        self.pending: list[tuple[int, C.Command]] = []
+        self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
         self.seq = 1
         self.steps = 0
         self.errors: list[str] = []
@@ -136,11 +136,12 @@ class Smmu:
             self.atc.pop(sid, None)
 
     def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
-        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion.
-        ns: the tag namespace of the instance whose queue this is (see SmmuInstance)."""
+        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion of the
+        commands before it in the same queue (IHI 0070 §4.1.4). ns: the tag namespace of the instance whose
+        queue this is (see SmmuInstance)."""
         by_op = self.stats.by_op
         log = self.cmd_log
-        pending = self.pending
+        pending = self.pending.setdefault(ns, [])
         maxcache = self.cfg.policy == "max-cache"
         self.tick(len(entries))
         self._spend(len(entries))
@@ -156,8 +157,8 @@ class Smmu:
                 self.stats.syncs += 1
                 if maxcache:
                     self.fill_all()      # the hardware may refill anything before the SYNC completes
-                self._complete_pending()
-                pending = self.pending
+                self._complete_pending(ns)
+                pending = self.pending.setdefault(ns, [])
                 continue
             if not (op in _PLAIN_VA_OPS and not cmd.tg and not cmd.num and not cmd.scale):
                 err = self._check(cmd)
@@ -165,7 +166,7 @@ class Smmu:
                     self.errors.append(f"CERROR_ILL: {cmd.text()}: {err}")
                     continue
             pending.append((self.seq, cmd, None))
-        if self.pending and maxcache:
+        if pending and maxcache:
             self.fill_all()
 
     # ------------------------------------------------------------------ register-style invalidation
@@ -179,7 +180,7 @@ class Smmu:
         self.seq += 1
         self.cmd_log.append((self.seq, cmd))
         self.stats.by_op[op] = self.stats.by_op.get(op, 0) + 1
-        self.pending.append((self.seq, cmd, end))
+        self.pending.setdefault(0, []).append((self.seq, cmd, end))
         if self.cfg.policy == "max-cache":
             if op in _VA_OPS:
                 self._refill_range(addr, end if end is not None else addr + 1)
@@ -239,13 +240,13 @@ class Smmu:
             return "ATC_INV size out of range"      # §4.5.1: permitted to raise CERROR_ILL
         return None
 
-    def _complete_pending(self) -> None:
-        """Complete every pending command in publication order (IHI 0070 §4.1.4: a CMD_SYNC completes
-        the commands before it). A run of single-address TLBIs of one scope at a constant stride,
+    def _complete_pending(self, ns: int = 0) -> None:
+        """Complete every pending command of queue `ns` in publication order (IHI 0070 §4.1.4: a CMD_SYNC
+        completes the commands before it in its queue). A run of single-address TLBIs of one scope at a constant stride,
         published back to back (no fill in between), is applied in one pass over the caches as the
         arithmetic progression of its addresses: an entry goes only if it holds one of them, exactly
         what the commands do one by one, in linear time for long per-page loops."""
-        pend, self.pending = self.pending, []
+        pend = self.pending.pop(ns, [])
         i = 0
         n = len(pend)
         while i < n:
@@ -634,7 +635,8 @@ INSTANCE_NS = 1 << 16      # ASID/VMID are 16-bit: instance k's tags live at k *
 class SmmuInstance:
     """Another SMMU instance sharing the memory system (and the emulator's caches, kept apart by tag):
     its STEs and its command queue's TLBIs use ASID/VMID + k * 2^16, so an invalidation published to
-    one instance never removes another instance's entries. Stream IDs are the caller's to partition."""
+    one instance never removes another instance's entries, and its CMD_SYNC completes only its own
+    queue's commands. Stream IDs are the caller's to partition."""
 
     def __init__(self, smmu: Smmu, index: int):
         self.smmu = smmu
