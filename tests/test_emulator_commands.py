@@ -76,6 +76,11 @@ class Tables:
     def clear(self, va, level=3):
         self.mem.cpu_write(self._slot(va, level, False), 0)
 
+    def raw(self, va, level, desc):
+        """Write any descriptor at the slot for va at level (the tables above it are made)."""
+        self.mem.cpu_write(self._slot(va, level, True), desc)
+        return self
+
 
 def rig(**cfg):
     cfg.setdefault("policy", "none")
@@ -171,6 +176,7 @@ def test_a_sparse_run_of_single_address_tlbis_covers_only_its_pages():
     assert not smmu.covered_since(ste.tag, seq, 0x300000, 0x301000)
     assert not smmu.covered_since(ste.tag, seq, 0x200000, 0x202000)
     assert not smmu.covered_since(ste.tag, smmu.seq, 0x200000, 0x201000)    # published before seq
+    assert not smmu.covered_since(ste.tag, seq + 1, 0x200000, 0x201000)     # published at seq + 1
     publish(smmu, *[tlbi(C.CMD_TLBI_NH_VA, 0x800000 + i * K4, asid=1) for i in range(4)])
     assert smmu.covered_since(ste.tag, seq, 0x800000, 0x804000)
     assert not smmu.covered_since(ste.tag, seq, 0x800000, 0x805000)
@@ -244,6 +250,17 @@ def test_leaf_tlbi_keeps_the_walk_cache_and_non_leaf_removes_only_walks_of_its_a
     publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x4000_0000, asid=1, leaf=0))
     assert walks(smmu) == wc - {(0, 0), (1, 0x4000_0000), (2, 0x4000_0000)}
     assert tlb(smmu) == {(0x80_0000_0000, K4)}
+
+
+def test_a_non_leaf_range_keeps_walks_that_start_at_its_end():
+    """[Address, Address + Range) is half-open: a table descriptor for the next 1G is not in a 1G range."""
+    smmu = rig(range_inv=True)
+    t = Tables(smmu).map(0x1000).map(0x4000_0000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0, asid=1, leaf=0, tg=TG4K, num=0, scale=18))
+    assert walks(smmu) == {(1, 0x4000_0000), (2, 0x4000_0000)}
+    assert tlb(smmu) == {(0x4000_0000, K4)}
 
 
 # ================================================================================ range TLBIs (RIL)
@@ -363,7 +380,7 @@ def test_ttl_1_with_a_16k_granule_is_treated_as_0():
 
 
 @pytest.mark.parametrize("tg,ttl,addr,ok", [
-    (TG4K, 2, 0x201000, False), (TG4K, 2, 0x200000, True), (TG4K, 1, 0x4020_0000, False),
+    (TG4K, 2, 0x201000, False), (TG4K, 2, 0x300000, False), (TG4K, 2, 0x200000, True), (TG4K, 1, 0x4020_0000, False),
     (TG4K, 1, 0x4000_0000, True), (TG4K, 3, 0x201000, True), (TG4K, 0, 0x201000, True),
     (TG16K, 3, 0x201000, False), (TG16K, 0, 0x202000, False), (TG16K, 3, 0x204000, True),
     (TG16K, 2, 0x200_4000, False), (TG16K, 2, 0x200_0000, True),
@@ -457,8 +474,12 @@ def test_a_second_instance_namespaces_its_tags():
     attach(smmu, 0, t)
     inst.write_ste(1, Ste("s1", asid=1, ttb=t.root, geo=t.geo))
     smmu.fill_all()
+    assert smmu.strtab[1].tag == ("nh", 1 << 16, (1 << 16) + 1) and smmu.strtab[1].ttb == t.root
+    assert tlb(smmu, ("nh", 1 << 16, (1 << 16) + 1)) == {(VA, K4)}
     inst.cmdq_publish([tlbi(C.CMD_TLBI_NH_ASID, asid=1), SYNC])
     assert tlb(smmu, ("nh", 0, 1)) == {(VA, K4)} and tlb(smmu, ("nh", 1 << 16, (1 << 16) + 1)) == set()
+    inst.write_ste(2, Ste("abort"))
+    assert smmu.strtab[2] == Ste("abort")
 
 
 def test_a_cmd_sync_completes_only_its_own_queues_commands():
@@ -514,18 +535,35 @@ def test_cfgi_ste_forms_invalidate_their_streamids_only(cmd, left):
 
 def test_cfgi_cd_refetches_the_cd_but_keeps_the_cached_ste_fields():
     """§4.3.3, §4.3: CFGI_CD invalidates the CD (ASID, TTB, TCR), not the STE (here: EATS)."""
-    smmu = _stale_stes(eats=True)
-    old = smmu.configs(2)[1]
-    assert (old.asid, old.eats) == (1, False)
-    publish(smmu, cfgi(C.CMD_CFGI_CD, 2))
-    assert {(s.asid, s.eats) for s in smmu.configs(2)} == {(2, True), (2, False)}
-    publish(smmu, cfgi(C.CMD_CFGI_CD_ALL, 3))
-    assert {(s.asid, s.eats) for s in smmu.configs(3)} == {(2, True), (2, False)}
+    smmu = _stale_stes()
+    t2 = Tables(smmu, pg_shift=16).map(VA)
+    for sid in range(8):
+        attach(smmu, sid, t2, asid=2, eats=True)
+    new = smmu.strtab[3]
+    old = smmu.configs(3)[1]
+    assert (old.asid, old.eats, old.ttb) == (1, False, smmu.configs(0)[1].ttb) and old.ttb != new.ttb
+    publish(smmu, cfgi(C.CMD_CFGI_CD, 3))
+    assert set(smmu.configs(3)) == {new, Ste("s1", asid=2, ttb=t2.root, geo=t2.geo, eats=False)}
+    publish(smmu, cfgi(C.CMD_CFGI_CD_ALL, 2))
+    assert set(smmu.configs(2)) == {new, Ste("s1", asid=2, ttb=t2.root, geo=t2.geo, eats=False)}
     assert stale(smmu) == {0, 1, 4, 5, 6, 7}
     publish(smmu, cfgi(C.CMD_CFGI_CD, 4, ssid=1))          # no CD at SubstreamID 1 (SSIDSIZE = 0)
     assert 4 in stale(smmu)
-    publish(smmu, cfgi(C.CMD_CFGI_STE, 2))
-    assert {(s.asid, s.eats) for s in smmu.configs(2)} == {(2, True)}
+    publish(smmu, cfgi(C.CMD_CFGI_STE, 3))
+    assert smmu.configs(3) == [new]
+
+
+def test_cfgi_cd_keeps_a_cached_ste_without_a_cd_or_with_no_cd_now():
+    """A stage-2 STE has no CD; with no stage-1 STE in the table now there is no CD to fetch."""
+    smmu = rig()
+    t1, t2 = Tables(smmu).map(VA), Tables(smmu, stage=2).map(VA)
+    s2 = attach(smmu, 0, t2, config="s2", vmid=4)
+    s1 = attach(smmu, 1, t1, asid=1)
+    smmu.fill_all()
+    new0 = attach(smmu, 0, t1, asid=7)
+    smmu.write_ste(1, Ste("abort"))
+    publish(smmu, cfgi(C.CMD_CFGI_CD, 0), cfgi(C.CMD_CFGI_CD_ALL, 1))
+    assert smmu.configs(0) == [new0, s2] and smmu.configs(1) == [Ste("abort"), s1]
 
 
 def test_cfgi_published_before_a_config_fill_removes_only_older_snapshots():
@@ -581,6 +619,12 @@ def test_atc_inv_timing_entries_filled_after_publication_survive_until_a_later_s
     assert atc(smmu, 0) == {K4}
     publish(smmu, atc_inv(0, K4, 0))
     assert atc(smmu, 0) == set()
+
+
+def test_atc_inv_ignores_the_substreamid_when_ssv_is_0():
+    smmu, t = _atc_rig(4)
+    assert publish(smmu, atc_inv(0, K4, 0, ssv=0, ssid=1)) == []
+    assert atc(smmu, 0) == {0, 2 * K4, 3 * K4}
 
 
 def test_atc_inv_with_ssv_and_no_pasids_does_nothing():
@@ -659,3 +703,248 @@ def test_max_cache_refills_live_entries_but_not_cleared_ones():
     t.clear(0x1000)
     publish(smmu, tlbi(C.CMD_TLBI_NH_ASID, asid=1))
     assert tlb(smmu) == {(0x2000, K4)}
+    publish(smmu, tlbi(C.CMD_TLBI_NH_ASID, asid=1), tlbi(C.CMD_TLBI_NH_VA, 0x2000, asid=1))   # no change since
+    assert tlb(smmu) == {(0x2000, K4)} and walks(smmu)
+    t.clear(0x2000)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x2000, asid=1, leaf=1))
+    assert tlb(smmu) == set()
+
+
+def test_register_tlbi_leaf_vmid_and_log():
+    """Register-style TLBIs: Leaf keeps the walk cache, VMID scopes, each write is logged in order."""
+    smmu = rig()
+    t1, t2 = Tables(smmu).map(0x1000), Tables(smmu, stage=2).map(0x1000)
+    attach(smmu, 0, t1)
+    attach(smmu, 1, t2, config="s2", vmid=2)
+    attach(smmu, 2, t2, config="s2", vmid=3)
+    smmu.fill_all()
+    wc = walks(smmu, ("nh", 0, 1))
+    smmu.tlbi(C.CMD_TLBI_NH_VA, asid=1, addr=0x1000, leaf=True)
+    smmu.tlbi(C.CMD_TLBI_S12_VMALL, vmid=2)
+    smmu.tlb_sync()
+    assert walks(smmu, ("nh", 0, 1)) == wc and tlb(smmu, ("nh", 0, 1)) == set()
+    assert tlb(smmu, ("s2", 2, -1)) == set() and tlb(smmu, ("s2", 3, -1)) == {(0x1000, K4)}
+    assert [(c.name, c.leaf, c.vmid, c.addr) for _s, c in smmu.cmd_log] == [
+        ("TLBI_NH_VA", 1, 0, 0x1000), ("TLBI_S12_VMALL", 0, 2, 0), ("CMD_SYNC", 0, 0, 0)]
+    assert [s for s, _c in smmu.cmd_log] == sorted(s for s, _c in smmu.cmd_log)
+
+
+@pytest.mark.parametrize("pages", [4, 100])
+def test_max_cache_register_tlbi_refills_its_own_range(pages):
+    """max-cache at a register TLBI: what the tables still map in its range is cached again after it (and
+    survives), what they no longer map is not; beyond 64 pages the whole view is refilled."""
+    smmu = rig(policy="max-cache")
+    t = Tables(smmu)
+    for i in range(pages):
+        t.map(i * K4)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    t.clear(K4)
+    smmu.tlbi(C.CMD_TLBI_NH_VA, asid=1, addr=0, end=pages * K4, leaf=True)
+    smmu.tlb_sync()
+    assert tlb(smmu) == {(i * K4, K4) for i in range(pages) if i != 1}
+
+
+# ================================================================================ translation
+def outcomes(smmu, sid, va):
+    return {(o.source, o.pa, o.perms) for o in smmu.translate(sid, va, insert=False)}
+
+
+def test_a_walk_gives_the_leaf_pa_plus_offset_and_its_permissions():
+    """VMSAv8-64 walk as the SMMU performs it: page, 2M and 1G blocks; stage-1 AP and stage-2 S2AP."""
+    smmu = rig()
+    t = Tables(smmu).map(0x1000, 0x9000_1000).map(0x2000, 0x9000_2000, perms="r")
+    t.map(0x20_0000, 0xA020_0000, level=2).map(0x4000_0000, 0x1_C000_0000, level=1)
+    attach(smmu, 0, t)
+    assert outcomes(smmu, 0, 0x1234) == {("walk", 0x9000_1234, "rw")}
+    assert outcomes(smmu, 0, 0x2FFF) == {("walk", 0x9000_2FFF, "r")}
+    assert outcomes(smmu, 0, 0x3F_FFF8) == {("walk", 0xA03F_FFF8, "rw")}
+    assert outcomes(smmu, 0, 0x7654_3210) == {("walk", 0x1_F654_3210, "rw")}
+    s2 = Tables(smmu, stage=2).map(0x1000, perms="r").map(0x2000, perms="w").map(0x3000, perms="rw")
+    attach(smmu, 1, s2, config="s2", vmid=1)
+    assert [next(iter(outcomes(smmu, 1, va)))[2] for va in (0x1000, 0x2000, 0x3000)] == ["r", "w", "rw"]
+    smmu.fill_all()
+    assert {k[1:6] for k in smmu.tlb if k[0] == ("nh", 0, 1)} == {
+        (0x1000, K4, 0x9000_1000, "rw", 3), (0x2000, K4, 0x9000_2000, "r", 3),
+        (0x20_0000, M2, 0xA020_0000, "rw", 2), (0x4000_0000, G1, 0x1_C000_0000, "rw", 1)}
+    assert {k[4] for k in smmu.tlb if k[0] == ("s2", 1, -1)} == {"r", "w", "rw"}
+
+
+@pytest.mark.parametrize("pg_shift,level,desc_bits,why", [
+    (12, 3, 0x401, "page descriptor without the table/page type"),
+    (12, 3, 0x003, "no Access Flag"),
+    (12, 2, 0x001, "block without the Access Flag"),
+    (12, 0, 0x401, "4K level-0 block"),
+    (14, 1, 0x401, "16K level-1 block"),
+    (16, 1, 0x401, "64K level-1 block"),
+    (12, 3, 0x402, "invalid"),
+])
+def test_invalid_leaves_translate_nothing_and_are_not_cached(pg_shift, level, desc_bits, why):
+    smmu = rig()
+    t = Tables(smmu, pg_shift=pg_shift)
+    va = {0: 0x80_0000_0000, 1: 0x400_0000_0000}.get(level, 0x4000_0000)   # apart from the valid page's tables
+    t.raw(va, level, 0x8000_0000_0000 >> 4 | desc_bits)
+    t.map(0x10_0000_0000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    assert outcomes(smmu, 0, va) == set(), why
+    assert tlb(smmu) == {(0x10_0000_0000, 1 << pg_shift)}, why
+
+
+def test_addresses_beyond_the_ias_translate_nothing():
+    smmu = rig()
+    t = Tables(smmu, ias=39).map(0)
+    attach(smmu, 0, t)
+    assert outcomes(smmu, 0, 0) and outcomes(smmu, 0, 1 << 39) == set()
+
+
+def test_a_stale_tlb_entry_translates_until_invalidated():
+    smmu = rig()
+    t = Tables(smmu).map(0x5000, 0x7000_5000)
+    attach(smmu, 0, t)
+    smmu.translate(0, 0x5000)
+    t.clear(0x5000)
+    assert outcomes(smmu, 0, 0x5678) == {("tlb", 0x7000_5678, "rw")}
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x5000, asid=1, leaf=1))
+    assert outcomes(smmu, 0, 0x5678) == set()
+
+
+def test_a_stale_walk_cache_entry_walks_the_old_table():
+    """A table descriptor replaced without a non-leaf TLBI: the cached pointer still leads to the old table."""
+    smmu = rig()
+    t = Tables(smmu).map(0x1000, 0x7000_1000)
+    attach(smmu, 0, t)
+    smmu.translate(0, 0x1000)
+    l2 = t._slot(0x1000, 2, False)
+    new_l3 = smmu.mem.alloc_pages(K4)
+    smmu.mem.cpu_write(new_l3 + 8, 0x6000_1000 | PTE_AF | 3)
+    smmu.mem.cpu_write(l2, new_l3 | 3)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x1000, asid=1, leaf=1))
+    assert outcomes(smmu, 0, 0x1010) == {("walk", 0x6000_1010, "rw"), ("walk-cache", 0x6000_1010, "rw"),
+                                         ("walk-cache", 0x7000_1010, "rw")}
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x1000, asid=1, leaf=0))
+    assert outcomes(smmu, 0, 0x1010) == {("walk", 0x6000_1010, "rw")}
+
+
+def test_bypass_abort_and_ats_translations():
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x3000, 0x7000_3000)
+    smmu.write_ste(0, Ste("bypass"))
+    attach(smmu, 1, t, eats=True)
+    attach(smmu, 2, t, eats=False)
+    assert outcomes(smmu, 0, 0x1234_5678) == {("bypass", 0x1234_5678, "rw")}
+    assert outcomes(smmu, 3, 0x3000) == set() and smmu.configs(3) == [Ste()]
+    assert smmu.ats_translate(1, 0x3000) == [] and smmu.ats_translate(2, 0x3000) == []   # ATS off
+    smmu.set_ats(1, True)
+    smmu.set_ats(2, True)
+    assert smmu.ats_translate(2, 0x3000) == []                                          # no EATS
+    outs = smmu.ats_translate(1, 0x3123)
+    assert "walk" in {o.source for o in outs} and {(o.pa, o.perms) for o in outs} == {(0x7000_3123, "rw")}
+    assert smmu.atc[1] and set(smmu.atc[1]) == {(0x3000, K4, 0x7000_3000, "rw")}
+    t.clear(0x3000)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_ASID, asid=1))
+    assert outcomes(smmu, 1, 0x3456) == {("atc", 0x7000_3456, "rw")}
+    smmu.set_ats(1, False)
+    assert outcomes(smmu, 1, 0x3456) == set() and 1 not in smmu.atc
+
+
+def test_a_fill_caches_translations_in_the_atc_of_ats_enabled_eats_streams_only():
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x3000, 0x7000_3000)
+    for sid, eats in ((0, True), (1, False), (2, True)):
+        attach(smmu, sid, t, eats=eats)
+    smmu.set_ats(0, True)
+    smmu.set_ats(1, True)
+    smmu.fill_all()
+    assert set(smmu.atc.get(0, {})) == {(0x3000, K4, 0x7000_3000, "rw")}
+    assert not smmu.atc.get(1) and not smmu.atc.get(2)
+
+
+# ================================================================================ coverage bookkeeping, statistics
+def test_covered_since_single_address_register_range_and_context_flushes():
+    """What the runner may take as invalidated (for promises it settles): exactly what was removed."""
+    smmu = rig(range_inv=True)
+    a, b = ("nh", 0, 1), ("nh", 0, 2)
+    seq = smmu.seq
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x5000, asid=1))
+    assert smmu.covered_since(a, seq, 0x5000, 0x6000) and not smmu.covered_since(a, seq, 0x5000, 0x7000)
+    assert not smmu.covered_since(a, seq, 0x4000, 0x5000) and not smmu.covered_since(b, seq, 0x5000, 0x6000)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x9000, asid=1, tg=TG4K, ttl=3, num=3))   # not recorded (TG/TTL scope)
+    assert not smmu.covered_since(a, seq, 0x9000, 0xA000)
+    smmu.tlbi(C.CMD_TLBI_NH_VA, asid=2, addr=0x10_0000, end=0x20_0000)
+    smmu.tlb_sync()
+    assert smmu.covered_since(b, seq, 0x10_0000, 0x20_0000) and not smmu.covered_since(b, seq, 0x10_0000, 0x20_1000)
+    s2 = smmu.seq
+    publish(smmu, tlbi(C.CMD_TLBI_NH_ASID, asid=2))
+    assert smmu.covered_since(b, s2, 0, 1 << 48) and smmu.flushed_since(b, s2)
+    assert not smmu.covered_since(a, s2, 0x5000, 0x6000) and not smmu.flushed_since(b, smmu.seq)
+    assert not smmu.flushed_since(a, s2)
+
+
+def test_statistics_count_commands_pages_and_removals():
+    smmu = rig(range_inv=True, ats=True)
+    t = Tables(smmu)
+    for i in range(4):
+        t.map(i * K4)
+    attach(smmu, 0, t, eats=True)
+    smmu.set_ats(0, True)
+    smmu.fill_all()
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0, asid=1), tlbi(C.CMD_TLBI_NH_VA, K4, asid=1, leaf=1))
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 2 * K4, asid=1, leaf=1, tg=TG4K, num=7))
+    publish(smmu, atc_inv(0, 0, 52), tlbi(C.CMD_TLBI_NH_ASID, asid=1))
+    st = smmu.stats
+    assert st.cmds == {"TLBI_NH_ASID": 1, "TLBI_NH_VA": 3, "ATC_INV": 1, "CMD_SYNC": 3}
+    assert (st.syncs, st.inv_pages, st.full_flushes) == (3, 2 + 8, 2)
+    assert (st.tlb_killed, st.wc_killed, st.atc_killed) == (4, 3, 4)
+
+
+# ================================================================================ memory system and hardware events
+def test_non_coherent_walks_see_the_poc_only_after_a_clean_or_a_write_back():
+    """IDR0.COHACC=0: table walks read the Point of Coherency, not the CPU cache."""
+    smmu = rig(coherent=False)
+    t = Tables(smmu)
+    smmu.mem.clean(t.root, 8 << t.geo.pgd_bits)
+    t.map(0x1000)
+    attach(smmu, 0, t)
+    assert outcomes(smmu, 0, 0x1000) == set() and smmu.mem.dirty_lines()
+    for line in list(smmu.mem.dirty_lines()):
+        if line != t._slot(0x1000, 3, False) & ~63:
+            smmu.mem.clean(line, 8)
+    assert outcomes(smmu, 0, 0x1000) == set() and len(smmu.mem.dirty_lines()) == 1
+    smmu.writeback(0)
+    assert outcomes(smmu, 0, 0x1000) == {("walk", 0x8000_1000, "rw")} and smmu.mem.dirty_lines() == []
+    t.clear(0x1000)
+    assert outcomes(smmu, 0, 0x1000) == {("walk", 0x8000_1000, "rw")}
+    smmu.writeback(None)
+    assert outcomes(smmu, 0, 0x1000) == set()
+
+
+def test_freed_table_pages_are_tracked_and_reused_with_their_poc_contents():
+    smmu = rig(coherent=False)
+    mem = smmu.mem
+    pa = mem.alloc_pages(K4)
+    mem.cpu_write(pa + 8, 0x1234)
+    mem.clean(pa, K4)
+    tok = mem.page_token(pa)
+    assert not mem.is_free(pa) and mem.smmu_read(pa + 8) == 0x1234
+    mem.free_pages(pa, K4)
+    assert mem.is_free(pa + 0x800) and mem.page_token(pa) != tok
+    assert mem.alloc_pages(K4) == pa and not mem.is_free(pa)
+    assert mem.cpu_read(pa + 8) == 0 and mem.smmu_read(pa + 8) == 0x1234     # zeroed in the CPU cache only
+    mem.clean(pa, K4)
+    assert mem.smmu_read(pa + 8) == 0 and mem.smmu_nonzero(pa, K4) == []
+
+
+def test_evictions_drop_one_entry_or_everything():
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x1000).map(0x2000)
+    attach(smmu, 0, t, eats=True)
+    smmu.set_ats(0, True)
+    smmu.fill_all()
+    n_tlb, n_wc = len(smmu.tlb), len(smmu.wc)
+    smmu.evict("tlb", 1)
+    smmu.evict("walk", 5)
+    assert (len(smmu.tlb), len(smmu.wc)) == (n_tlb - 1, n_wc - 1)
+    attach(smmu, 0, t, asid=9)
+    smmu.evict("all", 0)
+    assert not smmu.tlb and not smmu.wc and not smmu.atc and smmu.configs(0) == [smmu.strtab[0]]

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Mutation testing of the reference SMMU (smmufuzz/reference/) with mutmut, outside the repository.
+
+Copies the working tree (tracked and untracked, not ignored files) to a scratch directory, configures
+mutmut there to mutate the chosen reference modules and to run the chosen tests (default: the
+emulator's own command tests, `-m emulator`), runs it, and prints per module the mutants killed,
+survived, not run by any selected test ("no tests") and timed out, then every survivor with its
+location and change. mutmut's `mutants/` and caches stay in the scratch directory.
+
+    pip install mutmut          # or: pip install --target DIR mutmut, then --mutmut-path DIR
+    python scripts/mutate_reference.py                      # smmu.py, cmdq.py, ste.py, lpae.py, memory.py
+    python scripts/mutate_reference.py --tests tests/test_kernel_math.py --select ""
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REF = "smmufuzz/reference"
+DEFAULT_MODULES = ["smmu.py", "cmdq.py", "ste.py", "lpae.py", "memory.py"]
+
+
+def copy_tree(dst: str) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for f in files:
+        if not f or not os.path.isfile(os.path.join(ROOT, f)):
+            continue
+        os.makedirs(os.path.join(dst, os.path.dirname(f)), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, f), os.path.join(dst, f))
+
+
+def configure(dst: str, modules: list[str], tests: list[str], select: list[str]) -> None:
+    others = sorted(f for f in os.listdir(os.path.join(ROOT, REF)) if f.endswith(".py") and f not in modules)
+    q = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"
+    with open(os.path.join(dst, "pyproject.toml"), "a") as f:
+        f.write("\n[tool.mutmut]\n"
+                f"source_paths = [\"{REF}/\"]\n"
+                f"do_not_mutate = {q(f'{REF}/{m}' for m in others)}\n"
+                f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-x', '-q'] + select)}\n"
+                f"pytest_add_cli_args_test_selection = {q(tests)}\n")
+
+
+def mutmut(dst: str, env: dict, *args: str, capture: bool = True) -> str:
+    r = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=dst, env=env, text=True,
+                       capture_output=capture)
+    return r.stdout if capture else ""
+
+
+def location(diff: str) -> str:
+    """'file:line: -old / +new' from a mutant's unified diff (first changed line)."""
+    path = line = None
+    old = new = ""
+    for ln in diff.splitlines():
+        if ln.startswith("+++ "):
+            path = ln[4:].strip().removeprefix("b/")
+        elif ln.startswith("@@"):
+            m = re.search(r"\+(\d+)", ln)
+            line = int(m.group(1)) if m else None
+            off = 0
+        elif line is not None and ln.startswith("-") and not ln.startswith("---") and not old:
+            old = ln[1:].strip()
+        elif line is not None and ln.startswith("+") and not ln.startswith("+++") and not new:
+            new = ln[1:].strip()
+            line += off
+            break
+        elif line is not None and ln.startswith(" "):
+            off += 1
+    return f"{path}:{line}: -{old} / +{new}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modules", default=",".join(DEFAULT_MODULES), help="reference modules to mutate")
+    ap.add_argument("--tests", default="tests/test_emulator_commands.py", help="test files (comma-separated)")
+    ap.add_argument("--select", default="-m emulator", help="extra pytest selection arguments")
+    ap.add_argument("--mutmut-path", default="", help="a directory holding mutmut (pip install --target)")
+    ap.add_argument("--workdir", default="", help="scratch directory (default: a new temporary one, kept)")
+    ap.add_argument("--children", default="1", help="mutmut --max-children (2 cores are shared: 1)")
+    ap.add_argument("--json", default="", help="write the per-mutant results here")
+    a = ap.parse_args()
+    modules = [m for m in a.modules.split(",") if m]
+    dst = a.workdir or tempfile.mkdtemp(prefix="smmufuzz-mutants-")
+    copy_tree(dst)
+    configure(dst, modules, [t for t in a.tests.split(",") if t], a.select.split())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = a.mutmut_path          # the copy is imported from its mutants/ dir, not the install
+    print(f"mutating {', '.join(modules)} in {dst}; tests: {a.tests} {a.select}", file=sys.stderr)
+    mutmut(dst, env, "run", "--max-children", a.children, capture=False)
+    status = {}
+    for ln in mutmut(dst, env, "results", "--all", "true").splitlines():
+        if ": " in ln:
+            name, st = ln.strip().rsplit(": ", 1)
+            status[name] = st
+    per = defaultdict(Counter)
+    for name, st in status.items():
+        mod = name.split(".xǁ")[0].split(".x_")[0].rsplit(".", 1)[-1] if ".x" in name else name
+        per[mod][st] += 1
+    total = Counter()
+    print(f"{'module':<10} {'killed':>7} {'survived':>9} {'no tests':>9} {'timeout':>8} {'score':>7}")
+    for mod in sorted(per):
+        c = per[mod]
+        total.update(c)
+        k = c["killed"] + c["timeout"]
+        n = sum(c.values())
+        print(f"{mod:<10} {c['killed']:>7} {c['survived']:>9} {c['no tests']:>9} {c['timeout']:>8} "
+              f"{100 * k / max(n, 1):6.1f}%")
+    k = total["killed"] + total["timeout"]
+    n = sum(total.values())
+    run = n - total["no tests"]
+    print(f"{'all':<10} {total['killed']:>7} {total['survived']:>9} {total['no tests']:>9} {total['timeout']:>8} "
+          f"{100 * k / max(n, 1):6.1f}%   (of mutants the tests run: {100 * k / max(run, 1):.1f}%)")
+    survivors = sorted(n for n, st in status.items() if st in ("survived", "no tests"))
+    out = {}
+    print("\nsurvivors (file:line: change) [status]:")
+    for name in survivors:
+        loc = location(mutmut(dst, env, "show", name))
+        out[name] = {"status": status[name], "where": loc}
+        print(f"  {loc}  [{status[name]}]  {name}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"status": status, "survivors": out}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
