@@ -13,9 +13,10 @@ location and change. mutmut's `mutants/` and caches stay in the scratch director
 """
 
 import argparse
+import ast
+import difflib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -54,26 +55,38 @@ def mutmut(dst: str, env: dict, *args: str, capture: bool = True) -> str:
     return r.stdout if capture else ""
 
 
-def location(diff: str) -> str:
-    """'file:line: -old / +new' from a mutant's unified diff (first changed line)."""
-    path = line = None
-    old = new = ""
-    for ln in diff.splitlines():
-        if ln.startswith("+++ "):
-            path = ln[4:].strip().removeprefix("b/")
-        elif ln.startswith("@@"):
-            m = re.search(r"\+(\d+)", ln)
-            line = int(m.group(1)) if m else None
-            off = 0
-        elif line is not None and ln.startswith("-") and not ln.startswith("---") and not old:
-            old = ln[1:].strip()
-        elif line is not None and ln.startswith("+") and not ln.startswith("+++") and not new:
-            new = ln[1:].strip()
-            line += off
-            break
-        elif line is not None and ln.startswith(" "):
-            off += 1
-    return f"{path}:{line}: -{old} / +{new}"
+class Locator:
+    """Where a mutant is: mutmut keeps each mutant as a function next to the original in mutants/; the
+    first line where their bodies differ, found in the original module, gives file:line and the change."""
+
+    def __init__(self, dst: str):
+        self.dst = dst
+        self.mods: dict[str, tuple[dict, list[str]]] = {}
+
+    def _module(self, mod: str):
+        if mod not in self.mods:
+            rel = os.path.join(*mod.split(".")) + ".py"
+            src = open(os.path.join(self.dst, "mutants", rel)).read().splitlines()
+            bodies = {}
+            for n in ast.walk(ast.parse("\n".join(src))):
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    bodies[n.name] = src[n.body[0].lineno - 1:n.end_lineno]
+            self.mods[mod] = (bodies, open(os.path.join(self.dst, rel)).read().splitlines())
+        return self.mods[mod]
+
+    def __call__(self, name: str) -> str:
+        mod, fn = name.split(".x", 1)
+        fn = "x" + fn
+        bodies, orig = self._module(mod)
+        base = fn.rsplit("__mutmut_", 1)[0]
+        old = new = ""
+        for ln in difflib.unified_diff(bodies.get(base + "__mutmut_orig", []), bodies.get(fn, []), lineterm="", n=0):
+            if ln.startswith("-") and not ln.startswith("---") and not old:
+                old = ln[1:].strip()
+            elif ln.startswith("+") and not ln.startswith("+++") and not new:
+                new = ln[1:].strip()
+        line = next((i + 1 for i, ln in enumerate(orig) if ln.strip() == old and old), "?")
+        return f"{mod.replace('.', '/')}.py:{line}: {base.split('ǁ')[-1].removeprefix('x_')}: -{old} / +{new}"
 
 
 def main() -> int:
@@ -85,15 +98,17 @@ def main() -> int:
     ap.add_argument("--workdir", default="", help="scratch directory (default: a new temporary one, kept)")
     ap.add_argument("--children", default="1", help="mutmut --max-children (2 cores are shared: 1)")
     ap.add_argument("--json", default="", help="write the per-mutant results here")
+    ap.add_argument("--report-only", action="store_true", help="only report on an earlier run in --workdir")
     a = ap.parse_args()
     modules = [m for m in a.modules.split(",") if m]
     dst = a.workdir or tempfile.mkdtemp(prefix="smmufuzz-mutants-")
-    copy_tree(dst)
-    configure(dst, modules, [t for t in a.tests.split(",") if t], a.select.split())
     env = dict(os.environ)
     env["PYTHONPATH"] = a.mutmut_path          # the copy is imported from its mutants/ dir, not the install
-    print(f"mutating {', '.join(modules)} in {dst}; tests: {a.tests} {a.select}", file=sys.stderr)
-    mutmut(dst, env, "run", "--max-children", a.children, capture=False)
+    if not a.report_only:
+        copy_tree(dst)
+        configure(dst, modules, [t for t in a.tests.split(",") if t], a.select.split())
+        print(f"mutating {', '.join(modules)} in {dst}; tests: {a.tests} {a.select}", file=sys.stderr)
+        mutmut(dst, env, "run", "--max-children", a.children, capture=False)
     status = {}
     for ln in mutmut(dst, env, "results", "--all", "true").splitlines():
         if ": " in ln:
@@ -119,9 +134,10 @@ def main() -> int:
           f"{100 * k / max(n, 1):6.1f}%   (of mutants the tests run: {100 * k / max(run, 1):.1f}%)")
     survivors = sorted(n for n, st in status.items() if st in ("survived", "no tests"))
     out = {}
-    print("\nsurvivors (file:line: change) [status]:")
+    where = Locator(dst)
+    print("\nsurvivors (file:line: function: change) [status]:")
     for name in survivors:
-        loc = location(mutmut(dst, env, "show", name))
+        loc = where(name)
         out[name] = {"status": status[name], "where": loc}
         print(f"  {loc}  [{status[name]}]  {name}")
     if a.json:

@@ -948,3 +948,276 @@ def test_evictions_drop_one_entry_or_everything():
     attach(smmu, 0, t, asid=9)
     smmu.evict("all", 0)
     assert not smmu.tlb and not smmu.wc and not smmu.atc and smmu.configs(0) == [smmu.strtab[0]]
+
+
+# ================================================================================ more edges (mutation-driven)
+def test_atc_inv_reaches_its_streamid_only():
+    smmu, t = _atc_rig(4)
+    publish(smmu, atc_inv(1, 0, 52))
+    assert atc(smmu, 1) == set() and atc(smmu, 0) == {0, K4, 2 * K4, 3 * K4}
+
+
+def test_va_bits_above_52_are_part_of_the_va_but_not_of_an_ipa():
+    """§4.1.6: VA fields are Address[63:12]; TLBI_S2_IPA's IPA is Address[51:12], the bits above are RES0
+    (ignored here)."""
+    smmu = rig()
+    t1, t2 = Tables(smmu).map(0x1000), Tables(smmu, stage=2).map(0x1000)
+    attach(smmu, 0, t1)
+    attach(smmu, 1, t2, config="s2", vmid=2)
+    smmu.fill_all()
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, (1 << 52) | 0x1000, asid=1, leaf=1))
+    assert tlb(smmu, ("nh", 0, 1)) == {(0x1000, K4)}
+    publish(smmu, tlbi(C.CMD_TLBI_S2_IPA, (1 << 52) | 0x1000, vmid=2, leaf=1))
+    assert tlb(smmu, ("s2", 2, -1)) == set()
+
+
+def _batch_vs_one_by_one(cmds, build):
+    """The same commands published in one batch and each in its own CMD_SYNC leave the same caches."""
+    res = []
+    for together in (True, False):
+        smmu = build()
+        if together:
+            assert publish(smmu, *cmds) == []
+        else:
+            for c in cmds:
+                assert publish(smmu, c) == []
+        res.append((sorted(smmu.tlb, key=repr), sorted(smmu.wc, key=repr)))
+    assert res[0] == res[1]
+    return res[0]
+
+
+def _two_asids():
+    smmu = rig(range_inv=True)
+    for sid, (asid, vmid) in enumerate(((1, 0), (2, 0), (1, 3))):
+        t = Tables(smmu)
+        for i in range(16):
+            t.map(0x10_0000 + i * K4)
+        attach(smmu, sid, t, asid=asid, vmid=vmid)
+    smmu.fill_all()
+    return smmu
+
+
+@pytest.mark.parametrize("cmds", [
+    [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000 + i * K4, asid=1 + i % 2) for i in range(6)],               # ASIDs alternate
+    [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000 + i * K4, asid=1, vmid=3 * (i % 2)) for i in range(6)],     # VMIDs alternate
+    [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000 + i * K4, asid=1, leaf=i % 2) for i in range(6)],           # Leaf alternates
+    [tlbi(C.CMD_TLBI_NH_VA if i % 2 else C.CMD_TLBI_NH_VAA, 0x10_0000 + i * K4, asid=1) for i in range(6)],
+    [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000, asid=1, tg=TG4K, ttl=3)]
+    + [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000 + i * K4, asid=1, tg=TG4K * (i % 2), ttl=3) for i in range(1, 6)],
+    [tlbi(C.CMD_TLBI_NH_VA, 0x10_2000, asid=1)] * 3 + [tlbi(C.CMD_TLBI_NH_VA, 0x10_4000, asid=1)],   # repeats
+    [tlbi(C.CMD_TLBI_NH_ASID, asid=2)] + [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000 + i * 2 * K4, asid=1) for i in range(3)]
+    + [tlbi(C.CMD_TLBI_NH_VA, 0x10_8000, asid=2)],                                               # a run at i > 0
+    [tlbi(C.CMD_TLBI_NH_VA, 0x10_0000 + i * 3 * K4, asid=1, leaf=1) for i in range(4)]
+    + [tlbi(C.CMD_TLBI_NH_VA, 0x10_F000, asid=1)],                                               # then another
+])
+def test_a_batch_removes_what_its_commands_remove_one_by_one(cmds):
+    _batch_vs_one_by_one(cmds, _two_asids)
+
+
+def test_commands_after_a_sync_in_the_same_batch_wait_for_the_next_sync():
+    smmu = rig()
+    t = Tables(smmu).map(0x1000).map(0x2000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    smmu.cmdq_publish([tlbi(C.CMD_TLBI_NH_VA, 0x1000, asid=1), SYNC, tlbi(C.CMD_TLBI_NH_VA, 0x2000, asid=1)])
+    assert tlb(smmu) == {(0x2000, K4)}
+    smmu.cmdq_publish([SYNC])
+    assert tlb(smmu) == set()
+
+
+def test_max_cache_refill_with_nothing_changed_moves_fill_times_past_the_tlbi():
+    """Published without a sync, then synced: the second fill finds nothing changed and only moves the fill time
+    of what it cached, so live entries still survive and a cleared one still goes."""
+    smmu = rig(policy="max-cache")
+    t = Tables(smmu).map(0x1000).map(0x2000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    t.clear(0x1000)
+    smmu.cmdq_publish([tlbi(C.CMD_TLBI_NH_ASID, asid=1)])
+    smmu.cmdq_publish([SYNC])
+    assert tlb(smmu) == {(0x2000, K4)}
+
+
+def test_covered_since_boundaries_of_runs_and_context_flushes():
+    smmu = rig()
+    tag = ("nh", 0, 1)
+    seq = smmu.seq
+    publish(smmu, *[tlbi(C.CMD_TLBI_NH_VA, 0x1000 + i * 3 * K4, asid=1) for i in range(4)])
+    assert all(smmu.covered_since(tag, seq, a, a + K4) for a in (0x1000, 0x4000, 0x7000, 0xA000))
+    assert not any(smmu.covered_since(tag, seq, a, a + K4) for a in (0x2000, 0x3000, 0x5000, 0xD000, 0))
+    pub = smmu.seq + 1
+    publish(smmu, tlbi(C.CMD_TLBI_NH_ALL))
+    assert smmu.flushed_since(tag, pub - 1) and not smmu.flushed_since(tag, pub)
+
+
+def test_statistics_count_a_merged_run_per_command():
+    smmu = rig()
+    publish(smmu, *[tlbi(C.CMD_TLBI_NH_VA, i * M2, asid=1) for i in range(5)])
+    publish(smmu, *[tlbi(C.CMD_TLBI_NH_VA, i * M2, asid=1) for i in range(3)])
+    assert smmu.stats.inv_pages == 8 and smmu.stats.cmds == {"TLBI_NH_VA": 8, "CMD_SYNC": 2}
+
+
+def test_a_fill_uses_a_cached_older_ste_for_the_atc_too():
+    """The SMMU may still use the cached STE with EATS=1 after the table's STE cleared EATS (no CFGI_STE yet)."""
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x3000, 0x7000_3000)
+    attach(smmu, 0, t, eats=True)
+    smmu.set_ats(0, True)
+    smmu.fill_all()
+    smmu.atc.clear()
+    attach(smmu, 0, t, asid=1, eats=False)
+    smmu.fill_all()
+    assert set(smmu.atc.get(0, {})) == {(0x3000, K4, 0x7000_3000, "rw")}
+    publish(smmu, cfgi(C.CMD_CFGI_STE, 0), atc_inv(0, 0, 52))
+    smmu.fill_all()
+    assert not smmu.atc.get(0)
+
+
+def test_an_ats_request_is_answered_by_the_smmu_not_from_the_devices_own_atc():
+    """A Translation Request after an ATC_INV was published: the answer comes from the SMMU's caches and walks
+    (here: nothing), so the stale ATC entry is not refreshed and goes at the CMD_SYNC."""
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x3000)
+    attach(smmu, 0, t, eats=True)
+    smmu.set_ats(0, True)
+    smmu.ats_translate(0, 0x3000)
+    t.clear(0x3000)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_ASID, asid=1))
+    smmu.cmdq_publish([atc_inv(0, 0x3000, 0)])
+    assert smmu.ats_translate(0, 0x3000) == []
+    smmu.cmdq_publish([SYNC])
+    assert atc(smmu, 0) == set()
+
+
+def test_disabling_ats_stops_translation_requests():
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x3000)
+    attach(smmu, 0, t, eats=True)
+    smmu.set_ats(0, False)                      # never enabled, no ATC: nothing to drop
+    smmu.set_ats(0, True)
+    assert smmu.ats_translate(0, 0x3000)
+    smmu.set_ats(0, False)
+    assert smmu.ats_translate(0, 0x3000) == [] and 0 not in smmu.ats_enabled
+
+
+def test_a_device_access_caches_its_walk_like_a_fill():
+    """translate() inserts the leaf and the table descriptors it used, with their levels and spans."""
+    smmu = rig(range_inv=True)
+    t = Tables(smmu).map(0x20_1000).map(0x4000_0000, level=1)
+    attach(smmu, 0, t)
+    smmu.translate(0, 0x20_1000)
+    smmu.translate(0, 0x4000_0000)
+    assert {(k[1], k[2], k[3]) for k in smmu.wc} == {(0, 0, 1 << 39), (1, 0, G1), (2, 0x20_0000, M2)}
+    assert tlb_levels(smmu) == {(0x20_1000, 3), (0x4000_0000, 1)}
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0, asid=1, leaf=1, tg=TG4K, ttl=1, num=1, scale=18))
+    assert tlb_levels(smmu) == {(0x20_1000, 3)}
+
+
+def test_cached_translations_apply_from_their_first_to_their_last_byte():
+    smmu = rig(ats=True)
+    t = Tables(smmu).map(0x5000, 0x7000_5000).map(0x20_0000, 0x7020_0000)
+    attach(smmu, 0, t, eats=True)
+    smmu.set_ats(0, True)
+    smmu.translate(0, 0x5000)
+    smmu.ats_translate(0, 0x5000)
+    t.clear(0x5000)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x7000, asid=1))   # an unrelated address
+    assert outcomes(smmu, 0, 0x5000) == {("tlb", 0x7000_5000, "rw"), ("atc", 0x7000_5000, "rw")}
+    assert outcomes(smmu, 0, 0x5FFF) == {("tlb", 0x7000_5FFF, "rw"), ("atc", 0x7000_5FFF, "rw")}
+    assert outcomes(smmu, 0, 0x6000) == set() and outcomes(smmu, 0, 0x4FFF) == set()
+    seqs = {o.source: o.seq for o in smmu.translate(0, 0x5000, insert=False)}
+    assert seqs["tlb"] == smmu.fill_seq(next(iter(smmu.tlb.values()))) > 0 and seqs["atc"] > 0
+    assert {o.seq for o in smmu.translate(0, 0x20_0000, insert=False) if o.source == "walk"} == {0}
+
+
+def test_a_stale_walk_cache_entry_applies_to_its_own_range_only():
+    smmu = rig()
+    t = Tables(smmu).map(0x20_0000, 0x7020_0000)
+    attach(smmu, 0, t)
+    smmu.translate(0, 0x20_0000)
+    l2 = t._slot(0x20_0000, 2, False)
+    smmu.mem.cpu_write(l2, 0)                    # the level-3 table unlinked (no TLBI)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x20_0000, asid=1, leaf=1))
+    assert outcomes(smmu, 0, 0x20_0000) == {("walk-cache", 0x7020_0000, "rw")}
+    assert outcomes(smmu, 0, 0x40_0000) == set() and outcomes(smmu, 0, 0x1F_F000) == set()
+
+
+def test_a_stale_walk_cache_entry_leads_to_a_block_too():
+    """A cached level-1 table descriptor whose level-2 table now holds a 2M block: the walk continues there."""
+    smmu = rig()
+    t = Tables(smmu).map(0x20_0000)
+    attach(smmu, 0, t)
+    smmu.translate(0, 0x20_0000)
+    l2_table = smmu.mem.cpu_read(t._slot(0x20_0000, 1, False)) & ADDR_MASK_48
+    smmu.mem.cpu_write(t._slot(0x20_0000, 1, False), 0)
+    smmu.mem.cpu_write(l2_table + 8, 0x9020_0000 | PTE_AF | 1)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x20_0000, asid=1, leaf=1))
+    assert ("walk-cache", 0x9024_5000, "rw") in outcomes(smmu, 0, 0x24_5000)
+
+
+def test_a_stream_may_translate_through_its_cached_ste_until_cfgi_ste():
+    """§4.3.1: the SMMU may keep using a cached STE until CFGI_STE + CMD_SYNC (here the STE became abort)."""
+    smmu = rig()
+    t = Tables(smmu).map(0x1000, 0x7000_1000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    smmu.write_ste(0, Ste("abort"))
+    smmu.write_ste(1, Ste("bypass"))
+    assert outcomes(smmu, 0, 0x1000) == {("tlb", 0x7000_1000, "rw"), ("walk", 0x7000_1000, "rw"),
+                                         ("walk-cache", 0x7000_1000, "rw")}
+    publish(smmu, cfgi(C.CMD_CFGI_STE, 0))
+    assert outcomes(smmu, 0, 0x1000) == set()
+
+
+def test_an_invalid_descriptor_does_not_stop_a_fill_of_its_table():
+    smmu = rig()
+    t = Tables(smmu)
+    t.raw(0x1000, 3, 0x8000_1000 | 3)                              # no Access Flag
+    t.map(0x2000)
+    t.raw(0x40_0000, 2, 0x8040_0000 | PTE_AF)                      # bit 0 clear: invalid, not a block
+    t.map(0x60_0000, level=2)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    assert tlb(smmu) == {(0x2000, K4), (0x60_0000, M2)}
+    assert outcomes(smmu, 0, 0x40_0000) == set()
+
+
+def test_a_concatenated_stage_2_first_level_is_indexed_with_all_its_bits():
+    """Stage 2, 4K granule, IAS 40: the walk starts at level 1 with two concatenated tables (10 index bits)."""
+    smmu = rig()
+    t = Tables(smmu, ias=40, stage=2)
+    assert (t.geo.start_level, t.geo.pgd_bits) == (1, 10)
+    t.map(0x80_0000_1000, 0x1_2345_6000).map(0x1000, 0x6000)
+    attach(smmu, 0, t, config="s2", vmid=1)
+    assert outcomes(smmu, 0, 0x80_0000_1000) == {("walk", 0x1_2345_6000, "rw")}
+    assert outcomes(smmu, 0, 0x1000) == {("walk", 0x6000, "rw")}
+    smmu.fill_all()
+    assert tlb(smmu) == {(0x80_0000_1000, K4), (0x1000, K4)}
+
+
+def test_write_back_of_a_dense_page_copies_exactly_its_lines():
+    """A page with more non-zero words than the cleaned lines hold takes the per-line path."""
+    smmu = rig(coherent=False)
+    mem = smmu.mem
+    pa = mem.alloc_pages(K4)
+    for i in range(512):
+        mem.cpu_write(pa + 8 * i, i + 1)
+    mem.clean(pa + 64, 1)
+    assert [mem.smmu_read(pa + 8 * i) for i in range(7, 17)] == [0, 8 + 1, 9 + 1, 10 + 1, 11 + 1, 12 + 1, 13 + 1,
+                                                                 14 + 1, 15 + 1, 0]
+    assert mem.smmu_nonzero(pa, K4) == [pa + 8 * i for i in range(8, 16)]
+    assert mem.smmu_nonzero(pa + 64, 64) == [pa + 8 * i for i in range(8, 16)]
+
+
+def test_memory_figures_count_cleans_lines_write_backs_and_table_pages():
+    smmu = rig(coherent=False)
+    mem = smmu.mem
+    a, b = mem.alloc_pages(K4), mem.alloc_pages(K4)
+    assert mem.table_pages == 2 and mem.page_token(a) == 1
+    mem.clean(a, K4)                                                # 64 dirty lines
+    mem.clean(a, 128)                                               # 2 lines, already clean
+    mem.cpu_write(b, 5)
+    smmu.writeback(None)                                            # b's 64 lines by eviction
+    assert (mem.cleans, mem.lines_cleaned, mem.redundant_cleans, mem.writebacks) == (2, 64 + 2 + 64, 2, 64)
+    mem.free_pages(b, K4)
+    assert mem.table_pages == 1 and mem.page_token(b) == 2 and mem.page_token(b + K4 * 100) == 0
