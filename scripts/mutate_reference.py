@@ -70,22 +70,32 @@ class Locator:
             bodies = {}
             for n in ast.walk(ast.parse("\n".join(src))):
                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    bodies[n.name] = src[n.body[0].lineno - 1:n.end_lineno]
-            self.mods[mod] = (bodies, open(os.path.join(self.dst, rel)).read().splitlines())
+                    head = src[n.lineno - 1].replace(n.name, n.name.rsplit("__mutmut_", 1)[0].split("ǁ")[-1], 1)
+                    bodies[n.name] = [head] + src[n.lineno:n.end_lineno]
+            orig = open(os.path.join(self.dst, rel)).read()
+            spans = {}                                   # (class or "", function) -> (first, last) line
+            tree = ast.parse(orig)
+            for n in tree.body:
+                for m in ([n] if isinstance(n, ast.FunctionDef) else n.body if isinstance(n, ast.ClassDef) else []):
+                    if isinstance(m, ast.FunctionDef):
+                        spans[(n.name if isinstance(n, ast.ClassDef) else "", m.name)] = (m.lineno, m.end_lineno)
+            self.mods[mod] = (bodies, orig.splitlines(), spans)
         return self.mods[mod]
 
     def __call__(self, name: str) -> str:
         mod, fn = name.split(".x", 1)
         fn = "x" + fn
-        bodies, orig = self._module(mod)
+        bodies, orig, spans = self._module(mod)
         base = fn.rsplit("__mutmut_", 1)[0]
+        parts = base.split("ǁ")                          # xǁClassǁmethod or x_function
+        first, last = spans.get((parts[1], parts[2]) if len(parts) == 3 else ("", base[2:]), (1, len(orig)))
         old = new = ""
         for ln in difflib.unified_diff(bodies.get(base + "__mutmut_orig", []), bodies.get(fn, []), lineterm="", n=0):
             if ln.startswith("-") and not ln.startswith("---") and not old:
                 old = ln[1:].strip()
             elif ln.startswith("+") and not ln.startswith("+++") and not new:
                 new = ln[1:].strip()
-        line = next((i + 1 for i, ln in enumerate(orig) if ln.strip() == old and old), "?")
+        line = next((i + 1 for i in range(first - 1, last) if old and orig[i].strip() == old), first)
         return f"{mod.replace('.', '/')}.py:{line}: {base.split('ǁ')[-1].removeprefix('x_')}: -{old} / +{new}"
 
 
