@@ -1221,3 +1221,105 @@ def test_memory_figures_count_cleans_lines_write_backs_and_table_pages():
     assert (mem.cleans, mem.lines_cleaned, mem.redundant_cleans, mem.writebacks) == (2, 64 + 2 + 64, 2, 64)
     mem.free_pages(b, K4)
     assert mem.table_pages == 1 and mem.page_token(b) == 2 and mem.page_token(b + K4 * 100) == 0
+
+
+@pytest.mark.parametrize("op,end", [(C.CMD_TLBI_NH_VA, None), (C.CMD_TLBI_NH_VA, 0x8000), (C.CMD_TLBI_NH_ASID, None)])
+def test_max_cache_refill_at_a_register_tlbi_races_a_later_pte_change(op, end):
+    """max-cache at a register TLBI: the SMMU may walk right after the write (by-address: its own range; else
+    everything), before the PTE cleared next; that entry is younger than the TLBI and outlives the sync."""
+    smmu = rig(policy="max-cache")
+    t = Tables(smmu).map(0x5000, 0x7000_5000).map(0x9000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    addr = 0x5000 if op == C.CMD_TLBI_NH_VA else 0
+    smmu.tlbi(op, asid=1, addr=addr, end=end, leaf=True)
+    t.clear(0x5000)
+    t.clear(0x9000)
+    smmu.tlb_sync()
+    assert tlb(smmu) == {(0x5000, K4), (0x9000, K4)}        # 0x9000: refilled (ASID) or out of scope
+    assert smmu.stats.cmds == {C.OPCODE_NAMES[op]: 1, "CMD_SYNC": 1}
+
+
+def test_a_fill_between_two_tlbis_is_older_than_the_second_one():
+    """Two single-address TLBIs published apart with a walk in between: the second removes what that walk cached."""
+    smmu = rig()
+    t = Tables(smmu).map(0x1000).map(0x2000)
+    attach(smmu, 0, t)
+    smmu.cmdq_publish([tlbi(C.CMD_TLBI_NH_VA, 0x1000, asid=1)])
+    smmu.translate(0, 0x2000)
+    smmu.cmdq_publish([tlbi(C.CMD_TLBI_NH_VA, 0x2000, asid=1), SYNC])
+    assert tlb(smmu) == set()
+
+
+def test_atc_invs_at_a_stride_each_take_effect():
+    smmu, t = _atc_rig(8)
+    assert publish(smmu, *[atc_inv(0, a, 0) for a in (0x1000, 0x2000, 0x3000)]) == []
+    assert atc(smmu, 0) == {0, 4 * K4, 5 * K4, 6 * K4, 7 * K4}
+
+
+def test_full_flush_count_per_command():
+    smmu = rig(ats=True)
+    publish(smmu, atc_inv(0, 0, 52), tlbi(C.CMD_TLBI_NH_ASID, asid=1), atc_inv(0, 0, 52), atc_inv(0, 0, 51))
+    assert smmu.stats.full_flushes == 3
+
+
+def test_a_tg_range_does_not_count_as_covering_other_granules():
+    smmu = rig(range_inv=True)
+    seq = smmu.seq
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0x9000, asid=1, tg=TG4K, num=3))
+    assert not smmu.covered_since(("nh", 0, 1), seq, 0x9000, 0xA000)
+
+
+def test_enabling_ats_after_a_fill_lets_the_next_fill_reach_the_atc():
+    smmu = rig(ats=True, policy="max-cache")
+    t = Tables(smmu).map(0x3000)
+    attach(smmu, 0, t, eats=True)
+    smmu.fill_all()
+    smmu.set_ats(0, True)
+    smmu.fill_all()
+    assert atc(smmu, 0) == {0x3000}
+
+
+def test_evicting_a_tlb_entry_leaves_the_walk_cache():
+    smmu = rig()
+    t = Tables(smmu).map(0x1000).map(0x2000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    wc = dict(smmu.wc)
+    smmu.evict("tlb", 0)
+    assert len(smmu.tlb) == 1 and smmu.wc == wc
+
+
+def test_a_stream_changed_to_bypass_may_still_translate_through_its_cached_ste():
+    smmu = rig()
+    t = Tables(smmu).map(0x1000, 0x7000_1000)
+    attach(smmu, 0, t)
+    smmu.fill_all()
+    smmu.write_ste(0, Ste("bypass"))
+    assert {o[0] for o in outcomes(smmu, 0, 0x1000)} == {"bypass", "tlb", "walk", "walk-cache"}
+
+
+def test_a_stale_walk_cache_entry_at_address_0_ends_at_its_span():
+    smmu = rig()
+    t = Tables(smmu).map(0x0, 0x7000_0000)
+    attach(smmu, 0, t)
+    smmu.translate(0, 0)
+    smmu.mem.cpu_write(t._slot(0, 2, False), 0)
+    publish(smmu, tlbi(C.CMD_TLBI_NH_VA, 0, asid=1, leaf=1))
+    outs = smmu.translate(0, 0, insert=False)
+    assert {(o.source, o.pa) for o in outs} == {("walk-cache", 0x7000_0000)} and all(o.seq > 0 for o in outs)
+    assert outcomes(smmu, 0, M2) == set()
+
+
+def test_the_budgets_stop_a_run():
+    """The step and command budgets (a HANG, and a run that would ask for more than a fuzz run affords)."""
+    from smmufuzz.reference.smmu import CommandBudgetExceeded, HangError
+    smmu = rig(command_budget=3)
+    smmu.tlbi(C.CMD_TLBI_NH_ALL)
+    smmu.cmdq_publish([tlbi(C.CMD_TLBI_NH_ALL), SYNC])
+    with pytest.raises(CommandBudgetExceeded):
+        smmu.tlbi(C.CMD_TLBI_NH_ALL)
+    smmu = rig(step_budget=10)
+    smmu.tick(10)
+    with pytest.raises(HangError):
+        smmu.tick()
