@@ -174,7 +174,7 @@ class Oracle:
         for k, s in smmu.wc.items():
             if k[0] != tag:
                 continue
-            _tag, lvl, va, span, table, token, desc_addr = k
+            _tag, lvl, va, span, table, token, desc_addr, _pgs = k
             if mem.is_free(table) or mem.page_token(table) != token:
                 state = "freed" if mem.is_free(table) else "freed and reallocated"
                 return Violation(TABLE_UAF, f"sid {sid} walk-cache entry level {lvl} va={va:#x} points to table "

@@ -7,7 +7,7 @@ operation and at every command publication, so a fill racing an invalidation is 
 Compact IOTLB bookkeeping in the spirit of QEMU hw/arm/smmu-common.c (smmu_iotlb_insert/lookup).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
 from .lpae import Leaf
@@ -17,6 +17,12 @@ from .ste import Ste
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
 _PLAIN_VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_S2_IPA)   # always legal with TG=NUM=SCALE=0
+
+
+def _effective_ttl(c: C.Command) -> int:
+    """The TTL a TG!=0 TLBI uses: 0b01 with a 16KB granule is Reserved without SMMU_IDR5.DS and treated
+    as 0b00 (IHI 0070 §4.4.1.1)."""
+    return 0 if (c.tg == 2 and c.ttl == 1) else c.ttl
 
 
 class HangError(Exception):
@@ -77,7 +83,7 @@ class Smmu:
         # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
         self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
         self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> epoch
-        self.wc: dict[tuple, int] = {}                # (tag, level, va, span, table, token, desc_addr) -> epoch
+        self.wc: dict[tuple, int] = {}                # (tag, level, va, span, table, token, desc_addr, pg_shift) -> epoch
         self.atc: dict[int, dict[tuple, int]] = {}    # sid -> (va, span, pa, perms) -> epoch
         self.eseq: list[int] = [0]
         self.cache_ver = 0        # bumped by every cache change other than a max-cache fill
@@ -85,9 +91,9 @@ class Smmu:
         self._fill_key = None
         self._fill_epoch = 0
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
-        self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi)
+        self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
-        self.pending: list[tuple[int, C.Command]] = []
+        self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
         self.seq = 1
         self.steps = 0
         self.errors: list[str] = []
@@ -130,11 +136,12 @@ class Smmu:
             self.atc.pop(sid, None)
 
     def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
-        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion.
-        ns: the tag namespace of the instance whose queue this is (see SmmuInstance)."""
+        """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion of the
+        commands before it in the same queue (IHI 0070 §4.1.4). ns: the tag namespace of the instance whose
+        queue this is (see SmmuInstance)."""
         by_op = self.stats.by_op
         log = self.cmd_log
-        pending = self.pending
+        pending = self.pending.setdefault(ns, [])
         maxcache = self.cfg.policy == "max-cache"
         self.tick(len(entries))
         self._spend(len(entries))
@@ -150,8 +157,8 @@ class Smmu:
                 self.stats.syncs += 1
                 if maxcache:
                     self.fill_all()      # the hardware may refill anything before the SYNC completes
-                self._complete_pending()
-                pending = self.pending
+                self._complete_pending(ns)
+                pending = self.pending.setdefault(ns, [])
                 continue
             if not (op in _PLAIN_VA_OPS and not cmd.tg and not cmd.num and not cmd.scale):
                 err = self._check(cmd)
@@ -159,7 +166,7 @@ class Smmu:
                     self.errors.append(f"CERROR_ILL: {cmd.text()}: {err}")
                     continue
             pending.append((self.seq, cmd, None))
-        if self.pending and maxcache:
+        if pending and maxcache:
             self.fill_all()
 
     # ------------------------------------------------------------------ register-style invalidation
@@ -173,7 +180,7 @@ class Smmu:
         self.seq += 1
         self.cmd_log.append((self.seq, cmd))
         self.stats.by_op[op] = self.stats.by_op.get(op, 0) + 1
-        self.pending.append((self.seq, cmd, end))
+        self.pending.setdefault(0, []).append((self.seq, cmd, end))
         if self.cfg.policy == "max-cache":
             if op in _VA_OPS:
                 self._refill_range(addr, end if end is not None else addr + 1)
@@ -211,14 +218,17 @@ class Smmu:
 
     # ------------------------------------------------------------------ command semantics
     def _check(self, c: C.Command) -> str | None:
+        """CERROR_ILL (IHI 0070 §4.1.3): a Reserved opcode, an ILLEGAL parameter combination, or a
+        non-zero RES0 field this SMMU chooses to detect (§4.1.5: NUM/SCALE/TG without IDR3.RIL)."""
         if c.op not in C.OPCODE_NAMES:
             return "unknown opcode"
         if c.op in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA):
             if c.tg:
                 if not self.cfg.range_inv:
                     return "range invalidation (TG!=0) without IDR3.RIL"
-                if c.num == 0 and c.scale == 0 and c.ttl == 0:
-                    return "TG!=0 with NUM=SCALE=TTL=0"
+                if c.num == 0 and c.scale == 0 and _effective_ttl(c) == 0:
+                    # §4.4.1.1: Reserved; TTL=0b01 with a 16KB TG counts as 0b00 (SMMU_IDR5.DS=0)
+                    return "TG!=0 with NUM=SCALE=TTL=0" + (" (TTL=1 is Reserved for TG=16KB)" if c.ttl else "")
             elif c.num or c.scale:
                 if not self.cfg.range_inv:
                     return "NUM/SCALE set without IDR3.RIL"
@@ -226,21 +236,25 @@ class Smmu:
             return "EL2 TLBI without StreamWorld EL2 support"
         if c.op == C.CMD_ATC_INV and not self.cfg.ats:
             return "ATC_INV without IDR0.ATS"
-        if c.op == C.CMD_ATC_INV and c.size != C.ATC_INV_SIZE_ALL and c.size > 52:
-            return "ATC_INV size out of range"
+        if c.op == C.CMD_ATC_INV and c.size > C.ATC_INV_SIZE_ALL:
+            return "ATC_INV size out of range"      # §4.5.1: permitted to raise CERROR_ILL
         return None
 
-    def _complete_pending(self) -> None:
-        """Apply every pending invalidation; runs of by-address TLBIs that continue each other with no
-        fill in between are applied as one (same effect, linear cost for long per-page loops)."""
-        pend, self.pending = self.pending, []
+    def _complete_pending(self, ns: int = 0) -> None:
+        """Complete every pending command of queue `ns` in publication order (IHI 0070 §4.1.4: a CMD_SYNC
+        completes the commands before it in its queue). A run of single-address TLBIs of one scope at a constant stride,
+        published back to back (no fill in between), is applied in one pass over the caches as the
+        arithmetic progression of its addresses: an entry goes only if it holds one of them, exactly
+        what the commands do one by one, in linear time for long per-page loops."""
+        pend = self.pending.pop(ns, [])
         i = 0
-        while i < len(pend):
+        n = len(pend)
+        while i < n:
             pub, cmd, end = pend[i]
             if end is None and cmd.op in _VA_OPS and not cmd.tg:
                 j = i + 1
                 step = None
-                while j < len(pend):
+                while j < n:
                     p2, c2, e2 = pend[j]
                     if p2 != pub + (j - i) or e2 is not None or c2.op != cmd.op or c2.tg or c2.asid != cmd.asid \
                             or c2.vmid != cmd.vmid or c2.leaf != cmd.leaf:
@@ -251,56 +265,44 @@ class Smmu:
                     step = d
                     j += 1
                 if j - i > 1:
-                    self._apply(pub, cmd, span_hi=pend[j - 1][1].addr + 1)
+                    self._apply(pub, cmd, run=(step, j - i))
                     i = j
                     continue
             self._apply(pub, cmd, span_hi=end)
             i += 1
 
     def scope(self, c: C.Command) -> tuple[int, int, int | None, int | None]:
-        """[start, end) of a by-address TLBI, its TTL level (None = any) and TG granule shift."""
+        """[start, end) of a by-address TLBI, its TTL level (None = any) and TG granule shift (IHI 0070
+        §4.4.1.1). TG=0: the single address (NUM, SCALE, TTL are RES0). TG!=0: Address <= A < Address +
+        (NUM+1) * 2^SCALE * granule, not wrapping past 2^64. An Address not aligned to the block size of
+        the TTL level (to the granule when TTL=0b00) gives an UNPREDICTABLE range: the laziest SMMU
+        invalidates nothing, the empty [start, start)."""
         if not c.tg:
             return c.addr, c.addr + 1, None, None
         gshift = TG_SHIFT[c.tg]
-        base = c.addr & ~((1 << gshift) - 1)
+        ttl = _effective_ttl(c)
+        align = gshift + (3 - ttl) * (gshift - 3) if ttl else gshift
+        base = c.addr
+        if base & ((1 << align) - 1):
+            return base, base, None, gshift
         length = (c.num + 1) << (c.scale + gshift)
-        ttl = c.ttl if (c.ttl and self.cfg.ttl_strict) else None
-        return base, base + length, ttl, gshift
+        return base, base + length, (ttl if ttl and self.cfg.ttl_strict else None), gshift
 
-    def _apply(self, pub: int, c: C.Command, span_hi: int | None = None) -> None:
+    def _apply(self, pub: int, c: C.Command, span_hi: int | None = None,
+               run: tuple[int, int] | None = None) -> None:
+        """Complete one command: remove the cache entries filled before its publication `pub` that
+        its scope requires (and nothing else). span_hi: a register-style by-address TLBI covering
+        [addr, span_hi); run: (stride, count) single-address TLBIs at addr + k * stride."""
         o = c.op
         st = self.stats
         eseq = self.eseq
         self.cache_ver += 1
-        if o in (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA):
-            if o == C.CMD_TLBI_S2_IPA:
-                match_tag = lambda t: t[0] == "s2" and t[1] == c.vmid
-            elif o == C.CMD_TLBI_EL2_VA:
-                match_tag = lambda t: t[0] == "el2" and t[2] == c.asid
-            elif o == C.CMD_TLBI_NH_VAA:
-                match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid
-            else:
-                match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
-            lo, hi, ttl, gshift = self.scope(c)
-            if span_hi is not None:
-                hi = span_hi     # a coalesced run of single-address TLBIs: every address in [lo, hi)
-            if ttl is None and gshift is None:
-                self.range_flushes.append((pub, match_tag, lo, hi))
-            st.inv_pages += max(1, (hi - lo) >> 12)
-            for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
-                va, span, level, pgs = k[1], k[2], k[5], k[6]
-                if va < hi and lo < va + span and (ttl is None or level == ttl) \
-                        and (gshift is None or gshift == pgs):
-                    del self.tlb[k]
-                    st.tlb_killed += 1
-            if not c.leaf:
-                for k in [k for k, e in self.wc.items() if eseq[e] < pub and match_tag(k[0])]:
-                    if k[2] < hi and lo < k[2] + k[3]:
-                        del self.wc[k]
-                        st.wc_killed += 1
+        if o in _VA_OPS:
+            self._apply_va(pub, c, span_hi, run)
             return
         if o in (C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_NH_ALL, C.CMD_TLBI_S12_VMALL,
                  C.CMD_TLBI_EL2_ALL, C.CMD_TLBI_NSNH_ALL):
+            # §4.4.2.1, §4.4.2.2, §4.4.2.7, §4.4.2.10, §4.4.3.2, §4.4.4.1: TLB and walk cache by context
             st.full_flushes += 1
             if o == C.CMD_TLBI_NH_ASID:
                 m = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
@@ -320,26 +322,96 @@ class Smmu:
             self.ctx_flushes.append((pub, m))
             return
         if o == C.CMD_ATC_INV:
+            # §4.5.1: the span 4096 * 2^Size aligned to its size; Size 52 is all of the 2^64 space.
+            # No PASIDs here (SMMU_IDR1.SSIDSIZE=0): SSV=1 is CONSTRAINED UNPREDICTABLE between acting
+            # as SSV=0 and no effect; the laziest SMMU does nothing.
+            if c.ssv:
+                return
             atc = self.atc.get(c.sid)
             if c.size == C.ATC_INV_SIZE_ALL:
                 st.full_flushes += 1
-                lo, hi = 0, 1 << 64
-            else:
-                span = 4096 << c.size
-                lo = c.addr & ~(span - 1)
-                hi = lo + span
+            span = 4096 << c.size
+            lo = c.addr & ~(span - 1)
+            hi = lo + span
             if atc:
                 for k in [k for k, e in atc.items() if eseq[e] < pub and k[0] < hi and lo < k[0] + k[1]]:
                     del atc[k]
                     st.atc_killed += 1
             return
-        if o in (C.CMD_CFGI_STE, C.CMD_CFGI_CD, C.CMD_CFGI_CD_ALL):
+        if o == C.CMD_CFGI_STE:
+            # §4.3.1: the STE of StreamID and every CD cached through it
             self._cfgi(pub, lambda sid: sid == c.sid)
             return
         if o == C.CMD_CFGI_ALL:
+            # §4.3.2, §4.3.6: the aligned range of 2^(Range+1) StreamIDs (Range=31: CMD_CFGI_ALL)
             n = c.range + 1
             self._cfgi(pub, lambda sid: n >= 32 or (sid >> n) == (c.sid >> n))
             return
+        if o in (C.CMD_CFGI_CD, C.CMD_CFGI_CD_ALL):
+            # §4.3.3, §4.3.4: the CD only, not the STE (§4.3: no structure type implies another). With
+            # one CD per stream (SSIDSIZE=0) a CFGI_CD for SubstreamID != 0 is out of range (§4.1.7):
+            # the laziest SMMU does nothing.
+            if o == C.CMD_CFGI_CD and c.ssid:
+                return
+            self._cfgi_cd(pub, c.sid)
+            return
+
+    def _apply_va(self, pub: int, c: C.Command, span_hi: int | None, run: tuple[int, int] | None) -> None:
+        """TLBI by VA/IPA (§4.4.2.3, §4.4.2.4, §4.4.2.8, §4.4.3.1; §4.4.1.1 for TG/TTL): leaf entries
+        holding an address in scope; with Leaf=0 also the walk-cache (table descriptor) entries used to
+        translate one. TG!=0 limits both to entries of that granule; TTL limits leaf entries to that
+        level and table descriptors to the levels before it."""
+        o = c.op
+        st = self.stats
+        eseq = self.eseq
+        if o == C.CMD_TLBI_S2_IPA:
+            match_tag = lambda t: t[0] == "s2" and t[1] == c.vmid
+        elif o == C.CMD_TLBI_EL2_VA:
+            match_tag = lambda t: t[0] == "el2" and t[2] == c.asid
+        elif o == C.CMD_TLBI_NH_VAA:
+            match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid
+        else:
+            match_tag = lambda t: t[0] == "nh" and t[1] == c.vmid and t[2] == c.asid
+        if run is not None:
+            stride, count = run
+            lo = c.addr
+            hi = lo + stride * (count - 1) + 1
+            ttl = gshift = None
+
+            def hits(va: int, span: int) -> bool:
+                k = -((lo - va) // stride) if va > lo else 0    # first address of the run >= va
+                return k < count and lo + k * stride < va + span
+
+            st.inv_pages += count
+            page = lo & ~0xFFF
+            self.range_flushes.append((pub, match_tag, page, page + stride * (count - 1) + 0x1000,
+                                       None if stride == 0x1000 else stride))
+        else:
+            lo, hi, ttl, gshift = self.scope(c)
+            if span_hi is not None:
+                hi = span_hi     # a register-style TLBI: every address in [lo, hi)
+            st.inv_pages += max(1, (hi - lo) >> 12)
+            if hi <= lo:
+                return           # an UNPREDICTABLE range (see scope): nothing is invalidated
+            if span_hi is not None:
+                self.range_flushes.append((pub, match_tag, lo, hi, None))
+            elif ttl is None and gshift is None:
+                page = lo & ~0xFFF
+                self.range_flushes.append((pub, match_tag, page, page + 0x1000, None))
+            hits = None
+        for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
+            va, span = k[1], k[2]
+            if va < hi and lo < va + span and (ttl is None or k[5] == ttl) \
+                    and (gshift is None or gshift == k[6]) and (hits is None or hits(va, span)):
+                del self.tlb[k]
+                st.tlb_killed += 1
+        if not c.leaf:
+            for k in [k for k, e in self.wc.items() if eseq[e] < pub and match_tag(k[0])]:
+                va, span = k[2], k[3]
+                if va < hi and lo < va + span and (ttl is None or k[1] < ttl) \
+                        and (gshift is None or gshift == k[7]) and (hits is None or hits(va, span)):
+                    del self.wc[k]
+                    st.wc_killed += 1
 
     def _cfgi(self, pub: int, match) -> None:
         for sid in list(self.cfgc):
@@ -348,17 +420,34 @@ class Smmu:
                 for ste in [s for s, e in snaps.items() if self.eseq[e] < pub]:
                     del snaps[ste]
 
+    def _cfgi_cd(self, pub: int, sid: int) -> None:
+        """CFGI_CD(_ALL) for sid: the CD fields (ASID, TTB0, TCR) of an older cached stage-1 STE are
+        fetched again, from the CD the stream table now gives; its STE fields (Config, S2VMID, EATS,
+        StreamWorld) stay cached. With no stage-1 CD there now, the cached one is kept."""
+        snaps = self.cfgc.get(sid)
+        cur = self.strtab.get(sid)
+        if not snaps or cur is None or cur.config != "s1":
+            return
+        for ste, e in list(snaps.items()):
+            if ste.config == "s1" and self.eseq[e] < pub:
+                del snaps[ste]
+                snaps[replace(ste, asid=cur.asid, ttb=cur.ttb, geo=cur.geo)] = e
+
     # ------------------------------------------------------------------ translation
     def flushed_since(self, tag: tuple, seq: int) -> bool:
         """Has a context-wide invalidation covering `tag`, published after `seq`, completed?"""
         return any(pub > seq and m(tag) for pub, m in self.ctx_flushes)
 
     def covered_since(self, tag: tuple, seq: int, lo: int, hi: int) -> bool:
-        """Has an invalidation covering [lo, hi) of `tag` (context-wide or one by-address range, e.g. a
-        virtio host's UNMAP), published after `seq`, completed?"""
+        """Has an invalidation removing every entry of `tag` that translates an address in [lo, hi) (4K
+        aligned), published after `seq`, completed? Context-wide, one by-address range (e.g. a virtio
+        host's UNMAP), or single-address TLBIs: entries are 4K-aligned blocks of 4K or more, so one at
+        page P removes every entry holding part of P; a run at a stride s > 4K covers only its own pages."""
         if self.flushed_since(tag, seq):
             return True
-        return any(pub > seq and a <= lo and hi <= b and m(tag) for pub, m, a, b in self.range_flushes)
+        return any(pub > seq and a <= lo and hi <= b and m(tag) and
+                   (s is None or (hi - lo <= 0x1000 and (lo - a) % s == 0))
+                   for pub, m, a, b, s in self.range_flushes)
 
     def configs(self, sid: int) -> list[Ste]:
         """Every STE the SMMU may use for sid now: the stream table's and any cached snapshot."""
@@ -392,7 +481,7 @@ class Smmu:
             return
         for lvl, prefix, nxt, addr, _desc in tables:
             shift = geo.lvl_shift(lvl)
-            wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr)] = seq
+            wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr, pgs)] = seq
 
     def new_epoch(self) -> int:
         self.seq += 1
@@ -491,7 +580,8 @@ class Smmu:
             if insert and self.cfg.walk_cache:
                 for lvl, prefix, nxt, addr, _d in steps:
                     shift = ste.geo.lvl_shift(lvl)
-                    self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr)] = seq
+                    self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr,
+                             ste.geo.pg_shift)] = seq
             for k, s in self.wc.items():
                 if k[0] == tag and k[2] <= va < k[2] + k[3]:
                     lf = ste.geo.walk_from(self.mem, k[1] + 1, k[4], ste.stage, va)
@@ -545,7 +635,8 @@ INSTANCE_NS = 1 << 16      # ASID/VMID are 16-bit: instance k's tags live at k *
 class SmmuInstance:
     """Another SMMU instance sharing the memory system (and the emulator's caches, kept apart by tag):
     its STEs and its command queue's TLBIs use ASID/VMID + k * 2^16, so an invalidation published to
-    one instance never removes another instance's entries. Stream IDs are the caller's to partition."""
+    one instance never removes another instance's entries, and its CMD_SYNC completes only its own
+    queue's commands. Stream IDs are the caller's to partition."""
 
     def __init__(self, smmu: Smmu, index: int):
         self.smmu = smmu
