@@ -181,3 +181,22 @@ def test_split_bug_is_real_but_invisible_to_the_oracle():
     assert 0x401000 not in visible["kc:smmuv3"] and 0x402000 in visible["kc:smmuv3"]
     assert 0x401000 in visible["kc-patched:smmuv3"] and 0x402000 not in visible["kc-patched:smmuv3"]
     assert not run_program(prog, ["kc:smmuv3", "kc-patched:smmuv3"]).findings
+
+
+REPLACE_LEGAL = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+dev_dma(sid=0, iova=0x200000, write=0)
+iommu_unmap(d0, iova=0x200000, size=0x1000)
+iommu_map(d0, iova=0x200000, paddr=0x80200000, size=0x200000, prot=RW)
+"""
+
+
+def test_replace_table_free_on_the_legal_path():
+    """The fuzzer's reproducer maps a block over a live page; the same bug on a legal program: 6.12 leaves
+    the emptied table in place, and a block mapped over it frees the table with no walk flush."""
+    _require_tree()
+    _use("replace-table-free")
+    prog = parse(REPLACE_LEGAL)
+    assert not run_program(prog, ["kc:smmuv3"]).findings
+    assert [f.kind for f in run_program(prog, ["kc-patched:smmuv3"]).findings] == ["TABLE_UAF"]
