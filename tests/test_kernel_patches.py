@@ -5,7 +5,7 @@ patches, and the search must find each bug: a short in-process random search (ha
 the bench's `random` mode) for the ones it finds in a few programs, and for the rest the minimised
 reproducer the fuzzer found (tests/kernel-patches/repro/) gives the finding patched and none unpatched.
 `split-idx-level` is a real bug the oracle cannot see (test_split_bug_is_real_but_invisible_to_the_oracle): only
-the unpatched and patched C side by side (target kc-patch-diff) show it, as a return value that differs.
+a differential target (kc-diff, kc-patch-diff) shows it, as a return value that differs.
 
 Needs a kernel tree (Debian: apt-get install linux-source-6.12) and gcc; skipped with the reason otherwise,
 unless SMMUFUZZ_REQUIRE_KERNEL=1 (CI), where a missing tree is a failure.
@@ -49,7 +49,7 @@ REPRO_KIND = {
     "gather-granule": "MISSED_INVALIDATION",
     "replace-table-free": "TABLE_UAF",
 }
-# planted bug -> what its reproducer gives on the C pair (target kc-patch-diff) where the oracle sees nothing:
+# planted bug -> what its reproducer gives on kc-patch-diff and kc-diff where the oracle sees nothing:
 # the oracle does not judge partial block unmaps (caller misuse), only a return value tells
 PAIR_KIND = {"split-idx-level": "DIVERGENCE"}
 
@@ -135,8 +135,10 @@ def test_pair_reproducer_gives_a_divergence_patched_only(name):
     _use(name)
     prog = _repro(name)
     assert not run_program(prog, ["kc-patched:smmuv3"]).findings
-    res = run_program(prog, ["kc:smmuv3", "kc-patched:smmuv3"])
-    assert [f.kind for f in res.findings] == [PAIR_KIND[name]], [f.text() for f in res.findings]
+    for target in (["kc:smmuv3", "kc-patched:smmuv3"], ["kc:smmuv3", "kc-patched:smmuv3", "kc-model:smmuv3"]):
+        res = run_program(prog, target)           # kc-patch-diff, kc-diff
+        assert [f.kind for f in res.findings] == [PAIR_KIND[name]], [f.text() for f in res.findings]
+    assert not run_program(prog, ["kc:smmuv3", "kc-model:smmuv3"]).findings
     session.configure(patches=[os.path.join(PATCHES, "planted-prot-swap.diff")])   # another patched build
     assert not run_program(prog, ["kc:smmuv3", "kc-patched:smmuv3"]).findings
 
