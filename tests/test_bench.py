@@ -84,3 +84,5 @@ def test_controls_are_correct_siblings():
     assert control_for("pt:A") == ["pt:B"]
     assert control_for("test-fq-eager-free") == ["pt-fq:C"]      # its factory's correct base class
     assert control_for("test-wrong-pa") == ["smmuv3"]
+    assert control_for("kc-patched:smmuv3") == ["kc:smmuv3"]     # the patched tree against the unpatched one
+    assert control_for("kc-patched:pte-sync") == ["kc:pte-sync"]

@@ -46,9 +46,12 @@ class Exposure:
 
 def control_for(name: str) -> list[str]:
     """The correct variant a finding must not also show: the same driver with the legacy gather rule,
-    eager PTE cleaning, iommupt's fixed gather_range_pages (B), else the nearest correct registered base
-    class of the variant's factory, else mainline."""
+    eager PTE cleaning, iommupt's fixed gather_range_pages (B), the unpatched kernel tree for a patched one
+    (kc-patched:X -> kc:X), else the nearest correct registered base class of the variant's factory, else
+    mainline."""
     fam, _, rest = name.partition(":")
+    if fam == "kc-patched":
+        return [f"kc:{rest}"]
     if fam == "gather":
         return [f"gather:legacy:{rest.split(':')[-1]}"]
     if fam == "pte-sync":

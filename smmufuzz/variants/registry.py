@@ -149,6 +149,8 @@ DEFAULT_TARGETS = ["smmuv3", "pte-sync", "gather:arm-smmu", "gather:virtio"]
 KERNEL_TARGETS: dict[str, list[str]] = {
     "kc:smmuv3": ["kc:smmuv3"],
     "kc-diff": ["kc:smmuv3", "kc-patched:smmuv3", "kc-model:smmuv3"],
+    # the tree against the tree + patch, C only: a DIVERGENCE is the patch's, never a model difference
+    "kc-patch-diff": ["kc:smmuv3", "kc-patched:smmuv3"],
     "kc-pte-sync": ["kc:pte-sync", "kc-patched:pte-sync"],
     "kc-lpae-drivers": ["kc:arm-smmu", "kc:qcom", "kc:ipmmu"],
 }
