@@ -138,6 +138,59 @@ def test_dma_unmap_of_no_mapping():
     assert rets[2] == contract.NO_HANDLE
 
 
+SHARED_G0 = CFG + ("iommu_attach_device(d0, sid=0)\n"
+                   "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+                   "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\n"
+                   "iommu_iotlb_sync(d0, gather=g0)\n"
+                   "preempt(after=2, to=cpu1)\n"
+                   "cpu1: iommu_unmap_fast(d0, iova=0x201000, size=0x1000, gather=g0)\n"
+                   "dev_dma(sid=0, iova=0x201000, write=0)\n")
+
+
+@pytest.mark.parametrize("variant", ["invs:merged", "invs:v9:2smmu", "invs:merged:2smmu", "invs:merged:nest"])
+def test_gather_of_another_context(variant, without):
+    """The campaign's false alarm: cpu0's iommu_iotlb_sync(g0) is preempted after reading the gather, cpu1's
+    iommu_unmap_fast() adds to the same g0, and the oracle promised cpu1's page at cpu0's sync. cpu1's op is not
+    issued (the page stays mapped and promised, the DMA is fine); without the rule, MISSED_INVALIDATION."""
+    prog = parse(SHARED_G0)
+    res = run_program(prog, [variant])
+    assert not res.findings and res.runs[0].trace.preemptions == 1
+    assert res.runs[0].returns[4] == contract.SHARED_GATHER
+    without(contract.gather_of_another_context)
+    assert kinds(prog, [variant]) == ["MISSED_INVALIDATION"]
+
+
+@pytest.mark.parametrize("text", [
+    # one context: every op on g0 issued (no context switch)
+    "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x3000, prot=RW)\n"
+    "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\niommu_unmap_fast(d0, iova=0x201000, size=0x1000,"
+    " gather=g0)\niommu_iotlb_sync(d0, gather=g0)\niommu_unmap_fast(d0, iova=0x202000, size=0x1000, gather=g0)\n"
+    "iommu_iotlb_sync(d0, gather=g0)\n",
+    # a gather synced is anyone's: cpu1 takes g0 after cpu0's sync returned; another domain's g0 is another gather
+    "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+    "iommu_map(d1, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
+    "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\niommu_iotlb_sync(d0, gather=g0)\n"
+    "cpu1: iommu_unmap_fast(d0, iova=0x201000, size=0x1000, gather=g0)\ncpu1: iommu_iotlb_sync(d0, gather=g0)\n"
+    "irq1: iommu_unmap_fast(d1, iova=0x200000, size=0x1000, gather=g0)\nirq1: iommu_iotlb_sync(d1, gather=g0)\n",
+])
+def test_a_gather_of_one_context_is_issued(text):
+    ex, rets = execute(CFG + text, "smmuv3")
+    assert not any(isinstance(r, str) for r in rets), rets
+    assert ex.gather_owner == {} and extents(ex) == [] and extents(ex, 1) == []
+
+
+def test_a_gather_used_by_two_contexts_before_a_sync():
+    """Sequential too: cpu1 (or cpu0's interrupt) cannot add to, or sync, cpu0's unsynced g0; cpu0's sync settles its own."""
+    text = CFG + ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+                  "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\n"
+                  "cpu1: iommu_unmap_fast(d0, iova=0x201000, size=0x1000, gather=g0)\n"
+                  "irq0: iommu_iotlb_sync(d0, gather=g0)\n"
+                  "iommu_iotlb_sync(d0, gather=g0)\n")
+    ex, rets = execute(text, "smmuv3")
+    assert rets[2:4] == [contract.SHARED_GATHER] * 2 and rets[4] is None
+    assert extents(ex) == [(0x201000, 0x1000, MAPPED)]
+
+
 # ---- unknown ranges -----------------------------------------------------------------------------
 def test_map_over_live():
     text = CFG + ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
@@ -242,6 +295,7 @@ def test_replay_notes_every_contract_skip(tmp_path):
 
 def test_skip_reasons_are_documented_as_the_contract():
     src = inspect.getsource(contract)
-    for why in (contract.DMA_ONLY, contract.IN_IRQ, contract.OUTSIDE, contract.UNMAP_HOLE, contract.NO_HANDLE):
+    for why in (contract.DMA_ONLY, contract.IN_IRQ, contract.OUTSIDE, contract.UNMAP_HOLE, contract.NO_HANDLE,
+                contract.SHARED_GATHER):
         assert why.startswith("skipped: ") and why.endswith(contract.CONTRACT_TAG)
     assert src.count("@_skip_rule(") == len(contract.SKIP_RULES)

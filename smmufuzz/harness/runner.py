@@ -114,6 +114,7 @@ class _Exec:
         self.claims: dict = {}                   # op index -> (domain, lo, hi) it is changing
         self.conflicts: set = set()
         self.group_locks: dict = {}
+        self.gather_owner: dict = {}             # (domain, gather id) -> context using it (contract.gather_taken)
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -199,6 +200,7 @@ class _Exec:
         why = self.skip_reason(op)
         if why:
             return why, None
+        contract.gather_taken(self, op)
         log_start = len(smmu.cmd_log)
         smmu.mem.lines_touched = set()
         mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
@@ -226,6 +228,7 @@ class _Exec:
             dom, gid = a
             yield from self._os("sync", a, os.iotlb_sync)
             self.dspec(dom).settle(spec.gathers.pop((dom, gid), []), i)
+            contract.gather_synced(self, op)
         elif k == "map_sg":
             dom, iova, sg, prot = a
             ret = os.map_sg(dom, iova, list(sg), prot)
