@@ -270,6 +270,11 @@ class _Exec:
             ds = self.dspec(dom)
             ret = os.dma_map(dom, pa, size, prot)
             self.handles.append((dom, ret, size) if ret >= 0 else None)
+            tried = os.dma_tried(dom) if ret < 0 else None
+            if tried:                            # iommu_map() failed over a live range it may have replaced
+                r = contract.map_unknown(ds, *tried, prot, False)
+                if r:
+                    ds.mark_unknown(*r, i)
             if ret >= 0:
                 g = self.granule
                 off = pa & (g - 1)
