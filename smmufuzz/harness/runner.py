@@ -13,7 +13,7 @@ from ..reference import cmdq as C
 from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
-from ..variants.registry import variant as lookup_variant
+from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
 from . import contract
 from .contract import DMA_ONLY, IN_IRQ, OUTSIDE  # noqa: F401  (re-exported: the skip reasons replay notes)
@@ -692,10 +692,11 @@ def _last_frames() -> str:
 
 def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
                 max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> RunResult:
-    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants (for
-    sequential programs: under a schedule each variant has its own preemption points)."""
+    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants of one driver model
+    (registry.comparable; for sequential programs: under a schedule each variant has its own preemption points)."""
     concurrent = prog.concurrent()
-    many = len(variants) > 1 and not concurrent
+    groups = [g for g in comparable(variants) if len(g) > 1] if not concurrent else []
+    many = bool(groups)
     gc_was = gc.isenabled()
     gc.disable()        # long command logs make the cyclic collector the hot spot; collect between runs
     try:
@@ -707,8 +708,10 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
         if gc_was:
             gc.enable()
     findings = [r.finding for r in runs if r.finding]
-    if many:
-        d = _divergence(prog, runs) or _return_divergence(prog, runs)
+    by_name = {r.name: r for r in runs}
+    for g in groups:
+        grun = [by_name[n] for n in g]
+        d = _divergence(prog, grun) or _return_divergence(prog, grun)
         if d:
             findings.append(d)
     return RunResult(prog, runs, findings)
