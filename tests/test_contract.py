@@ -191,6 +191,25 @@ def test_a_gather_used_by_two_contexts_before_a_sync():
     assert extents(ex) == [(0x201000, 0x1000, MAPPED)]
 
 
+def test_collisions_give_a_moved_gather_op_a_gather_of_its_own():
+    """The fuzz target's collide search runs op i+1 on another context inside op i: the unmap_fast moved into cpu0's
+    iotlb_sync(g0) takes g1 (contract.own_gather), a legal race (the campaign's false alarm shape, within the
+    contract), instead of being skipped."""
+    from smmufuzz.harness.exhaustive import explore_collisions
+    seq = parse(CFG + ("iommu_attach_device(d0, sid=0)\n"
+                       "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
+                       "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\n"
+                       "iommu_iotlb_sync(d0, gather=g0)\n"
+                       "iommu_unmap_fast(d0, iova=0x201000, size=0x1000, gather=g0)\n"
+                       "iommu_iotlb_sync(d0, gather=g0)\n"))
+    seen = []
+    ex = explore_collisions(seq, "invs:merged", 1000, observe=seen.append)
+    assert not ex.findings and seen
+    moved = [p for p in seen if any(op.ctx and op.kind == "unmap_fast" for op in p.ops)]
+    assert moved and all(op.args[-1] == 1 for p in moved for op in p.ops if op.ctx)
+    assert all(op.args[-1] == 0 for p in seen for op in p.ops if not op.ctx and op.kind in ("unmap_fast", "sync"))
+
+
 # ---- unknown ranges -----------------------------------------------------------------------------
 def test_map_over_live():
     text = CFG + ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"

@@ -18,7 +18,7 @@ the bookkeeping of calls made within the contract.
 """
 
 from ..reference.spec import MAPPED, UNKNOWN, DomainSpec
-from .program import SLEEPING_KINDS, Op
+from .program import NUM_GATHERS, SLEEPING_KINDS, Op
 
 CONTRACT_TAG = " (caller contract)"
 DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only" + CONTRACT_TAG
@@ -115,6 +115,23 @@ GATHER_KINDS = frozenset({"unmap_fast", "sync"})
 def gather_key(op: Op) -> tuple[int, int]:
     """(domain, gather id) of an unmap_fast or iotlb_sync: the caller's gather (one per domain in a program)."""
     return op.args[0], op.args[-1]
+
+
+def own_gather(ops, i: int) -> Op:
+    """Op i (an unmap_fast or iotlb_sync a generator just put on another context) with a gather of its domain that no
+    other context uses in ops, if one is free, so that it is issued, not skipped by gather_of_another_context."""
+    op = ops[i]
+    if op.kind not in GATHER_KINDS:
+        return op
+    dom = op.args[0]
+    users: dict[int, set] = {}
+    for j, o in enumerate(ops):
+        if j != i and o.kind in GATHER_KINDS and o.args[0] == dom:
+            users.setdefault(o.args[-1], set()).add(o.ctx)
+    if users.get(op.args[-1], set()) <= {op.ctx}:
+        return op
+    free = [g for g in range(NUM_GATHERS) if users.get(g, set()) <= {op.ctx}]
+    return Op(op.kind, op.args[:-1] + (free[0],), op.ctx) if free else op
 
 
 def gather_taken(ex, op: Op) -> None:

@@ -19,7 +19,8 @@ is set, so HybridMutator grows its own length limit with the number of mutations
 import random
 
 from .codec import M64, decode, encode
-from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
+from .contract import own_gather
+from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
 
 EDITS = ("config", "insert", "delete", "duplicate", "swap", "retarget", "fork", "hoist", "context", "preempt")
 SHRINKING = ("config", "delete", "swap", "retarget", "context", "preempt")   # at the length limit
@@ -99,25 +100,6 @@ def _fix_handles(ops: list[Op]) -> list[Op]:
             maps += 1
         out.append(op)
     return out
-
-
-def _own_gather(ops: list[Op], i: int) -> None:
-    """Op i, an unmap_fast or iotlb_sync just put on a context, takes a gather of its domain that no other
-    context uses in the program, if one is free: a caller's gather is its own (contract.gather_of_another_context
-    skips an op on a gather another context holds)."""
-    op = ops[i]
-    if op.kind not in ("unmap_fast", "sync"):
-        return
-    dom = op.args[0]
-    users: dict[int, set] = {}
-    for j, o in enumerate(ops):
-        if j != i and o.kind in ("unmap_fast", "sync") and o.args[0] == dom:
-            users.setdefault(o.args[-1], set()).add(o.ctx)
-    if users.get(op.args[-1], {op.ctx}) <= {op.ctx}:
-        return
-    free = [g for g in range(NUM_GATHERS) if users.get(g, {op.ctx}) <= {op.ctx}]
-    if free:
-        ops[i] = Op(op.kind, op.args[:-1] + (free[0],), op.ctx)
 
 
 def random_op(prog: Program, at: int, rng: random.Random) -> Op | None:
@@ -269,7 +251,7 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
         if src.kind == "attach":
             args[1] = rng.randrange(NUM_SIDS)
         ops.insert(i + 1, Op(src.kind, tuple(args), ctx))
-        _own_gather(ops, i + 1)
+        ops[i + 1] = own_gather(ops, i + 1)
         sched = _shift(sched, i + 1, 1)
         sched = _race_at(sched, i, ctx, rng)
     elif edit == "hoist" and n >= 3:
@@ -283,13 +265,13 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
         j = rng.choice(later)
         op = ops.pop(j)
         ops.insert(i + 1, Op(op.kind, op.args, _racer(ops[i].ctx, op.kind, rng)))
-        _own_gather(ops, i + 1)
+        ops[i + 1] = own_gather(ops, i + 1)
         sched = [(k if k < i + 1 or k > j else (i + 1 if k == j else k + 1), a, c) for k, a, c in sched]
         sched = _race_at(sched, i, ops[i + 1].ctx, rng)
     elif edit == "context" and n:
         i = rng.randrange(n)
         ops[i] = Op(ops[i].kind, ops[i].args, rng.choice((0, 1, 1, 2, 3)))
-        _own_gather(ops, i)
+        ops[i] = own_gather(ops, i)
     elif edit == "preempt" and n:
         i = rng.randrange(n)
         others = sorted({op.ctx for op in ops} - {ops[i].ctx}) or [1]
