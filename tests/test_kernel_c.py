@@ -200,3 +200,21 @@ def test_bad_kernel_input_is_one_line_exit_2(tmp_path, case):
     assert r.returncode == 2, r.stdout + r.stderr
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("smmufuzz: error:")]
     assert len(err) == 1 and want in err[0], r.stderr
+
+
+def test_kc_lpae_drivers_compares_no_driver_with_another():
+    """The 30-minute correct-targets campaign (issue 15) reported 8 DIVERGENCEs on kc-lpae-drivers: arm-smmu, qcom and
+    ipmmu run side by side but differ by design (qcom/ipmmu: ARM_32_LPAE_S1, IAS 32, 4K pages only, no
+    IOMMU_CAP_DEFERRED_FLUSH). DIVERGENCE compares variants of one driver model only; each is still judged by the oracle."""
+    from smmufuzz.variants.registry import comparable, target
+    assert comparable(target("kc-lpae-drivers")) == [["kc:arm-smmu"], ["kc:qcom"], ["kc:ipmmu"]]
+    assert comparable(["kc:smmuv3", "kc-patched:smmuv3", "kc-model:smmuv3"]) == [["kc:smmuv3", "kc-patched:smmuv3",
+                                                                                 "kc-model:smmuv3"]]
+    assert comparable(target("invs-2smmu")) == [target("invs-2smmu")]
+    _tree()
+    for text in ("config(granule=64K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                 "iommu_attach_device(d0, sid=0)\niommu_map_sg(d0, iova=0x0, sg=[0xa0000000+0x10000], prot=RW)\n",
+                 "config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\niommu_dma_init_fq(d0)\n"):
+        res = run_program(parse(text), target("kc-lpae-drivers"))
+        assert not res.findings, res.findings
+    assert [r.returns[0] for r in res.runs][1:] == ["strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH"] * 2

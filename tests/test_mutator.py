@@ -115,3 +115,23 @@ pci_ats(sid=1, on=1)
     off_sid1 = sum(op.args == (1, 0) for op in ats)
     on_sid0 = sum(op.args == (0, 1) for op in ats)
     assert ats and off_sid1 + on_sid0 >= 0.7 * len(ats)
+
+
+def test_an_op_moved_to_another_context_takes_a_gather_of_its_own():
+    """contract.gather_of_another_context: a fork, hoist or context edit (and a collision) of an unmap_fast/iotlb_sync
+    gives the op a gather no other context uses on its domain (if one is free), so the moved op is issued, not skipped."""
+    from smmufuzz.harness.contract import own_gather
+    from smmufuzz.harness.program import Op
+    prog = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)
+iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)
+iommu_iotlb_sync(d0, gather=g0)
+iommu_unmap_fast(d1, iova=0x200000, size=0x1000, gather=g1)
+""")
+    ops = list(prog.ops)
+    ops[2] = Op("sync", ops[2].args, 1)                         # the sync moved to cpu1: g0 is cpu0's, g1 free on d0
+    ops[2] = own_gather(ops, 2)
+    assert ops[2].text() == "cpu1: iommu_iotlb_sync(d0, gather=g1)"
+    ops.insert(3, Op("unmap_fast", (0, 0x201000, 0x1000, 0), 3))   # irq1: both of d0's gathers are taken: left as is
+    assert own_gather(ops, 3) == ops[3]
+    assert own_gather(ops, 1) == ops[1]                          # already its context's own: unchanged

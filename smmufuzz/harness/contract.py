@@ -11,13 +11,14 @@ program is an arbitrary caller, so each rule here is applied in one of two ways:
   (`DomainSpec.mark_unknown`): whatever the kernel leaves there is allowed, until the range is mapped
   and unmapped again within the contract.
 
-The runner (runner.py) asks `skip()` before issuing an op, and `map_unknown()` / `unmap_unknown()` /
-`concurrent_overlap()` after a map- or unmap-like op returns; DomainSpec (reference/spec.py) only does
+The runner (runner.py) asks `skip()` before issuing an op (and tells `gather_taken()` / `gather_synced()` when a
+caller's gather is used and synced), and `map_unknown()` / `unmap_unknown()` / `concurrent_overlap()` after a
+map- or unmap-like op returns; DomainSpec (reference/spec.py) only does
 the bookkeeping of calls made within the contract.
 """
 
 from ..reference.spec import MAPPED, UNKNOWN, DomainSpec
-from .program import SLEEPING_KINDS, Op
+from .program import NUM_GATHERS, SLEEPING_KINDS, Op
 
 CONTRACT_TAG = " (caller contract)"
 DMA_ONLY = "skipped: a DMA(-FQ) domain is driven by the DMA API only" + CONTRACT_TAG
@@ -25,6 +26,7 @@ IN_IRQ = "skipped: may sleep (mutex), not callable in interrupt context" + CONTR
 OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range" + CONTRACT_TAG
 UNMAP_HOLE = "skipped: an unmap over a range that is not wholly mapped (a hole, or an unmap not yet synced)" + CONTRACT_TAG
 NO_HANDLE = "skipped: dma_unmap of a handle that is not mapped" + CONTRACT_TAG
+SHARED_GATHER = "skipped: a gather another context is using (unsynced), shared across CPUs or with an interrupt" + CONTRACT_TAG
 RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 
 SKIP_RULES: list = []         # (function, reason), in the order skip() applies them
@@ -96,6 +98,52 @@ def dma_unmap_of_no_mapping(ex, op: Op, chunks) -> bool:
         return False
     h = op.args[0]
     return h >= len(ex.handles) or ex.handles[h] is None
+
+
+@_skip_rule(SHARED_GATHER)
+def gather_of_another_context(ex, op: Op, chunks) -> bool:
+    """iommu_unmap()/__iommu_dma_unmap(): a gather is its caller's on-stack object, never shared across CPUs or with an interrupt."""
+    if op.kind not in GATHER_KINDS:
+        return False
+    owner = ex.gather_owner.get(gather_key(op))
+    return owner is not None and owner != op.ctx
+
+
+GATHER_KINDS = frozenset({"unmap_fast", "sync"})
+
+
+def gather_key(op: Op) -> tuple[int, int]:
+    """(domain, gather id) of an unmap_fast or iotlb_sync: the caller's gather (one per domain in a program)."""
+    return op.args[0], op.args[-1]
+
+
+def own_gather(ops, i: int) -> Op:
+    """Op i (an unmap_fast or iotlb_sync a generator just put on another context) with a gather of its domain that no
+    other context uses in ops, if one is free, so that it is issued, not skipped by gather_of_another_context."""
+    op = ops[i]
+    if op.kind not in GATHER_KINDS:
+        return op
+    dom = op.args[0]
+    users: dict[int, set] = {}
+    for j, o in enumerate(ops):
+        if j != i and o.kind in GATHER_KINDS and o.args[0] == dom:
+            users.setdefault(o.args[-1], set()).add(o.ctx)
+    if users.get(op.args[-1], set()) <= {op.ctx}:
+        return op
+    free = [g for g in range(NUM_GATHERS) if users.get(g, set()) <= {op.ctx}]
+    return Op(op.kind, op.args[:-1] + (free[0],), op.ctx) if free else op
+
+
+def gather_taken(ex, op: Op) -> None:
+    """An unmap_fast or iotlb_sync is issued: its context owns the gather until a sync of it returns
+    (gather_of_another_context); the runner calls this for an op skip() let through."""
+    if op.kind in GATHER_KINDS:
+        ex.gather_owner.setdefault(gather_key(op), op.ctx)
+
+
+def gather_synced(ex, op: Op) -> None:
+    """iommu_iotlb_sync() returned: the gather is empty again (iommu_iotlb_gather_init()), anyone's to take."""
+    ex.gather_owner.pop(gather_key(op), None)
 
 
 def unmap_range(ex, op: Op) -> tuple[int, int, int] | None:

@@ -18,6 +18,7 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+from .contract import own_gather
 from .program import CONTEXTS, SLEEPING_KINDS, Program, touched_domains
 from .runner import Finding, run_program, run_variant_concurrent
 
@@ -143,6 +144,7 @@ def collide_candidates(prog: Program, trace, pairs: list[tuple[int, int]] | None
             if c == a.ctx:
                 continue
             moved = ops[:i + 1] + (replace(b, ctx=c),) + ops[i + 1:j] + ops[j + 1:]
+            moved = moved[:i + 1] + (own_gather(moved, i + 1),) + moved[i + 2:]
             out += [(moved, tuple(sorted(base + ((i, s, c),))), (i, s, c), s in hot)
                     for s in range(1, steps[i]) if (i, s) not in taken]
     return out
@@ -316,9 +318,11 @@ def wait_followers(prog: Program, i: int, trace) -> list[Program]:
         for c in (2 + cpu, 3 - cpu):
             if c not in (ops[i].ctx, ops[i + 1].ctx):
                 moved = ops[:k] + (replace(ops[k], ctx=c),) + ops[k + 1:]
+                moved = moved[:k] + (own_gather(moved, k),) + moved[k + 1:]
                 out.append(Program(prog.config, moved, tuple(sorted(prog.schedule + ((i + 1, wait, c),)))))
     if ops[i].kind not in SLEEPING_KINDS and ops[i].ctx < 2 and ops[i + 1].ctx != 2 + cpu:
         grown = ops[:i + 2] + (replace(ops[i], ctx=2 + cpu),) + ops[i + 2:]
+        grown = grown[:i + 2] + (own_gather(grown, i + 2),) + grown[i + 3:]
         sched = tuple((j + (j > i + 1), a, c) for j, a, c in prog.schedule) + ((i + 1, wait, 2 + cpu),)
         out.append(Program(prog.config, grown, tuple(sorted(sched))))
     return out

@@ -13,7 +13,7 @@ from ..reference import cmdq as C
 from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
-from ..variants.registry import variant as lookup_variant
+from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
 from . import contract
 from .contract import DMA_ONLY, IN_IRQ, OUTSIDE  # noqa: F401  (re-exported: the skip reasons replay notes)
@@ -114,6 +114,7 @@ class _Exec:
         self.claims: dict = {}                   # op index -> (domain, lo, hi) it is changing
         self.conflicts: set = set()
         self.group_locks: dict = {}
+        self.gather_owner: dict = {}             # (domain, gather id) -> context using it (contract.gather_taken)
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
@@ -199,6 +200,7 @@ class _Exec:
         why = self.skip_reason(op)
         if why:
             return why, None
+        contract.gather_taken(self, op)
         log_start = len(smmu.cmd_log)
         smmu.mem.lines_touched = set()
         mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
@@ -226,6 +228,7 @@ class _Exec:
             dom, gid = a
             yield from self._os("sync", a, os.iotlb_sync)
             self.dspec(dom).settle(spec.gathers.pop((dom, gid), []), i)
+            contract.gather_synced(self, op)
         elif k == "map_sg":
             dom, iova, sg, prot = a
             ret = os.map_sg(dom, iova, list(sg), prot)
@@ -267,6 +270,11 @@ class _Exec:
             ds = self.dspec(dom)
             ret = os.dma_map(dom, pa, size, prot)
             self.handles.append((dom, ret, size) if ret >= 0 else None)
+            tried = os.dma_tried(dom) if ret < 0 else None
+            if tried:                            # iommu_map() failed over a live range it may have replaced
+                r = contract.map_unknown(ds, *tried, prot, False)
+                if r:
+                    ds.mark_unknown(*r, i)
             if ret >= 0:
                 g = self.granule
                 off = pa & (g - 1)
@@ -684,10 +692,11 @@ def _last_frames() -> str:
 
 def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
                 max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> RunResult:
-    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants (for
-    sequential programs: under a schedule each variant has its own preemption points)."""
+    """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants of one driver model
+    (registry.comparable; for sequential programs: under a schedule each variant has its own preemption points)."""
     concurrent = prog.concurrent()
-    many = len(variants) > 1 and not concurrent
+    groups = [g for g in comparable(variants) if len(g) > 1] if not concurrent else []
+    many = bool(groups)
     gc_was = gc.isenabled()
     gc.disable()        # long command logs make the cyclic collector the hot spot; collect between runs
     try:
@@ -699,8 +708,10 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
         if gc_was:
             gc.enable()
     findings = [r.finding for r in runs if r.finding]
-    if many:
-        d = _divergence(prog, runs) or _return_divergence(prog, runs)
+    by_name = {r.name: r for r in runs}
+    for g in groups:
+        grun = [by_name[n] for n in g]
+        d = _divergence(prog, grun) or _return_divergence(prog, grun)
         if d:
             findings.append(d)
     return RunResult(prog, runs, findings)

@@ -51,6 +51,7 @@ class DmaIommu:
         self.granule = granule
         self.fq: FlushQueue | None = None          # cookie->fq_domain
         self.free_table_pages = free_table_pages
+        self.tried: tuple[int, int] | None = None    # the IOVA range the last map() allocated (for the harness)
 
     def enable_fq(self) -> None:
         """iommu_dma_init_fq(): a live strict domain becomes DMA-FQ (fq_domain published last)."""
@@ -62,6 +63,7 @@ class DmaIommu:
         off = paddr & (self.granule - 1)
         size = (size + off + self.granule - 1) & ~(self.granule - 1)
         iova = self.iovad.alloc(size)
+        self.tried = None if iova is None else (iova, size)
         if iova is None:
             return -12
         ret = self.core.iommu_map(self.domain, iova, paddr - off, size, prot)

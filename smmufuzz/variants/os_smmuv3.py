@@ -98,6 +98,11 @@ class SmmuV3Os:
     def dma_map(self, dom, paddr, size, prot) -> int:
         return self.cookie(dom).map(paddr, size, prot)
 
+    def dma_tried(self, dom) -> tuple[int, int] | None:
+        """The IOVA range (iova, size) the last dma_map on dom asked iommu_map() for, even if it failed (and the
+        IOVA was freed): a failed map may have replaced a table there and unmapped it again."""
+        return self.cookie(dom).tried
+
     def dma_unmap(self, dom, dma_addr, size) -> int:
         return self.cookie(dom).unmap(dma_addr, size)
 

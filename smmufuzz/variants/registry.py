@@ -17,13 +17,14 @@ class VariantInfo:
     buggy: bool
     family: str
     summary: str
+    driver: str = ""        # the driver model it runs: DIVERGENCE compares only variants of one driver
 
 
 VARIANTS: dict[str, VariantInfo] = {}
 
 
-def register(name: str, factory, buggy: bool, family: str, summary: str) -> None:
-    VARIANTS[name] = VariantInfo(name, factory, buggy, family, summary)
+def register(name: str, factory, buggy: bool, family: str, summary: str, driver: str = "") -> None:
+    VARIANTS[name] = VariantInfo(name, factory, buggy, family, summary, driver)
 
 
 register("smmuv3", SmmuV3Os, False, "spine",
@@ -124,7 +125,7 @@ for _n, (_des, _bug, _why) in INVS_TWO_SMMU.items():
 # kernel C from a tree (smmufuzz kernel setup): correct unless the tree is not; a patched build is the
 # user's patch, so what it shows is unexpected until they say otherwise
 for _n, _f, _why in kernel_c.variants():
-    register(_n, _f, False, "kernel-c", _why)
+    register(_n, _f, False, "kernel-c", _why, driver=_n.split(":", 1)[1])
 
 # target name -> variant names run side by side on the same program
 TARGETS: dict[str, list[str]] = {
@@ -170,6 +171,15 @@ def kernel_builds(names) -> set:
 
 class UnknownName(KeyError):
     pass
+
+
+def comparable(names: list[str]) -> list[list[str]]:
+    """The variants DIVERGENCE compares, in groups: those of one driver model (a target may run several drivers side
+    by side, e.g. kc-lpae-drivers: their page sizes, IAS and capabilities differ by design); unknown names together."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(VARIANTS[n].driver if n in VARIANTS else "", []).append(n)
+    return list(groups.values())
 
 
 def variant(name: str) -> VariantInfo:
