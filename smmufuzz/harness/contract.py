@@ -49,7 +49,7 @@ def _unknown_rule(fn):
 @_skip_rule(DMA_ONLY)
 def raw_call_on_dma_domain(ex, op: Op, chunks) -> bool:
     """iommu_dma_init_fq(): a DMA-FQ domain's IOVA space belongs to the DMA API; nobody calls iommu_map/unmap on it."""
-    return ex.dma_only and op.kind in RAW_API
+    return op.kind in RAW_API and (ex.dma_only or op.args[0] in ex.spec.fq)      # DMA-FQ from the start, or switched
 
 
 @_skip_rule(IN_IRQ)
