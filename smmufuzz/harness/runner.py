@@ -550,15 +550,18 @@ class _Exec:
             if ste is None or not ste.translates:
                 out.append((sid, ste.config if ste else "abort"))
                 continue
-            leaves, _ = self.smmu.tree(ste)
+            reach = self.smmu.reach(ste)
             dom = self.spec.attached.get(sid)
             ds = self.spec.domains.get(dom) if dom is not None else None
-            # only what has been promised: a pending unmap may legitimately be visible on one variant
-            # and gone on another until its gather is synced
-            if ds is not None:
-                leaves = [lf for lf in leaves
-                          if all(e.state == MAPPED for e in ds.overlapping(lf.va, lf.va + lf.span))]
-            out.append((sid, tuple(sorted((lf.va, lf.span, lf.pa, lf.perms) for lf in leaves))))
+            # only what has been promised: a pending unmap (or a range the caller contract leaves unknown)
+            # may legitimately be visible on one variant and gone on another until its gather is synced
+            unsettled = ds.unsettled() if ds is not None else ()
+            if len(unsettled) > 8:
+                reach = tuple(t for t in reach
+                              if all(e.state == MAPPED for e in ds.overlapping(t[0], t[0] + t[1])))
+            elif unsettled:
+                reach = tuple(t for t in reach if not any(lo < t[0] + t[1] and t[0] < hi for lo, hi in unsettled))
+            out.append((sid, reach))
         return tuple(out)
 
 

@@ -84,10 +84,27 @@ class Oracle:
         # TLB (its key set is unchanged while cache_ver and its size are: a max-cache fill only adds),
         # and the domain intent (identity, version)
         self._clean: set = set()
+        self._trees: dict = {}          # id -> leaf list, so that an id in a "vis" key names the same list
+
+    def _check_one(self, ds, va, span, pa, perms, sid, source, where, epoch) -> Violation | None:
+        """check_translation, remembered per domain intent while no extent the translation overlaps changes
+        (DomainSpec.known_clean): only translations a change could affect are checked again."""
+        if ds is None:
+            return check_translation(None, va, span, pa, perms, f"sid {sid} {source}" + where,
+                                     self.smmu.fill_seq(epoch) if epoch is not None else 0, self.smmu.cmd_log)
+        key = (va, span, pa, perms)
+        if ds.known_clean(key):
+            return None
+        v = check_translation(ds, va, span, pa, perms, f"sid {sid} {source}" + where,
+                              self.smmu.fill_seq(epoch) if epoch is not None else 0, self.smmu.cmd_log)
+        if v is None:
+            ds.note_clean(key)
+        return v
 
     def _remember(self, key: tuple) -> None:
         if len(self._clean) > 4096:
             self._clean.clear()
+            self._trees.clear()
         self._clean.add(key)
 
     def check(self, sids: list[int], resolve=None) -> Violation | None:
@@ -132,7 +149,7 @@ class Oracle:
             key = ("pt", smmu.mem.version, ste.ttb, ste.geo, ste.stage, dkey)
             if key not in self._clean:
                 for lf in leaves:
-                    v = check_translation(ds, lf.va, lf.span, lf.pa, lf.perms, f"sid {sid} page-table" + where, 0, log)
+                    v = self._check_one(ds, lf.va, lf.span, lf.pa, lf.perms, sid, "page-table", where, None)
                     if v:
                         return v
                 self._remember(key)
@@ -141,8 +158,7 @@ class Oracle:
             if key not in self._clean:
                 for k, s in smmu.tlb.items():
                     if k[0] == tag:
-                        v = check_translation(ds, k[1], k[2], k[3], k[4], f"sid {sid} TLB" + where,
-                                              smmu.fill_seq(s), log)
+                        v = self._check_one(ds, k[1], k[2], k[3], k[4], sid, "TLB", where, s)
                         if v:
                             return v
                 self._remember(key)
@@ -150,9 +166,13 @@ class Oracle:
             if v:
                 return v
             if ste is current and ds is not None and stable:
-                v = self._check_visible(sid, ste, ds, leaves)
-                if v:
-                    return v
+                key = ("vis", id(leaves), ds.version, id(ds))     # the tree list lives as long as its cache entry
+                if key not in self._clean or self._trees.get(id(leaves)) is not leaves:
+                    v = self._check_visible(sid, ste, ds, leaves)
+                    if v:
+                        return v
+                    self._trees[id(leaves)] = leaves
+                    self._remember(key)
         ds = ds0
         if resolve is not None and (resolve(sid, current) is None or not stable):
             return None          # mid-attach or mid-change: reachability and the ATC are judged later

@@ -469,6 +469,15 @@ class Smmu:
             self._tree_cache[key] = t
         return t
 
+    def reach(self, ste: Ste) -> tuple:
+        """The translations a walk from the STE reaches, as a sorted tuple of (va, span, pa, perms)."""
+        key = ("reach", self.mem.version, ste.ttb, ste.geo, ste.stage)
+        r = self._tree_cache.get(key)
+        if r is None:
+            r = tuple(sorted((lf.va, lf.span, lf.pa, lf.perms) for lf in self.tree(ste)[0]))
+            self._tree_cache[key] = r
+        return r
+
     def _fill_ste(self, ste: Ste, seq: int) -> None:
         leaves, tables = self.tree(ste)
         tag = ste.tag

@@ -6,7 +6,7 @@ variant's data structures. Mappings are kept as the leaf extents iommu_pgsize() 
 map call into, because that is the unit a later unmap may remove whole.
 """
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 
 M64 = (1 << 64) - 1
@@ -68,6 +68,11 @@ class DomainSpec:
         self.ext: dict[int, Extent] = {}
         self.removed: list[tuple[int, int, int]] = []   # (lo, hi, op) of every promised removal
         self.version = 0                                 # bumped by every change of an extent
+        # incremental checking: translations (va, span, pa, perms) found allowed by this intent, kept until an
+        # extent they overlap changes (the changed ranges wait in _dirty until the next lookup)
+        self._clean: set = set()
+        self._dirty: list[tuple[int, int]] = []
+        self._views: dict = {}                           # version-keyed derived lists (mapped, unsettled)
 
     # ---- queries ---------------------------------------------------------------------------
     def overlapping(self, lo: int, hi: int) -> list[Extent]:
@@ -85,7 +90,55 @@ class DomainSpec:
         return out
 
     def mapped(self) -> list[Extent]:
-        return [self.ext[b] for b in self.bases if self.ext[b].state == MAPPED]
+        v = self._views.get("mapped")
+        if v is None or v[0] != self.version:
+            v = self._views["mapped"] = (self.version, [self.ext[b] for b in self.bases
+                                                        if self.ext[b].state == MAPPED])
+        return v[1]
+
+    def unsettled(self) -> list[tuple[int, int]]:
+        """[lo, hi) of every extent not MAPPED (pending a sync, or unknown): where a translation may still
+        legally differ between two correct kernels."""
+        v = self._views.get("unsettled")
+        if v is None or v[0] != self.version:
+            v = self._views["unsettled"] = (self.version, [(e.base, e.base + e.span) for e in self.ext.values()
+                                                           if e.state != MAPPED])
+        return v[1]
+
+    def known_clean(self, key: tuple) -> bool:
+        """Was translation key = (va, span, pa, perms) found allowed, with no overlapping extent changed since?"""
+        if self._dirty:
+            self._purge()
+        return key in self._clean
+
+    def note_clean(self, key: tuple) -> None:
+        if len(self._clean) > 65536:
+            self._clean.clear()
+        self._clean.add(key)
+
+    def _purge(self) -> None:
+        """Forget the clean translations that overlap a changed range."""
+        dirty = sorted(self._dirty)
+        self._dirty = []
+        if not self._clean:
+            return
+        merged: list[list[int]] = []
+        for lo, hi in dirty:
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        if len(merged) == 1:
+            lo, hi = merged[0]
+            self._clean = {k for k in self._clean if k[0] >= hi or k[0] + k[1] <= lo}
+            return
+        los = [m[0] for m in merged]
+        keep = set()
+        for k in self._clean:
+            i = bisect_right(los, k[0] + k[1] - 1) - 1
+            if i < 0 or merged[i][1] <= k[0]:
+                keep.add(k)
+        self._clean = keep
 
     def ever_removed(self, lo: int, hi: int) -> int | None:
         for a, b, op in reversed(self.removed):
@@ -96,11 +149,13 @@ class DomainSpec:
     # ---- updates ---------------------------------------------------------------------------
     def _add(self, e: Extent) -> None:
         self.version += 1
+        self._dirty.append((e.base, e.base + e.span))
         self.ext[e.base] = e
         insort(self.bases, e.base)
 
     def _del(self, e: Extent) -> None:
         self.version += 1
+        self._dirty.append((e.base, e.base + e.span))
         del self.ext[e.base]
         self.bases.pop(bisect_left(self.bases, e.base))
 
@@ -146,6 +201,7 @@ class DomainSpec:
             else:
                 e.state = state_after
                 self.version += 1
+                self._dirty.append((e.base, e.base + e.span))
         if state_after is None and gone:
             self.removed.append((iova, done, op))
         return gone
