@@ -156,8 +156,10 @@ class Oracle:
             tag = ste.tag
             key = ("tlb", tag, smmu.cache_ver, len(smmu.tlb), dkey)
             if key not in self._clean:
+                # an entry holding what the walk above reaches now was judged with it (same translation)
+                reach = smmu.reach_set(ste)
                 for k, s in smmu.tlb.items():
-                    if k[0] == tag:
+                    if k[0] == tag and (k[1], k[2], k[3], k[4]) not in reach:
                         v = self._check_one(ds, k[1], k[2], k[3], k[4], sid, "TLB", where, s)
                         if v:
                             return v

@@ -463,11 +463,19 @@ class Smmu:
         key = (self.mem.version, ste.ttb, ste.geo, ste.stage)
         t = self._tree_cache.get(key)
         if t is None:
-            if len(self._tree_cache) > 64:
+            if len(self._tree_cache) > 192:
                 self._tree_cache.clear()
             t = ste.geo.enumerate(self.mem, ste.ttb, ste.stage)
             self._tree_cache[key] = t
         return t
+
+    def reach_set(self, ste: Ste) -> frozenset:
+        """reach() as a set."""
+        key = ("reach_set", self.mem.version, ste.ttb, ste.geo, ste.stage)
+        r = self._tree_cache.get(key)
+        if r is None:
+            r = self._tree_cache[key] = frozenset(self.reach(ste))
+        return r
 
     def reach(self, ste: Ste) -> tuple:
         """The translations a walk from the STE reaches, as a sorted tuple of (va, span, pa, perms)."""
