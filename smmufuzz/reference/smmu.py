@@ -10,7 +10,7 @@ Compact IOTLB bookkeeping in the spirit of QEMU hw/arm/smmu-common.c (smmu_iotlb
 from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
-from .lpae import Leaf
+from .lpae import Geometry, Leaf
 from .memory import Memory
 from .ste import Ste
 
@@ -186,6 +186,69 @@ class Smmu:
                 self._refill_range(addr, end if end is not None else addr + 1)
             else:
                 self.fill_all()
+
+    def tlbi_run(self, op: int, addr: int, stride: int, count: int, asid: int = 0, vmid: int = 0,
+                 leaf: bool = False) -> None:
+        """`count` single-address register TLBIs at addr + k * stride, written back to back (a driver's
+        per-granule loop, e.g. arm_smmu_tlb_inv_range_s1()): the same state as count tlbi() calls, computed
+        per run of addresses whose walks find the same leaves rather than per write."""
+        if (self.cfg.policy != "max-cache" or op not in _VA_OPS or count < 2 or stride <= 0 or stride & 0xFFF
+                or addr & 0xFFF or self.steps + count > self.cfg.step_budget
+                or self.commands + count > self.cfg.command_budget):
+            for k in range(count):
+                self.tlbi(op, asid=asid, vmid=vmid, addr=addr + k * stride, leaf=leaf)
+            return
+        self.steps += count
+        self.commands += count
+        self.stats.by_op[op] = self.stats.by_op.get(op, 0) + count
+        configs = [ste for sid in self.strtab for ste in self.configs(sid) if ste.translates]
+        regions = [(0, 0, None)] * len(configs)      # per config: [lo, hi) where every walk finds `leaf`
+        log, pend, tlb, eseq = self.cmd_log, self.pending.setdefault(0, []), self.tlb, self.eseq
+        k = 0
+        while k < count:
+            va = addr + k * stride
+            found = []
+            nxt = None                                # the first address where some config's walk may differ
+            for n, ste in enumerate(configs):
+                lo, hi, lf = regions[n]
+                if not lo <= va < hi:
+                    lo, hi, lf = regions[n] = self._walk_region(ste, va)
+                if lf is not None:
+                    found.append((ste, lf))
+                nxt = hi if nxt is None else min(nxt, hi)
+            k1 = count if nxt is None else min(count, max(k + 1, -(-(nxt - addr) // stride)))
+            for j in range(k, k1):
+                self.seq += 1
+                cmd = C.Command(op, vmid=vmid, asid=asid, leaf=int(leaf), addr=addr + j * stride, sid=0)
+                log.append((self.seq, cmd))
+                pend.append((self.seq, cmd, None))
+                if found:
+                    self.seq += 1
+                    eseq.append(self.seq)
+                    self.cache_ver += 1
+                    if j == k:                    # the run's first write inserts its leaves in walk order
+                        epoch = len(eseq) - 1
+                        for ste, lf in found:
+                            tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
+            if found and k1 - 1 > k:
+                epoch = len(eseq) - 1                 # ...and the last one leaves them at its fill time
+                for ste, lf in found:
+                    tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
+            k = k1
+
+    def _walk_region(self, ste: Ste, va: int) -> tuple:
+        """(lo, hi, leaf or None): a walk for va and the range of addresses whose walks read the same
+        descriptors (the leaf's span; for a failed LPAE walk, the block of the level it stopped at)."""
+        lf, steps = ste.geo.walk(self.mem, ste.ttb, ste.stage, va)
+        if lf is not None:
+            return lf.va, lf.va + lf.span, lf
+        geo = ste.geo
+        if isinstance(geo, Geometry):
+            if va >> geo.ias:
+                return va, 1 << 64, None
+            shift = geo.lvl_shift(geo.start_level + len(steps))
+            return va >> shift << shift, (va >> shift) + 1 << shift, None
+        return va, va + 0x1000, None
 
     def _refill_range(self, lo: int, hi: int) -> None:
         """max-cache at a by-address register TLBI: refill what the TLBI may remove (its own range) from

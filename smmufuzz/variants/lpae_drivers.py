@@ -61,6 +61,10 @@ class ContextDriver(MasterTable):
         """One TLBIVA(L) / TLBIIPAS2(L) register write per granule (arm_smmu_tlb_inv_range_s1/_s2)."""
         op = C.CMD_TLBI_NH_VA if d.stage == 1 else C.CMD_TLBI_S2_IPA
         end = iova + size
+        if not granule & 0xFFF:                  # the loop's writes, as one run (same state)
+            n = max(1, -(-(end - iova) // granule))
+            self.hw.tlbi_run(op, iova & ~0xFFF, granule, n, asid=d.asid, vmid=d.vmid, leaf=leaf)
+            return
         while True:
             self.hw.tlbi(op, asid=d.asid, vmid=d.vmid, addr=iova & ~0xFFF, leaf=leaf)
             iova += granule

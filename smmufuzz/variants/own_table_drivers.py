@@ -93,6 +93,9 @@ class MsmIommuDriver(_OwnTableDriver):
     def tlbiva_range(self, d, iova, size, gran) -> None:
         """__flush_iotlb_range(): one TLBIVA per granule (modelled complete when written)."""
         end = iova + size
+        if iova < end and not gran & 0xFFF and end <= 1 << 32:   # the loop's writes, as one run (same state)
+            self.hw.tlbi_run(C.CMD_TLBI_NH_VA, iova & 0xFFFFF000, gran, -(-(end - iova) // gran), asid=d.asid)
+            iova = end
         while iova < end:
             self.hw.tlbi(C.CMD_TLBI_NH_VA, asid=d.asid, addr=iova & 0xFFFFF000)
             iova += gran
