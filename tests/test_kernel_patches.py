@@ -202,3 +202,19 @@ def test_replace_table_free_on_the_legal_path():
     prog = parse(REPLACE_LEGAL)
     assert not run_program(prog, ["kc:smmuv3"]).findings
     assert [f.kind for f in run_program(prog, ["kc-patched:smmuv3"]).findings] == ["TABLE_UAF"]
+
+
+@pytest.mark.parametrize("name", sorted(REPRO_KIND))
+def test_a_verdict_does_not_depend_on_the_runs_before_it(name):
+    """A C context is reset and reused by the next machine: what the previous one's code stored anywhere in the
+    arena (a planted bug's store out of bounds too) must be gone, else the same program gives another verdict
+    depending on what ran before (max-entries-mask: -EEXIST on its second run, from its own first run's stores)."""
+    _require_tree()
+    _use(name)
+    prog = _repro(name)
+    first = run_program(prog, ["kc-patched:smmuv3"])
+    for variants in (["kc:smmuv3", "kc-patched:smmuv3"], ["kc-patched:smmuv3"], ["kc-patched:smmuv3", "kc:smmuv3"]):
+        again = run_program(prog, variants)
+        run = next(r for r in again.runs if r.name == "kc-patched:smmuv3")
+        assert run.returns == first.runs[0].returns, (variants, run.returns, first.runs[0].returns)
+        assert (run.finding and run.finding.text()) == (first.runs[0].finding and first.runs[0].finding.text())

@@ -190,13 +190,15 @@ struct kc_ctx *kc_ctx_new(u64 host, u64 phys_base, u64 size)
 }
 
 /* Make a context new again for another machine (cheaper than a fresh one): forget the live pages,
- * give their arena and shadow memory back (they read as zero again). */
+ * give the whole arena and shadow memory back, so every page reads as zero again: also one that buggy
+ * code stored to out of bounds, never allocated (else the next machine would read what it left there,
+ * and a verdict would depend on which runs came before). Untouched pages cost madvise nothing. */
 void kc_ctx_reset(struct kc_ctx *c, u64 host)
 {
+	madvise(c->virt, c->size, MADV_DONTNEED);
+	madvise(c->shadow, c->size, MADV_DONTNEED);
 	if (c->hi) {
 		u64 lo = c->lo - c->phys_base, len = c->hi - c->lo;
-		madvise(c->virt + lo, len, MADV_DONTNEED);
-		madvise(c->shadow + lo, len, MADV_DONTNEED);
 		memset(c->live + (lo >> PAGE_SHIFT), 0, len >> PAGE_SHIFT);
 		memset(c->vmemmap + (lo >> PAGE_SHIFT), 0, (len >> PAGE_SHIFT) * sizeof(struct page));
 	}
