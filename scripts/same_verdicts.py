@@ -8,7 +8,8 @@ else on the default targets), the speed workloads (scripts/speed_workloads/, on 
 programs from the seeded decoder on each default target and on invs. Each checkout runs them all in a child
 process (its own parser, runner and variants) and prints, per program and target, every finding's text and
 every variant's API return values; the parent compares the two outputs line by line and prints the programs
-whose verdicts differ. Exit 1 on any difference.
+whose verdicts differ. Also: --codec N random byte strings decoded (and re-encoded) by both checkouts, which
+must give the same programs and bytes (the byte format of saved corpora). Exit 1 on any difference.
 """
 
 import argparse
@@ -83,6 +84,28 @@ def _neutral(text: str) -> str:
     return re.sub(r"(<checkout>\S*\", line )\d+", r"\1N", text)
 
 
+def codec_child(n: int, seed: int) -> None:
+    """Per random byte string: the program it decodes to (text) and its re-encoding (hex)."""
+    from smmufuzz.harness.codec import decode, encode
+    rng = random.Random(seed)
+    for _ in range(n):
+        p = decode(rng.randbytes(rng.randrange(2, 700)))
+        print(hashlib.sha1((p.text() + encode(p).hex()).encode()).hexdigest())
+
+
+def codec_same(code: str, n: int, seed: int) -> int:
+    """How many of n random byte strings decode (and re-encode) differently here and in `code`."""
+    outs = []
+    for c in (code, ROOT):
+        env = dict(os.environ, PYTHONPATH=c + os.pathsep + ROOT, PYTHONHASHSEED="0")
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--codec-child", str(n), str(seed)],
+                           env=env, capture_output=True, text=True, cwd=c)
+        if p.returncode:
+            sys.exit(f"same_verdicts.py: the codec run in {c} failed:\n{p.stderr[-3000:]}")
+        outs.append(p.stdout.split())
+    return sum(1 for a, b in zip(*outs) if a != b) + abs(len(outs[0]) - len(outs[1]))
+
+
 def run(code: str, job_file: str) -> dict:
     env = dict(os.environ, PYTHONPATH=code + os.pathsep + ROOT, PYTHONHASHSEED="0")
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", job_file], env=env,
@@ -101,14 +124,22 @@ def main() -> int:
     ap.add_argument("--baseline")
     ap.add_argument("--random", type=int, default=300, help="random programs per target")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--codec", type=int, default=20000, help="random byte strings whose decoding is compared")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--codec-child", nargs=2, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.codec_child:
+        sys.path.insert(0, os.environ["PYTHONPATH"].split(os.pathsep)[0])
+        codec_child(*a.codec_child)
+        return 0
     if a.child:
         sys.path.insert(0, os.environ["PYTHONPATH"].split(os.pathsep)[0])
         child(a.child)
         return 0
     if not a.baseline:
         ap.error("--baseline REF is required")
+    bad = codec_same(checkout(a.baseline), a.codec, a.seed)
+    print(f"{a.codec} random byte strings: {bad} decode to a different program or re-encode differently")
     js = jobs(a.random, a.seed)
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         for j in js:
@@ -121,7 +152,7 @@ def main() -> int:
     print(f"{len(js)} program runs ({found} with findings): {len(diff)} with a different verdict or return value")
     for k in diff[:20]:
         print(f"  {k[0]} on {k[1]}:\n    base: {base[k][1:]}\n    new:  {new.get(k, ['-'])[1:]}")
-    return 1 if diff else 0
+    return 1 if diff or bad else 0
 
 
 if __name__ == "__main__":

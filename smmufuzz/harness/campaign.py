@@ -217,7 +217,7 @@ class Campaign:
         try:
             return not run_program(prog, t.variants, self.o.policy).findings
         except _SlowSeed:
-            self.problems.append(f"seed {path} takes over {SEED_SECONDS:.0f}s on {t.name}: left out")
+            self.problems.append(f"seed {path} takes over {SEED_SECONDS:.3g}s on {t.name}: left out")
             return False
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)

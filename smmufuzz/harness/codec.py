@@ -6,22 +6,17 @@ already used in the program, or raw; sizes from page counts, block multiples, bl
 unaligned shapes.
 """
 
-from .program import (CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_OPS, MAX_SG, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS,
-                      Config, Op, Program)
+from .ops import KINDS, M64, OP_KINDS
+from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Program
 
-# opcode byte -> kind, weighted towards the operations that matter most
-KIND_TABLE = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
-              + ["flush_all", "detach", "ats", "fill", "evict", "ats_req"] + ["attach"] * 3 + ["dma"] * 3
-              + ["writeback"] * 2 + ["dma_map"] * 3 + ["dma_unmap"] * 3 + ["fq_timeout", "dma_enable_fq"])
+# opcode byte -> kind: each kind of the op table (ops.OP_KINDS, in its order) takes `weight` opcodes
+KIND_TABLE = [k.kind for k in OP_KINDS for _ in range(k.weight)]
 assert len(KIND_TABLE) == 40
-KIND_CODE = {k: KIND_TABLE.index(k) for k in OPS}
-assert NUM_DOMAINS == NUM_GATHERS == 2, "_small() encodes two domains and two gathers"
+KIND_CODE = {k: KIND_TABLE.index(k) for k in KINDS}
 GRANULE_CODES = (12, 12, 14, 16)
 IAS_TABLE = (48, 40, 32, 36, 42, 44, 39, 47)
-PROT_CODES = (3, 3, 3, 1, 1, 2, 3, 0)
 POOL_MAX = 40          # selectors 0xC0..0xE7
 SEL_POOL, SEL_LAST, SEL_RAW = 0xC0, 0xE8, 0xF0
-M64 = (1 << 64) - 1
 # opcode bytes from 0xF0: 0xF0 + c issues the following ops from context c (cpu0, cpu1, irq0, irq1);
 # 0xF4..0xFF, n: preempt the op just decoded after n & 63 steps, switching to context (b - 0xF4) & 3.
 # Other opcode bytes select KIND_TABLE[b % 40].
@@ -73,6 +68,12 @@ class _Ctx:
         self.dma_maps = 0
         self.last = {"addr": 0, "pa": 0}
 
+    def value(self, r: "_Reader", pool: str) -> int:
+        return _dec_value(r, self, pool)
+
+    def put_value(self, out: bytearray, pool: str, v: int) -> None:
+        _enc_value(out, self, pool, v)
+
     def remember(self, pool: str, v: int) -> None:
         p = self.pools[pool]
         if v not in p and len(p) < POOL_MAX:
@@ -92,11 +93,6 @@ class _Ctx:
         if hi == 10:
             return c * self.g // 2
         return self.b0 + c * self.b1
-
-
-def _small(b: int) -> int:
-    """Domain or gather index, biased to 0 (3 in 4) so that ops meet on the same domain and gather."""
-    return 0 if b & 3 else 1
 
 
 def _dec_value(r: _Reader, ctx: _Ctx, pool: str) -> int:
@@ -176,54 +172,26 @@ def decode(data: bytes) -> Program:
 
 
 def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
-    vals = []
-    fields = OPS[kind][1]
-    iova = pa = None
-    for fname, ftype in fields:
-        if ftype in ("dom", "gather"):
-            vals.append(_small(r.u8()))
-        elif ftype == "sid":
-            vals.append(r.u8() % NUM_SIDS)
-        elif ftype == "addr":
-            pool = "pa" if fname == "paddr" else "addr"
-            v = _dec_value(r, ctx, pool)
-            vals.append(v)
-            if pool == "pa":
-                pa = v
-            else:
-                iova = v
-        elif ftype == "size":
-            vals.append(_dec_value(r, ctx, "size"))
-        elif ftype == "prot":
-            vals.append(PROT_CODES[r.u8() & 7])
-        elif ftype == "bool":
-            vals.append(bool(r.u8() & 1))
-        elif ftype == "what":
-            vals.append(EVICT_WHAT[r.u8() % 3])
-        elif ftype == "handle":
-            vals.append(r.u8() % max(1, ctx.dma_maps))
-        elif ftype == "n":
-            b = r.u8()
-            vals.append(-1 if b == 0xFF and kind == "writeback" else b)
-        elif ftype == "sg":
-            n = (r.u8() & 15) + 1
-            ents = []
-            for _ in range(n):
-                epa = _dec_value(r, ctx, "pa")
-                eln = _dec_value(r, ctx, "size")
-                ents.append((epa, eln))
-                ctx.last["pa"] = (epa + eln) & M64
-                ctx.remember("pa", epa)
-            vals.append(tuple(ents))
-    _after(ctx, Op(kind, tuple(vals)), iova, pa)
-    return Op(kind, tuple(vals))
+    vals = tuple(t.decode(r, ctx) for _f, t in KINDS[kind].fields)
+    op = Op(kind, vals)
+    _after(ctx, op)
+    return op
 
 
-def _after(ctx: _Ctx, op: Op, iova, pa) -> None:
-    """Update pools exactly the same way in decode and encode."""
+def _after(ctx: _Ctx, op: Op) -> None:
+    """Update pools exactly the same way in decode and encode: the op's IOVA and paddr fields (the last of
+    each pool) and its size."""
     if op.kind == "dma_map":
         ctx.dma_maps += 1
-    size = op.get("size") if "size" in dict(OPS[op.kind][1]) else None
+    iova = pa = size = None
+    for (_f, t), v in zip(KINDS[op.kind].fields, op.args):
+        pool = getattr(t, "pool", None)
+        if pool == "addr":
+            iova = v
+        elif pool == "pa":
+            pa = v
+        elif pool == "size":
+            size = v
     if op.kind == "map_sg":
         size = sum(ln for _pa, ln in op.get("sg"))
     if iova is not None:
@@ -271,48 +239,12 @@ def encode(prog: Program) -> bytes:
             out.append(OP_CTX + op.ctx)
             cur = op.ctx
         out.append(KIND_CODE[op.kind])
-        iova = pa = None
-        for (fname, ftype), v in zip(OPS[op.kind][1], op.args):
-            if ftype in ("dom", "gather"):
-                out.append(1 if v == 0 else 0)
-            elif ftype == "sid":
-                out.append(v)
-            elif ftype == "addr":
-                pool = "pa" if fname == "paddr" else "addr"
-                _enc_value(out, ctx, pool, v)
-                if pool == "pa":
-                    pa = v
-                else:
-                    iova = v
-            elif ftype == "size":
-                _enc_value(out, ctx, "size", v)
-            elif ftype == "prot":
-                out.append(PROT_CODES.index(v))
-            elif ftype == "bool":
-                out.append(int(v))
-            elif ftype == "what":
-                out.append(EVICT_WHAT.index(v))
-            elif ftype == "handle":
-                if not 0 <= v < max(1, ctx.dma_maps):
-                    raise ValueError(f"{op.text()}: handle {v} names no earlier dma_map")
-                out.append(v)
-            elif ftype == "n":
-                if op.kind == "writeback" and v < 0:
-                    out.append(0xFF)
-                elif 0 <= v < 256 and not (op.kind == "writeback" and v == 0xFF):
-                    out.append(v)
-                else:
-                    raise ValueError(f"{op.text()}: n must be 0..254")
-            elif ftype == "sg":
-                if not 1 <= len(v) <= 16:
-                    raise ValueError(f"{op.text()}: the byte encoding holds 1..{MAX_SG} sg entries")
-                out.append(len(v) - 1)
-                for epa, eln in v:
-                    _enc_value(out, ctx, "pa", epa)
-                    _enc_value(out, ctx, "size", eln)
-                    ctx.last["pa"] = (epa + eln) & M64
-                    ctx.remember("pa", epa)
-        _after(ctx, op, iova, pa)
+        for (_f, t), v in zip(KINDS[op.kind].fields, op.args):
+            try:
+                t.encode(out, ctx, v)
+            except ValueError as e:
+                raise ValueError(f"{op.text()}: {e}") from None
+        _after(ctx, op)
         for rec in sw.get(k, ()):
             out += rec
     return bytes(out)

@@ -4,6 +4,7 @@ generation, in the spirit of Hypothesis' shrinker."""
 
 from dataclasses import replace
 
+from .ops import KINDS
 from .program import Op, Program
 from .runner import Finding, run_program
 
@@ -72,29 +73,10 @@ def minimize(prog: Program, variants: list[str], policy: str = "max-cache", budg
 
 
 def _simpler_ops(op: Op):
-    """Candidate replacements of one op, simplest first."""
-    from .program import OPS
-    fields = OPS[op.kind][1]
-    for idx, (name, ftype) in enumerate(fields):
-        v = op.args[idx]
-        cands = []
-        if ftype in ("dom", "sid", "gather") and v:
-            cands = [0]
-        elif ftype == "addr" and v:
-            cands = [r for r in (_round(v), 0) if r != v]
-        elif ftype == "size" and v > 0x1000:
-            cands = [r for r in (_round(v), 0x1000) if r != v and r]
-        elif ftype == "prot" and v != 3:
-            cands = [3]
-        elif ftype == "sg" and len(v) > 1:
-            cands = [v[:len(v) // 2], v[len(v) // 2:], v[:1]]
-        for c in cands:
+    """Candidate replacements of one op, simplest first (each field type's simpler values, ops.py)."""
+    for idx, (_name, ftype) in enumerate(KINDS[op.kind].fields):
+        for c in ftype.simpler(op.args[idx]):
             yield Op(op.kind, op.args[:idx] + (c,) + op.args[idx + 1:], op.ctx)
-
-
-def _round(v: int) -> int:
-    """v with its lowest set bits cleared down to its highest set bit (0x40123000 -> 0x40000000)."""
-    return 1 << (v.bit_length() - 1) if v else 0
 
 
 def reproducer_text(prog: Program, finding: Finding, target: str, how: str, expect: str | None = None,

@@ -21,19 +21,15 @@ in program order follows, so a program without preempt lines runs sequentially.
 import re
 from dataclasses import dataclass, field, replace
 
+from .ops import (EVICT_WHAT, KIND_BY_NAME, KINDS, MAX_SG, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, OS_KINDS,  # noqa: F401
+                  PROT_BY_NAME, PROTS, SLEEPING_KINDS, FieldError, split_args)
+
 GRANULES = {12: "4K", 14: "16K", 16: "64K"}
 GRANULE_BY_NAME = {v: k for k, v in GRANULES.items()}
-PROTS = {3: "RW", 1: "R", 2: "W", 0: "NONE"}
-PROT_BY_NAME = {v: k for k, v in PROTS.items()}
-EVICT_WHAT = ("tlb", "walk", "all")
 MAX_OPS = 48
 CONTEXTS = ("cpu0", "cpu1", "irq0", "irq1")     # irqN: interrupt context on CPU N
 MAX_SWITCHES = 16
 MAX_AFTER = 64             # preempt(after=N): N steps into the op
-NUM_DOMAINS = 2
-NUM_SIDS = 4
-NUM_GATHERS = 2
-MAX_SG = 16                # entries of one iommu_map_sg (what the byte encoding holds)
 
 
 class ProgramSyntaxError(ValueError):
@@ -62,33 +58,6 @@ class Config:
                 f"e2h={int(self.e2h)})")
 
 
-# kind -> (text name, fields); field types: dom, sid, gather, addr, size, prot, bool, sg, what, n
-OPS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
-    "map": ("iommu_map", (("dom", "dom"), ("iova", "addr"), ("paddr", "addr"), ("size", "size"), ("prot", "prot"))),
-    "unmap": ("iommu_unmap", (("dom", "dom"), ("iova", "addr"), ("size", "size"))),
-    "unmap_fast": ("iommu_unmap_fast", (("dom", "dom"), ("iova", "addr"), ("size", "size"), ("gather", "gather"))),
-    "sync": ("iommu_iotlb_sync", (("dom", "dom"), ("gather", "gather"))),
-    "map_sg": ("iommu_map_sg", (("dom", "dom"), ("iova", "addr"), ("sg", "sg"), ("prot", "prot"))),
-    "flush_all": ("iommu_flush_iotlb_all", (("dom", "dom"),)),
-    "attach": ("iommu_attach_device", (("dom", "dom"), ("sid", "sid"))),
-    "detach": ("iommu_detach_device", (("sid", "sid"),)),
-    "ats": ("pci_ats", (("sid", "sid"), ("on", "bool"))),
-    "fill": ("hw_fill", (("sid", "sid"), ("iova", "addr"))),
-    "dma": ("dev_dma", (("sid", "sid"), ("iova", "addr"), ("write", "bool"))),
-    "evict": ("hw_evict", (("what", "what"), ("n", "n"))),
-    "writeback": ("hw_writeback", (("n", "n"),)),
-    "ats_req": ("ats_translate", (("sid", "sid"), ("iova", "addr"))),
-    "dma_map": ("dma_map", (("dom", "dom"), ("paddr", "addr"), ("size", "size"), ("prot", "prot"))),
-    "dma_unmap": ("dma_unmap", (("handle", "handle"),)),
-    "fq_timeout": ("fq_flush_timeout", (("dom", "dom"),)),
-    "dma_enable_fq": ("iommu_dma_init_fq", (("dom", "dom"),)),
-}
-KIND_BY_NAME = {v[0]: k for k, v in OPS.items()}
-OS_KINDS = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all", "attach", "detach", "ats",
-                      "dma_map", "dma_unmap", "fq_timeout", "dma_enable_fq"})
-SLEEPING_KINDS = frozenset({"attach", "detach", "ats", "dma_enable_fq"})   # take a mutex: not in an interrupt
-
-
 @dataclass(frozen=True)
 class Op:
     """One operation: its kind and its field values in OPS order."""
@@ -103,29 +72,10 @@ class Op:
         raise KeyError(name)
 
     def text(self) -> str:
-        name, fields = OPS[self.kind]
-        parts = []
-        for (fname, ftype), v in zip(fields, self.args):
-            if ftype == "dom":
-                parts.append(f"d{v}")
-            elif ftype == "gather":
-                parts.append(f"gather=g{v}")
-            elif ftype in ("addr", "size"):
-                parts.append(f"{fname}={v:#x}")
-            elif ftype == "prot":
-                parts.append(f"prot={PROTS[v]}")
-            elif ftype == "sg":
-                parts.append("sg=[" + ", ".join(f"{pa:#x}+{ln:#x}" for pa, ln in v) + "]")
-            elif ftype == "what":
-                parts.append(v)
-            elif self.kind == "writeback" and v < 0:
-                parts.append("all")
-            elif ftype == "handle":
-                parts.append(f"handle={v}")
-            else:
-                parts.append(f"{fname}={int(v)}")
+        k = KINDS[self.kind]
+        args = ", ".join(t.text(f, v) for (f, t), v in zip(k.fields, self.args))
         pre = f"{CONTEXTS[self.ctx]}: " if self.ctx else ""
-        return f"{pre}{name}({', '.join(parts)})"
+        return f"{pre}{k.name}({args})"
 
 
 @dataclass(frozen=True)
@@ -188,22 +138,6 @@ def touched_domains(ops) -> list[frozenset]:
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 
 
-def _split_args(s: str) -> list[tuple[str, int]]:
-    """Split on top-level commas; returns (piece, column offset) pairs."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(s):
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append((s[start:i], start))
-            start = i + 1
-    if s[start:].strip():
-        out.append((s[start:], start))
-    return out
-
-
 def _int(tok: str, line: int, col: int) -> int:
     try:
         return int(tok.strip(), 0)
@@ -213,7 +147,7 @@ def _int(tok: str, line: int, col: int) -> int:
 
 def _parse_config(body: str, line: int, col0: int) -> Config:
     kw = {}
-    for piece, off in _split_args(body):
+    for piece, off in split_args(body):
         if "=" not in piece:
             raise ProgramSyntaxError(f"expected key=value, got {piece.strip()!r}", line, col0 + off + 1)
         k, v = (x.strip() for x in piece.split("=", 1))
@@ -305,92 +239,38 @@ def _parse_preempt(body: str, ln: int, col0: int) -> tuple[int, int]:
 
 
 def _parse_op(kind: str, body: str, ln: int, col0: int) -> Op:
-    fields = OPS[kind][1]
+    k = KINDS[kind]
+    types = dict(k.fields)
     vals: dict[str, object] = {}
-    for piece, off in _split_args(body):
+    for piece, off in split_args(body):
         col = col0 + off + 1 + (len(piece) - len(piece.lstrip()))
         p = piece.strip()
         vcol = col
         if "=" in p:
-            k, v = (x.strip() for x in p.split("=", 1))
+            name, v = (x.strip() for x in p.split("=", 1))
             after = p.split("=", 1)[1]
             vcol = col + p.index("=") + 1 + (len(after) - len(after.lstrip()))
+            ftype = types.get(name)
+            if ftype is None:
+                raise ProgramSyntaxError(f"{k.name} has no argument {name!r}", ln, col)
+            try:
+                vals[name] = ftype.parse(v)
+            except FieldError as e:
+                raise ProgramSyntaxError(str(e), ln, vcol) from None
+            continue
+        for name, ftype in k.fields:          # an unnamed argument: the field whose bare form it is
+            try:
+                v = ftype.bare(p)
+            except FieldError as e:
+                raise ProgramSyntaxError(str(e), ln, col) from None
+            if v is not None:
+                vals[name] = v
+                break
         else:
-            k, v = None, p
-        if k is None:
-            if re.fullmatch(r"d\d+", v):
-                k, v = "dom", v[1:]
-            elif v == "all" and kind == "writeback":
-                k, v = "n", "-1"
-            elif v in EVICT_WHAT:
-                k = "what"
-            else:
-                raise ProgramSyntaxError(f"unexpected argument {p!r}", ln, col)
-        ftype = dict(fields).get(k)
-        if ftype is None:
-            raise ProgramSyntaxError(f"{OPS[kind][0]} has no argument {k!r}", ln, col)
-        vals[k] = _parse_value(ftype, v, ln, vcol)
-        if ftype == "n":      # one byte: hw_writeback's 0xFF is `all` (n=-1)
-            top = 255 if kind == "writeback" else 256
-            if not (0 <= vals[k] < top or (kind == "writeback" and vals[k] == -1)):
-                raise ProgramSyntaxError(f"n must be 0..{top - 1}" + (" or all" if kind == "writeback" else ""),
-                                         ln, vcol)
-    missing = [f for f, _t in fields if f not in vals]
+            if re.fullmatch(r"d\d+", p) or p in EVICT_WHAT:
+                raise ProgramSyntaxError(f"{k.name} has no argument {'dom' if p[0] == 'd' else 'what'!r}", ln, col)
+            raise ProgramSyntaxError(f"unexpected argument {p!r}", ln, col)
+    missing = [f for f, _t in k.fields if f not in vals]
     if missing:
-        raise ProgramSyntaxError(f"{OPS[kind][0]} is missing {', '.join(missing)}", ln, col0)
-    return Op(kind, tuple(vals[f] for f, _t in fields))
-
-
-def _parse_value(ftype: str, v: str, ln: int, col: int):
-    if ftype == "dom":
-        d = _int(v, ln, col)
-        if not 0 <= d < NUM_DOMAINS:
-            raise ProgramSyntaxError(f"domain must be d0..d{NUM_DOMAINS - 1}", ln, col)
-        return d
-    if ftype == "sid":
-        s = _int(v, ln, col)
-        if not 0 <= s < NUM_SIDS:
-            raise ProgramSyntaxError(f"sid must be 0..{NUM_SIDS - 1}", ln, col)
-        return s
-    if ftype == "gather":
-        if not re.fullmatch(r"g\d+", v) or not 0 <= int(v[1:]) < NUM_GATHERS:
-            raise ProgramSyntaxError(f"gather must be g0..g{NUM_GATHERS - 1}", ln, col)
-        return int(v[1:])
-    if ftype in ("addr", "size"):
-        x = _int(v, ln, col)
-        if not 0 <= x < 1 << 64:
-            raise ProgramSyntaxError("value out of 64-bit range", ln, col)
-        return x
-    if ftype == "prot":
-        if v not in PROT_BY_NAME:
-            raise ProgramSyntaxError(f"prot must be one of {', '.join(PROT_BY_NAME)}", ln, col)
-        return PROT_BY_NAME[v]
-    if ftype == "bool":
-        return bool(_int(v, ln, col))
-    if ftype == "what":
-        if v not in EVICT_WHAT:
-            raise ProgramSyntaxError(f"expected one of {', '.join(EVICT_WHAT)}", ln, col)
-        return v
-    if ftype == "handle":
-        x = _int(v, ln, col)
-        if not 0 <= x < 256:
-            raise ProgramSyntaxError("handle must be 0..255 (the k-th dma_map of the program)", ln, col)
-        return x
-    if ftype == "n":
-        return _int(v, ln, col)
-    if ftype == "sg":
-        if not (v.startswith("[") and v.endswith("]")):
-            raise ProgramSyntaxError("sg must be a list like [0x80000000+0x1000, ...]", ln, col)
-        ents = []
-        for piece, off in _split_args(v[1:-1]):
-            if "+" not in piece:
-                raise ProgramSyntaxError("sg entry must be paddr+length", ln, col + off + 1)
-            a, b = piece.split("+", 1)
-            ent = (_int(a, ln, col + off + 1), _int(b, ln, col + off + 1))
-            if not all(0 <= x < 1 << 64 for x in ent):
-                raise ProgramSyntaxError("sg entry out of 64-bit range", ln, col + off + 1)
-            ents.append(ent)
-        if not 1 <= len(ents) <= MAX_SG:
-            raise ProgramSyntaxError(f"sg must have 1..{MAX_SG} entries", ln, col)
-        return tuple(ents)
-    raise AssertionError(ftype)
+        raise ProgramSyntaxError(f"{k.name} is missing {', '.join(missing)}", ln, col0)
+    return Op(kind, tuple(vals[f] for f, _t in k.fields))

@@ -7,7 +7,8 @@ at teardown the Program is run on the variants. Hypothesis is a test-only depend
 
 import time
 
-from .codec import IAS_TABLE, M64, PROT_CODES, _Ctx
+from .codec import IAS_TABLE, M64, _Ctx
+from .ops import PROT_CODES
 from .program import EVICT_WHAT, MAX_OPS, NUM_SIDS, Config, Op, Program
 from .runner import Finding, run_program
 
