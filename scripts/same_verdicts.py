@@ -70,7 +70,8 @@ def child(job_file: str) -> None:
             print(json.dumps([name, target, f"no target: {e}"]))
             continue
         res = run_program(parse(text), variants, "max-cache")
-        texts = [_neutral(f.text()) for f in res.findings]
+        texts = [_neutral(f.text() if f.kind not in ("HANG", "CRASH") else f.text().split("\n  witness:")[0])
+                 for f in res.findings]     # a HANG's or CRASH's witness is a Python traceback of this checkout
         verdict = texts + [f"{r.name}: {r.returns!r}" for r in res.runs]
         print(json.dumps([name, target, hashlib.sha1("\n".join(verdict).encode()).hexdigest(), texts]), flush=True)
 

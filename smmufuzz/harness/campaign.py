@@ -108,8 +108,9 @@ def mutator_for(choice: str, variants: list[str]) -> str:
     whose variants run concurrent programs step by step, libFuzzer's own mutators otherwise."""
     if choice != "auto":
         return choice
+    from ..variants.caps import caps
     from ..variants.registry import variant
-    return "hybrid" if any(getattr(variant(v).factory, "CONCURRENT", False) for v in variants) else "default"
+    return "hybrid" if any(caps(variant(v).factory).concurrent for v in variants) else "default"
 
 
 class Campaign:

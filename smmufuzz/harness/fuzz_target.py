@@ -33,8 +33,9 @@ RACED_CLEAN_MAX = 200_000
 
 def explores(variants: list[str]) -> bool:
     """Targets whose variants run step by step (seed 002) try each concurrent input's schedules."""
+    from smmufuzz.variants.caps import caps
     from smmufuzz.variants.registry import variant
-    return any(getattr(variant(v).factory, "CONCURRENT", False) for v in variants)
+    return any(caps(variant(v).factory).concurrent for v in variants)
 
 
 def race_budget(prog) -> int:

@@ -7,15 +7,17 @@ flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API return
 
 import gc
 import traceback
+from types import GeneratorType
 from dataclasses import dataclass, field, replace
 
 from ..reference import cmdq as C
 from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
+from ..variants.caps import PGSIZE_BITMAPS, caps  # noqa: F401  (PGSIZE_BITMAPS: re-exported)
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
-from . import contract
+from . import contract, op_models
 from .contract import DMA_ONLY, IN_IRQ, OUTSIDE  # noqa: F401  (re-exported: the skip reasons replay notes)
 from .feature_cov import cache_event
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, SLEEPING_KINDS, Config, Op, Program
@@ -31,7 +33,6 @@ MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same f
 MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
 CACHE_FEATURES = False         # the fuzz target sets it: after each op, the cache shape as a coverage feature
-PGSIZE_BITMAPS = {12: (1 << 12) | (1 << 21) | (1 << 30), 14: (1 << 14) | (1 << 25), 16: (1 << 16) | (1 << 29)}
 
 
 @dataclass
@@ -81,24 +82,22 @@ class _Exec:
     def __init__(self, prog: Program, name: str, policy: str, snapshots: bool):
         factory = lookup_variant(name).factory
         self.factory = factory
+        self.caps = c = caps(factory)
         cfg = prog.config
-        forced = getattr(factory, "CONFIG", {})      # what the driver supports (e.g. a 4K-only, 32-bit IOMMU)
-        if forced:
-            cfg = replace(cfg, **{k: (min(v, getattr(cfg, k)) if k == "ias" else v) for k, v in forced.items()})
+        if c.config:                                 # what the driver supports (e.g. a 4K-only, 32-bit IOMMU)
+            cfg = replace(cfg, **{k: (min(v, getattr(cfg, k)) if k == "ias" else v) for k, v in c.config.items()})
         self.cfg = cfg
         self.name = name
         hw = hw_config(cfg, policy)
-        for k, v in getattr(factory, "HW_OVERRIDES", {}).items():   # e.g. a variant for non-coherent SMMUs
+        for k, v in c.hw.items():                    # e.g. a variant for non-coherent SMMUs
             setattr(hw, k, v)
         self.smmu = Smmu(hw)
         self.ias = cfg.ias
-        self.bitmap = getattr(factory, "PGSIZE_BITMAP", PGSIZE_BITMAPS[cfg.pg_shift])   # domain->pgsize_bitmap
-        self.no_perms = getattr(factory, "NO_PERMS", False)       # a format without permission bits
-        self.oas = getattr(factory, "OAS", OAS)                     # the IOMMU's output address size
-        self.pa_min = getattr(factory, "PA_MIN", 0)                 # lowest mappable physical address
-        self.chunk_extents = getattr(factory, "MAPPING_UNIT", "page") == "chunk"
-        self.dma_only = getattr(factory, "FQ_DEFAULT", False)
-        self.os = factory(self.smmu, cfg.pg_shift, self.ias, getattr(factory, "OAS", OAS), cfg.stage)
+        self.bitmap = c.bitmap(cfg.pg_shift)         # domain->pgsize_bitmap
+        self.oas = c.oas
+        self.pa_min = c.pa_min
+        self.dma_only = c.fq_default
+        self.os = factory(self.smmu, cfg.pg_shift, self.ias, c.oas, cfg.stage)
         self.spec = Spec()
         self.oracle = Oracle(self.smmu, self.spec)
         self.policy = policy
@@ -119,11 +118,11 @@ class _Exec:
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
         if ds is None:
-            if getattr(self.factory, "FQ_DEFAULT", False):
+            if self.caps.fq_default:
                 self.spec.fq.add(dom)            # an IOMMU_DOMAIN_DMA_FQ domain from the start
-            c = self.cfg
-            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, self.oas, 0 if self.no_perms else c.stage,
-                                                     chunk_extents=self.chunk_extents)
+            ds = self.spec.domains[dom] = DomainSpec(self.bitmap, self.ias, self.oas,
+                                                     0 if self.caps.no_perms else self.cfg.stage,
+                                                     chunk_extents=self.caps.chunk_extents)
         return ds
 
     def leaves(self, iova: int, pa: int, size: int) -> int:
@@ -206,118 +205,11 @@ class _Exec:
         mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
         if self.concurrent:
             self._claim(i, op)
-        if k == "map":
-            dom, iova, pa, size, prot = a
-            ret = os.map(dom, iova, pa, size, prot)
-            ds = self.dspec(dom)
-            r = contract.map_unknown(ds, iova, size, prot, ret == 0)
-            if r:
-                ds.mark_unknown(*r, i)
-            elif ret == 0:
-                ds.map(iova, pa, size, prot, i)
-        elif k == "unmap":
-            dom, iova, size = a
-            ret = yield from self._os("unmap", a, os.unmap)
-            self._spec_unmap(dom, iova, size, ret, i, None)
-        elif k == "unmap_fast":
-            dom, iova, size, gid = a
-            ret = os.unmap_fast(dom, iova, size, gid)
-            gone = self._spec_unmap(dom, iova, size, ret, i, PENDING)
-            spec.gathers.setdefault((dom, gid), []).extend(gone)
-        elif k == "sync":
-            dom, gid = a
-            yield from self._os("sync", a, os.iotlb_sync)
-            self.dspec(dom).settle(spec.gathers.pop((dom, gid), []), i)
-            contract.gather_synced(self, op)
-        elif k == "map_sg":
-            dom, iova, sg, prot = a
-            ret = os.map_sg(dom, iova, list(sg), prot)
-            self._spec_map_sg(dom, iova, sg, prot, i, ok=ret >= 0)
-        elif k == "flush_all":
-            (dom,) = a
-            before = self.dspec(dom).pending()    # an unmap that lands while the flush runs may come after
-            yield from self._os("flush_all", a, os.flush_iotlb_all)      # its TLBI: not promised by it
-            if os.has_flush_iotlb_all(dom):       # without domain->ops->flush_iotlb_all nothing is promised
-                self.dspec(dom).settle(before, i)
-        elif k == "attach":
-            dom, sid = a
-            self.dspec(dom)
-            yield from self._group_lock(sid, True)
-            ret = yield from self._os("attach", a, lambda d_, s_: os.attach(s_, d_))
-            spec.attached[sid] = dom
-            yield from self._group_lock(sid, False)
-        elif k == "detach":
-            (sid,) = a
-            yield from self._group_lock(sid, True)
-            yield from self._os("detach", a, os.detach)
-            spec.attached.pop(sid, None)
-            yield from self._group_lock(sid, False)
-        elif k == "ats":
-            sid, on = a
-            yield from self._group_lock(sid, True)
-            yield from self._os("ats", a, os.set_ats)
-            spec.ats[sid] = on
-            yield from self._group_lock(sid, False)
-        elif k in ("fill", "dma"):
-            sid, iova = a[0], a[1]
-            outs = smmu.translate(sid, iova)
-            if k == "dma" and not (self.concurrent and self._unstable(i, sid)):
-                v = self._check_dma(sid, iova, bool(a[2]), outs)
-                if v:
-                    return ret, v
-        elif k == "dma_map":
-            dom, pa, size, prot = a
-            ds = self.dspec(dom)
-            ret = os.dma_map(dom, pa, size, prot)
-            self.handles.append((dom, ret, size) if ret >= 0 else None)
-            tried = os.dma_tried(dom) if ret < 0 else None
-            if tried:                            # iommu_map() failed over a live range it may have replaced
-                r = contract.map_unknown(ds, *tried, prot, False)
-                if r:
-                    ds.mark_unknown(*r, i)
-            if ret >= 0:
-                g = self.granule
-                off = pa & (g - 1)
-                iova, length = ret - off, (size + off + g - 1) & ~(g - 1)
-                for _seq, exts, uop in spec.fq_pending.get(dom, ()):
-                    if any(e.base < iova + length and iova < e.base + e.span for e in exts):
-                        return ret, Violation(IOVA_REUSE, f"dma_map returned iova {ret:#x}, but "
-                                              f"[{iova:#x}, {iova + length:#x}) is still in the flush queue "
-                                              f"(dma_unmap at op {uop}) and no flush-all has completed since")
-                r = contract.map_unknown(ds, iova, length, prot, True)
-                if r:
-                    ds.mark_unknown(*r, i)
-                else:
-                    ds.map(iova, pa - off, length, prot, i)
-        elif k == "dma_unmap":
-            (h,) = a
-            entry = self.handles[h]              # a live handle: contract.dma_unmap_of_no_mapping
-            self.handles[h] = None
-            dom, dma_addr, size = entry
-            ret = os.dma_unmap(dom, dma_addr, size)
-            g = self.granule
-            off = dma_addr & (g - 1)
-            iova, length = dma_addr - off, (size + off + g - 1) & ~(g - 1)
-            if dom in spec.fq:
-                gone = self._spec_unmap(dom, iova, length, ret, i, PENDING)
-                spec.fq_pending.setdefault(dom, []).append((smmu.seq, gone, i))
-            else:
-                self._spec_unmap(dom, iova, length, ret, i, None)
-        elif k == "fq_timeout":
-            os.fq_timeout(a[0])
-        elif k == "dma_enable_fq":
-            if not getattr(self.factory, "DEFERRED_FLUSH", False):
-                # iommu_dma_init_domain() only sets up a flush queue with IOMMU_CAP_DEFERRED_FLUSH
-                return "strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH", self._judge(i)
-            os.enable_fq(a[0])
-            spec.fq.add(a[0])
-        elif k == "ats_req":
-            sid, iova = a
-            smmu.ats_translate(sid, iova)
-        elif k == "evict":
-            smmu.evict(a[0], a[1])
-        elif k == "writeback":
-            smmu.writeback(None if a[0] < 0 else a[0])
+        ret = op_models.MODELS[k](self, i, op)
+        if isinstance(ret, GeneratorType):
+            ret = yield from ret
+        if isinstance(ret, op_models.Stop):          # judged inside the op: nothing after it runs
+            return ret.ret, ret.violation
         if self.concurrent:
             self._release_claim(i)
         for sid, d in spec.attached.items():          # the TLB tags each domain has been used with
