@@ -9,17 +9,25 @@ unaligned shapes.
 from .ops import KINDS, M64, OP_KINDS
 from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Program
 
-# opcode byte -> kind: each kind of the op table (ops.OP_KINDS, in its order) takes `weight` opcodes
+# The byte format. An input starting with FORMAT_MAGIC, FORMAT_VERSION is read with the op table's own
+# opcodes (KIND_TABLE: each kind of ops.OP_KINDS, in its order, takes `weight` opcodes); anything else is a
+# format-1 input (before the version byte), read with the 18 kinds that format had (KIND_TABLE_V1, frozen),
+# so raw corpora saved before keep their meaning (but for those starting with the magic byte, 1 in 256).
+# encode() writes the current format. A new op kind is appended to the op table and FORMAT_VERSION goes up.
+FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 2
 KIND_TABLE = [k.kind for k in OP_KINDS for _ in range(k.weight)]
-assert len(KIND_TABLE) == 40
 KIND_CODE = {k: KIND_TABLE.index(k) for k in KINDS}
+KIND_TABLE_V1 = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
+                 + ["flush_all", "detach", "ats", "fill", "evict", "ats_req"] + ["attach"] * 3 + ["dma"] * 3
+                 + ["writeback"] * 2 + ["dma_map"] * 3 + ["dma_unmap"] * 3 + ["fq_timeout", "dma_enable_fq"])
+HEADER_LEN = 4         # magic, version, config bytes b0 and b1
 GRANULE_CODES = (12, 12, 14, 16)
 IAS_TABLE = (48, 40, 32, 36, 42, 44, 39, 47)
 POOL_MAX = 40          # selectors 0xC0..0xE7
 SEL_POOL, SEL_LAST, SEL_RAW = 0xC0, 0xE8, 0xF0
 # opcode bytes from 0xF0: 0xF0 + c issues the following ops from context c (cpu0, cpu1, irq0, irq1);
 # 0xF4..0xFF, n: preempt the op just decoded after n & 63 steps, switching to context (b - 0xF4) & 3.
-# Other opcode bytes select KIND_TABLE[b % 40].
+# Other opcode bytes select KIND_TABLE[b % len(KIND_TABLE)] (format 1: KIND_TABLE_V1[b % 40]).
 OP_CTX, OP_SWITCH = 0xF0, 0xF4
 
 
@@ -145,9 +153,20 @@ def _header(r: _Reader) -> tuple[Config, bool]:
     return cfg, not b1 & 4
 
 
+def reheader(data: bytes, config: bytes) -> bytes:
+    """The same op bytes under other config bytes (b0, b1), in the input's own format."""
+    if data[:1] == bytes([FORMAT_MAGIC]):
+        return data[:2] + config + data[HEADER_LEN:]
+    return config + data[2:]
+
+
 def decode(data: bytes) -> Program:
     """Bytes -> program. Total: any input gives a valid program of at most MAX_OPS operations."""
     r = _Reader(data)
+    table = KIND_TABLE_V1
+    if data[:1] == bytes([FORMAT_MAGIC]):
+        r.pos = 2                       # the version byte: every version so far reads with today's table
+        table = KIND_TABLE
     cfg, implicit_attach = _header(r)
     ctx = _Ctx(cfg)
     ops = [Op("attach", (0, 0))] if implicit_attach else []
@@ -166,7 +185,7 @@ def decode(data: bytes) -> Program:
             continue
         if len(ops) >= MAX_OPS:
             break
-        op = _dec_op(r, ctx, KIND_TABLE[b % len(KIND_TABLE)])
+        op = _dec_op(r, ctx, table[b % len(table)])
         ops.append(Op(op.kind, op.args, cur) if cur else op)
     return Program(cfg, tuple(ops), tuple(sorted((i, a, c) for (i, a), c in sched.items())))
 
@@ -223,7 +242,7 @@ def encode(prog: Program) -> bytes:
         b1 |= (cfg.ias - 31) << 3
     if cfg.e2h and cfg.stage != 1:
         raise ValueError("e2h is only meaningful for stage 1")
-    out = bytearray([b0, b1])
+    out = bytearray([FORMAT_MAGIC, FORMAT_VERSION, b0, b1])
     ctx = _Ctx(cfg)
     cur = 0
     sw: dict[int, list] = {}

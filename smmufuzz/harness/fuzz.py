@@ -54,23 +54,18 @@ def write_wrapper(run_dir: str, variants: list[str], policy: str, plugins: tuple
 
 def write_dict(run_dir: str) -> str:
     """A libFuzzer dictionary: one token per op record (opcode byte + typical field bytes)."""
-    from .codec import KIND_CODE
+    from .codec import HEADER_LEN, KIND_CODE
+    from .ops import OP_KINDS
     path = os.path.join(run_dir, "ops.dict")
     lines = []
     cfg = Config()
-    samples = {
-        "map": (0, 0x200000, 0x80000000, 0x1000, 3), "unmap": (0, 0x200000, 0x1000),
-        "unmap_fast": (0, 0x200000, 0x1000, 0), "sync": (0, 0), "map_sg": (0, 0x200000, ((0x80000000, 0x1000),), 3),
-        "flush_all": (0,), "attach": (0, 0), "detach": (0,), "ats": (0, True), "fill": (0, 0x200000),
-        "dma": (0, 0x200000, False), "evict": ("all", 0), "writeback": (-1,), "ats_req": (0, 0x200000),
-        "dma_map": (0, 0x80000000, 0x1000, 3), "dma_unmap": (0,), "fq_timeout": (0,), "dma_enable_fq": (0,),
-    }
+    samples = {k.kind: k.example() for k in OP_KINDS}
     for kind, args in samples.items():
-        b = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args))))[2 + 3:]
+        b = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args))))[HEADER_LEN + 3:]
         lines.append(f'op_{kind}="' + "".join(f"\\x{x:02x}" for x in b) + '"')
         if kind in OS_KINDS:    # the same op issued by cpu1 (then back to cpu0): one insertion makes a race
             args1 = (args[0], 1) if kind == "attach" else args
-            b1 = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args1, 1), Op("flush_all", (0,)))))[2 + 3:-2]
+            b1 = encode(Program(cfg, (Op("attach", (1, 1)), Op(kind, args1, 1), Op("flush_all", (0,)))))[HEADER_LEN + 3:-2]
             lines.append(f'cpu1_{kind}="' + "".join(f"\\x{x:02x}" for x in b1) + '"')
             for n in (1, 2, 3, 5):   # ... and preempting the op before it after n steps: a race in one insertion
                 lines.append(f'race{n}_{kind}="\\x{0xF5:02x}\\x{n:02x}' + "".join(f"\\x{x:02x}" for x in b1) + '"')

@@ -18,7 +18,7 @@ is set, so HybridMutator grows its own length limit with the number of mutations
 
 import random
 
-from .codec import M64, decode, encode
+from .codec import M64, decode, encode, reheader
 from .contract import own_gather
 from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
 
@@ -210,7 +210,7 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
     edit = rng.choice(EDITS if len(data) < max_size else SHRINKING) if ops else "insert"
     if edit == "config":        # the same op bytes under a new header: values follow the new anchors
         try:
-            out = encode(decode(rng.randbytes(2) + data[2:]))
+            out = encode(decode(reheader(data, rng.randbytes(2))))
         except (ValueError, OverflowError):
             return None
         return out if len(out) <= max_size else None

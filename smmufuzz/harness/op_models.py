@@ -12,8 +12,8 @@ preempted (the scheduler's tasks) are generators.
 
 from dataclasses import dataclass
 
-from ..reference.oracle import IOVA_REUSE, Violation
-from ..reference.spec import PENDING
+from ..reference.oracle import IOVA_REUSE, WRONG_PA, Violation
+from ..reference.spec import MAPPED, PENDING
 from . import contract
 
 
@@ -229,10 +229,24 @@ def hw_writeback(ex, i, op):
     return None
 
 
+def iommu_iova_to_phys(ex, i, op):
+    """iommu_iova_to_phys(): what the page table holds for the IOVA (compared between variants; the
+    promise is the mapping's PA where the intent has one settled)."""
+    dom, iova = op.args
+    ret = ex.os.iova_to_phys(dom, iova)
+    ds = ex.dspec(dom)
+    for e in ds.overlapping(iova, iova + 1):
+        want = e.pa + iova - e.base
+        if e.state == MAPPED and e.perms and ret != want:      # a prot=NONE map writes no leaf
+            return Stop(ret, Violation(WRONG_PA, f"iommu_iova_to_phys(d{dom}, {iova:#x}) returned {ret:#x}, but "
+                                       f"iova {iova:#x} is mapped to {want:#x} (op {e.op})"))
+    return ret
+
+
 MODELS = {
     "map": iommu_map, "unmap": iommu_unmap, "unmap_fast": iommu_unmap_fast, "sync": iommu_iotlb_sync,
     "map_sg": iommu_map_sg, "flush_all": iommu_flush_iotlb_all, "attach": iommu_attach_device,
     "detach": iommu_detach_device, "ats": pci_ats, "fill": hw_fill, "dma": dev_dma, "dma_map": dma_map,
     "dma_unmap": dma_unmap, "fq_timeout": fq_flush_timeout, "dma_enable_fq": iommu_dma_init_fq,
-    "ats_req": ats_translate, "evict": hw_evict, "writeback": hw_writeback,
+    "ats_req": ats_translate, "evict": hw_evict, "writeback": hw_writeback, "iova_to_phys": iommu_iova_to_phys,
 }

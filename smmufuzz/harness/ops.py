@@ -35,6 +35,7 @@ def _int(tok: str) -> int:
 class FieldType:
     """How the values of one kind of argument print, parse, decode, encode and shrink."""
     tag = ""                    # the short type name (OPS keeps it for callers that switch on it)
+    example: object = 0         # a typical value (the fuzzer's dictionary samples)
 
     def text(self, name: str, v) -> str:
         return f"{name}={int(v)}"
@@ -101,8 +102,8 @@ class _Index(FieldType):
 class _Value(FieldType):
     """An address or size, from the codec's anchors and pools (codec._Ctx) or raw 64-bit."""
 
-    def __init__(self, tag: str, pool: str):
-        self.tag, self.pool = tag, pool
+    def __init__(self, tag: str, pool: str, example: int):
+        self.tag, self.pool, self.example = tag, pool, example
 
     def text(self, name, v):
         return f"{name}={v:#x}"
@@ -128,6 +129,7 @@ class _Value(FieldType):
 
 class _Prot(FieldType):
     tag = "prot"
+    example = 3
 
     def text(self, name, v):
         return f"prot={PROTS[v]}"
@@ -149,6 +151,7 @@ class _Prot(FieldType):
 
 class _Bool(FieldType):
     tag = "bool"
+    example = True
 
     def parse(self, tok):
         return bool(_int(tok))
@@ -163,6 +166,7 @@ class _Bool(FieldType):
 class _What(FieldType):
     """Which cache a hardware eviction drops from."""
     tag = "what"
+    example = "all"
 
     def text(self, name, v):
         return v
@@ -210,6 +214,7 @@ class _Count(FieldType):
 
     def __init__(self, all_: bool):
         self.all_ = all_
+        self.example = -1 if all_ else 0
 
     def text(self, name, v):
         return "all" if self.all_ and v < 0 else f"{name}={int(v)}"
@@ -240,6 +245,7 @@ class _Count(FieldType):
 class _Sg(FieldType):
     """A scatterlist: (paddr, length) entries, 1..MAX_SG."""
     tag = "sg"
+    example = ((0x8000_0000, 0x1000),)
 
     def text(self, name, v):
         return "sg=[" + ", ".join(f"{pa:#x}+{ln:#x}" for pa, ln in v) + "]"
@@ -287,9 +293,9 @@ class _Sg(FieldType):
 DOM = _Index("dom", NUM_DOMAINS, "d", f"domain must be d0..d{NUM_DOMAINS - 1}")
 SID = _Index("sid", NUM_SIDS, None, f"sid must be 0..{NUM_SIDS - 1}")
 GATHER = _Index("gather", NUM_GATHERS, "g", "")
-IOVA = _Value("addr", "addr")
-PADDR = _Value("addr", "pa")
-SIZE = _Value("size", "size")
+IOVA = _Value("addr", "addr", 0x200000)
+PADDR = _Value("addr", "pa", 0x8000_0000)
+SIZE = _Value("size", "size", 0x1000)
 PROT, BOOL, WHAT, HANDLE, SG = _Prot(), _Bool(), _What(), _Handle(), _Sg()
 COUNT, COUNT_OR_ALL = _Count(False), _Count(True)
 
@@ -306,8 +312,13 @@ class OpKind:
     sleeps: bool = False
     weight: int = 1
 
+    def example(self) -> tuple:
+        """Typical field values (the fuzzer's dictionary)."""
+        return tuple(t.example for _f, t in self.fields)
 
-# In codec opcode order (the byte format depends on it): each kind takes `weight` consecutive opcodes.
+
+# In codec opcode order (the byte format depends on it: a new kind goes at the end, and codec.py's
+# FORMAT_VERSION goes up): each kind takes `weight` consecutive opcodes.
 OP_KINDS = (
     OpKind("map", "iommu_map", (("dom", DOM), ("iova", IOVA), ("paddr", PADDR), ("size", SIZE), ("prot", PROT)),
            weight=6),
@@ -329,6 +340,7 @@ OP_KINDS = (
     OpKind("dma_unmap", "dma_unmap", (("handle", HANDLE),), weight=3),
     OpKind("fq_timeout", "fq_flush_timeout", (("dom", DOM),)),
     OpKind("dma_enable_fq", "iommu_dma_init_fq", (("dom", DOM),), sleeps=True),
+    OpKind("iova_to_phys", "iommu_iova_to_phys", (("dom", DOM), ("iova", IOVA))),
 )
 KINDS = {k.kind: k for k in OP_KINDS}
 KIND_BY_NAME = {k.name: k.kind for k in OP_KINDS}

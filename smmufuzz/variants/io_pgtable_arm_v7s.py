@@ -169,6 +169,18 @@ class ArmV7sIoPgtable:
     def _gather_unmapped(self, gather, iova: int, n: int, blk: int) -> None:
         """Right after the entries are zeroed: nothing in mainline (Jason's v2 hunk goes here)."""
 
+    def iova_to_phys(self, iova: int) -> int:
+        """arm_v7s_iova_to_phys(): the entry's address (of the 16-entry run for a contiguous one) ORed with the
+        offset into it; 0 for an invalid entry."""
+        lvl, tbl = 1, self.pgd
+        pte = self.rd(tbl + 4 * self.lvl_idx(iova, 1))
+        if self.is_table(pte, 1):
+            lvl, pte = 2, self.rd((pte & 0xFFFFFC00) + 4 * self.lvl_idx(iova, 2))
+        if not pte & 3:
+            return 0
+        size = self.block_size(lvl) * (16 if self.is_cont(pte, lvl) else 1)
+        return (pte & ~(size - 1) & 0xFFFFFFFF) | (iova & (size - 1))
+
     def _unmap(self, gather, iova: int, size: int, lvl: int, tbl: int) -> int:
         """__arm_v7s_unmap()."""
         self.hw.tick()

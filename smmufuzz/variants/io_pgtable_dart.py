@@ -63,6 +63,12 @@ class DartIoPgtable:
             pte = self.rd(p)
         return iopte_to_paddr(pte)
 
+    def iova_to_phys(self, iova: int) -> int:
+        """dart_iova_to_phys(): the leaf's address plus the offset into the page; 0 without a leaf."""
+        tbl = self._leaf_table(iova, False)
+        pte = self.rd(tbl + 8 * self.index(iova, 2)) if tbl is not None else 0
+        return iopte_to_paddr(pte) | (iova & ((1 << PG_SHIFT) - 1)) if pte else 0
+
     def map_pages(self, iova: int, paddr: int, pgsize: int, pgcount: int, prot: int) -> tuple[int, int]:
         """dart_map_pages(): at most to the end of the leaf table."""
         if pgsize != self.pgsize_bitmap:

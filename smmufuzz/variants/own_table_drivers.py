@@ -155,6 +155,12 @@ class Sun50iTable:
             dte = self.mem.cpu_read(dte_p)
         return (dte & 0xFFFFFC00) + 4 * (iova >> 12 & 0xFF)
 
+    def iova_to_phys(self, iova: int) -> int:
+        """sun50i_iommu_iova_to_phys(): 0 without a valid DTE and page-valid PTE."""
+        ptep = self.pte_for(iova, False)
+        pte = self.mem.cpu_read(ptep) if ptep is not None else 0
+        return (pte & 0xFFFFF000) + (iova & 0xFFF) if pte & 2 else 0
+
     @staticmethod
     def mk_pte(paddr: int, prot: int) -> int:
         aci = {3: 4, 1: 2, 2: 3}.get(prot & 3, 1)
@@ -223,6 +229,12 @@ class SprdTable:
         self.pgsize_bitmap = 0x1000
         self.end = (1 << 28) - 1
         self.pgd = self.mem.alloc_pages(4 << 16)
+
+    def iova_to_phys(self, iova: int) -> int:
+        """sprd_iommu_iova_to_phys(): the entry's page number, whatever it holds (0 outside the aperture)."""
+        if iova > self.end:
+            return 0
+        return (self.mem.cpu_read(self.pgd + 4 * (iova >> 12)) << 12) + (iova & 0xFFF)
 
 
 class SprdDriver(_OwnTableDriver):

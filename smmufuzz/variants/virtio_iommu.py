@@ -150,3 +150,10 @@ class VirtioOs(SmmuV3Os):
     driver_cls = VirtioIommuDriver
     CONFIG = {"pg_shift": 12, "stage": 1}
     MAPPING_UNIT = "chunk"      # an unmap removes whole tree nodes: one node per map_pages() call
+
+    def iova_to_phys(self, dom, iova) -> int:
+        """viommu_iova_to_phys(): the first node of the mapping tree holding iova, else 0."""
+        for start, (last, paddr, _flags) in sorted(self.domain(dom).priv.mappings.items()):
+            if start <= iova <= last:
+                return paddr + (iova - start)
+        return 0
