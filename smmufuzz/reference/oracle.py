@@ -148,8 +148,14 @@ class Oracle:
             dkey = (id(ds), ds.version) if ds is not None else None
             key = ("pt", smmu.mem.version, ste.ttb, ste.geo, ste.stage, dkey)
             if key not in self._clean:
-                for lf in leaves:
-                    v = self._check_one(ds, lf.va, lf.span, lf.pa, lf.perms, sid, "page-table", where, None)
+                if ds is None:
+                    todo = [(lf.va, lf.span, lf.pa, lf.perms) for lf in leaves]
+                else:                   # only what no check since the last change of its extents has passed
+                    if ds._dirty:
+                        ds._purge()
+                    todo = sorted(smmu.reach_set(ste) - ds._clean)   # in VA order, as the walk lists them
+                for va, span, pa, perms in todo:
+                    v = self._check_one(ds, va, span, pa, perms, sid, "page-table", where, None)
                     if v:
                         return v
                 self._remember(key)
