@@ -554,8 +554,11 @@ class Smmu:
         tag = ste.tag
         pgs = ste.geo.pg_shift
         tlb, wc, token = self.tlb, self.wc, self.mem.page_token
-        for lf in leaves:
-            tlb[(tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, pgs)] = seq
+        key = ("tlb_keys", self.mem.version, ste.ttb, ste.geo, ste.stage, tag)
+        keys = self._tree_cache.get(key)
+        if keys is None:                 # the TLB keys of this walk, made once per memory version
+            keys = self._tree_cache[key] = [(tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, pgs) for lf in leaves]
+        tlb.update(dict.fromkeys(keys, seq))
         geo = ste.geo
         if not self.cfg.walk_cache:
             return
