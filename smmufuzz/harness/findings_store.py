@@ -43,6 +43,7 @@ class FindingsStore:
     def __init__(self, root: str):
         self.root = root
         self.problems: list[str] = []        # records that could not be read (reported, kept on disk)
+        self.unreadable: list[tuple[str, str]] = []     # (path, why) of each record among them
         self.records: dict[str, dict] = {}
         os.makedirs(root, exist_ok=True)
         for name in sorted(os.listdir(root)):
@@ -54,6 +55,7 @@ class FindingsStore:
                     rec = json.load(f)
                 self.records[rec["key"]] = rec
             except (OSError, ValueError, KeyError, TypeError) as e:
+                self.unreadable.append((path, f"{type(e).__name__}: {e}"))
                 self.problems.append(f"{path}: unreadable finding record, skipped ({type(e).__name__}: {e})")
         self.processed: set[str] = set()
         ppath = os.path.join(root, "processed.json")
