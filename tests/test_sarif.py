@@ -16,7 +16,8 @@ from smmufuzz.harness.cli import main as cli_main
 from smmufuzz.harness.findings_store import FindingsStore
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.minimize import reproducer_text
-from smmufuzz.harness.sarif import KINDS, ExportError, export, fault_location
+from smmufuzz.harness.findings_store import StoreError
+from smmufuzz.harness.sarif import KINDS, export, fault_location
 from smmufuzz.harness.triage import triage
 from smmufuzz.variants import registry
 
@@ -196,7 +197,7 @@ def test_a_bad_findings_store_is_a_one_line_error_and_nothing_is_written(corpus,
     if case != "no-store":
         assert str(rpath if case != "no-reproducer" else rpath.with_suffix(".txt")) in err
     assert not (root / "x.sarif").exists() and not (root / "x.xml").exists()
-    with pytest.raises(ExportError):
+    with pytest.raises(StoreError):
         export(str(root), sarif_path=str(root / "y.sarif"))
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ..variants.registry import UnknownName, target as resolve_target
 from .corpus_lock import CorpusLock
 from .lifeline import campaign_env
-from .findings_store import FindingsStore, atomic_write, signature_key
+from .findings_store import FindingsStore, StoreError, atomic_write, signature_key
 from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
 from .minimize import reproducer_text
@@ -590,12 +590,12 @@ class Campaign:
 
     def _export_findings(self, summary: dict) -> None:
         """This campaign's findings as findings.sarif and findings.junit.xml beside summary.json."""
-        from .sarif import ExportError, export
+        from .sarif import export
         try:
             summary["exported"] = export(self.o.corpus_root, os.path.join(self.dir, "findings.sarif"),
                                          os.path.join(self.dir, "findings.junit.xml"),
                                          [self.store.records[r["key"]] for r in summary["findings"]])
-        except ExportError as e:
+        except StoreError as e:
             self.problems.append(f"findings.sarif and findings.junit.xml not written: {e}")
             self.note(self.problems[-1])
 

@@ -11,7 +11,7 @@ from ..kernel.session import KernelError
 from . import kernel_cli
 from .contract import CONTRACT_TAG
 from .load import TEXT_SUFFIX, LoadError, is_text_path, load_program, misread_note, program_files
-from .sarif import ExportError
+from .findings_store import StoreError
 from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
@@ -501,7 +501,7 @@ def main(argv=None) -> int:
     try:
         kernel_cli.configure(args)
         return args.fn(args)
-    except (UnknownName, LoadError, UsageError, ExportError, *KernelError) as e:
+    except (UnknownName, LoadError, UsageError, StoreError, *KernelError) as e:
         msg = e.args[0] if e.args else str(e)
         print(f"smmufuzz: error: {msg}", file=sys.stderr)
         return 2

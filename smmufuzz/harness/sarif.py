@@ -7,7 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .findings_store import FindingsStore, atomic_write
+from .findings_store import FINDING_HEAD, StoreError, atomic_write, check_record, load_records, record_file
 from .verdict import EXPECTED, KNOWN_DESIGN, LABEL, ORDER, sort_key
 
 SARIF_VERSION = "2.1.0"
@@ -41,52 +41,10 @@ KINDS = {
                    "Run side by side on the same program, the variants differ in SMMU-visible translations or in "
                    "an API call's return value."),
 }
-_HEAD = re.compile(r"^(\w+) in variant (\S+) at op (-?\d+): (.*)$")
 _C_FRAME = re.compile(r"^\s+([A-Za-z_]\w*) ([\w.+-]+\.[ch]):(\d+)\s*$")     # kernel C backtrace (kernel/clib.py)
 _PY_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 SRC_ROOT = Path(__file__).resolve().parents[2]          # the checkout holding the smmufuzz package
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
-               dict: "an object", type(None): "null"}
-_FIELDS = {"key": str, "kind": str, "variants": list, "target": str, "finding": str, "hits": int,
-           "first_seen": dict}
 
-
-class ExportError(Exception):
-    """A findings store that cannot be exported (one-line message)."""
-
-
-def load_records(corpus_root: str) -> list[dict]:
-    """The records of `corpus_root`/findings; any unreadable one is an ExportError."""
-    root = os.path.join(corpus_root, "findings")
-    if not os.path.isdir(root):
-        raise ExportError(f"{corpus_root}: no findings/ directory (not a corpus root, or nothing found yet)")
-    store = FindingsStore(root)
-    if store.unreadable:
-        path, why = store.unreadable[0]
-        more = f" (and {len(store.unreadable) - 1} more)" if len(store.unreadable) > 1 else ""
-        raise ExportError(f"{path}: unreadable finding record ({why}){more}")
-    return list(store.records.values())
-
-
-def check_record(rec: dict, corpus_root: str) -> None:
-    for name, typ in _FIELDS.items():
-        if not isinstance(rec.get(name), typ) or isinstance(rec.get(name), bool):
-            got = "missing" if name not in rec else _TYPE_NAMES.get(type(rec[name]), type(rec[name]).__name__)
-            raise ExportError(f"{_record_file(rec, corpus_root)}: finding record field {name!r} should be "
-                              f"{_TYPE_NAMES[typ]}, is {got}")
-    if not _HEAD.match(rec["finding"].split("\n", 1)[0]):
-        raise ExportError(f"{_record_file(rec, corpus_root)}: finding record field 'finding' does not start "
-                          "with 'KIND in variant V at op N: CALL'")
-
-
-def _record_file(rec: dict, corpus_root: str, ext: str = ".json") -> str:
-    """Where the store keeps a record (FindingsStore.path_of) or its reproducer (ext .txt)."""
-    root = os.path.join(corpus_root, "findings")
-    if isinstance(rec.get("kind"), str):
-        return os.path.join(root, f"{rec['kind'].lower()}-{rec['key']}{ext}")
-    named = [n for n in sorted(os.listdir(root)) if n.endswith(f"-{rec.get('key')}{ext}")] \
-        if os.path.isdir(root) else []
-    return os.path.join(root, named[0]) if named else root
 
 
 def verdict_of(rec: dict) -> str:
@@ -95,14 +53,14 @@ def verdict_of(rec: dict) -> str:
 
 
 def _reproducer(rec: dict, corpus_root: str) -> str:
-    path = _record_file(rec, corpus_root, ".txt")
+    path = record_file(rec, corpus_root, ".txt")
     try:
         with open(path) as f:
             return f.read()
     except OSError as e:
-        raise ExportError(f"{path}: the finding's reproducer cannot be read ({e.strerror})") from None
+        raise StoreError(f"{path}: the finding's reproducer cannot be read ({e.strerror})") from None
     except UnicodeDecodeError:
-        raise ExportError(f"{path}: the finding's reproducer is not text") from None
+        raise StoreError(f"{path}: the finding's reproducer is not text") from None
 
 
 def summary_lines(rec: dict) -> list[str]:
@@ -204,10 +162,10 @@ def sarif_log(records: list[dict], corpus_root: str) -> dict:
 
 def _result(rec: dict, corpus_root: str, rule_index: int) -> dict:
     text = _reproducer(rec, corpus_root)
-    head = _HEAD.match(rec["finding"].split("\n", 1)[0])
+    head = FINDING_HEAD.match(rec["finding"].split("\n", 1)[0])
     variant, op_index, op_text = head.group(2), int(head.group(3)), head.group(4)
     verdict = verdict_of(rec)
-    repro_uri = _rel(_record_file(rec, corpus_root, ".txt"), corpus_root)
+    repro_uri = _rel(record_file(rec, corpus_root, ".txt"), corpus_root)
     repro_loc = _location(repro_uri, "CORPUS_ROOT", _op_line(text, op_index, op_text), id_=0,
                           note=f"minimised reproducer; op {op_index}: {op_text}")
     fault = fault_location(rec["finding"])
@@ -267,7 +225,7 @@ def junit_xml(records: list[dict], corpus_root: str) -> str:
     suite = ET.SubElement(suites, "testsuite", name="smmufuzz", tests=str(len(records)), failures=str(failures),
                           errors="0", skipped=str(skipped), time="0")
     for rec in records:
-        head = _HEAD.match(rec["finding"].split("\n", 1)[0])
+        head = FINDING_HEAD.match(rec["finding"].split("\n", 1)[0])
         verdict = verdict_of(rec)
         case = ET.SubElement(suite, "testcase", classname=rec["target"],
                              name=f"{rec['kind']} {head.group(2)} [{rec['key']}]", time="0")
@@ -290,7 +248,7 @@ def junit_xml(records: list[dict], corpus_root: str) -> str:
 def export(corpus_root: str, sarif_path: str | None = None, junit_path: str | None = None,
            records: list[dict] | None = None) -> list[str]:
     """Write the SARIF log and/or the JUnit XML of `records` (default: the whole store), worst verdict first;
-    nothing is written if any record is bad (ExportError). Returns the paths written."""
+    nothing is written if any record is bad (StoreError). Returns the paths written."""
     recs = load_records(corpus_root) if records is None else list(records)
     for rec in recs:
         check_record(rec, corpus_root)
