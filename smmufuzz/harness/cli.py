@@ -374,6 +374,25 @@ def cmd_findings_export(args) -> int:
     return 0
 
 
+def cmd_findings_merge(args) -> int:
+    from .corpus_lock import CorpusBusy
+    from .findings_merge import merge
+    from .findings_store import DiskFull, load_records
+    from .sarif import verdict_of
+    from .verdict import counts, counts_text
+    try:
+        r = merge(args.sources, args.into)
+    except (CorpusBusy, DiskFull) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename or args.into}: {e.strerror or e}") from None
+    records = load_records(args.into)
+    print(f"merged {r.sources} findings store(s) into {os.path.join(args.into, 'findings')}: {len(r.new)} new, "
+          f"{len(r.updated)} already there (hits added); {len(records)} finding(s) in all "
+          f"({counts_text(counts(verdict_of(rec) for rec in records))})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -470,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="re-render a campaign's report.html from its summary and time series")
     rp.add_argument("campaign_dir")
     rp.set_defaults(fn=cmd_report)
-    fd = sub.add_parser("findings", help="the findings store: export as SARIF / JUnit XML")
+    fd = sub.add_parser("findings", help="the findings store: export as SARIF / JUnit XML, merge stores")
     fds = fd.add_subparsers(dest="findings_cmd", required=True)
     fe = fds.add_parser("export", help="SARIF 2.1.0 (code scanning) and JUnit XML (CI) from a corpus's findings/ "
                         "(default: both, as findings.sarif and findings.junit.xml in the corpus root)")
@@ -478,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--sarif", metavar="FILE", help="write the SARIF log here (- for standard output)")
     fe.add_argument("--junit", metavar="FILE", help="write the JUnit XML here (- for standard output)")
     fe.set_defaults(fn=cmd_findings_export)
+    fm = fds.add_parser("merge", help="merge the findings stores of other corpus roots (other machines, CI jobs) "
+                        "into one: one record per signature, hits added up, the earliest first-seen kept")
+    fm.add_argument("sources", nargs="+", metavar="SRC_ROOT", help="corpus roots holding findings/")
+    fm.add_argument("--into", required=True, metavar="DIR", help="the corpus root to merge into (created if need be)")
+    fm.set_defaults(fn=cmd_findings_merge)
     kernel_cli.add_commands(sub)
     for sp in (r, mn, rc, f, b, lst):
         kernel_cli.add_options(sp)
