@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ..variants.registry import UnknownName, target as resolve_target
 from .corpus_lock import CorpusLock
 from .lifeline import campaign_env
-from .findings_store import FindingsStore, atomic_write, signature_key
+from .findings_store import FindingsStore, StoreError, atomic_write, signature_key
 from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
 from .minimize import reproducer_text
@@ -580,12 +580,24 @@ class Campaign:
             earlier[t.name] = round(t.earlier + t.seconds, 1)
         atomic_write(self.seconds_path, json.dumps(earlier, indent=1, sort_keys=True) + "\n")
         summary = self.summary()
+        self._export_findings(summary)
         atomic_write(os.path.join(self.dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
         from .report import render
         summary["report"] = render(self.dir)
         self._clear_status()
         print_summary(summary, self.out)
         return summary
+
+    def _export_findings(self, summary: dict) -> None:
+        """This campaign's findings as findings.sarif and findings.junit.xml beside summary.json."""
+        from .sarif import export
+        try:
+            summary["exported"] = export(self.o.corpus_root, os.path.join(self.dir, "findings.sarif"),
+                                         os.path.join(self.dir, "findings.junit.xml"),
+                                         [self.store.records[r["key"]] for r in summary["findings"]])
+        except StoreError as e:
+            self.problems.append(f"findings.sarif and findings.junit.xml not written: {e}")
+            self.note(self.problems[-1])
 
     def summary(self) -> dict:
         f = self.series[-1] if self.series else self.figures()
@@ -665,4 +677,5 @@ def print_summary(s: dict, out) -> None:
         p(f"{len(s['untriaged'])} crash input(s) left for the next campaign to triage")
     for pr in s["problems"]:
         p(f"problem: {pr}")
-    p(f"summary: {os.path.join(s['directory'], 'summary.json')}   report: {s.get('report', '-')}")
+    p(f"summary: {os.path.join(s['directory'], 'summary.json')}   report: {s.get('report', '-')}"
+      + (f"   findings: {', '.join(s['exported'])}" if s.get("exported") else ""))

@@ -1,4 +1,4 @@
-"""The `smmufuzz` command line: list, show, replay, race, fuzz, report, minimize, matrix, cost, cov, bench."""
+"""The `smmufuzz` command line: list, show, replay, race, fuzz, report, minimize, matrix, cost, cov, bench, findings."""
 
 import argparse
 import os
@@ -11,6 +11,7 @@ from ..kernel.session import KernelError
 from . import kernel_cli
 from .contract import CONTRACT_TAG
 from .load import TEXT_SUFFIX, LoadError, is_text_path, load_program, misread_note, program_files
+from .findings_store import StoreError
 from .runner import MAX_LEAVES_PER_OP, MAX_LEAVES_PER_PROGRAM, SKIPPED, run_program
 
 POLICIES = ("max-cache", "none")
@@ -349,6 +350,49 @@ def cmd_cov(args) -> int:
     return 0
 
 
+def cmd_findings_export(args) -> int:
+    from .findings_store import DiskFull
+    from .sarif import export, load_records, verdict_of
+    from .verdict import counts, counts_text
+    sarif, junit = args.sarif, args.junit
+    if not sarif and not junit:
+        sarif, junit = (os.path.join(args.corpus, n) for n in ("findings.sarif", "findings.junit.xml"))
+    if sarif == "-" and junit == "-":
+        raise UsageError("--sarif - and --junit -: only one of them can go to standard output")
+    records = load_records(args.corpus)
+    try:
+        written = export(args.corpus, sarif, junit, records)
+    except DiskFull as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename}: cannot write: {e.strerror}") from None
+    c = counts(verdict_of(r) for r in records)
+    print(f"{len(records)} finding(s) in {os.path.join(args.corpus, 'findings')} ({counts_text(c)}"
+          + (f", {c['unclassified']} unclassified" if c.get("unclassified") else "") + "): written "
+          + ", ".join("standard output" if p == "-" else p for p in written),
+          file=sys.stderr if "-" in written else sys.stdout)
+    return 0
+
+
+def cmd_findings_merge(args) -> int:
+    from .corpus_lock import CorpusBusy
+    from .findings_merge import merge
+    from .findings_store import DiskFull, load_records
+    from .sarif import verdict_of
+    from .verdict import counts, counts_text
+    try:
+        r = merge(args.sources, args.into)
+    except (CorpusBusy, DiskFull) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename or args.into}: {e.strerror or e}") from None
+    records = load_records(args.into)
+    print(f"merged {r.sources} findings store(s) into {os.path.join(args.into, 'findings')}: {len(r.new)} new, "
+          f"{len(r.updated)} already there (hits added); {len(records)} finding(s) in all "
+          f"({counts_text(counts(verdict_of(rec) for rec in records))})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -445,6 +489,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="re-render a campaign's report.html from its summary and time series")
     rp.add_argument("campaign_dir")
     rp.set_defaults(fn=cmd_report)
+    fd = sub.add_parser("findings", help="the findings store: export as SARIF / JUnit XML, merge stores")
+    fds = fd.add_subparsers(dest="findings_cmd", required=True)
+    fe = fds.add_parser("export", help="SARIF 2.1.0 (code scanning) and JUnit XML (CI) from a corpus's findings/ "
+                        "(default: both, as findings.sarif and findings.junit.xml in the corpus root)")
+    fe.add_argument("--corpus", default="corpus", help="corpus root holding findings/ (default: corpus)")
+    fe.add_argument("--sarif", metavar="FILE", help="write the SARIF log here (- for standard output)")
+    fe.add_argument("--junit", metavar="FILE", help="write the JUnit XML here (- for standard output)")
+    fe.set_defaults(fn=cmd_findings_export)
+    fm = fds.add_parser("merge", help="merge the findings stores of other corpus roots (other machines, CI jobs) "
+                        "into one: one record per signature, hits added up, the earliest first-seen kept")
+    fm.add_argument("sources", nargs="+", metavar="SRC_ROOT", help="corpus roots holding findings/")
+    fm.add_argument("--into", required=True, metavar="DIR", help="the corpus root to merge into (created if need be)")
+    fm.set_defaults(fn=cmd_findings_merge)
     kernel_cli.add_commands(sub)
     for sp in (r, mn, rc, f, b, lst):
         kernel_cli.add_options(sp)
@@ -468,7 +525,7 @@ def main(argv=None) -> int:
     try:
         kernel_cli.configure(args)
         return args.fn(args)
-    except (UnknownName, LoadError, UsageError, *KernelError) as e:
+    except (UnknownName, LoadError, UsageError, StoreError, *KernelError) as e:
         msg = e.args[0] if e.args else str(e)
         print(f"smmufuzz: error: {msg}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import time
 
 
@@ -43,6 +44,7 @@ class FindingsStore:
     def __init__(self, root: str):
         self.root = root
         self.problems: list[str] = []        # records that could not be read (reported, kept on disk)
+        self.unreadable: list[tuple[str, str]] = []     # (path, why) of each record among them
         self.records: dict[str, dict] = {}
         os.makedirs(root, exist_ok=True)
         for name in sorted(os.listdir(root)):
@@ -54,6 +56,7 @@ class FindingsStore:
                     rec = json.load(f)
                 self.records[rec["key"]] = rec
             except (OSError, ValueError, KeyError, TypeError) as e:
+                self.unreadable.append((path, f"{type(e).__name__}: {e}"))
                 self.problems.append(f"{path}: unreadable finding record, skipped ({type(e).__name__}: {e})")
         self.processed: set[str] = set()
         ppath = os.path.join(root, "processed.json")
@@ -112,3 +115,51 @@ class FindingsStore:
     def mark_processed(self, artifact_ids) -> None:
         self.processed.update(artifact_ids)
         atomic_write(os.path.join(self.root, "processed.json"), json.dumps(sorted(self.processed)) + "\n")
+
+
+class StoreError(Exception):
+    """A findings store that cannot be read whole (one-line message): export and merge write nothing then."""
+
+
+FINDING_HEAD = re.compile(r"^(\w+) in variant (\S+) at op (-?\d+): (.*)$")     # runner.Finding.text()'s first line
+_FIELDS = {"key": str, "kind": str, "variants": list, "target": str, "finding": str, "hits": int,
+           "first_seen": dict}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def load_records(corpus_root: str) -> list[dict]:
+    """Every record of `corpus_root`/findings, each checked (check_record); any unreadable one is a StoreError."""
+    root = os.path.join(corpus_root, "findings")
+    if not os.path.isdir(root):
+        raise StoreError(f"{corpus_root}: no findings/ directory (not a corpus root, or nothing found yet)")
+    store = FindingsStore(root)
+    if store.unreadable:
+        path, why = store.unreadable[0]
+        more = f" (and {len(store.unreadable) - 1} more)" if len(store.unreadable) > 1 else ""
+        raise StoreError(f"{path}: unreadable finding record ({why}){more}")
+    for rec in store.records.values():
+        check_record(rec, corpus_root)
+    return list(store.records.values())
+
+
+def check_record(rec: dict, corpus_root: str) -> None:
+    """A StoreError naming the record's file if a field export or merge relies on is missing or mistyped."""
+    for name, typ in _FIELDS.items():
+        if not isinstance(rec.get(name), typ) or isinstance(rec.get(name), bool):
+            got = "missing" if name not in rec else _TYPE_NAMES.get(type(rec[name]), type(rec[name]).__name__)
+            raise StoreError(f"{record_file(rec, corpus_root)}: finding record field {name!r} should be "
+                             f"{_TYPE_NAMES[typ]}, is {got}")
+    if not FINDING_HEAD.match(rec["finding"].split("\n", 1)[0]):
+        raise StoreError(f"{record_file(rec, corpus_root)}: finding record field 'finding' does not start "
+                         "with 'KIND in variant V at op N: CALL'")
+
+
+def record_file(rec: dict, corpus_root: str, ext: str = ".json") -> str:
+    """Where the store under `corpus_root` keeps a record (as path_of) or, with ext .txt, its reproducer."""
+    root = os.path.join(corpus_root, "findings")
+    if isinstance(rec.get("kind"), str):
+        return os.path.join(root, f"{rec['kind'].lower()}-{rec['key']}{ext}")
+    named = [n for n in sorted(os.listdir(root)) if n.endswith(f"-{rec.get('key')}{ext}")] \
+        if os.path.isdir(root) else []
+    return os.path.join(root, named[0]) if named else root
