@@ -69,11 +69,12 @@ class Memory:
         by_page: dict[int, list[int]] = {}
         for ln in lines:
             by_page.setdefault(ln & ~(CPU_PAGE - 1), []).append(ln)
+        empty: set = set()
         for page, lns in by_page.items():
-            held = cidx.get(page, set()) | idx.get(page, set())
-            if len(held) <= len(lns) * (LINE // 4):
+            cs, ps = cidx.get(page, empty), idx.get(page, empty)
+            if len(cs) + len(ps) <= len(lns) * (LINE // 4):
                 want = set(lns)
-                words = [a for a in held if a & ~(LINE - 1) in want]
+                words = [a for a in cs | ps if a & ~(LINE - 1) in want]
             else:                                            # 32-bit entries (v7s, sun50i, sprd) too
                 words = [a for ln in lns for a in range(ln, ln + LINE, 4) if a in cpu or a in poc]
             for a in words:
