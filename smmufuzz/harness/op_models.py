@@ -198,12 +198,11 @@ def fq_flush_timeout(ex, i, op):
 
 
 def iommu_dma_init_fq(ex, i, op):
-    """iommu_dma_init_fq(): the domain becomes IOMMU_DOMAIN_DMA_FQ, only with IOMMU_CAP_DEFERRED_FLUSH
-    (iommu_dma_init_domain())."""
+    """iommu_dma_init_fq(): the domain becomes IOMMU_DOMAIN_DMA_FQ if the driver can defer flushes (the
+    variant decides, as iommu_dma_init_domain() does with IOMMU_CAP_DEFERRED_FLUSH)."""
     a = op.args
-    if not ex.caps.deferred_flush:
+    if not ex.os.enable_fq(a[0]):
         return Stop("strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH", ex._judge(i))
-    ex.os.enable_fq(a[0])
     ex.spec.fq.add(a[0])
     return None
 

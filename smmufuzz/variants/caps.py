@@ -1,7 +1,7 @@
 """VariantCaps: what a variant's driver supports and how it must be driven, as one typed value.
 
-Variants state these facts as class attributes next to the kernel code they model (e.g. DEFERRED_FLUSH for
-capable(IOMMU_CAP_DEFERRED_FLUSH), PGSIZE_BITMAP for domain->pgsize_bitmap); the harness reads them only
+Variants state these facts as class attributes next to the kernel code they model (e.g. PGSIZE_BITMAP for
+domain->pgsize_bitmap, OAS for the IOMMU's output address size); the harness reads them only
 through caps(factory), never by attribute name.
 """
 
@@ -20,7 +20,6 @@ class VariantCaps:
     pa_min: int = 0                                # lowest mappable physical address
     chunk_extents: bool = False                    # a later unmap removes a whole map_pages() call, not a page
     fq_default: bool = False                       # an IOMMU_DOMAIN_DMA_FQ domain from the start
-    deferred_flush: bool = False                   # capable(IOMMU_CAP_DEFERRED_FLUSH): DMA-FQ allowed
     concurrent: bool = False                       # runs step by step under the scheduler (seed-002 variants)
 
     def bitmap(self, pg_shift: int) -> int:
@@ -35,4 +34,4 @@ def caps(factory) -> VariantCaps:
         pgsize_bitmap=g(factory, "PGSIZE_BITMAP", None), no_perms=g(factory, "NO_PERMS", False),
         oas=g(factory, "OAS", 48), pa_min=g(factory, "PA_MIN", 0),
         chunk_extents=g(factory, "MAPPING_UNIT", "page") == "chunk", fq_default=g(factory, "FQ_DEFAULT", False),
-        deferred_flush=g(factory, "DEFERRED_FLUSH", False), concurrent=g(factory, "CONCURRENT", False))
+        concurrent=g(factory, "CONCURRENT", False))

@@ -109,8 +109,13 @@ class SmmuV3Os:
     def fq_timeout(self, dom) -> None:
         self.cookie(dom).fq_timeout()
 
-    def enable_fq(self, dom) -> None:
+    def enable_fq(self, dom) -> bool:
+        """iommu_dma_init_fq() through iommu_dma_init_domain(): a flush queue only with
+        capable(IOMMU_CAP_DEFERRED_FLUSH); returns whether the domain is DMA-FQ now."""
+        if not self.DEFERRED_FLUSH:
+            return False
         self.cookie(dom).enable_fq()
+        return True
 
     def iova_to_phys(self, dom, iova) -> int:
         return self.domain(dom).priv.pgtbl.iova_to_phys(iova)
