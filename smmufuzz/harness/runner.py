@@ -10,24 +10,20 @@ import traceback
 from types import GeneratorType
 from dataclasses import dataclass, field, replace
 
-from ..reference import cmdq as C
-from ..reference.oracle import IOVA_REUSE, Oracle, Violation, check_translation
+from ..reference.oracle import Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
-from ..reference.spec import MAPPED, PENDING, DomainSpec, Spec, iommu_pgsize
-from ..variants.caps import PGSIZE_BITMAPS, caps  # noqa: F401  (PGSIZE_BITMAPS: re-exported)
+from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
+from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
 from . import contract, op_models
-from .contract import DMA_ONLY, IN_IRQ, OUTSIDE  # noqa: F401  (re-exported: the skip reasons replay notes)
 from .feature_cov import cache_event
-from .program import CONTEXTS, NUM_SIDS, OS_KINDS, SLEEPING_KINDS, Config, Op, Program
+from .figures import OpFigures
+from .program import CONTEXTS, NUM_SIDS, OS_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
 
 HANG, CRASH, DIVERGENCE = "HANG", "CRASH", "DIVERGENCE"
-_FIGURES = ("cmds", "syncs", "inv_pages", "wasted_pages", "full_flushes", "cleans", "lines_cleaned",
-            "redundant_cleans", "lines_touched")
-_VA_TLBI = frozenset((C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA))
-_FULL_TLBI = frozenset((C.CMD_TLBI_NH_ASID, C.CMD_TLBI_EL2_ASID, C.CMD_TLBI_S12_VMALL, C.CMD_TLBI_NH_ALL))
+_DOM_FIRST = frozenset(k for k in OS_KINDS if k not in ("detach", "ats", "dma_unmap"))   # args[0] is a domain
 OAS = 48
 MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same for every variant)
 MAX_LEAVES_PER_PROGRAM = 4096
@@ -104,8 +100,7 @@ class _Exec:
         self.want_snapshots = snapshots
         self.granule = 1 << cfg.pg_shift
         self.budget_used = 0
-        self.per_op: dict[str, dict[str, int]] = {}
-        self.last_op: dict[str, int] = {}
+        self.figures = OpFigures(self.granule)   # invalidation and cache-maintenance cost, per op kind
         self.handles: list = []                  # dma_map results, by program order
         self.dom_tags: dict[int, set] = {}
         self.concurrent = False                  # set by the scheduler: ops may be in flight together
@@ -193,16 +188,13 @@ class _Exec:
 
     def step_gen(self, i: int, op: Op):
         """Execute one op as a task body; returns (return value, violation or None)."""
-        k, a = op.kind, op.args
-        os, smmu, spec = self.os, self.smmu, self.spec
-        ret = None
+        k = op.kind
+        smmu, spec = self.smmu, self.spec
         why = self.skip_reason(op)
         if why:
             return why, None
         contract.gather_taken(self, op)
-        log_start = len(smmu.cmd_log)
-        smmu.mem.lines_touched = set()
-        mem_start = (smmu.mem.cleans, smmu.mem.lines_cleaned, smmu.mem.redundant_cleans, 0)
+        mark = self.figures.start(smmu)
         if self.concurrent:
             self._claim(i, op)
         ret = op_models.MODELS[k](self, i, op)
@@ -221,7 +213,7 @@ class _Exec:
         if spec.fq_pending:
             self._settle_fq()
         if k in OS_KINDS:
-            self._cost(i, op, log_start, mem_start)
+            self.figures.add(i, op, mark, smmu, spec.domains.get(op.args[0]) if op.kind in _DOM_FIRST else None)
             if self.policy == "max-cache":
                 smmu.fill_all()
         if CACHE_FEATURES:
@@ -308,49 +300,6 @@ class _Exec:
                 return None
             return (spec.domains.get(d) if d is not None else None), True
         return resolve
-
-    def _cost(self, i: int, op: Op, start: int, mem_start: tuple) -> None:
-        """Invalidation and cache-maintenance figures for one OS op (added to its kind's totals):
-        commands, syncs, pages covered, pages covered that were still mapped and unchanged (wasted:
-        each one is a forced refill), full flushes, clean operations, lines cleaned."""
-        self.last_op = {k: 0 for k in _FIGURES}
-        self._figures(i, op, start, mem_start, self.last_op)
-        tot = self.per_op.setdefault(op.kind, {"n": 0, **{k: 0 for k in _FIGURES}})
-        tot["n"] += 1
-        for k, v in self.last_op.items():
-            tot[k] += v
-
-    def _figures(self, i: int, op: Op, start: int, mem_start: tuple, f: dict) -> None:
-        m = self.smmu.mem
-        c0, l0, r0, t0 = mem_start
-        f["lines_touched"] += len(m.lines_touched) - t0
-        f["cleans"] += m.cleans - c0
-        f["lines_cleaned"] += m.lines_cleaned - l0
-        f["redundant_cleans"] += m.redundant_cleans - r0
-        ds = self.spec.domains.get(op.args[0]) if op.kind not in ("detach", "ats", "dma_unmap") else None
-        g = self.granule
-        runs: list[list[int]] = []          # contiguous runs of by-address TLBI scopes
-        for _seq, c in self.smmu.cmd_log[start:]:
-            o = c.op
-            if o == C.CMD_SYNC:
-                f["syncs"] += 1
-                continue
-            f["cmds"] += 1
-            if o in _VA_TLBI:
-                lo, hi, _ttl, _g = self.smmu.scope(c)
-                hi = max(hi, (lo & ~(g - 1)) + g)
-                f["inv_pages"] += (hi - lo + g - 1) // g
-                if runs and runs[-1][1] == lo:
-                    runs[-1][1] = hi
-                else:
-                    runs.append([lo, hi])
-            elif o in _FULL_TLBI or (o == C.CMD_ATC_INV and c.size == C.ATC_INV_SIZE_ALL):
-                f["full_flushes"] += 1
-        if ds is not None:
-            for lo, hi in runs:
-                for e in ds.overlapping(lo, hi):
-                    if e.state == MAPPED and e.op != i:
-                        f["wasted_pages"] += (min(hi, e.base + e.span) - max(lo, e.base)) // g
 
     def _settle_fq(self) -> None:
         """A lazily unmapped range is promised gone once a context-wide flush of its domain, published
@@ -577,8 +526,8 @@ def _stats(run: VariantRun, ex: "_Exec") -> None:
     st = ex.smmu.stats
     run.stats = {"cmds": dict(st.cmds), "syncs": st.syncs, "inv_pages": st.inv_pages,
                  "full_flushes": st.full_flushes, "cleans": m.cleans, "lines_cleaned": m.lines_cleaned,
-                 "redundant_cleans": m.redundant_cleans, "per_op": ex.per_op,
-                 "last_op": ex.last_op}
+                 "redundant_cleans": m.redundant_cleans, "per_op": ex.figures.per_op,
+                 "last_op": ex.figures.last_op}
 
 
 def _last_frames() -> str:
