@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..reference.oracle import IOVA_REUSE, WRONG_PA, Violation
 from ..reference.spec import MAPPED, PENDING
-from . import contract
+from . import contract, inflight
 
 
 @dataclass
@@ -133,7 +133,7 @@ def dev_dma(ex, i, op):
     a = op.args
     sid, iova, write = a
     outs = ex.smmu.translate(sid, iova)
-    if not (ex.concurrent and ex._unstable(i, sid)):
+    if not (ex.concurrent and inflight.unstable(ex, i, sid)):
         v = ex._check_dma(sid, iova, bool(write), outs)
         if v:
             return Stop(None, v)

@@ -16,7 +16,7 @@ from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
 from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
-from . import contract, op_models
+from . import contract, inflight, op_models
 from .feature_cov import cache_event
 from .figures import OpFigures
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, Config, Op, Program
@@ -196,16 +196,16 @@ class _Exec:
         contract.gather_taken(self, op)
         mark = self.figures.start(smmu)
         if self.concurrent:
-            self._claim(i, op)
+            inflight.claim(self, i, op)
         ret = op_models.MODELS[k](self, i, op)
         if isinstance(ret, GeneratorType):
             ret = yield from ret
         if isinstance(ret, op_models.Stop):          # judged inside the op: nothing after it runs
             return ret.ret, ret.violation
         if self.concurrent:
-            self._release_claim(i)
+            inflight.release(self, i)
         for sid, d in spec.attached.items():          # the TLB tags each domain has been used with
-            if self.concurrent and self._unstable(i, sid):
+            if self.concurrent and inflight.unstable(self, i, sid):
                 continue
             ste = smmu.strtab.get(sid)
             if ste is not None and ste.translates:
@@ -220,86 +220,9 @@ class _Exec:
             cache_event(k, smmu.cache_shape())
         return ret, self._judge(i)
 
-    def _range_of(self, op: Op):
-        """(domain, lo, hi) of the IOVA range a map/unmap-like op changes (None for the others)."""
-        k, a = op.kind, op.args
-        if k in ("map", "unmap", "unmap_fast"):
-            size = a[3] if k == "map" else a[2]
-            return a[0], a[1], a[1] + size
-        if k == "map_sg":
-            return a[0], a[1], a[1] + sum(ln for _pa, ln in a[2])
-        if k == "dma_unmap":
-            e = self.handles[a[0]] if a[0] < len(self.handles) else None
-            if e is not None:
-                g = self.granule
-                return e[0], e[1] & ~(g - 1), e[1] + e[2] + g
-        return None
-
-    def _claim(self, i: int, op: Op) -> None:
-        """Concurrent map/unmap calls on overlapping IOVA ranges are caller misuse (contract.concurrent_overlap):
-        both get an unknown outcome (whatever order they take effect in)."""
-        r = self._range_of(op)
-        if r is None:
-            return
-        clash = contract.concurrent_overlap(self.claims, i, r)
-        if clash:
-            self.conflicts.update(clash | {i})
-        self.claims[i] = r
-
-    def _release_claim(self, i: int) -> None:
-        r = self.claims.pop(i, None)
-        if r is not None and i in self.conflicts:
-            self.dspec(r[0]).mark_unknown(r[1], r[2], i)
-
     def _judge(self, i: int):
         """The oracle after op i (taking the other contexts' ops in flight into account)."""
-        return self.oracle.check(range(NUM_SIDS), self._resolver(i) if self.concurrent else None)
-
-    # ---- concurrent runs: what other contexts have in flight ------------------------------------
-    def _busy(self, i: int) -> tuple[set, set]:
-        """Streams being attached/detached and domains being changed by ops other than op i."""
-        sids, doms = set(), set()
-        for j, o in self.inflight.items():
-            if j == i:
-                continue
-            if o.kind == "attach":
-                sids.add(o.args[1])
-                doms.add(o.args[0])
-            elif o.kind in ("detach", "ats"):
-                sids.add(o.args[0])
-            elif o.kind == "dma_unmap":
-                h = o.args[0]
-                if h < len(self.handles) and self.handles[h] is not None:
-                    doms.add(self.handles[h][0])
-            elif o.kind in OS_KINDS:
-                doms.add(o.args[0])
-        return sids, doms
-
-    def _unstable(self, i: int, sid: int) -> bool:
-        sids, doms = self._busy(i)
-        return sid in sids or self.spec.attached.get(sid) in doms
-
-    def _resolver(self, i: int):
-        """Which domain's intent a stream's configuration is checked against while other ops are in
-        flight: a stream being attached is judged by the domain its STE's tag belongs to, and nothing
-        that resolves to a domain another op is changing is judged until that op returns."""
-        sids, doms = self._busy(i)
-        if not sids and not doms:
-            return None
-        tag_dom = {t: d for d, tags in self.dom_tags.items() for t in tags}
-        spec = self.spec
-
-        def resolve(sid, ste):
-            if sid in sids:
-                d = tag_dom.get(ste.tag)
-                if d is None or d in doms:
-                    return None
-                return spec.domains.get(d), False
-            d = spec.attached.get(sid)
-            if d in doms:
-                return None
-            return (spec.domains.get(d) if d is not None else None), True
-        return resolve
+        return self.oracle.check(range(NUM_SIDS), inflight.resolver(self, i) if self.concurrent else None)
 
     def _settle_fq(self) -> None:
         """A lazily unmapped range is promised gone once a context-wide flush of its domain, published
