@@ -137,6 +137,7 @@ def measure(code: str, target: str, mode: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", default=None, help="commit to compare with (default: none, this checkout only)")
+    ap.add_argument("--baseline-dir", default=None, help="a checkout directory to compare with (e.g. a build)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--targets", default=",".join(SEQUENTIAL + CONCURRENT))
     ap.add_argument("--modes", default="plain,instr")
@@ -150,11 +151,12 @@ def main() -> int:
     if a.regen is not None:
         regen(a.regen)
         return 0
-    codes = [("new", ROOT)] + ([("base", checkout(a.baseline))] if a.baseline else [])
+    base = checkout(a.baseline) if a.baseline else a.baseline_dir
+    codes = [("new", ROOT)] + ([("base", base)] if base else [])
     head = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True,
                           text=True).stdout.strip()
     print(f"new = this checkout ({head})" + (f", base = {a.baseline}" if a.baseline else "")
-          + f"; {a.rounds} rounds, interleaved; programs/s of CPU time, median")
+          + (f", base = {a.baseline_dir}" if a.baseline_dir and not a.baseline else "") + f"; {a.rounds} rounds, interleaved; programs/s of CPU time, median")
     for mode in a.modes.split(","):
         for target in a.targets.split(","):
             rates: dict[str, list[float]] = {name: [] for name, _ in codes}

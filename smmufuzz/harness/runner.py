@@ -7,7 +7,7 @@ flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API return
 
 import gc
 import traceback
-from types import GeneratorType
+from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 
 from ..reference.oracle import Oracle, Violation, check_translation
@@ -198,7 +198,7 @@ class _Exec:
         if self.concurrent:
             inflight.claim(self, i, op)
         ret = op_models.MODELS[k](self, i, op)
-        if isinstance(ret, GeneratorType):
+        if isinstance(ret, Generator):          # (a compiled model's generator too)
             ret = yield from ret
         if isinstance(ret, op_models.Stop):          # judged inside the op: nothing after it runs
             return ret.ret, ret.violation
