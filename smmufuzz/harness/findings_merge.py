@@ -7,7 +7,8 @@ import socket
 from dataclasses import dataclass, field
 
 from .corpus_lock import CorpusLock
-from .findings_store import FindingsStore, StoreError, atomic_write, check_record, load_records, record_file
+from .findings_store import (FindingsStore, StoreError, atomic_write, check_record, load_records, read_reproducer,
+                             record_file)
 from .fuzz import target_dirname
 
 
@@ -24,16 +25,6 @@ def source_id(src_root: str) -> str:
     return f"{socket.gethostname()}:{os.path.realpath(src_root)}"
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        raise StoreError(f"{path}: the finding's reproducer cannot be read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise StoreError(f"{path}: the finding's reproducer is not text") from None
-
-
 def _seen_key(seen) -> tuple:
     """(UTC wall time, seconds into the campaign) of a first_seen/last_seen entry, for ordering."""
     seen = seen if isinstance(seen, dict) else {}
@@ -45,7 +36,7 @@ def _regression(src_root: str, rec: dict) -> tuple[str, str] | None:
     """The source's regressions/<target>/<kind>-<key>.txt for the record and its text, if it has one."""
     path = os.path.join(src_root, "regressions", target_dirname(rec["target"]),
                         f"{rec['kind'].lower()}-{rec['key']}.txt")
-    return (path, _read(path)) if os.path.isfile(path) else None
+    return (path, read_reproducer(path)) if os.path.isfile(path) else None
 
 
 def _contribute(rec: dict, sid: str, src: dict) -> None:
@@ -89,7 +80,7 @@ def merge(sources: list[str], into: str) -> MergeReport:
         if os.path.realpath(src) == into_real:
             raise StoreError(f"{src}: is the destination (--into) itself")
         for rec in load_records(src):
-            read.append((src, rec, _read(record_file(rec, src, ".txt")), _regression(src, rec)))
+            read.append((src, rec, read_reproducer(record_file(rec, src, ".txt")), _regression(src, rec)))
     os.makedirs(into, exist_ok=True)
     report = MergeReport(sources=len(sources))
     with CorpusLock(into):

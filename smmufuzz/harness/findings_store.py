@@ -163,3 +163,14 @@ def record_file(rec: dict, corpus_root: str, ext: str = ".json") -> str:
     named = [n for n in sorted(os.listdir(root)) if n.endswith(f"-{rec.get('key')}{ext}")] \
         if os.path.isdir(root) else []
     return os.path.join(root, named[0]) if named else root
+
+
+def read_reproducer(path: str) -> str:
+    """A finding's reproducer text; a StoreError naming the file if it cannot be read or is not text."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise StoreError(f"{path}: the finding's reproducer cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: the finding's reproducer is not text") from None

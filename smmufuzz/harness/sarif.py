@@ -7,7 +7,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .findings_store import FINDING_HEAD, StoreError, atomic_write, check_record, load_records, record_file
+from .findings_store import (FINDING_HEAD, atomic_write, check_record, load_records, read_reproducer,
+                             record_file)
 from .verdict import EXPECTED, KNOWN_DESIGN, LABEL, ORDER, sort_key
 
 SARIF_VERSION = "2.1.0"
@@ -53,14 +54,7 @@ def verdict_of(rec: dict) -> str:
 
 
 def _reproducer(rec: dict, corpus_root: str) -> str:
-    path = record_file(rec, corpus_root, ".txt")
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        raise StoreError(f"{path}: the finding's reproducer cannot be read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise StoreError(f"{path}: the finding's reproducer is not text") from None
+    return read_reproducer(record_file(rec, corpus_root, ".txt"))
 
 
 def summary_lines(rec: dict) -> list[str]:
