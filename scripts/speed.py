@@ -78,8 +78,10 @@ def child(target: str, mode: str) -> None:
             for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
                         *ft.UNINSTRUMENTED):
                 importlib.import_module(mod)
-        from smmufuzz.harness import runner
-        if hasattr(runner, "CACHE_FEATURES"):
+        from smmufuzz.harness import feature_cov, runner
+        if hasattr(feature_cov, "collect_cache_shapes"):
+            feature_cov.collect_cache_shapes()
+        elif hasattr(runner, "CACHE_FEATURES"):          # before issue 16
             runner.CACHE_FEATURES = True
     from smmufuzz.harness.program import parse
     from smmufuzz.variants.registry import target as target_variants

@@ -2,7 +2,7 @@
 
 import os
 
-from smmufuzz.harness import feature_cov, runner
+from smmufuzz.harness import feature_cov
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.runner import run_program
 
@@ -24,8 +24,8 @@ def test_cache_shape_shows_the_orphan_stale_entry_b12c_leaves(monkeypatch):
     prog, header = load_program(os.path.join(os.path.dirname(__file__), "..", "corpus", "regressions", "invs",
                                                 "hand_b12c.txt"))
     shapes = []
-    monkeypatch.setattr(runner, "CACHE_FEATURES", True)
-    monkeypatch.setattr(runner, "cache_event", lambda kind, shape: shapes.append((kind, shape)))
+    monkeypatch.setattr(feature_cov, "_cache_shapes", [True])
+    monkeypatch.setattr(feature_cov, "cache_event", lambda kind, shape: shapes.append((kind, shape)))
     run_program(prog, [header["target"]])
     assert ("detach", frozenset({"orphan/same"})) in shapes and ("unmap", frozenset({"orphan/gone"})) in shapes
     shapes.clear()

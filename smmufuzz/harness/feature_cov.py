@@ -269,6 +269,17 @@ _BUCKETS = [
 
 _seen: set = set()
 _fresh = [False]
+_cache_shapes = [False]
+
+
+def collect_cache_shapes() -> None:
+    """From now on, in this process, the runner reports the cache shape each op leaves (cache_event): a
+    fuzz target's process turns this on; replay, minimisation and the tests leave it off (it costs)."""
+    _cache_shapes[0] = True
+
+
+def collecting_cache_shapes() -> bool:
+    return _cache_shapes[0]
 
 
 def _hit(key: str) -> None:

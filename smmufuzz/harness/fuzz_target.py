@@ -224,8 +224,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
                     *UNINSTRUMENTED, *plugins):
             importlib.import_module(mod)
     # the harness itself is imported after the instrumented modules, so it stays uninstrumented
-    from smmufuzz.harness import runner
-    runner.CACHE_FEATURES = True
+    from smmufuzz.harness import feature_cov as features
+    features.collect_cache_shapes()
     from smmufuzz.harness.tolerated import from_environment
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
     corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)

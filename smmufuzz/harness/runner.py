@@ -16,8 +16,7 @@ from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
 from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
-from . import contract, inflight, op_models
-from .feature_cov import cache_event
+from . import contract, feature_cov, inflight, op_models
 from .figures import OpFigures
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
@@ -28,7 +27,6 @@ OAS = 48
 MAX_LEAVES_PER_OP = 1024       # program budget: bigger maps are skipped (same for every variant)
 MAX_LEAVES_PER_PROGRAM = 4096
 SKIPPED = "skipped: over the program budget"
-CACHE_FEATURES = False         # the fuzz target sets it: after each op, the cache shape as a coverage feature
 
 
 @dataclass
@@ -216,8 +214,8 @@ class _Exec:
             self.figures.add(i, op, mark, smmu, spec.domains.get(op.args[0]) if op.kind in _DOM_FIRST else None)
             if self.policy == "max-cache":
                 smmu.fill_all()
-        if CACHE_FEATURES:
-            cache_event(k, smmu.cache_shape())
+        if feature_cov.collecting_cache_shapes():
+            feature_cov.cache_event(k, smmu.cache_shape())
         return ret, self._judge(i)
 
     def _judge(self, i: int):
