@@ -1,6 +1,7 @@
 """`smmufuzz kernel check`: does each Python model say what its kernel C counterpart does?
 
-Random sequential programs run on a model and on its kc:* twin; after every op we compare the
+Layer by layer (LAYERS): the core's gather helpers against include/linux/iommu.h (fidelity_core.py),
+then the page table under the model's core and driver (this module). Random sequential programs run on a model and on its kc:* twin; after every op we compare the
 API's return value, what the SMMU can translate (every leaf of every stream's table, promised or
 not), every word of every page table (table pointers numbered by walk order), the cache
 maintenance the code did (lines cleaned, in order), the commands and register writes the SMMU
@@ -15,6 +16,11 @@ from .codec import decode
 from .program import Program
 from .runner import run_variant
 
+# name: what is compared (in the order `kernel check` runs them)
+LAYERS = {
+    "core": "the iommu core's gather helpers: variants/gather.py vs include/linux/iommu.h (fidelity_core.py)",
+    "pgtable": "random programs: each Python model vs its kc:* twin (io-pgtable-arm.c)",
+}
 PAIRS = (("smmuv3", "kc:smmuv3"), ("gather:robin-v2:arm-smmu", "kc:arm-smmu"), ("gather:robin-v2:qcom", "kc:qcom"),
          ("gather:robin-v2:ipmmu", "kc:ipmmu"), ("pte-sync:eager", "kc:pte-sync"))
 

@@ -59,6 +59,7 @@ def cmd_setup(args) -> int:
     print(f"tree: {b.tree.path} (linux {b.tree.version_text}, from {b.tree.origin})")
     print(f"build: {b.lib}")
     print("  io-pgtable.h offers: " + (", ".join(k for k, v in b.features.items() if v) or "nothing optional"))
+    print("  iommu.h gather helpers: " + (f"not built: {b.core_missing}" if b.core_missing else "built (csrc/gather.c)"))
     if session.patch_specs():
         p = session.get(True)
         print(f"patched build ({p.label}): {p.lib}")
@@ -78,17 +79,27 @@ def cmd_setup(args) -> int:
 
 
 def cmd_check(args) -> int:
-    """Random programs on each Python model and its C twin; exit 1 on any difference not declared."""
-    from .fidelity import check, format_result, pairs_for
+    """Each layer (fidelity.LAYERS) of the Python model against the tree's C; exit 1 on any difference."""
+    from . import fidelity_core
+    from .fidelity import LAYERS, check, format_result, pairs_for
     configure(args)
     b = session.get(False)
+    layers = args.layer or list(LAYERS)
+    bad = False
+    if "core" in layers:
+        res = fidelity_core.check_build(args.sequences, args.seed, b, session.library(False),
+                                        progress=lambda s: print(s, file=sys.stderr, flush=True))
+        print(fidelity_core.format_result(res, b.tree.version_text), flush=True)
+        bad = bool(res.by_class or res.missing)
+    if "pgtable" not in layers:
+        return 1 if bad else 0
     pairs = pairs_for(b.tree.version)
     prepare([c for _m, c in pairs])
     print(f"smmufuzz kernel check: {args.programs} programs, seed {args.seed}, linux {b.tree.version_text}; "
           f"pairs: {', '.join(f'{m} vs {c}' for m, c in pairs)}", flush=True)
     res = check(args.programs, args.seed, pairs, progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_result(res))
-    return 1 if res.by_class else 0
+    return 1 if res.by_class or bad else 0
 
 
 def add_commands(sub) -> None:
@@ -97,8 +108,12 @@ def add_commands(sub) -> None:
     s = ks.add_parser("setup", help="find or extract the tree, apply patches, build (cached)")
     add_options(s)
     s.set_defaults(fn=cmd_setup)
-    c = ks.add_parser("check", help="fidelity: each Python model vs its kernel C twin on random programs")
+    c = ks.add_parser("check", help="fidelity: each Python model vs its kernel C twin, layer by layer")
     add_options(c)
-    c.add_argument("--programs", type=int, default=500)
+    from .fidelity import LAYERS
+    c.add_argument("--layer", action="append", choices=list(LAYERS),
+                   help="check only this layer (repeatable; default: all, core first)")
+    c.add_argument("--programs", type=int, default=500, help="random programs of the pgtable layer")
+    c.add_argument("--sequences", type=int, default=3000, help="random gather sequences of the core layer")
     c.add_argument("--seed", type=int, default=1)
     c.set_defaults(fn=cmd_check)

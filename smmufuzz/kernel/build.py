@@ -1,5 +1,8 @@
 """Compile a tree's io-pgtable files (plus patches) and our csrc/ glue into a shared library, cached.
 
+csrc/gather.c (the core's gather helpers from the tree's include/linux/iommu.h) goes in when the header
+has them in the shape it uses (cgather.check_header); else `Build.core_missing` says which one is not.
+
 The cache key hashes everything that goes in: the tree files, the patches, csrc/, the compiler's
 version and the flags. `instrument=True` builds the kernel files with clang
 `-fsanitize=fuzzer-no-link` so libFuzzer counts their edges (glue stays uninstrumented).
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from . import cgather
 from . import patch as P
 from .tree import Tree, cache_dir
 
@@ -20,8 +24,10 @@ CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 KERNEL_UNITS = ("drivers/iommu/io-pgtable.c", "drivers/iommu/io-pgtable-arm.c")
 TREE_HEADERS = ("include/linux/io-pgtable.h", "include/linux/iommu.h")   # used as they are; the rest is csrc
 BUILT = set(KERNEL_UNITS) | set(TREE_HEADERS) | {"drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h"}
+CONFIG = ("CONFIG_IOMMU_API", "CONFIG_IOMMU_IO_PGTABLE_LPAE")
 CFLAGS = ["-std=gnu11", "-O1", "-g", "-fPIC", "-fno-strict-aliasing", "-fno-common", "-w",
-          "-D__KERNEL__", "-DCONFIG_IOMMU_API", "-DCONFIG_IOMMU_IO_PGTABLE_LPAE"]
+          "-D__KERNEL__"] + [f"-D{c}" for c in CONFIG]
+CSRC_UNITS = ("glue.c", cgather.UNIT)     # ours (uninstrumented); gather.c is built where the tree allows
 
 
 class BuildError(Exception):
@@ -36,6 +42,7 @@ class Build:
     hunks: list = field(default_factory=list)   # patch.HunkResult
     features: dict = field(default_factory=dict)
     instrumented: bool = False
+    core_missing: str | None = None   # why csrc/gather.c (the core's gather helpers) is not in the library
 
     @property
     def label(self) -> str:
@@ -66,6 +73,9 @@ def _digest(tree: Tree, patches, cc_ver: str, flags: list[str]) -> str:
             h.update(os.path.relpath(full, CSRC).encode() + b"\0")
             with open(full, "rb") as fh:
                 h.update(fh.read())
+    for mod in (cgather.__file__, os.path.join(os.path.dirname(cgather.__file__), "extract.py")):
+        with open(mod, "rb") as fh:                  # they decide whether gather.c goes in
+            h.update(fh.read())
     h.update(cc_ver.encode() + b"\0" + " ".join(flags).encode())
     return h.hexdigest()[:16]
 
@@ -105,7 +115,8 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
     if os.path.exists(lib) and os.path.exists(meta_path):
         with open(meta_path) as f:
             meta = json.load(f)
-        return Build(lib, tree, patches, [P.HunkResult(*h) for h in meta["hunks"]], meta["features"], instrument)
+        return Build(lib, tree, patches, [P.HunkResult(*h) for h in meta["hunks"]], meta["features"], instrument,
+                     meta.get("core_missing"))
     tmp = f"{out}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     src = os.path.join(tmp, "src")
@@ -126,21 +137,30 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         inc = ["-include", os.path.join(CSRC, "kernel_env.h"), "-I", os.path.join(tmp, "kinc"),
                "-I", os.path.join(CSRC, "include")]
         objs = []
-        for unit in KERNEL_UNITS + ("glue.c",):
-            path = os.path.join(CSRC, unit) if unit == "glue.c" else os.path.join(src, unit)
+
+        def compile_unit(unit):
+            path = os.path.join(CSRC, unit) if unit in CSRC_UNITS else os.path.join(src, unit)
             obj = os.path.join(tmp, os.path.basename(unit) + ".o")
-            extra = ["-D_GNU_SOURCE"] if unit == "glue.c" else (["-fsanitize=fuzzer-no-link"] if instrument else [])
+            extra = ["-D_GNU_SOURCE"] if unit in CSRC_UNITS else (["-fsanitize=fuzzer-no-link"] if instrument else [])
             r = subprocess.run([cc] + CFLAGS + extra + defs + inc + ["-c", path, "-o", obj],
                                capture_output=True, text=True)
             if r.returncode:
-                raise BuildError(_compile_error(r.stderr, unit))
+                return _compile_error(r.stderr, unit)
             objs.append(obj)
+            return None
+        for unit in KERNEL_UNITS + ("glue.c",):
+            err = compile_unit(unit)
+            if err:
+                raise BuildError(err)
+        # the core's gather helpers: optional, so a tree whose iommu.h changed keeps its io-pgtable variants
+        core_missing = cgather.check_header(os.path.join(src, cgather.HEADER), CONFIG) or compile_unit(cgather.UNIT)
         r = subprocess.run([cc, "-shared", "-o", os.path.join(tmp, "libkc.so")] + objs, capture_output=True, text=True)
         if r.returncode:
             raise BuildError(f"linking libkc.so failed: {r.stderr.strip().splitlines()[-1:]}")
         with open(os.path.join(tmp, "build.json"), "w") as f:
             json.dump({"tree": tree.path, "version": tree.version_text, "patches": [p.source for p in patches],
                        "hunks": [[h.path, h.header, h.status] for h in hunks], "features": feats,
+                       "core_missing": core_missing,
                        "instrumented": instrument, "compiler": cc_ver}, f, indent=1)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         try:
@@ -152,4 +172,4 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         raise
     if log:
         log(f"built {lib} ({Build(lib, tree, patches).label}{', instrumented' if instrument else ''})")
-    return Build(lib, tree, patches, hunks, feats, instrument)
+    return Build(lib, tree, patches, hunks, feats, instrument, core_missing)

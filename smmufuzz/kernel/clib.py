@@ -73,6 +73,18 @@ class KernelLib:
         for name, (args, res) in sig.items():
             fn = getattr(L, name)
             fn.argtypes, fn.restype = args, res
+        # csrc/gather.c, built only where the tree's iommu.h has the gather helpers in the expected shape
+        optional = {
+            "kc_gdom_new": ([C.c_int], _vp), "kc_gdom_free": ([_vp], None),
+            "kc_gdom_take_syncs": ([_vp, C.POINTER(_u64), C.c_long], C.c_long),
+            "kc_gather_new": ([], _vp), "kc_gather_free": ([_vp], None),
+            "kc_gather_read": ([_vp, C.POINTER(_u64)], None),
+            "kc_gather_op": ([_vp, _vp, C.c_int, _u64, _u64, C.POINTER(C.c_long)], C.c_long),
+        }
+        for name, (args, res) in optional.items():
+            if hasattr(L, name):
+                fn = getattr(L, name)
+                fn.argtypes, fn.restype = args, res
         self.machines: "weakref.WeakValueDictionary[int, Machine]" = weakref.WeakValueDictionary()
         self.graveyard: list = []                    # (ctx, C tables) of machines gone, to free
         self.pool: list = []                         # freed contexts, reset and reused

@@ -103,6 +103,18 @@ void kc_bug(const char *file, int line, const char *cond)
 /* While the host runs (a hook), a fault is not the kernel's. */
 #define KC_HOST(call) do { int __kc_k = kc_in_kernel; kc_in_kernel = 0; call; kc_in_kernel = __kc_k; } while (0)
 
+/* Run fn(arg) as kernel code outside any machine (no arena: code that needs no pages, such as the
+ * core's gather helpers): 0, or KC_CRASHED after a fault or BUG(). */
+long kc_run(void (*fn)(void *), void *arg)
+{
+	long r = 0;
+	kc_install_guard();
+	KC_KERNEL(NULL, r, fn(arg));
+	return r;
+}
+
+unsigned long kc_warns(void) { return kc_warn_count; }
+
 const char *kc_crash_text(void) { return kc_crash_what; }
 int kc_crash_frame_count(void) { return kc_crash_nframes; }
 /* Frame i as (object base, pc): the host turns these into function and line with addr2line. */
@@ -127,7 +139,7 @@ const char *kc_crash_frame_object(int i)
 void kc_warn(const char *file, int line, const char *cond)
 {
 	kc_warn_count++;
-	if (kc_host.warn)
+	if (kc_host.warn && kc_cur)        /* outside a machine (kc_run) a WARN is only counted */
 		KC_HOST(kc_host.warn(kc_cur->host, file, line, cond));
 }
 
