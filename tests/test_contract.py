@@ -13,7 +13,7 @@ import pytest
 from smmufuzz.harness import contract, runner
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import _Exec, run_program
+from smmufuzz.harness.runner import _Exec, run_program, run_variant
 from smmufuzz.reference.spec import MAPPED, UNKNOWN
 from smmufuzz.variants.registry import target
 
@@ -347,6 +347,18 @@ def test_replay_notes_every_contract_skip(tmp_path):
 def test_skip_reasons_are_documented_as_the_contract():
     src = inspect.getsource(contract)
     for why in (contract.DMA_ONLY, contract.IN_IRQ, contract.OUTSIDE, contract.UNMAP_HOLE, contract.NO_HANDLE,
-                contract.SHARED_GATHER):
+                contract.SHARED_GATHER, contract.EMPTY_SG):
         assert why.startswith("skipped: ") and why.endswith(contract.CONTRACT_TAG)
     assert src.count("@_skip_rule(") == len(contract.SKIP_RULES)
+
+
+def test_map_sg_with_an_empty_entry():
+    """6.12's iommu_map_sg() maps nothing for [a+0x2000, a+0x2000 +0x0] (the closing pass re-reads the empty last
+    entry as contiguous) and returns 0, where the model maps the run: such a list is outside the contract."""
+    prog = parse("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                 "iommu_attach_device(d0, sid=0)\n"
+                 "iommu_map_sg(d0, iova=0x200000, sg=[0x80000000+0x2000, 0x80002000+0x0], prot=RW)\n"
+                 "iommu_map_sg(d0, iova=0x400000, sg=[0x80000000+0x2000, 0x80002000+0x1000], prot=RW)\n")
+    for v in ("smmuv3", "gather:legacy:virtio", "gather:legacy:mtk"):
+        run = run_variant(prog, v)
+        assert run.finding is None and run.returns[1] == contract.EMPTY_SG and run.returns[2] == 0x3000, run.returns

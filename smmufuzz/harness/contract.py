@@ -27,6 +27,7 @@ OUTSIDE = "skipped: outside the domain aperture or the IOMMU's physical range" +
 UNMAP_HOLE = "skipped: an unmap over a range that is not wholly mapped (a hole, or an unmap not yet synced)" + CONTRACT_TAG
 NO_HANDLE = "skipped: dma_unmap of a handle that is not mapped" + CONTRACT_TAG
 SHARED_GATHER = "skipped: a gather another context is using (unsynced), shared across CPUs or with an interrupt" + CONTRACT_TAG
+EMPTY_SG = "skipped: a scatterlist entry of length 0" + CONTRACT_TAG
 RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 
 SKIP_RULES: list = []         # (function, reason), in the order skip() applies them
@@ -110,6 +111,14 @@ def gather_of_another_context(ex, op: Op, chunks) -> bool:
 
 
 GATHER_KINDS = frozenset({"unmap_fast", "sync"})
+
+
+@_skip_rule(EMPTY_SG)
+def map_sg_with_an_empty_entry(ex, op: Op, chunks) -> bool:
+    """iommu_map_sg() callers (iommu_dma_map_sg(), iommufd) pass no empty segment (6.12's loop drops a run before one)."""
+    # with an empty last entry contiguous with the run before it, 6.12's loop never maps that run (its closing
+    # pass re-reads the last entry, which looks contiguous) and returns 0: seen by compiling the tree's loop
+    return op.kind == "map_sg" and any(ln == 0 for _pa, ln in op.args[2])
 
 
 def gather_key(op: Op) -> tuple[int, int]:
