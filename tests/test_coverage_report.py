@@ -61,3 +61,20 @@ def test_contexts_are_per_input_and_since_reports_new_arcs(first, tmp_path, caps
     assert "smmufuzz/reference/smmu.py" in out and "TOTAL" in out
     assert "newly covered since" in out and "arc(s)" in out
     assert (html / "index.html").exists()
+
+
+def test_cov_html_notes_cover_percentages_over_all_modules_and_the_reached_ones(tmp_path, capsys):
+    """`cov --html` writes smmufuzz-cov.json beside index.html (cover % over all modules and over those the
+    inputs reached)."""
+    import json
+    html = tmp_path / "cov" / "smmuv3"
+    assert main(["cov", "--corpus", COHERENT, "--target", "smmuv3", "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    note = json.load(open(html / "smmufuzz-cov.json"))
+    assert note["target"] == "smmuv3" and note["variant"] is None and note["inputs"] == 1
+    per = note["per_module"]
+    assert per["smmufuzz/variants/arm_smmu_v3.py"]["reached"]
+    assert not per["smmufuzz/variants/io_pgtable_arm_v7s.py"]["reached"]         # not on smmuv3: import only
+    assert 0 < note["reached_modules"] < note["modules"] == len(per)
+    assert note["percent"] < note["reached_percent"] < 100
+    assert f"{note['reached_percent']:.1f}% covered" in out

@@ -346,7 +346,8 @@ def cmd_cov(args) -> int:
         done, bad = measure(files, data_file, args.target, args.variant, args.policy, tuple(args.load))
         for path, why in bad:
             print(f"skipped {why}" if why.startswith(path) else f"skipped {path}: {why}")
-        print(report(load(data_file), done, since=args.since, html=args.html))
+        meta = {"target": args.target, "variant": args.variant, "corpus": [os.path.abspath(d) for d in dirs]}
+        print(report(load(data_file), done, since=args.since, html=args.html, meta=meta))
     return 0
 
 
