@@ -5,6 +5,7 @@ import errno
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,8 +96,8 @@ def test_report_has_the_plots_and_the_findings_table(tmp_path):
     assert any(k.startswith(TARGET + ": cov ") for k in svgs)          # the target's own coverage plot
     assert s["findings"][0]["replay"] in page and "MISSED_INVALIDATION" in page
     assert s["state"] == "finished" and "Finished; final report" in page and 'http-equiv="refresh"' not in page
-    # findings by verdict class: the triaged finding is under "expected", none under the other classes
-    assert "expected (1)</h3>" in page and "UNEXPECTED (0)</h3>" in page and "known design finding (0)</h3>" in page
+    # findings by verdict class: the triaged finding is under "expected", no section for the other classes
+    assert "expected (1)</h3>" in page and "UNEXPECTED (" not in page and "known design finding (" not in page
     os.unlink(s["report"])
     rc = cli_main(["report", s["directory"]])                  # re-render from summary.json + timeseries.json
     assert rc == 0 and open(s["report"]).read() == page
@@ -504,6 +505,7 @@ def test_the_report_is_rewritten_while_the_campaign_runs_with_each_targets_cover
     assert len(live) >= 4 and renders[-1][0] == "finished", [r[:2] for r in renders]
     assert all(b[1] - a[1] >= 1.9 for a, b in zip(live, live[1:]))       # every 2 s, not every loop
     assert 'http-equiv="refresh" content="5"' in live[-1][2] and "Live report, written" in live[-1][2]
+    assert re.search(r"smmuv3: its slice runs until 6(\.\d)? s", live[0][2])     # the rest of the running slice
     # which target ran when: both targets, one after the other on worker 0, each slice done
     tl = s["timeline"]
     assert [x["target"] for x in tl][:2] == ["smmuv3", "pte-sync"] and {x["worker"] for x in tl} == {0}
@@ -572,7 +574,7 @@ Campaign(Options([({TARGET!r}, [{TARGET!r}]), ("smmuv3", ["smmuv3"])], 120, 1, 3
             if reports and os.path.exists(reports[0]):
                 page = open(reports[0]).read()
                 versions.add(page)
-                if len(versions) >= 3 and "expected (0)</h3>" not in page and "worker 0, launch" in page:
+                if len(versions) >= 3 and re.search(r"expected \(\d+\)</h3>", page) and "worker 0, launch" in page:
                     break
     finally:
         p.kill()
@@ -584,7 +586,7 @@ Campaign(Options([({TARGET!r}, [{TARGET!r}]), ("smmuv3", ["smmuv3"])], 120, 1, 3
     page = path.read_text()
     ET.fromstring(page)                                  # whole: written to a temp file, then renamed
     assert "Live report, written" in page and "killed outright" in page
-    assert "MISSED_INVALIDATION" in page and "expected (0)</h3>" not in page
+    assert "MISSED_INVALIDATION" in page and re.search(r"expected \(\d+\)</h3>", page)
     svgs = _svgs(page)
     assert any(k.startswith(TARGET + ": cov ") and not k.endswith("cov 0") for k in svgs)
     assert "worker 0, launch 1: " + TARGET in page

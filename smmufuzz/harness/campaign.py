@@ -722,7 +722,9 @@ class Campaign:
             "unreproduced_artifacts": self.unreproduced, "race_only_artifacts": [r for r, _t in self.race_only], "problems": self.problems,
             "seed_inputs": sum(t.seeds for t in self.targets),
             "per_target": per_target,
-            "timeline": self.timeline + [self._slice_entry(la, "running") for la in running],
+            "timeline": self.timeline + [{**self._slice_entry(s.launch, "running"),
+                                          "until": round(min(s.slice_end, self.deadline) - self.t0, 1)}
+                                         for s in self.slots if s.launch],
             "findings": findings, "replay_cwd": os.getcwd(),
         }
 

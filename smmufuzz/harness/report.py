@@ -108,13 +108,14 @@ def svg_plot(xs: list[float], ys: list[float], title: str, xlabel: str = "second
 def svg_timeline(timeline: list[dict], targets: list[str], workers: int, t_end: float, running: bool,
                  width: int = 960) -> str:
     """Which target each worker ran when: a row per worker, a bar per launch in its target's colour (its name
-    on it where it fits; every detail in the bar's tooltip), a red tick where libFuzzer stopped at a crash
+    on it where it fits; every detail in the bar's tooltip; a running one's slice still to come paler), a red tick where libFuzzer stopped at a crash
     input (the worker restarts on the same target), a grey one where it died."""
     left, right, top, row_h, gap = 70, 12, 8, 26, 6
     pw = width - left - right
     height = top + workers * (row_h + gap) + 34
-    xt = _ticks(max(t_end, 1.0))
-    xmax = max(t_end, xt[-1], 1.0)
+    t_max = max([t_end] + [s.get("until", 0.0) for s in timeline])
+    xt = _ticks(max(t_max, 1.0))
+    xmax = max(t_max, xt[-1], 1.0)
     index = {t: i for i, t in enumerate(targets)}
 
     def px(x):
@@ -137,6 +138,10 @@ def svg_timeline(timeline: list[dict], targets: list[str], workers: int, t_end: 
                f"({s['end'] - s['start']:.0f} s), {s['exit']}; {s['execs']} execs, cov {s['cov']}")
         parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(1.0, x1 - x0 - 1):.1f}" height="{row_h}" '
                      f'fill="{color}"><title>{e(tip)}</title></rect>')
+        if s.get("until", 0.0) > s["end"]:       # a running launch: the rest of its slice, planned
+            rest = f"{s['target']}: its slice runs until {s['until']:g} s"
+            parts.append(f'<rect x="{x1:.1f}" y="{y + 3}" width="{px(s["until"]) - x1:.1f}" height="{row_h - 6}" '
+                         f'fill="{color}" fill-opacity="0.25"><title>{e(rest)}</title></rect>')
         if x1 - x0 > 7 * len(s["target"]) + 6:
             parts.append(f'<text x="{x0 + 4:.1f}" y="{y + row_h / 2 + 4}" font-size="11" fill="#fff">'
                          f'{e(s["target"])}</text>')
@@ -269,10 +274,9 @@ def _findings_section(s: dict) -> str:
            "known bug). Hits and first-seen times are for this campaign / all campaigns on this corpus.</p>"]
     for c in ORDER:
         rows = by[c]
-        out.append(f'<h3 style="color:{CLASS_COLOR[c]}">{e(LABEL[c])} ({len(rows)})</h3>')
         if not rows:
-            out.append("<p>none</p>")
             continue
+        out.append(f'<h3 style="color:{CLASS_COLOR[c]}">{e(LABEL[c])} ({len(rows)})</h3>')
         out.append("<table><tr><th>verdict</th><th></th><th>kind</th><th>variants</th><th>op shape</th>"
                    "<th>target</th><th>first seen</th><th>hits (campaign / all)</th>"
                    "<th>tolerated as known (campaign / all)</th><th>replay</th></tr>")
@@ -398,8 +402,8 @@ table.classes td{{text-align:center;min-width:110px;padding:6px}}
 <h2>Findings by verdict</h2>
 {_findings_section(s)}
 <h2>Which target ran when</h2>
-<p>A row per worker, a bar per libFuzzer launch in its target's colour (hover for its figures); a red tick where
-it stopped at a crash input and restarted, a dashed grey one where the worker died; the gaps are start-up and
+<p>A row per worker, a bar per libFuzzer launch in its target's colour (hover for its figures; paler: the rest of
+a running launch's slice); a red tick where it stopped at a crash input and restarted, a dashed grey one where the worker died; the gaps are start-up and
 triage between launches.</p>
 {svg_timeline(timeline, targets, s['workers'], t_end, running)}
 <h2>Coverage per target</h2>
