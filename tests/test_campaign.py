@@ -592,6 +592,9 @@ Campaign(Options([({TARGET!r}, [{TARGET!r}]), ("smmuv3", ["smmuv3"])], 120, 1, 3
     assert "worker 0, launch 1: " + TARGET in page
     summary = json.load(open(tmp_path / "campaigns" / cdir / "summary.json"))
     assert summary["state"] == "running" and summary["distinct_findings"] >= 1
+    # the time fuzzed so far counts for the next campaign's round robin, though this one never ended
+    seconds = json.load(open(tmp_path / "fuzz" / ".seconds.json"))
+    assert seconds[TARGET] > 0 and set(seconds) == {TARGET, "smmuv3"}
     os.unlink(path)
     assert cli_main(["report", str(tmp_path / "campaigns" / cdir)]) == 0
     assert ET.fromstring(path.read_text()) is not None

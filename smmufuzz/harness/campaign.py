@@ -163,6 +163,7 @@ class Campaign:
         self.timeline: list[dict] = []          # finished launches: worker, target, start, end, how it ended
         self._tcov_sampled: dict[str, int] = {}  # each target's coverage as last written to the time series
         self._last_report = 0.0
+        self._earlier: dict = {}                 # fuzz/.seconds.json as the campaign found it
         self._report_failed = False
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -551,6 +552,7 @@ class Campaign:
                 t.earlier = float(earlier.get(t.name, 0))
         except (OSError, ValueError, AttributeError):
             earlier = {}
+        self._earlier = earlier if isinstance(earlier, dict) else {}
         self.slots = [Slot(i) for i in range(self.o.workers)]
         self.t0 = time.time()
         self.deadline = self.t0 + self.o.seconds
@@ -599,7 +601,7 @@ class Campaign:
             if idle and (now >= self.deadline - MIN_LAUNCH or all(t.blocked for t in self.targets)):
                 break
             time.sleep(0.2)
-        return self._finish(earlier)
+        return self._finish(self._earlier)
 
     def _finish(self, earlier: dict) -> dict:
         running = [s for s in self.slots if s.launch]
@@ -614,9 +616,7 @@ class Campaign:
         while self.pending and self.signals < 2 and time.time() < until:
             self._triage_one()           # what is left (a second Ctrl-C, or past the grace) the next campaign triages
         self._tick(force=True)
-        for t in self.targets:
-            earlier[t.name] = round(t.earlier + t.seconds, 1)
-        atomic_write(self.seconds_path, json.dumps(earlier, indent=1, sort_keys=True) + "\n")
+        self._save_seconds(earlier)
         summary = self.summary("interrupted" if self.interrupted else "finished")
         self._export_findings(summary)
         summary["report"] = self._write_report(summary)
@@ -632,10 +632,21 @@ class Campaign:
         atomic_write(os.path.join(self.dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
         return render(self.dir, summary, self.series)
 
+    def _save_seconds(self, earlier: dict) -> None:
+        """Each target's fuzzing time on this corpus (earlier campaigns' and this one's so far, running launches
+        included), which the next campaign's round robin starts from: at the end, and with every live report
+        (a campaign killed outright still counts)."""
+        data = dict(earlier)
+        now = time.time()
+        for t in self.targets:
+            data[t.name] = round(t.earlier + t.seconds + sum(now - la.started for la in self._running_on(t)), 1)
+        atomic_write(self.seconds_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
     def _live_report(self) -> None:
         """The report as the campaign stands, every `report_every` seconds: a campaign killed outright (kill -9,
         power) leaves one up to its last minute. A report that cannot be rendered is a problem, not a stop."""
         self._last_report = time.time()
+        self._save_seconds(self._earlier)
         try:
             self._write_report(self.summary("running"))
         except DiskFull:

@@ -51,7 +51,8 @@ def check_sources(sources: list[str], into: str) -> None:
         if not os.path.isdir(src):
             raise LoadError(f"{src}: no such directory")
         if not os.path.isdir(os.path.join(src, "fuzz")):
-            raise LoadError(f"{src}: not a corpus root (no fuzz/ directory; a campaign's --corpus holds fuzz/<target>/)")
+            raise LoadError(f"{src}: not a corpus root (no fuzz/ directory; a campaign's --corpus holds "
+                            f"fuzz/<target>/)")
         if os.path.realpath(src) == os.path.realpath(into):
             raise LoadError(f"{src}: is the destination (--into) itself")
 

@@ -29,7 +29,8 @@ def _ticks(hi: float, n: int = 4, lo: float = 0.0) -> list[float]:
         return [lo]
     step = span / n
     mag = 10 ** (len(str(int(step))) - 1) if step >= 1 else 1
-    step = max(1, round(step / mag)) * mag
+    step = next(k * mag for k in (1, 2, 2.5, 3, 5, 10) if k * mag >= step)     # 1, 2, 2.5, 3 or 5 x 10^k
+    step = int(step) if step == int(step) else step
     v = (lo // step) * step
     out = []
     while v <= hi * 1.0001 + 1e-9 or len(out) < 2:
