@@ -54,7 +54,7 @@ def test_two_corpora_merge_into_one_keeping_only_inputs_that_add_coverage(tmp_pa
     buggy = into / "fuzz" / BUGGY
     assert _contents(buggy) == {encode(parse(CLEAN))}
     assert encode(parse(BUG)) in _contents(into / "crashes" / BUGGY)
-    assert f"{BUGGY}: 0 + 1 of 2 input(s) from 1 source(s) = 1 (" in out and "1 gave a finding: left out" in out
+    assert f"{BUGGY}: 0 + 1 of 2 input(s) from 1 source(s) = 1 (" in out and "1 gave a finding not yet stored" in out
     assert f"merged 2 corpus root(s) into {into / 'fuzz'}: {len(got) + 1} input(s) added" in out
 
     # the same sources again: nothing adds coverage any more
@@ -92,3 +92,19 @@ def test_bad_sources_are_one_line_errors_and_nothing_is_written(tmp_path, capsys
     err = capsys.readouterr().err
     assert "another campaign is running on this corpus" in err and len(err.strip().splitlines()) == 1
     assert not (into / "fuzz").exists()
+
+
+def test_an_input_giving_only_a_known_finding_is_judged_by_its_coverage_as_while_fuzzing(tmp_path, capsys):
+    """The source's findings store has the bug: its input is tolerated like a campaign worker tolerates it, and
+    kept because it adds coverage (the unmap of a mapped page on an empty-gather variant)."""
+    from smmufuzz.harness.findings_store import FindingsStore
+    from tests.test_sarif import record
+    a = _root(tmp_path / "a", BUGGY, {"clean": CLEAN, "bug": BUG})
+    (tmp_path / "bug.txt").write_text(BUG)
+    record(FindingsStore(str(tmp_path / "a" / "findings")), str(tmp_path / "bug.txt"), BUGGY)
+    into = tmp_path / "into"
+    assert main(["corpus", "merge", a, "--into", str(into)]) == 0
+    out = capsys.readouterr().out
+    assert _contents(into / "fuzz" / BUGGY) == {encode(parse(CLEAN)), encode(parse(BUG))}
+    assert "gave a finding" not in out and not os.listdir(into / "crashes" / BUGGY)
+    assert not (into / "findings").exists()              # the merge reads findings stores, writes none

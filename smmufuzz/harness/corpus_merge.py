@@ -4,8 +4,11 @@ is judged as while fuzzing (the campaign workers' wrapper and coverage options, 
 targets included): the destination keeps all its inputs, and a source input is added only
 if it reaches an edge or feature that the destination's inputs and those added before it do not.
 
-An input that gives a finding is not added: libFuzzer writes it to INTO/crashes/<target>/ and goes on without it,
-and the next campaign on INTO triages it (`smmufuzz findings merge` carries the sources' findings themselves).
+As in a campaign's workers, an input whose findings are all known (stored in the destination's or a source's
+findings store, none UNEXPECTED: tolerated.py) runs like any other and is judged by its coverage: campaigns on
+targets with buggy variants keep many such inputs. An input with any other finding is not added: libFuzzer writes
+it to INTO/crashes/<target>/ and goes on without it, and the next campaign on INTO triages it (`smmufuzz
+findings merge` carries the sources' findings themselves).
 """
 
 import os
@@ -16,10 +19,12 @@ import tempfile
 from dataclasses import dataclass
 
 from .corpus_lock import CorpusLock
+from .findings_store import FindingsStore
 from .fuzz import MAX_LEN, write_wrapper
 from .fuzz_target import explores
 from .lifeline import campaign_env, die_with_parent
 from .load import LoadError
+from .tolerated import HITS_ENV, KNOWN_ENV, write_known
 
 _NEW = re.compile(r"MERGE-OUTER: (\d+) new files with (\d+) new features added(?:; (\d+) new coverage edges)?")
 
@@ -75,11 +80,21 @@ def merge_args(wrapper: str, dest: str, srcs: list[str], variants: list[str], ar
             f"-max_len={MAX_LEN}", "-timeout=120", "-rss_limit_mb=4096", *counters, dest, *srcs]
 
 
+def known_findings(roots: list[str]) -> list[tuple]:
+    """The coarse signatures of every finding stored under these corpus roots (those without findings/ have none;
+    nothing is written to them)."""
+    out: list[tuple] = []
+    for root in roots:
+        if os.path.isdir(os.path.join(root, "findings")):
+            out += FindingsStore(os.path.join(root, "findings")).coarse_signatures()
+    return out
+
+
 def merge_target(into: str, target: str, variants: list[str], sources: list[str], policy: str = "max-cache",
-                 plugins: tuple = ()) -> TargetMerge:
+                 plugins: tuple = (), known: list[tuple] = ()) -> TargetMerge:
     """Merge the sources' fuzz/<target>/ into INTO/fuzz/<target>/ (created if need be) with libFuzzer -merge=1.
-    Inputs that give a finding are left out; libFuzzer writes them to INTO/crashes/<target>/, for the next
-    campaign on INTO to triage."""
+    Inputs that give a finding not in `known` (coarse signatures) are left out; libFuzzer writes them to
+    INTO/crashes/<target>/, for the next campaign on INTO to triage."""
     dest = os.path.join(into, "fuzz", target)
     os.makedirs(dest, exist_ok=True)
     srcs = [d for d in (os.path.join(s, "fuzz", target) for s in sources) if os.path.isdir(d)]
@@ -94,6 +109,9 @@ def merge_target(into: str, target: str, variants: list[str], sources: list[str]
     with tempfile.TemporaryDirectory(prefix="smmufuzz-merge-") as tmp:
         args = merge_args(wrapper, dest, srcs, variants, crashes, os.path.join(tmp, "control"))
         env = dict(os.environ, **campaign_env())       # the merge's processes die with this one (lifeline.py)
+        if known:                   # inputs giving only known findings are kept by coverage, as while fuzzing
+            write_known(os.path.join(tmp, "known.json"), known)
+            env.update({KNOWN_ENV: os.path.join(tmp, "known.json"), HITS_ENV: os.path.join(tmp, "tally.json")})
         with open(log_path, "w") as log:
             log.write("$ " + " ".join(args) + "\n")
             log.flush()
@@ -119,16 +137,19 @@ def merge(sources: list[str], into: str, targets: list[tuple[str, list[str]]], p
     os.makedirs(into, exist_ok=True)
     out = []
     with CorpusLock(into):
+        known = known_findings([into, *sources])
         for name, variants in targets:
-            r = merge_target(into, name, variants, sources, policy, plugins)
+            r = merge_target(into, name, variants, sources, policy, plugins, known)
             out.append(r)
             if progress:
                 progress(r)
     return out
 
 
-def print_merge(r: TargetMerge, out=sys.stdout) -> None:
+def print_merge(r: TargetMerge, out=None) -> None:
+    out = out or sys.stdout
     print(f"{r.target}: {r.before} + {r.after - r.before} of {r.offered} input(s) from {len(r.sources)} source(s) "
           f"= {r.after} ({r.new_features} new features, {r.new_edges} new edges; log {r.log})"
-          + (f"; {r.findings} gave a finding: left out, kept in crashes/{r.target}/ for the next campaign to triage"
+          + (f"; {r.findings} gave a finding not yet stored: left out, kept in crashes/{r.target}/ for the next "
+             f"campaign to triage"
              if r.findings else ""), file=out, flush=True)
