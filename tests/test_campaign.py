@@ -5,10 +5,12 @@ import errno
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -76,14 +78,26 @@ def test_two_crash_inputs_with_one_signature_are_one_finding_and_hits_add_up_on_
     assert s2["campaign"] != s["campaign"]
 
 
+def _svgs(page: str) -> dict[str, ET.Element]:
+    """The report's <svg> elements by their aria-label (the page is well-formed XML)."""
+    root = ET.fromstring(page)
+    return {el.get("aria-label"): el for el in root.iter("{http://www.w3.org/2000/svg}svg")}
+
+
 def test_report_has_the_plots_and_the_findings_table(tmp_path):
     crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
     _c, s, _out, _err = campaign(tmp_path)
     page = open(s["report"]).read()
-    assert page.count("<svg") == 4 and page.count("<polyline") == 4
-    for title in ("exec/s", "corpus size", "coverage", "distinct findings"):
-        assert title in page
+    svgs = _svgs(page)
+    for title in ("exec/s (all workers)", "corpus size (inputs, all targets)",
+                  "libFuzzer cov: summed over the targets", "distinct findings, by verdict",
+                  "which target ran when"):
+        assert title in svgs, sorted(svgs)
+    assert any(k.startswith(TARGET + ": cov ") for k in svgs)          # the target's own coverage plot
     assert s["findings"][0]["replay"] in page and "MISSED_INVALIDATION" in page
+    assert s["state"] == "finished" and "Finished; final report" in page and 'http-equiv="refresh"' not in page
+    # findings by verdict class: the triaged finding is under "expected", no section for the other classes
+    assert "expected (1)</h3>" in page and "UNEXPECTED (" not in page and "known design finding (" not in page
     os.unlink(s["report"])
     rc = cli_main(["report", s["directory"]])                  # re-render from summary.json + timeseries.json
     assert rc == 0 and open(s["report"]).read() == page
@@ -457,3 +471,130 @@ def test_a_seed_too_slow_on_its_target_is_left_out_and_reported(tmp_path, monkey
     assert time.time() - t0 < campaign.SEED_SECONDS + 10
     assert [p for p in c.problems if "slow.txt takes over" in p and "left out" in p]
     assert "slow.bin" not in os.listdir(c.targets[0].seed_dir)
+
+
+def _fake_worker(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, variants=()):
+    """libFuzzer as far as the campaign sees it: its coverage (by target) rising over a second, then its slice
+    done."""
+    base = 100 if "smmuv3" in wrapper else 500
+    line = "#{n}\tNEW    cov: {c} ft: {c} corp: 2/2b lim: 4 exec/s: 100 rss: 1Mb"
+    return ["sh", "-c", f"echo 'INFO: Seed: 1'; echo '{line.format(n=2, c=base)}'; sleep 0.5; "
+                        f"echo '{line.format(n=64, c=base + 7)}'; sleep {max(0, seconds - 0.5)}; "
+                        f"echo 'Done 64 runs in {seconds} second(s)'"]
+
+
+def test_the_report_is_rewritten_while_the_campaign_runs_with_each_targets_coverage_and_slices(tmp_path,
+                                                                                               monkeypatch):
+    from smmufuzz.harness import campaign as campaign_mod, report
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", _fake_worker)
+    monkeypatch.setattr(campaign_mod, "SAMPLE_EVERY", 0.5)
+    monkeypatch.setattr(campaign_mod, "SLICE_MIN", 4)
+    renders = []
+    real = report.render
+
+    def render(d, s=None, series=None):
+        path = real(d, s, series)
+        renders.append((s["state"], s["elapsed"], open(path).read()))
+        return path
+    monkeypatch.setattr(report, "render", render)
+    c = Campaign(Options([("smmuv3", ["smmuv3"]), ("pte-sync", ["pte-sync:eager"])], 12, 1, 7, str(tmp_path),
+                         use_seeds=False, report_every=2.0), io.StringIO(), io.StringIO())
+    c.uncounted = 0.0
+    s = c.run()
+    live = [r for r in renders if r[0] == "running"]
+    assert len(live) >= 4 and renders[-1][0] == "finished", [r[:2] for r in renders]
+    assert all(b[1] - a[1] >= 1.9 for a, b in zip(live, live[1:]))       # every 2 s, not every loop
+    assert 'http-equiv="refresh" content="5"' in live[-1][2] and "Live report, written" in live[-1][2]
+    assert re.search(r"smmuv3: its slice runs until 6(\.\d)? s", live[0][2])     # the rest of the running slice
+    # which target ran when: both targets, one after the other on worker 0, each slice done
+    tl = s["timeline"]
+    assert [x["target"] for x in tl][:2] == ["smmuv3", "pte-sync"] and {x["worker"] for x in tl} == {0}
+    assert all(x["end"] > x["start"] for x in tl) and tl[0]["exit"] == "time slice done"
+    assert all(a["end"] <= b["start"] for a, b in zip(tl, tl[1:]))
+    svgs = _svgs(renders[-1][2])
+    bars = [r.find("{http://www.w3.org/2000/svg}title").text for r in svgs["which target ran when"]
+            if r.tag.endswith("rect") and r.find("{http://www.w3.org/2000/svg}title") is not None]
+    assert bars[0].startswith("worker 0, launch 1: smmuv3 from ") and "time slice done" in bars[0]
+    assert any(" pte-sync from " in b for b in bars)
+    # each target's own coverage: from its first figure up to where its launch got (not a sum that only climbs)
+    from smmufuzz.harness.report import target_cov_series
+    series = json.load(open(os.path.join(s["directory"], "timeseries.json")))
+    for name, base in (("smmuv3", 100), ("pte-sync", 500)):
+        pts = target_cov_series(name, series, tl, None, s["elapsed"])
+        assert pts[0][1] in (base, base + 7) and pts[-1][1] == base + 7, pts
+        assert f"{name}: cov {base + 7}" in svgs
+    # an early live report shows the campaign as it stood: smmuv3 started, pte-sync not yet
+    first = _svgs(live[0][2])
+    assert "pte-sync: cov 0" in first and any(k.startswith("smmuv3: cov ") for k in first)
+    assert "Live report" not in renders[-1][2]
+
+
+def test_a_campaign_stopped_by_an_error_leaves_a_last_report_saying_so(tmp_path, monkeypatch):
+    from smmufuzz.harness import campaign as campaign_mod
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", _fake_worker)
+    c = Campaign(Options([("smmuv3", ["smmuv3"])], 30, 1, 7, str(tmp_path), use_seeds=False, report_every=1.0),
+                 io.StringIO(), io.StringIO())
+
+    def boom(self):
+        if self.elapsed() > 2:
+            raise RuntimeError("a bug in the campaign\nsecond line")
+    monkeypatch.setattr(Campaign, "_tick", lambda self, force=False: boom(self))
+    with pytest.raises(RuntimeError):
+        c.run()
+    (cdir,) = os.listdir(tmp_path / "campaigns")
+    summary = json.load(open(tmp_path / "campaigns" / cdir / "summary.json"))
+    assert summary["state"] == "stopped by an error: RuntimeError: a bug in the campaign"
+    assert summary["timeline"][-1]["exit"] == "stopped by the campaign's error"
+    page = open(tmp_path / "campaigns" / cdir / "report.html").read()
+    ET.fromstring(page)
+    assert "The campaign stopped by an error: RuntimeError: a bug in the campaign; its last report" in page
+
+
+def test_a_campaign_killed_with_sigkill_leaves_its_last_live_report(tmp_path):
+    """A real campaign (a subprocess) with a live report every 1.5 s: the report changes while it runs; after
+    kill -9 the last one is whole (well-formed), says it is live, and shows the finding, the slices and the
+    coverage up to then; `smmufuzz report` re-renders it from the summary.json left beside it."""
+    script = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+from smmufuzz.harness.campaign import Campaign, Options
+Campaign(Options([({TARGET!r}, [{TARGET!r}]), ("smmuv3", ["smmuv3"])], 120, 1, 3, {str(tmp_path)!r},
+                 report_every=1.5)).run()
+"""
+    p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    versions, page = set(), ""
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            time.sleep(0.3)
+            reports = [os.path.join(r, "report.html") for r in
+                       (str(tmp_path / "campaigns" / d) for d in os.listdir(tmp_path / "campaigns"))] \
+                if (tmp_path / "campaigns").exists() else []
+            if reports and os.path.exists(reports[0]):
+                page = open(reports[0]).read()
+                versions.add(page)
+                if len(versions) >= 3 and re.search(r"expected \(\d+\)</h3>", page) and "worker 0, launch" in page:
+                    break
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == -signal.SIGKILL
+    assert len(versions) >= 3, "the report was not rewritten while the campaign ran"
+    (cdir,) = os.listdir(tmp_path / "campaigns")
+    path = tmp_path / "campaigns" / cdir / "report.html"
+    page = path.read_text()
+    ET.fromstring(page)                                  # whole: written to a temp file, then renamed
+    assert "Live report, written" in page and "killed outright" in page
+    assert "MISSED_INVALIDATION" in page and re.search(r"expected \(\d+\)</h3>", page)
+    svgs = _svgs(page)
+    assert any(k.startswith(TARGET + ": cov ") and not k.endswith("cov 0") for k in svgs)
+    assert "worker 0, launch 1: " + TARGET in page
+    summary = json.load(open(tmp_path / "campaigns" / cdir / "summary.json"))
+    assert summary["state"] == "running" and summary["distinct_findings"] >= 1
+    # the time fuzzed so far counts for the next campaign's round robin, though this one never ended
+    seconds = json.load(open(tmp_path / "fuzz" / ".seconds.json"))
+    assert seconds[TARGET] > 0 and set(seconds) == {TARGET, "smmuv3"}
+    os.unlink(path)
+    assert cli_main(["report", str(tmp_path / "campaigns" / cdir)]) == 0
+    assert ET.fromstring(path.read_text()) is not None

@@ -61,3 +61,37 @@ def test_contexts_are_per_input_and_since_reports_new_arcs(first, tmp_path, caps
     assert "smmufuzz/reference/smmu.py" in out and "TOTAL" in out
     assert "newly covered since" in out and "arc(s)" in out
     assert (html / "index.html").exists()
+
+
+def test_cov_html_notes_cover_percentages_and_a_campaign_report_links_them(tmp_path, monkeypatch, capsys):
+    """`cov --html` writes smmufuzz-cov.json beside index.html (cover % over all modules and over those the
+    inputs reached); a campaign on that corpus root links the report and shows its target's percentage."""
+    import io
+    import json
+    import xml.etree.ElementTree as ET
+    from smmufuzz.harness import campaign as campaign_mod
+    from smmufuzz.harness.campaign import Campaign, Options
+    html = tmp_path / "cov" / "smmuv3"
+    assert main(["cov", "--corpus", COHERENT, "--target", "smmuv3", "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    note = json.load(open(html / "smmufuzz-cov.json"))
+    assert note["target"] == "smmuv3" and note["variant"] is None and note["inputs"] == 1
+    per = note["per_module"]
+    assert per["smmufuzz/variants/arm_smmu_v3.py"]["reached"]
+    assert not per["smmufuzz/variants/io_pgtable_arm_v7s.py"]["reached"]         # not on smmuv3: import only
+    assert 0 < note["reached_modules"] < note["modules"] == len(per)
+    assert note["percent"] < note["reached_percent"] < 100
+    assert f"{note['reached_percent']:.1f}% covered" in out
+
+    monkeypatch.setattr(campaign_mod, "libfuzzer_args", lambda *a, **k: ["true"])   # a worker that ends at once
+    c = Campaign(Options([("smmuv3", ["smmuv3"]), ("pte-sync", ["pte-sync:eager"])], 3, 1, 7, str(tmp_path),
+                         use_seeds=False), io.StringIO(), io.StringIO())
+    s = c.run()
+    page = open(s["report"]).read()
+    ET.fromstring(page)
+    link = os.path.relpath(html / "index.html", s["directory"])
+    pct = f"{note['reached_percent']:.1f}%"
+    assert f'<a href="{link}">{pct}</a>' in page                      # in smmuv3's row of the targets table
+    assert f"{pct} of the {note['reached_modules']} modules its inputs reached" in page
+    assert f"smmuv3: cov 0, {pct} of reached code" in page            # its coverage plot's title
+    assert "smmufuzz cov --target pte-sync --corpus " in page          # how to make pte-sync's

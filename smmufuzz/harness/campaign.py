@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ..variants.registry import UnknownName, target as resolve_target
 from .corpus_lock import CorpusLock
 from .lifeline import campaign_env
-from .findings_store import FindingsStore, StoreError, atomic_write, signature_key
+from .findings_store import DiskFull, FindingsStore, StoreError, atomic_write, signature_key
 from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
 from .minimize import reproducer_text
@@ -49,6 +49,7 @@ OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or
 SEED_SECONDS = 2.0        # a seed slower than this on its target is left out
 UNCOUNTED_GUESS = 2.0     # seconds of a launch outside -max_total_time until one has been measured
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
+REPORT_EVERY = 60.0       # seconds between rewrites of report.html (and summary.json) while the campaign runs
 
 
 def slice_seconds(budget: int, workers: int, n_targets: int) -> int:
@@ -101,6 +102,7 @@ class Options:
     plugins: tuple = ()
     tolerate_known: bool = True     # workers count inputs giving only known findings instead of stopping
     mutator: str = "default"        # default | hybrid | auto (hybrid for targets that run concurrent variants)
+    report_every: float = REPORT_EVERY   # seconds between live rewrites of report.html
 
 
 def mutator_for(choice: str, variants: list[str]) -> str:
@@ -158,6 +160,11 @@ class Campaign:
         self._rate = 0.0
         self._corpus_size = 0
         self.slots: list[Slot] = []
+        self.timeline: list[dict] = []          # finished launches: worker, target, start, end, how it ended
+        self._tcov_sampled: dict[str, int] = {}  # each target's coverage as last written to the time series
+        self._last_report = 0.0
+        self._earlier: dict = {}                 # fuzz/.seconds.json as the campaign found it
+        self._report_failed = False
 
     # -- helpers ---------------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -298,6 +305,7 @@ class Campaign:
         t.execs += la.execs
         self.finished_execs += la.execs
         t.cov, t.ft = max(t.cov, la.cov), max(t.ft, la.ft)
+        self.timeline.append(self._slice_entry(la, "stopped by the campaign" if la.stopped else la.describe_exit()))
         new = self._collect(t, la.seed, la.ended or time.time())
         if self.o.tolerate_known:
             for coarse, n in read_tally(os.path.join(self.dir, "tally", f"launch{la.number}.json")).items():
@@ -427,14 +435,37 @@ class Campaign:
         self._execs_shown = max(self._execs_shown, self.finished_execs + sum(la.execs_now() for la in running))
         return self._execs_shown
 
+    def _running_on(self, t: TargetState) -> list[Launch]:
+        return [s.launch for s in self.slots if s.launch and s.launch.target == t.name]
+
+    def target_cov(self, t: TargetState) -> tuple[int, int]:
+        """The target's libFuzzer cov and ft so far: its finished launches' best, or a running one's."""
+        lc = self._running_on(t)
+        return max([t.cov] + [la.cov for la in lc]), max([t.ft] + [la.ft for la in lc])
+
+    def _slice_entry(self, la: Launch, how: str) -> dict:
+        """One launch on the timeline: which worker ran which target from when to when (campaign seconds)."""
+        end = la.ended or time.time()
+        return {"worker": la.slot, "launch": la.number, "target": la.target, "start": round(la.started - self.t0, 1),
+                "end": round(end - self.t0, 1), "exit": how, "execs": la.execs_now(), "cov": la.cov}
+
+    def _target_cov_changes(self) -> dict[str, int]:
+        """For the time series: each target's cov where it changed since the last sample (a target that
+        is not running keeps its figure), so a night of samples stays small."""
+        out = {}
+        for t in self.targets:
+            cov, _ft = self.target_cov(t)
+            if cov and self._tcov_sampled.get(t.name) != cov:
+                out[t.name] = self._tcov_sampled[t.name] = cov
+        return out
+
     def figures(self) -> dict:
         running = [s.launch for s in self.slots if s.launch]
         execs = self.total_execs()
         cov = ft = 0
         for t in self.targets:
-            lc = [la for la in running if la.target == t.name]
-            cov += max([t.cov] + [la.cov for la in lc])
-            ft += max([t.ft] + [la.ft for la in lc])
+            c, f = self.target_cov(t)
+            cov, ft = cov + c, ft + f
         return {"t": round(self.elapsed(), 1), "execs": execs, "exec_per_sec": round(self._rate, 1),
                 "corpus": self._corpus_size, "seeds": sum(t.seeds for t in self.targets), "cov": cov, "ft": ft, "findings": len(set(self.hits) | set(self.tolerated)), **self.verdict_counts(),
                 "new_findings": len(self.new_keys), "workers": len(running),
@@ -464,7 +495,7 @@ class Campaign:
         if force or now - self._last_sample >= SAMPLE_EVERY:
             self._corpus_size = self._count_corpus()
             self._last_sample = now
-            self.series.append(self.figures())
+            self.series.append({**self.figures(), "tcov": self._target_cov_changes()})
             atomic_write(os.path.join(self.dir, "timeseries.json"), json.dumps(self.series) + "\n")
         f = self.figures()
         on = ",".join(sorted({la.target for la in running})) or "-"
@@ -489,9 +520,15 @@ class Campaign:
     def run(self) -> dict:
         with CorpusLock(self.o.corpus_root) as self.lock:
             os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
-            old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            # SIGHUP too (the terminal went away), unless ignored (nohup): each stops the campaign in order
+            stops = [signal.SIGINT, signal.SIGTERM] + [signal.SIGHUP] * (signal.getsignal(signal.SIGHUP)
+                                                                         is not signal.SIG_IGN)
+            old = {s: signal.signal(s, self._on_signal) for s in stops}
             try:
                 return self._run()
+            except BaseException as e:
+                self._report_on_error(e)
+                raise
             finally:
                 for s in self.slots:
                     if s.launch:
@@ -515,6 +552,7 @@ class Campaign:
                 t.earlier = float(earlier.get(t.name, 0))
         except (OSError, ValueError, AttributeError):
             earlier = {}
+        self._earlier = earlier if isinstance(earlier, dict) else {}
         self.slots = [Slot(i) for i in range(self.o.workers)]
         self.t0 = time.time()
         self.deadline = self.t0 + self.o.seconds
@@ -557,11 +595,13 @@ class Campaign:
             if self.pending:
                 self._triage_one()
             self._tick()
+            if time.time() - self._last_report >= self.o.report_every:
+                self._live_report()
             idle = not self.pending and all(s.launch is None for s in self.slots)
             if idle and (now >= self.deadline - MIN_LAUNCH or all(t.blocked for t in self.targets)):
                 break
             time.sleep(0.2)
-        return self._finish(earlier)
+        return self._finish(self._earlier)
 
     def _finish(self, earlier: dict) -> dict:
         running = [s for s in self.slots if s.launch]
@@ -576,17 +616,61 @@ class Campaign:
         while self.pending and self.signals < 2 and time.time() < until:
             self._triage_one()           # what is left (a second Ctrl-C, or past the grace) the next campaign triages
         self._tick(force=True)
-        for t in self.targets:
-            earlier[t.name] = round(t.earlier + t.seconds, 1)
-        atomic_write(self.seconds_path, json.dumps(earlier, indent=1, sort_keys=True) + "\n")
-        summary = self.summary()
+        self._save_seconds(earlier)
+        summary = self.summary("interrupted" if self.interrupted else "finished")
         self._export_findings(summary)
-        atomic_write(os.path.join(self.dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
-        from .report import render
-        summary["report"] = render(self.dir)
+        summary["report"] = self._write_report(summary)
         self._clear_status()
         print_summary(summary, self.out)
         return summary
+
+    # -- the report ------------------------------------------------------------------------------------
+    def _write_report(self, summary: dict) -> str:
+        """summary.json and report.html (each written whole, then renamed: a reader, or a kill, never
+        sees half of one); returns the report's path."""
+        from .report import render
+        atomic_write(os.path.join(self.dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
+        return render(self.dir, summary, self.series)
+
+    def _save_seconds(self, earlier: dict) -> None:
+        """Each target's fuzzing time on this corpus (earlier campaigns' and this one's so far, running launches
+        included), which the next campaign's round robin starts from: at the end, and with every live report
+        (a campaign killed outright still counts)."""
+        data = dict(earlier)
+        now = time.time()
+        for t in self.targets:
+            data[t.name] = round(t.earlier + t.seconds + sum(now - la.started for la in self._running_on(t)), 1)
+        atomic_write(self.seconds_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def _live_report(self) -> None:
+        """The report as the campaign stands, every `report_every` seconds: a campaign killed outright (kill -9,
+        power) leaves one up to its last minute. A report that cannot be rendered is a problem, not a stop."""
+        self._last_report = time.time()
+        self._save_seconds(self._earlier)
+        try:
+            self._write_report(self.summary("running"))
+        except DiskFull:
+            raise
+        except Exception as e:           # (a bug in the report must not end a night of fuzzing)
+            if not self._report_failed:
+                self._report_failed = True
+                self.problems.append(f"live report.html not written: {type(e).__name__}: {e}")
+                self.note(self.problems[-1])
+
+    def _report_on_error(self, exc: BaseException) -> None:
+        """A campaign stopped by an error (disk full, a bug) still leaves a last report, if it can."""
+        if not self.t0:
+            return
+        try:
+            for s in self.slots:
+                if s.launch:
+                    s.launch.stop(grace=2.0)
+                    self.timeline.append(self._slice_entry(s.launch, "stopped by the campaign's error"))
+                    s.launch = None
+            why = str(exc).splitlines()[0] if str(exc) else ""
+            self._write_report(self.summary(f"stopped by an error: {type(exc).__name__}" + (f": {why}" if why else "")))
+        except BaseException:
+            pass                         # (the error itself is what the user needs to see)
 
     def _export_findings(self, summary: dict) -> None:
         """This campaign's findings as findings.sarif and findings.junit.xml beside summary.json."""
@@ -599,8 +683,11 @@ class Campaign:
             self.problems.append(f"findings.sarif and findings.junit.xml not written: {e}")
             self.note(self.problems[-1])
 
-    def summary(self) -> dict:
-        f = self.series[-1] if self.series else self.figures()
+    def summary(self, state: str = "finished") -> dict:
+        """The campaign's figures; `state` running (a live report), finished, interrupted or stopped by an error.
+        Running launches count with what they have done so far."""
+        now = time.time()
+        f = self.figures() if state == "running" or not self.series else self.series[-1]
         elapsed = self.elapsed()
         findings = []
         for key in list(self.hits) + [k for k in self.tolerated if k not in self.hits]:
@@ -613,8 +700,25 @@ class Campaign:
                              "verdict": self.verdict_of(key), "verdict_why": rec.get("verdict_why", "")})
         findings.sort(key=lambda r: (sort_key(r["verdict"]), not r["new"],
                                      r["first_seen"]["seconds"] if r["new"] else 0, r["key"]))
+        running = [s.launch for s in self.slots if s.launch]
+
+        def so_far(t: TargetState) -> tuple[float, int]:
+            lc = [la for la in running if la.target == t.name]
+            return t.seconds + sum(now - la.started for la in lc), t.execs + sum(la.execs_now() for la in lc)
+        per_target = []
+        for t in self.targets:
+            seconds, execs = so_far(t)
+            cov, ft = self.target_cov(t)
+            per_target.append({"target": t.name, "seconds": round(seconds, 1), "slices": t.slices,
+                               "seed_inputs": t.seeds, "seeds_left_out": t.seeds_left_out, "launches": t.launches,
+                               "execs": execs, "exec_per_sec": round(execs / seconds, 1) if seconds else 0.0,
+                               "cov": cov, "ft": ft, "blocked": t.blocked,
+                               "findings": sum(1 for k in set(self.hits) | set(self.tolerated)
+                                               if t.name in self.store.records[k]["targets"])})
         return {
             "campaign": self.id, "directory": self.dir, "seed": self.o.seed, "corpus_root": self.o.corpus_root,
+            "state": state, "updated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),
+            "report_every": self.o.report_every,
             "targets": [t.name for t in self.targets], "workers": self.o.workers, "slice_seconds": self.slice,
             "time_budget": self.o.seconds, "elapsed": round(elapsed, 1), "interrupted": self.interrupted,
             "signals": self.signal_log,
@@ -628,14 +732,10 @@ class Campaign:
             "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
             "unreproduced_artifacts": self.unreproduced, "race_only_artifacts": [r for r, _t in self.race_only], "problems": self.problems,
             "seed_inputs": sum(t.seeds for t in self.targets),
-            "per_target": [{"target": t.name, "seconds": round(t.seconds, 1), "slices": t.slices,
-                            "seed_inputs": t.seeds, "seeds_left_out": t.seeds_left_out,
-                            "launches": t.launches,
-                            "execs": t.execs, "exec_per_sec": round(t.execs / t.seconds, 1) if t.seconds else 0.0,
-                            "cov": t.cov, "ft": t.ft, "blocked": t.blocked,
-                            "findings": sum(1 for k in set(self.hits) | set(self.tolerated)
-                                            if t.name in self.store.records[k]["targets"])}
-                           for t in self.targets],
+            "per_target": per_target,
+            "timeline": self.timeline + [{**self._slice_entry(s.launch, "running"),
+                                          "until": round(min(s.slice_end, self.deadline) - self.t0, 1)}
+                                         for s in self.slots if s.launch],
             "findings": findings, "replay_cwd": os.getcwd(),
         }
 

@@ -1,4 +1,5 @@
-"""The `smmufuzz` command line: list, show, replay, race, fuzz, report, minimize, matrix, cost, cov, bench, findings."""
+"""The `smmufuzz` command line: list, show, replay, race, fuzz, report, minimize, matrix, cost, cov, bench, findings,
+corpus."""
 
 import argparse
 import os
@@ -346,7 +347,8 @@ def cmd_cov(args) -> int:
         done, bad = measure(files, data_file, args.target, args.variant, args.policy, tuple(args.load))
         for path, why in bad:
             print(f"skipped {why}" if why.startswith(path) else f"skipped {path}: {why}")
-        print(report(load(data_file), done, since=args.since, html=args.html))
+        meta = {"target": args.target, "variant": args.variant, "corpus": [os.path.abspath(d) for d in dirs]}
+        print(report(load(data_file), done, since=args.since, html=args.html, meta=meta))
     return 0
 
 
@@ -390,6 +392,44 @@ def cmd_findings_merge(args) -> int:
     print(f"merged {r.sources} findings store(s) into {os.path.join(args.into, 'findings')}: {len(r.new)} new, "
           f"{len(r.updated)} already there (hits added); {len(records)} finding(s) in all "
           f"({counts_text(counts(verdict_of(rec) for rec in records))})")
+    return 0
+
+
+def cmd_corpus_merge(args) -> int:
+    from .corpus_lock import CorpusBusy
+    from .corpus_merge import check_sources, merge, print_merge, source_targets
+    from .findings_store import DiskFull
+    _load_plugins(args.load)
+    check_sources(args.sources, args.into)
+    if args.target:
+        resolve_target(args.target)
+        if not any(os.path.isdir(os.path.join(s, "fuzz", args.target)) for s in args.sources):
+            raise LoadError(f"no source has a corpus for {args.target} (fuzz/{args.target}/)")
+        names = [args.target]
+    else:
+        names = source_targets(args.sources)
+        if not names:
+            raise LoadError(f"{', '.join(args.sources)}: no target corpus (fuzz/<target>/) to merge")
+    targets = []
+    for name in names:
+        try:
+            variants = resolve_target(name)
+            kernel_cli.prepare_fuzz(variants)
+        except (UnknownName, *KernelError) as e:
+            if args.target:
+                raise
+            print(f"smmufuzz: skipped fuzz/{name}: {e.args[0] if e.args else e}", file=sys.stderr)
+            continue
+        targets.append((name, variants))
+    try:
+        done = merge(args.sources, args.into, targets, args.policy, tuple(args.load), progress=print_merge)
+    except (CorpusBusy, DiskFull) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename or args.into}: {e.strerror or e}") from None
+    print(f"merged {len(args.sources)} corpus root(s) into {os.path.join(args.into, 'fuzz')}: "
+          f"{sum(r.after - r.before for r in done)} input(s) added, {sum(r.after for r in done)} in all, "
+          f"over {len(done)} target(s)")
     return 0
 
 
@@ -502,8 +542,19 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("sources", nargs="+", metavar="SRC_ROOT", help="corpus roots holding findings/")
     fm.add_argument("--into", required=True, metavar="DIR", help="the corpus root to merge into (created if need be)")
     fm.set_defaults(fn=cmd_findings_merge)
+    cp = sub.add_parser("corpus", help="the libFuzzer corpora: merge those of other corpus roots")
+    cps = cp.add_subparsers(dest="corpus_cmd", required=True)
+    cm = cps.add_parser("merge", help="merge the fuzz/<target>/ corpora of other corpus roots (other machines, CI "
+                        "jobs) into one with libFuzzer's -merge=1: only inputs that add coverage are kept")
+    cm.add_argument("sources", nargs="+", metavar="SRC_ROOT", help="corpus roots holding fuzz/<target>/")
+    cm.add_argument("--into", required=True, metavar="DIR", help="the corpus root to merge into (created if need be)")
+    cm.add_argument("--target", help="only this target's corpus (default: every target with one in a source)")
+    cm.add_argument("--policy", choices=POLICIES, default="max-cache")
+    cm.add_argument("--load", action="append", default=[], metavar="MODULE",
+                    help="import a module that registers extra variants")
+    cm.set_defaults(fn=cmd_corpus_merge)
     kernel_cli.add_commands(sub)
-    for sp in (r, mn, rc, f, b, lst):
+    for sp in (r, mn, rc, f, b, lst, cm):
         kernel_cli.add_options(sp)
     return p
 

@@ -15,6 +15,7 @@ import tempfile
 from .load import LoadError
 
 IMPORT_CONTEXT = "(import)"
+COV_JSON = "smmufuzz-cov.json"     # beside the HTML report: what a campaign's report.html shows of it
 
 
 def source_dirs() -> list[str]:
@@ -141,9 +142,46 @@ def _fmt_arcs(arcs: list[tuple[int, int]], limit: int = 12) -> str:
     return s + (f", ... (+{len(arcs) - limit})" if len(arcs) > limit else "")
 
 
-def report(cov, inputs: list[str], since: str | None = None, html: str | None = None) -> str:
+def _percent(summaries) -> float:
+    """coverage.py's cover % over several modules: (statements run + branches taken) / (statements + branches)."""
+    n = miss = nb = cb = 0
+    for s in summaries:
+        n, miss = n + s["num_statements"], miss + s["missing_lines"]
+        nb, cb = nb + s["num_branches"], cb + s["covered_branches"]
+    return 100.0 * (n - miss + cb) / (n + nb) if n + nb else 100.0
+
+
+def reached_modules(cov) -> set[str]:
+    """Module keys of which the inputs ran at least one line (import time does not count): the modules a
+    target reaches, of all those in reference/ and variants/."""
+    import re
+    data = cov.get_data()
+    data.set_query_contexts(["^(?!" + re.escape(IMPORT_CONTEXT) + "$)"])
+    try:
+        return {module_key(f) for f in data.measured_files() if data.lines(f)}
+    finally:
+        data.set_query_contexts(None)
+
+
+def cov_summary(cov, inputs: list[str], meta: dict | None = None) -> dict:
+    """What a campaign report shows of a coverage run (written beside its HTML report as smmufuzz-cov.json):
+    cover % over all measured modules and over the modules the inputs reached, per module too."""
+    import time
+    files = file_summaries(cov)
+    reached = reached_modules(cov) & set(files)
+    return {**(meta or {}), "inputs": len(inputs), "made": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "modules": len(files), "percent": round(_percent(f["summary"] for f in files.values()), 1),
+            "reached_modules": len(reached),
+            "reached_percent": round(_percent(files[k]["summary"] for k in reached), 1),
+            "per_module": {k: {"percent": round(v["summary"]["percent_covered"], 1), "reached": k in reached}
+                           for k, v in sorted(files.items())}}
+
+
+def report(cov, inputs: list[str], since: str | None = None, html: str | None = None,
+           meta: dict | None = None) -> str:
     """Per-module statements, branches and cover %, a total line, what is new since `since`, and
-    where the HTML report went."""
+    where the HTML report went (with smmufuzz-cov.json beside it: `meta` (target, variant, corpus) and
+    the cover percentages a campaign report shows)."""
     files = file_summaries(cov)
     rows = [("module", "stmts", "miss", "branches", "br hit", "cover")]
     tot = [0, 0, 0, 0]
@@ -172,7 +210,15 @@ def report(cov, inputs: list[str], since: str | None = None, html: str | None = 
                 lines.append(f"    arcs: {_fmt_arcs(arcs)}")
     if html:
         cov.html_report(directory=html, show_contexts=True, title="smmufuzz corpus coverage")
-        lines.append(f"HTML report: {os.path.join(html, 'index.html')}")
+        summary = cov_summary(cov, inputs, meta)
+        with open(os.path.join(html, COV_JSON), "w") as f:
+            json.dump(summary, f, indent=1)
+            f.write("\n")
+        lines.append(f"reached by the inputs: {summary['reached_modules']} of {summary['modules']} modules, "
+                     f"{summary['reached_percent']:.1f}% covered (import-time lines aside, a module no input ran "
+                     f"is not reached)")
+        lines.append(f"HTML report: {os.path.join(html, 'index.html')} (a campaign's report.html links it from "
+                     f"the campaign directory, or from the corpus root's cov/)")
     return "\n".join(lines)
 
 

@@ -229,6 +229,8 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     from smmufuzz.harness.tolerated import from_environment
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
     corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
+    if any(a.startswith("-merge") for a in argv):
+        corpus = None           # `corpus merge` (-merge=1): the destination gets only what libFuzzer adds
     control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     test_one_input = one_input(target_variants, policy, artifacts, corpus, from_environment(),
                                os.environ.get("SMMUFUZZ_CLOCK"), control)
