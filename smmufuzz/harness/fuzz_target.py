@@ -215,14 +215,16 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
 
     from smmufuzz.harness.lifeline import watch_campaign
     watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
-    _kernel_preload(target_variants, argv)
     import atheris
+    # instrumented first: a module imported before this block (the registry imports every variant and the
+    # emulator) is not instrumented at all
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
                                              "smmufuzz.harness.feature_cov", *plugins],
                                     exclude=UNINSTRUMENTED):
         for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
                     *UNINSTRUMENTED, *plugins):
             importlib.import_module(mod)
+    _kernel_preload(target_variants, argv)      # may re-execute with the libFuzzer runtime preloaded
     # the harness itself is imported after the instrumented modules, so it stays uninstrumented
     from smmufuzz.harness import feature_cov as features
     features.collect_cache_shapes()
