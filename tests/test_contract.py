@@ -362,3 +362,17 @@ def test_map_sg_with_an_empty_entry():
     for v in ("smmuv3", "gather:legacy:virtio", "gather:legacy:mtk"):
         run = run_variant(prog, v)
         assert run.finding is None and run.returns[1] == contract.EMPTY_SG and run.returns[2] == 0x3000, run.returns
+
+
+def test_the_model_maps_an_sg_list_as_612s_loop_does():
+    """Why the empty-entry rule exists: 6.12's iommu_map_sg() (and the model, called directly past the contract)
+    returns 0 and maps nothing when an empty last entry continues the run before it."""
+    prog = parse("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                 "iommu_attach_device(d0, sid=0)\n")
+    ex = _Exec(prog, "smmuv3", "max-cache", False)
+    ex.step(0, prog.ops[0])
+    assert ex.os.map_sg(0, 0x200000, [(0x80000000, 0x2000), (0x80002000, 0)], 3) == 0
+    assert ex.os.iova_to_phys(0, 0x200000) == 0
+    assert ex.os.map_sg(0, 0x400000, [(0x80000000, 0x2000), (0x90000000, 0)], 3) == 0x2000
+    assert ex.os.map_sg(0, 0x600000, [(0x80000000, 0x2000), (0x80002000, 0x1000)], 3) == 0x3000
+    assert ex.os.iova_to_phys(0, 0x602000) == 0x80002000

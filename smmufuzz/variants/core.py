@@ -112,15 +112,17 @@ class IommuCore:
         return ret
 
     def iommu_map_sg(self, domain: Domain, iova: int, sgl: list[tuple[int, int]], prot: int) -> int:
-        """iommu_map_sg(): merge physically contiguous entries, one iotlb_sync_map at the end."""
+        """iommu_map_sg(): merge physically contiguous entries, one iotlb_sync_map at the end. The closing pass
+        (i == nents) re-reads the last entry, as the C does: after an empty last entry contiguous with the run
+        before it, that run is never mapped (the caller contract keeps empty entries out)."""
         length = 0
         mapped = 0
         start = 0
         nents = len(sgl)
         i = 0
         while i <= nents:
-            s_phys = sgl[i][0] if i < nents else None
-            if length and (i == nents or s_phys != start + length):
+            s_phys = sgl[min(i, nents - 1)][0] if nents else None
+            if length and s_phys != start + length:
                 ret = self.iommu_map_nosync(domain, iova + mapped, start, length, prot)
                 if ret:
                     self.iommu_unmap(domain, iova, mapped)
