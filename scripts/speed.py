@@ -69,19 +69,19 @@ def child(target: str, mode: str) -> None:
     """One measurement in this process: smmufuzz comes from sys.path[0] (the checkout under test)."""
     import time
     if mode == "instr":
-        import importlib
-
-        import atheris
         from smmufuzz.harness import fuzz_target as ft
-        with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
-                                                 "smmufuzz.harness.feature_cov"], exclude=ft.UNINSTRUMENTED):
-            for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
-                        *ft.UNINSTRUMENTED):
-                importlib.import_module(mod)
-        from smmufuzz.harness import feature_cov, runner
-        if hasattr(feature_cov, "collect_cache_shapes"):
-            feature_cov.collect_cache_shapes()
-        elif hasattr(runner, "CACHE_FEATURES"):          # before issue 16
+        if hasattr(ft, "import_instrumented"):
+            ft.import_instrumented()                     # exactly what a fuzz worker instruments
+        else:                                            # a checkout from before issue 16
+            import importlib
+
+            import atheris
+            with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
+                                                     "smmufuzz.harness.feature_cov"], exclude=ft.UNINSTRUMENTED):
+                for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry",
+                            "smmufuzz.harness.feature_cov", *ft.UNINSTRUMENTED):
+                    importlib.import_module(mod)
+            from smmufuzz.harness import runner
             runner.CACHE_FEATURES = True
     from smmufuzz.harness.program import parse
     from smmufuzz.variants.registry import target as target_variants

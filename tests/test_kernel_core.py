@@ -14,32 +14,13 @@ from smmufuzz.harness import fidelity_core as F
 from smmufuzz.harness.program import parse
 from smmufuzz.harness.runner import run_program
 from smmufuzz.kernel import session
-from smmufuzz.kernel.tree import TreeError, find
 from smmufuzz.variants import gather as G
 from smmufuzz.variants.core import IommuCore
 from smmufuzz.variants.gather_rules import LegacyCore, core_for_version
-from tests.test_kernel_c import _make_patch
+from tests.test_kernel_c import _make_patch, _tree, fresh_session  # noqa: F401  (an autouse fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 M64 = (1 << 64) - 1
-
-
-def _tree():
-    try:
-        return find()
-    except TreeError as e:
-        if os.environ.get("SMMUFUZZ_REQUIRE_KERNEL") == "1":
-            pytest.fail(f"SMMUFUZZ_REQUIRE_KERNEL=1 but {e}")
-        pytest.skip(str(e))
-
-
-@pytest.fixture(autouse=True)
-def fresh_session(monkeypatch):
-    for k in (session.ENV_PATCHES, session.ENV_INSTRUMENT):
-        monkeypatch.delenv(k, raising=False)
-    session._builds.clear()
-    yield
-    session._builds.clear()
 
 
 def _lib():

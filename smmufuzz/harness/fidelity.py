@@ -150,16 +150,18 @@ def _fmt(v) -> str:
     return s if len(s) < 300 else s[:297] + "..."
 
 
-def shrink(prog: Program, keeps, budget: int = 300) -> Program:
-    """Delete ops (halving chunks, then one at a time) while keeps(program) holds."""
+def shrink(prog, keeps, budget: int = 300, items=lambda p: p.ops, first: int = 0):
+    """Delete items (a program's ops; `items` picks another list, e.g. a gather sequence's steps) from
+    index `first` on, halving chunks, then one at a time, while keeps(candidate) holds; `without(i, n)`
+    makes a candidate."""
     best, runs = prog, 0
-    chunk = max(1, len(prog.ops) // 2)
+    chunk = max(1, (len(items(prog)) - first) // 2)
     while chunk >= 1 and runs < budget:
-        i = 0
-        while i < len(best.ops) and runs < budget:
+        i = first
+        while i < len(items(best)) and runs < budget:
             cand = best.without(i, chunk)
             runs += 1
-            if cand.ops != best.ops and keeps(cand):
+            if items(cand) != items(best) and keeps(cand):
                 best = cand
             else:
                 i += chunk

@@ -197,20 +197,9 @@ def random_sequence(rng: random.Random, max_len: int = 30) -> Sequence:
 
 # ---- the check ---------------------------------------------------------------------------------
 def shrink(seq: Sequence, keeps, budget: int = 300) -> Sequence:
-    """Delete steps after the first init (halving chunks, then one at a time) while keeps(sequence) holds."""
-    best, runs = seq, 0
-    chunk = max(1, (len(seq.steps) - 1) // 2)
-    while chunk >= 1 and runs < budget:
-        i = 1
-        while i < len(best.steps) and runs < budget:
-            cand = best.without(i, chunk)
-            runs += 1
-            if cand.steps != best.steps and keeps(cand):
-                best = cand
-            else:
-                i += chunk
-        chunk //= 2
-    return best
+    """Delete steps after the first init while keeps(sequence) holds (fidelity.shrink)."""
+    from .fidelity import shrink as shrink_items
+    return shrink_items(seq, keeps, budget, items=lambda s: s.steps, first=1)
 
 
 @dataclass

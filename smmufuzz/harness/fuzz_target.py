@@ -209,25 +209,31 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     return test_one_input
 
 
-def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
-         mutator: str = "default") -> None:
+def import_instrumented(plugins: tuple = ()) -> None:
+    """Import the emulator, the variants and the feature buckets (and `plugins`) under atheris' coverage
+    instrumentation, UNINSTRUMENTED left plain; switch the cache-shape features on. Must come before anything
+    imports them: a module imported before this block is not instrumented at all (the registry imports every
+    variant and the emulator). The harness, imported later, stays uninstrumented."""
     import importlib
 
-    from smmufuzz.harness.lifeline import watch_campaign
-    watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
     import atheris
-    # instrumented first: a module imported before this block (the registry imports every variant and the
-    # emulator) is not instrumented at all
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
                                              "smmufuzz.harness.feature_cov", *plugins],
                                     exclude=UNINSTRUMENTED):
         for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
                     *UNINSTRUMENTED, *plugins):
             importlib.import_module(mod)
+    from smmufuzz.harness import feature_cov
+    feature_cov.collect_cache_shapes()
+
+
+def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
+         mutator: str = "default") -> None:
+    from smmufuzz.harness.lifeline import watch_campaign
+    watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
+    import_instrumented(plugins)
     _kernel_preload(target_variants, argv)      # may re-execute with the libFuzzer runtime preloaded
-    # the harness itself is imported after the instrumented modules, so it stays uninstrumented
-    from smmufuzz.harness import feature_cov as features
-    features.collect_cache_shapes()
+    import atheris
     from smmufuzz.harness.tolerated import from_environment
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
     corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)

@@ -84,7 +84,6 @@ class Oracle:
         # TLB (its key set is unchanged while cache_ver and its size are: a max-cache fill only adds),
         # and the domain intent (identity, version)
         self._clean: set = set()
-        self._trees: dict = {}          # id -> leaf list, so that an id in a "vis" key names the same list
 
     def _check_one(self, ds, va, span, pa, perms, sid, source, where, epoch) -> Violation | None:
         """check_translation, remembered per domain intent while no extent the translation overlaps changes
@@ -104,7 +103,6 @@ class Oracle:
     def _remember(self, key: tuple) -> None:
         if len(self._clean) > 4096:
             self._clean.clear()
-            self._trees.clear()
         self._clean.add(key)
 
     def check(self, sids: list[int], resolve=None) -> Violation | None:
@@ -174,12 +172,11 @@ class Oracle:
             if v:
                 return v
             if ste is current and ds is not None and stable:
-                key = ("vis", id(leaves), ds.version, id(ds))     # the tree list lives as long as its cache entry
-                if key not in self._clean or self._trees.get(id(leaves)) is not leaves:
+                key = ("vis", smmu.mem.version, ste.ttb, ste.geo, ste.stage, dkey)   # what leaves and ds hang on
+                if key not in self._clean:
                     v = self._check_visible(sid, ste, ds, leaves)
                     if v:
                         return v
-                    self._trees[id(leaves)] = leaves
                     self._remember(key)
         ds = ds0
         if resolve is not None and (resolve(sid, current) is None or not stable):
