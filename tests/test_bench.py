@@ -16,9 +16,9 @@ PLANTED = "test-wrong-pa"
 
 
 def test_random_mode_finds_the_planted_bug_and_repeats_per_seed():
-    f, secs, n = random_search([PLANTED], 30, seed=1)
+    f, secs, n, _p = random_search([PLANTED], 30, seed=1)
     assert f is not None and f.kind == "WRONG_PA" and secs < 30
-    f2, _s2, n2 = random_search([PLANTED], 30, seed=1)
+    f2, _s2, n2, _p2 = random_search([PLANTED], 30, seed=1)
     assert (f2.kind, f2.op_index, n2) == (f.kind, f.op_index, n)
 
 
@@ -73,7 +73,7 @@ def test_unknown_mode_is_a_usage_error(capsys):
 
 
 def test_a_finding_the_control_also_gives_does_not_count():
-    f, secs, n = random_search([PLANTED], 1.0, seed=1, control=[PLANTED])
+    f, secs, n, _p = random_search([PLANTED], 1.0, seed=1, control=[PLANTED])
     assert f is None and secs >= 1.0 and n > 1
 
 

@@ -148,7 +148,7 @@ def test_random_search_finds_the_planted_bug(name):
     _require_tree()
     _use(name)
     seed, kinds = RANDOM[name]
-    f, secs, n = random_search(["kc-patched:smmuv3"], RANDOM_CAP, seed, control=["kc:smmuv3"])
+    f, secs, n, _p = random_search(["kc-patched:smmuv3"], RANDOM_CAP, seed, control=["kc:smmuv3"])
     assert f is not None, f"planted-{name}: not found in {n} random programs ({secs:.1f}s)"
     assert f.kind in kinds and f.variant == "kc-patched:smmuv3"
 

@@ -64,7 +64,11 @@ def test_retarget_moves_a_dma_to_a_mapped_iova_of_its_stream_domain():
 
 def test_the_length_limit_grows_with_the_number_of_mutations(monkeypatch):
     import atheris
+
+    from smmufuzz.harness import mutator
     monkeypatch.setattr(atheris, "Mutate", lambda d, n: (d + b"\x07" * n)[:n])    # grows to the limit
+    monkeypatch.setattr(mutator, "GEN_FIRST", 0.0)        # edits only: generated programs are not limited
+    monkeypatch.setattr(mutator, "GEN_FLOOR", 0.0)
     m = HybridMutator(start=16, per=10)
     data, sizes = encode(PROG), []
     for seed in range(300):
@@ -73,6 +77,35 @@ def test_the_length_limit_grows_with_the_number_of_mutations(monkeypatch):
         sizes.append(len(out))
         data = out
     assert max(sizes[:20]) <= 40 < max(sizes[-20:])
+
+
+def test_a_young_search_runs_generated_programs_of_realistic_length_then_mostly_mutates(monkeypatch):
+    import atheris
+
+    from smmufuzz.harness import mutator
+    monkeypatch.setattr(atheris, "Mutate", lambda d, n: d[:n])
+    m = HybridMutator()
+    first = [decode(m(b"", 600, seed)) for seed in range(50)]
+    lengths = sorted(len(p.ops) for p in first)
+    assert lengths[len(lengths) // 2] >= 8, lengths        # not libFuzzer's 2-3 ops of the first minutes
+    assert m.gen_share() > 0.8
+    m.calls = 100_000
+    assert m.gen_share() == mutator.GEN_FLOOR
+
+
+def test_generated_programs_are_state_aware_and_encode_back():
+    from smmufuzz.harness.generate import generate
+    from smmufuzz.harness.mutator import live_iovas
+    rng = random.Random(5)
+    unmaps_of_mapped = 0            # blind random bytes (GEN_LIVE = 0) give 346 here, the generator 630
+    for _ in range(200):
+        p = generate(rng)
+        assert decode(encode(p)) == p
+        for i, op in enumerate(p.ops):
+            if op.kind in ("unmap", "unmap_fast"):
+                dom, iova = op.args[:2]
+                unmaps_of_mapped += any(lo <= iova < hi for lo, hi in live_iovas(p, i).get(dom, []))
+    assert unmaps_of_mapped >= 500
 
 
 def test_live_ops_use_the_resources_live_at_their_position():

@@ -3,7 +3,7 @@ per search mode, over K seeds (one run at a time; not a test).
 
 Modes: `default` (atheris, libFuzzer's mutators + our dictionary, empty corpus), `hybrid` (the same with
 the structure-aware custom mutator), `random` (random byte strings decoded and run in-process, no
-feedback) and `hypothesis` (a Hypothesis stateful machine over the same ops). Atheris times run from the
+feedback), `generate` (generate.py's programs, in-process, no feedback) and `hypothesis` (a Hypothesis stateful machine over the same ops). Atheris times run from the
 first input to the finding (start-up and instrumentation are excluded and reported apart); the in-process
 modes time their own loop. Every run has the same cap. A finding counts as an exposure only if the
 variant's correct control (control_for) does not give one on the same program: a finding shared with a
@@ -21,7 +21,8 @@ from .fuzz import fuzz_target
 from .random_search import random_search
 from .stateful import hypothesis_search
 
-MODES = ("default", "hybrid", "random", "hypothesis")
+MODES = ("default", "hybrid", "random", "generate", "hypothesis")
+REPRO_BUDGET = 400      # runs to minimise an in-process mode's exposing program
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Exposure:
     execs: int              # programs run up to the finding (or in all)
     kind: str | None = None
     startup: float = 0.0    # atheris: process start to first input
-    program: str = ""       # atheris: the finding's minimised program (text form, schedule included)
+    program: str = ""       # the finding's minimised program (text form, schedule included)
 
     @property
     def exec_per_sec(self) -> float:
@@ -112,13 +113,25 @@ def expose(mode: str, name: str, seed: int, cap: int, policy: str = "max-cache",
     control = control or []
     if mode in ("default", "hybrid"):
         return _atheris(mode, name, seed, cap, policy, plugins, control)
-    if mode == "random":
-        f, secs, n = random_search([name], cap, seed, policy, control=control)
+    if mode in ("random", "generate"):
+        s = random_search([name], cap, seed, policy, control=control, generated=mode == "generate")
     elif mode == "hypothesis":
-        f, secs, n = hypothesis_search([name], cap, seed, policy, control=control)
+        s = hypothesis_search([name], cap, seed, policy, control=control)
     else:
         raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
-    return Exposure(mode, name, seed, f is not None, secs, n, f.kind if f else None)
+    return Exposure(mode, name, seed, s.finding is not None, s.seconds, s.execs, s.finding.kind if s.finding else None,
+                    program=_reproducer(s.program, name, policy, control) if s.program else "")
+
+
+def _reproducer(prog, name: str, policy: str, control: list[str]) -> str:
+    """An in-process mode's exposing program, minimised (untimed, REPRO_BUDGET runs) unless the control
+    also gives a finding on the smaller one; as text."""
+    from .minimize import minimize
+    from .runner import run_program
+    small, _f = minimize(prog, [name], policy, budget=REPRO_BUDGET)
+    if control and run_program(small, control, policy).findings:
+        small = prog
+    return small.text()
 
 
 def run_bench(variants: list[str], modes: list[str], seeds: list[int], cap: int, policy: str = "max-cache",

@@ -20,7 +20,7 @@ import random
 
 from .codec import M64, decode, encode, reheader
 from .contract import own_gather
-from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
+from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
 
 EDITS = ("config", "insert", "delete", "duplicate", "swap", "retarget", "fork", "hoist", "context", "preempt")
 SHRINKING = ("config", "delete", "swap", "retarget", "context", "preempt")   # at the length limit
@@ -51,18 +51,18 @@ def _race_at(sched: list, i: int, ctx: int, rng: random.Random) -> list:
 
 def live_iovas(prog: Program, upto: int) -> dict[int, list[tuple[int, int]]]:
     """Per domain, the [start, end) IOVA ranges mapped by iommu_map/map_sg before op `upto`
-    (unmaps cut them; DMA API mappings are the allocator's and are not tracked)."""
+    (unmaps cut them; DMA API mappings are the allocator's and are not tracked; ends past 2^64 - 1 cut there)."""
     live: dict[int, list[tuple[int, int]]] = {}
     for op in prog.ops[:upto]:
         if op.kind == "map":
             dom, iova, _pa, size, _prot = op.args
             if size:
-                live.setdefault(dom, []).append((iova, iova + size))
+                live.setdefault(dom, []).append((iova, min(iova + size, M64)))
         elif op.kind == "map_sg":
             dom, iova, sg, _prot = op.args
             size = sum(ln for _pa, ln in sg)
             if size:
-                live.setdefault(dom, []).append((iova, iova + size))
+                live.setdefault(dom, []).append((iova, min(iova + size, M64)))
         elif op.kind in ("unmap", "unmap_fast"):
             dom, iova, size = op.args[:3]
             lo, hi = iova, iova + size
@@ -117,10 +117,23 @@ def _ats_on(prog: Program, upto: int) -> dict[int, bool]:
     return {op.args[0]: bool(op.args[1]) for op in prog.ops[:upto] if op.kind == "ats"}
 
 
+def _pending_gathers(prog: Program, upto: int) -> dict[int, int]:
+    """gather -> the domain of the iommu_unmap_fast calls it holds, not yet synced, before op `upto`."""
+    pending: dict[int, int] = {}
+    for op in prog.ops[:upto]:
+        if op.kind == "unmap_fast":
+            pending[op.args[3]] = op.args[0]
+        elif op.kind == "sync":
+            pending.pop(op.args[1], None)
+    return pending
+
+
 def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     """A fresh op for position `at` built from the resources live there, as syzkaller generates calls
-    from the resources earlier calls created: an unmap of a mapped range, a detach, DMA or ATS change
-    of an attached stream, an attach to a domain with mappings, a flush of a domain in use, a map.
+    from the resources earlier calls created: an unmap (or an unmap_fast into a gather, mostly one that
+    already holds ranges of that domain) of a mapped range, the iotlb_sync of a gather holding ranges, a
+    detach, DMA or ATS change of an attached stream, an attach to a domain with mappings, a flush of a
+    domain in use, a map.
     Half the time the op works on a domain the previous op worked on (syzkaller's choice table: a call
     mostly follows one on the same resource), so that state built a step at a time (a stream attached,
     then ATS enabled on it, then a flush that takes the array's lock) is used by the next op."""
@@ -130,7 +143,8 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
         doms = near
     live = {d for d, rs in live_iovas(prog, at).items() if rs and d in doms}
     att = {s: d for s, d in _attached(prog, at).items() if d in doms}
-    kinds = ["map", "attach"] + (["unmap", "unmap"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
+    kinds = ["map", "attach"] + (["unmap", "unmap_fast"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
+    kinds += ["sync"] * any(d in doms for d in _pending_gathers(prog, at).values())
     kinds += ["dma"] * any(d in live for d in att.values())
     return live_op_of(prog, at, rng.choice(kinds), doms, rng)
 
@@ -144,10 +158,20 @@ def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.R
     full = _attached(prog, at)
     att = {s: d for s, d in full.items() if d in doms}
     g = 1 << prog.config.pg_shift
-    if kind == "unmap" and live:
+    if kind in ("unmap", "unmap_fast") and live:
         d = rng.choice(sorted(live))
         lo, hi = rng.choice(live[d])
-        return Op("unmap", (d, lo, g if rng.random() < 0.5 else hi - lo))
+        args = (d, lo, g if rng.random() < 0.5 else hi - lo)
+        if kind == "unmap":
+            return Op("unmap", args)
+        held = [gi for gi, gd in _pending_gathers(prog, at).items() if gd == d]
+        return Op("unmap_fast", args + (rng.choice(held) if held and rng.random() < 0.8 else rng.randrange(NUM_GATHERS),))
+    if kind == "sync":
+        held = sorted((gi, gd) for gi, gd in _pending_gathers(prog, at).items() if gd in doms)
+        if held:
+            gi, gd = rng.choice(held)
+            return Op("sync", (gd, gi))
+        return None
     if kind == "map":
         d = rng.choice(sorted(doms))
         ends = [hi for _lo, hi in live.get(d, [])]
@@ -300,29 +324,47 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
     return out if len(out) <= max_size else None
 
 
-def hybrid(data: bytes, max_size: int, seed: int, fallback=None) -> bytes:
-    """The custom mutator: an op-level edit half the time, else libFuzzer's mutation (`fallback`,
-    default atheris.Mutate), which is also used when the edit cannot be encoded."""
+def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.0, limit: int | None = None) -> bytes:
+    """The custom mutator: with probability `gen` a freshly generated program (generate.py, up to
+    max_size bytes) in place of the input, else an op-level edit (up to `limit` bytes, default max_size)
+    half the time, else libFuzzer's mutation (`fallback`, default atheris.Mutate), which is also used
+    when the edit cannot be encoded."""
+    from .generate import generate      # generate.py builds on this module's live_op
     rng = random.Random(seed)
+    limit = max_size if limit is None else limit
+    if gen and rng.random() < gen:
+        out = encode(generate(rng))
+        if len(out) <= max_size:
+            return out
     if rng.random() < 0.5:
-        out = structured(data, max_size, rng)
+        out = structured(data, limit, rng)
         if out is not None:
             return out
     if fallback is None:
         import atheris
         fallback = atheris.Mutate
-    return fallback(data, max_size)
+    return fallback(data, limit)
+
+
+GEN_FIRST = 1.0        # share of generated programs at the start: a fresh search is the generator's
+GEN_FLOOR = 0.2        # ... decaying to this share
+GEN_HALF = 400         # mutations after which the share is halved (above the floor)
 
 
 class HybridMutator:
-    """The custom mutator given to atheris: `hybrid` under a length limit that starts at `start` bytes
-    and grows by one every `per` mutations up to libFuzzer's max_size (an input already longer keeps
-    its length as the limit), like libFuzzer's own -len_control."""
+    """The custom mutator given to atheris: `hybrid` with a share of generated programs that starts at
+    GEN_FIRST and decays to GEN_FLOOR (syzkaller generates while its corpus is young, then mostly mutates),
+    and edits under a length limit that starts at `start` bytes and grows by one every `per` mutations up
+    to libFuzzer's max_size (an input already longer keeps its length as the limit); generated programs
+    are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator)."""
 
     def __init__(self, start: int = 16, per: int = 100):
         self.start, self.per, self.calls = start, per, 0
 
+    def gen_share(self) -> float:
+        return max(GEN_FLOOR, GEN_FIRST / (1 + self.calls / GEN_HALF))
+
     def __call__(self, data: bytes, max_size: int, seed: int) -> bytes:
         self.calls += 1
         limit = min(max_size, max(self.start + self.calls // self.per, len(data)))
-        return hybrid(data, limit, seed)
+        return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit)

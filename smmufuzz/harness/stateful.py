@@ -10,7 +10,8 @@ import time
 from .codec import IAS_TABLE, M64, _Ctx
 from .ops import PROT_CODES
 from .program import EVICT_WHAT, MAX_OPS, NUM_SIDS, Config, Op, Program
-from .runner import Finding, run_program
+from .random_search import Search
+from .runner import run_program
 
 
 class _Stop(Exception):
@@ -168,16 +169,16 @@ def _machine(variants: list[str], policy: str, deadline: float, state: dict, con
                 state["finding"] = res.findings[0]
                 state["at"] = time.perf_counter()
                 state["execs_at"] = state["execs"]
+                state["program"] = prog
                 raise _Stop("finding")
 
     return ProgramMachine
 
 
 def hypothesis_search(variants: list[str], seconds: float, seed: int, policy: str = "max-cache",
-                      control: list[str] | None = None) -> tuple[Finding | None, float, int]:
+                      control: list[str] | None = None) -> "Search":
     """Run the machine (generate phase only, seeded, no database, no deadline) until a finding (that
-    the `control` variants, if any, do not also give) or `seconds` pass.
-    Returns (first finding or None, seconds to it or spent, programs run)."""
+    the `control` variants, if any, do not also give) or `seconds` pass (a Search)."""
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis import seed as hseed
     from hypothesis.stateful import run_state_machine_as_test
@@ -193,5 +194,5 @@ def hypothesis_search(variants: list[str], seconds: float, seed: int, policy: st
     except Exception:   # _Stop, or Hypothesis' wrapping of it
         pass
     if "finding" in state:
-        return state["finding"], state["at"] - t0, state["execs_at"]
-    return None, time.perf_counter() - t0, state["execs"]
+        return Search(state["finding"], state["at"] - t0, state["execs_at"], state["program"])
+    return Search(None, time.perf_counter() - t0, state["execs"])

@@ -1,0 +1,38 @@
+"""Generation: a fresh program of realistic length from nothing, as syzkaller's generateCall builds each
+call from the resources the calls before it created.
+
+The ops come from random bytes through the codec (its value anchors: block boundaries, 1 GiB and 2 MiB
+sizes, reuse of addresses the program already used), and between them, at GEN_LIVE of the positions, an op
+built from the resources live there (mutator.live_op: unmap what is mapped, DMA through a stream that is
+attached to a domain with mappings, ATS on a stream that is attached, a flush of a domain in use). Blind
+random bytes rarely line those up; a program that does exercises what the gather and invalidation rules
+are about. Deterministic given the rng.
+"""
+
+import random
+
+from .codec import decode
+from .mutator import live_op
+from .program import MAX_OPS, Program
+
+GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) draws
+GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
+
+
+def generate(rng: random.Random) -> Program:
+    """A fresh program: a random configuration and codec ops, with resource-aware ops interleaved."""
+    base = decode(rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
+    ops: list = []
+    sched = []
+    prog = Program(base.config, (), ())
+    for i, op in enumerate(base.ops):
+        if len(ops) >= MAX_OPS:
+            break
+        sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
+        ops.append(op)
+        if len(ops) < MAX_OPS and rng.random() < GEN_LIVE:
+            prog = Program(base.config, tuple(ops), ())
+            new = live_op(prog, len(ops), rng)
+            if new is not None:
+                ops.append(new)
+    return Program(base.config, tuple(ops), tuple(sched))
