@@ -496,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")
     f.add_argument("--mutator", choices=("auto", "default", "hybrid"), default="auto",
-                   help="hybrid: op-level edits half the time, libFuzzer's mutation otherwise; auto (default): "
-                   "hybrid for targets with concurrent (seed-002) variants, libFuzzer's otherwise")
+                   help="hybrid: generated programs while the search is young, then op-level edits half the "
+                   "time and libFuzzer's mutation otherwise; default: libFuzzer's mutation only; auto (the "
+                   "default): hybrid")
     f.set_defaults(fn=cmd_fuzz)
     b = sub.add_parser("bench", help="time and executions to first exposure of each buggy variant, per search mode")
     b.add_argument("--variants", help="comma-separated variants (default: every variant marked buggy)")
