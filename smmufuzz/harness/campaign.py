@@ -33,7 +33,7 @@ from .load import LoadError, load_program
 from .minimize import reproducer_text
 from .runner import run_program
 from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
-from .fuzz_target import input_name
+from .fuzz_target import input_name, race_twin_of
 from .triage import search_schedules, triage
 from .verdict import ORDER, UNEXPECTED, Verdict, classify, counts, counts_text, sort_key, worst
 from .worker import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_OK, Launch, fresh_artifacts
@@ -367,10 +367,11 @@ class Campaign:
             # a race-only input: the finding shows under the schedule search the worker ran on it, which
             # wrote the program it found as crash-race-<sha1>; that twin carries the hit (if it is missing,
             # the program found here is triaged instead)
-            found = search_schedules(prog, t.variants, self.o.policy)
-            twin = found and input_name(os.path.join(self.crash_dir(t), "crash-race-"), found)
-            if found is None or os.path.exists(twin):
-                if found is None:
+            twin = race_twin_of(path)       # a search spread over executions found it during this input
+            found = None if twin else search_schedules(prog, t.variants, self.o.policy)
+            twin = twin or (found and input_name(os.path.join(self.crash_dir(t), "crash-race-"), found))
+            if not twin or os.path.exists(twin):
+                if not twin:
                     self.unreproduced.append(path)
                 else:
                     self.race_only.append((path, twin))

@@ -9,7 +9,7 @@ reader."""
 import random
 import zlib
 
-from .exhaustive import Exploration, _objects, explore_collisions
+from .exhaustive import Exploration, _objects, drain, iter_collisions
 from .mutator import live_op_of
 from .program import Program, touched_domains
 
@@ -56,15 +56,21 @@ def completions(prog: Program, trace, writers: dict, rng: random.Random) -> list
 
 def explore_completions(prog: Program, variant: str, policy: str, trace, writers: dict,
                         observe=None) -> Exploration:
+    """iter_completions, run to its end."""
+    return drain(iter_completions(prog, variant, policy, trace, writers, observe))
+
+
+def iter_completions(prog: Program, variant: str, policy: str, trace, writers: dict, observe=None):
     """Learn prog's lock writers from `trace` (its run under the scheduler), then search the collisions
-    of each completion of its unmatched readers until one gives a finding (seeded by the program)."""
+    of each completion of its unmatched readers until one gives a finding (seeded by the program). A
+    generator yielding after every run."""
     ex = Exploration(variant, len(prog.schedule) + 1)
     if trace is None:
         return ex
     learn_writers(writers, prog, trace)
     rng = random.Random(zlib.crc32(repr((prog.config, prog.ops)).encode()))
     for p in completions(prog, trace, writers, rng):
-        sub = explore_collisions(p, variant, COMPLETION_SCHEDULES, policy, observe=observe)
+        sub = yield from iter_collisions(p, variant, COMPLETION_SCHEDULES, policy, observe=observe)
         ex.schedules += sub.schedules
         if sub.findings:
             ex.findings = sub.findings

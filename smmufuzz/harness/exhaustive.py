@@ -206,9 +206,10 @@ def _far_pairs(near: list[tuple[int, int]], n: int, trace, far: int = 3) -> list
     return out
 
 
-def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe, follow=None) -> Exploration:
-    """Run each program (one more switch than the input) until one gives a finding; `follow(program,
-    trace)` may return programs to run next (not counted in the iterable)."""
+def each_run(ex: Exploration, progs, variant: str, policy: str, observe, follow=None):
+    """Generator: run each program (one more switch than the input), yielding after every run, until one
+    gives a finding; `follow(program, trace)` may return programs to run next (not counted in the
+    iterable). Returns `ex`."""
     todo = deque()
     progs = iter(progs)
     while True:
@@ -219,6 +220,7 @@ def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe, f
         ex.schedules += 1
         if observe is not None:
             observe(p)
+        yield
         if r.finding is not None:
             ex._counts[r.finding.kind] = 1
             ex.findings.append((p, r.finding))
@@ -226,6 +228,15 @@ def _first_finding(ex: Exploration, progs, variant: str, policy: str, observe, f
         if follow is not None and r.trace is not None:
             todo.extend(follow(p, r.trace))
     return ex
+
+
+def drain(steps):
+    """Run a search generator (each_run, iter_races, ...) to its end; what it returns."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def _base_trace(ex: Exploration, prog: Program, variant: str, policy: str):
@@ -245,6 +256,12 @@ FAR_COLLISIONS = 4      # collisions of a reader and a writer of one rwlock far 
 
 def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
                        trace=None, observe=None) -> Exploration:
+    """iter_collisions, run to its end."""
+    return drain(iter_collisions(prog, variant, budget, policy, trace, observe))
+
+
+def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
+                    trace=None, observe=None):
     """Up to `budget` of prog's collide_candidates for adjacent pairs (op i and the next op on a common
     domain) on one variant: those in a conflict window first, the rest of the budget a sample drawn by a
     generator seeded from the program itself (the same program always tries the same ones; its mutants,
@@ -252,12 +269,14 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
     conflict window. A collision whose moved op waits for a lock is followed by switches at that wait to
     an interrupt (wait_followers).
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
-    `observe(program)` is called after each run."""
+    `observe(program)` is called after each run. A generator yielding after every run (each_run)."""
     ex = Exploration(variant, len(prog.schedule) + 1)
     near = _colliding_pairs(prog)
     if not near:
         return ex
-    trace = trace or _base_trace(ex, prog, variant, policy)
+    if trace is None:
+        trace = _base_trace(ex, prog, variant, policy)
+        yield
     if trace is None:
         return ex
     ex.trace = trace
@@ -279,8 +298,8 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
             pair_of[p] = switch[0]
             yield p
 
-    return _first_finding(ex, progs(), variant, policy, observe,
-                          lambda p, tr: wait_followers(p, pair_of[p], tr) if p in pair_of else [])
+    return (yield from each_run(ex, progs(), variant, policy, observe,
+                                lambda p, tr: wait_followers(p, pair_of[p], tr) if p in pair_of else []))
 
 
 def _spread(cands: list, rng: random.Random) -> list:
@@ -330,19 +349,28 @@ def wait_followers(prog: Program, i: int, trace) -> list[Program]:
 
 def explore_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
                   trace=None, shared_only: bool = True, observe=None) -> Exploration:
+    """iter_races, run to its end."""
+    return drain(iter_races(prog, variant, budget, policy, trace, shared_only, observe))
+
+
+def iter_races(prog: Program, variant: str, budget: int, policy: str = "max-cache",
+               trace=None, shared_only: bool = True, observe=None):
     """Up to `budget` schedules of prog on one variant that add one switch to its own, best first
     (race_candidates): the fuzz target's quick look for the instant at which two ops it put side by
     side race (by default only pairs that touch a common domain). `trace`: the variant's run of prog
-    under its own schedule, if the caller has it; `observe(program)` is called after each run."""
+    under its own schedule, if the caller has it; `observe(program)` is called after each run. A
+    generator yielding after every run (each_run)."""
     ex = Exploration(variant, len(prog.schedule) + 1)
-    trace = trace or _base_trace(ex, prog, variant, policy)
+    if trace is None:
+        trace = _base_trace(ex, prog, variant, policy)
+        yield
     if trace is None:
         return ex
     taken = {(i, a) for i, a, _c in prog.schedule}
     cands = [c for c in race_candidates(prog, trace, shared_only) if c[0][:2] not in taken]
     ex.complete = len(cands) <= budget
     progs = (Program(prog.config, prog.ops, tuple(sorted(prog.schedule + (sw,)))) for (sw,) in cands[:budget])
-    return _first_finding(ex, progs, variant, policy, observe, wait_switches)
+    return (yield from each_run(ex, progs, variant, policy, observe, wait_switches))
 
 
 def wait_switches(prog: Program, trace) -> list[Program]:

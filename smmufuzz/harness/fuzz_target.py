@@ -105,7 +105,8 @@ def _write_input(prefix: str, prog) -> None:
         f.write(encode(prog))
 
 
-def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=None, writers: dict | None = None):
+def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | None, observe=None,
+               writers: dict | None = None):
     """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
     ops, not also the instant: for a concurrent input, schedules with one more switch (at most
     RACE_SCHEDULES per variant, earliest steps first); for any input, a sample of COLLIDE_SCHEDULES
@@ -113,25 +114,50 @@ def _race(prog, res, variants: list[str], policy: str, artifacts: str, observe=N
     finding is written as its own input beside libFuzzer's artifacts (the raw input alone replays clean),
     input_name(artifacts + "crash-race-", found) (`artifacts` None: not written);
     `observe(program)` after each run. Then, with `writers` (the lock writers learned so far), the
-    collisions of the program completed with a writer after a reader of a rwlock (complete.py)."""
-    from smmufuzz.harness.complete import explore_completions
-    from smmufuzz.harness.exhaustive import explore_collisions, explore_races
+    collisions of the program completed with a writer after a reader of a rwlock (complete.py).
+    A generator yielding after every run (race_queue.py spreads it over executions); returns
+    (found program, its result) or None."""
+    from smmufuzz.harness.complete import iter_completions
+    from smmufuzz.harness.exhaustive import iter_collisions, iter_races
     from smmufuzz.harness.runner import run_program
     budget = race_budget(prog)
     for v, run in zip(variants, res.runs):
         ex = None
         if prog.concurrent():
-            ex = explore_races(prog, v, budget, policy, run.trace, observe=observe)
+            ex = yield from iter_races(prog, v, budget, policy, run.trace, observe=observe)
         if not (ex and ex.findings):
-            ex = explore_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace, observe=observe)
+            ex = yield from iter_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace,
+                                            observe=observe)
         if not ex.findings and writers is not None:
-            ex = explore_completions(prog, v, policy, ex.trace or run.trace, writers, observe)
+            ex = yield from iter_completions(prog, v, policy, ex.trace or run.trace, writers, observe)
         if ex and ex.findings:
             found = ex.findings[0][0]
             if artifacts is not None:
                 _write_input(f"{artifacts}crash-race-", found)
             return found, run_program(found, variants, policy)
     return None
+
+
+def _race(prog, res, variants: list[str], policy: str, artifacts: str | None, observe=None,
+          writers: dict | None = None):
+    """race_steps, run to its end (triage's search of one crash input)."""
+    from smmufuzz.harness.exhaustive import drain
+    return drain(race_steps(prog, res, variants, policy, artifacts, observe, writers))
+
+
+RACE_OF = "race-of-"       # beside the artifacts: race-of-<sha1 of the crash input> names the crash-race-* twin
+
+
+def race_twin_of(crash_path: str) -> str | None:
+    """The crash-race-* input a spread search found while libFuzzer ran the crash input at `crash_path`
+    (its race-of-* note), if there is one: the raw input is not the program that gave the finding."""
+    d, name = os.path.split(crash_path)
+    try:
+        with open(os.path.join(d, RACE_OF + name.split("-", 1)[-1])) as f:
+            twin = os.path.join(d, f.read().strip())
+    except OSError:
+        return None
+    return twin if os.path.exists(twin) else None
 
 
 def _kernel_preload(target_variants: list[str], argv: list[str]) -> None:
@@ -163,6 +189,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     name without .txt runs the same program (load.py)."""
     from smmufuzz.harness import feature_cov
     from smmufuzz.harness.codec import decode
+    from smmufuzz.harness.race_queue import RaceQueue
     from smmufuzz.harness.runner import run_program
     from smmufuzz.harness.sched import DEFAULT_PREEMPTIONS
     if tally is None:
@@ -172,6 +199,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     searches_races = explores(target_variants)
     writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
+    queue = RaceQueue()
 
     def keep_fresh(found) -> None:
         """A searched schedule that reached an interleaving or cache shape this process had not seen is
@@ -179,6 +207,15 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
         searched from there."""
         if feature_cov.take_fresh() and corpus:
             _write_input(os.path.join(corpus, "sched-"), found)
+
+    def search(prog, res):
+        """race_steps of one input; a clean end is remembered (many byte strings decode to one program)."""
+        found = yield from race_steps(prog, res, target_variants, policy, artifacts, keep_fresh, writers)
+        if found is None:
+            if len(raced_clean) >= RACED_CLEAN_MAX:
+                raced_clean.clear()
+            raced_clean.add(prog)
+        return found
 
     def test_one_input(data: bytes) -> None:
         tally.maybe_flush()
@@ -188,19 +225,22 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                 with open(clock, "a") as f:
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
+        found = None
+        feature_cov.take_fresh()
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
-        if not res.findings and searches_races and len(prog.schedule) < DEFAULT_PREEMPTIONS \
-                and prog not in raced_clean:
-            feature_cov.take_fresh()
-            found = _race(prog, res, target_variants, policy, artifacts, keep_fresh, writers)
+        if searches_races:
+            queue.ran(len(target_variants))
+            if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
+                queue.offer(search(prog, res), feature_cov.take_fresh())
+            found = None if res.findings else queue.advance()
             if found:
                 prog, res = found
-            else:           # many byte strings decode to one program: search its schedules once
-                if len(raced_clean) >= RACED_CLEAN_MAX:
-                    raced_clean.clear()
-                raced_clean.add(prog)
         if res.findings and not tally.tolerate(res.findings, prog) \
                 and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
+            if found and artifacts is not None:     # libFuzzer saves this input: name the program that gave it
+                import hashlib
+                with open(f"{artifacts}{RACE_OF}{hashlib.sha1(data).hexdigest()}", "w") as f:
+                    f.write(os.path.basename(input_name(f"{artifacts}crash-race-", prog)) + "\n")
             if clock:
                 with open(clock, "a") as f:
                     f.write(f"found {time.time()} {calls[0]}\n")

@@ -1,0 +1,70 @@
+"""The fuzz target's schedule searches spread over executions (race_queue.py, fuzz_target.race_steps)."""
+
+from smmufuzz.harness.codec import encode
+from smmufuzz.harness.fuzz_target import FindingError, one_input
+from smmufuzz.harness.program import parse
+from smmufuzz.harness.race_queue import RaceQueue
+
+
+def _search(name, runs, log, result=None):
+    for i in range(runs):
+        log.append((name, i))
+        yield
+    return result
+
+
+def test_searches_stay_within_their_share_of_the_runs_and_fresh_ones_go_first():
+    q, log = RaceQueue(share=1 / 3), []
+    q.offer(_search("dull", 50, log), fresh=False)
+    q.offer(_search("dull2", 50, log), fresh=False)      # something waits: not queued
+    for k in range(30):
+        q.ran(4)                                          # an input's own runs on four variants
+        if k == 3:
+            q.offer(_search("fresh", 5, log, result="found"), fresh=True)
+        got = q.advance()
+        assert q.searched <= 0.5 * q.own + 1
+        if got:
+            break
+    names = [n for n, _i in log]
+    assert "dull2" not in names
+    assert got == "found"
+    first_fresh = names.index("fresh")
+    assert all(n == "fresh" for n in names[first_fresh:first_fresh + 5])   # ahead of the dull one's rest
+    assert q.searched == len(log) and q.searched <= q.own / 2 + 1
+
+
+def test_a_search_spread_over_later_inputs_raises_with_the_program_it_found_and_names_it(tmp_path, monkeypatch):
+    """invs:no-mb (B12(d)) on corpus/seeds/invs_b12d.txt without its switch: the finding needs one more
+    switch, which only the schedule search tries. With a share of 1/21 the search's run waits for 20 runs
+    of later (dull) inputs; the input during which it ends raises with the found program's text and
+    leaves a race-of-* note naming that program's crash-race-* input for the campaign's triage."""
+    import hashlib
+    import os
+
+    from smmufuzz.harness import race_queue
+    from smmufuzz.harness.fuzz_target import race_twin_of
+    from smmufuzz.harness.runner import run_program
+    monkeypatch.setattr(race_queue, "SHARE", 1 / 21)
+    seed = os.path.join(os.path.dirname(__file__), "..", "corpus", "seeds", "invs_b12d.txt")
+    with open(seed) as fh:
+        prog = parse(fh.read().replace("preempt(after=1, to=cpu0)\n", ""))
+    assert not prog.schedule and not run_program(prog, ["invs:no-mb"], "max-cache").findings
+    art = str(tmp_path) + "/"
+    f = one_input(["invs:no-mb"], "max-cache", art)
+    f(encode(prog))                          # queued; its first run waits for the share
+    dull = encode(parse(prog.text().splitlines()[0]))       # the configuration alone: no ops
+    raised = None
+    for n in range(1, 40):
+        try:
+            f(dull)
+        except FindingError as e:
+            raised = (n, str(e))
+            break
+    assert raised, "the queued search never ran"
+    n, text = raised
+    assert n >= 15, n                        # spread: not on the queued input's own execution
+    assert "--- program ---" in text and "preempt(" in text.split("--- program ---")[1]
+    crash = tmp_path / ("crash-" + hashlib.sha1(dull).hexdigest())
+    crash.write_bytes(dull)
+    twin = race_twin_of(str(crash))
+    assert twin is not None and os.path.basename(twin).startswith("crash-race-")
