@@ -10,7 +10,9 @@ import tests.broken_variants  # noqa: F401  (registers test-wrong-pa)
 from smmufuzz.harness.bench import Exposure, expose
 from smmufuzz.harness.bench_report import format_markdown, format_text, summarize, svg_plot
 from smmufuzz.harness.cli import main
+from smmufuzz.harness.program import parse
 from smmufuzz.harness.random_search import random_search
+from smmufuzz.harness.runner import run_program
 
 PLANTED = "test-wrong-pa"
 
@@ -65,6 +67,25 @@ def test_cli_writes_json_markdown_and_plot(tmp_path, capsys):
     assert data["meta"]["command"].startswith("smmufuzz bench")
     assert (out / "results.md").read_text().count("|") > 10
     assert (out / "index.html").read_text().count("<svg") == 1
+
+
+def test_a_named_control_is_used_and_the_exposing_program_kept(tmp_path, capsys):
+    out = tmp_path / "res"
+    rc = main(["bench", "--load", "tests.broken_variants", "--variants", PLANTED, "--modes", "random,generate",
+               "--seeds", "1", "--cap", "20", "--control", "smmuv3", "--out", str(out)])
+    assert rc == 0
+    assert f"control for {PLANTED}: smmuv3" in capsys.readouterr().out
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["controls"] == {PLANTED: ["smmuv3"]}
+    for r in data["runs"]:                    # each in-process mode's program replays to a finding
+        assert r["found"] and r["program"]
+        assert run_program(parse(r["program"]), [PLANTED]).findings
+    assert "Minimised programs" in (out / "results.md").read_text()
+
+
+def test_a_buggy_control_is_a_usage_error(capsys):
+    assert main(["bench", "--variants", "smmuv3", "--control", "pt:A"]) == 2
+    assert "must be a variant marked correct" in capsys.readouterr().err
 
 
 def test_unknown_mode_is_a_usage_error(capsys):

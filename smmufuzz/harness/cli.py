@@ -299,8 +299,18 @@ def cmd_bench(args) -> int:
                                                                                if v.buggy]
     for n in names:
         variant(n)
+    if args.control == "auto":
+        controls = {n: control_for(n) for n in names}
+    elif args.control == "none":
+        controls = {}
+    else:                       # named: every benched variant's finding must not show on these
+        named = [c for c in args.control.split(",") if c]
+        for c in named:
+            if variant(c).buggy:
+                raise UsageError(f"--control {c}: a control must be a variant marked correct")
+        controls = {n: named for n in names}
     kernel_cli.prepare(names)
-    kernel_cli.prepare_fuzz(names + [c for n in names for c in (control_for(n) if args.control == "auto" else [])])
+    kernel_cli.prepare_fuzz(names + [c for cs in controls.values() for c in cs])
     modes = [m for m in args.modes.split(",") if m]
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -314,7 +324,6 @@ def cmd_bench(args) -> int:
     command = "smmufuzz " + " ".join(args.argv)
     print(f"smmufuzz bench: {len(names)} variant(s) x modes {', '.join(modes)} x seeds {seeds}; cap {args.cap}s "
           f"per run; policy {args.policy}; results in {args.out}", flush=True)
-    controls = {n: control_for(n) for n in names} if args.control == "auto" else {}
     for n, c in controls.items():
         print(f"  control for {n}: {', '.join(c)} (a finding it also gives does not count)")
     meta = {"command": command.strip(), "cap": args.cap, "seeds": seeds, "policy": args.policy, "modes": modes,
@@ -508,8 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--first-seed", type=int, default=1)
     b.add_argument("--cap", type=int, default=120, metavar="SECONDS", help="give up on a run after this long")
     b.add_argument("--out", default="bench-results", help="results directory (JSON, Markdown, SVG, HTML)")
-    b.add_argument("--control", choices=("auto", "none"), default="auto",
-                   help="auto: a finding the variant's correct sibling also gives does not count")
+    b.add_argument("--control", default="auto", metavar="auto|none|VARIANT[,VARIANT]",
+                   help="a finding these correct variants also give on the same program does not count: auto "
+                   "(the default), each variant's nearest correct sibling; VARIANT: named (e.g. for a plugin's "
+                   "variants); none: every finding counts")
     b.add_argument("--policy", choices=POLICIES, default="max-cache")
     b.add_argument("--load", action="append", default=[], metavar="MODULE",
                    help="import a module that registers extra variants")
