@@ -28,10 +28,33 @@ def test_cache_shape_shows_the_orphan_stale_entry_b12c_leaves(monkeypatch):
     monkeypatch.setattr(feature_cov, "_cache_shapes", [True])
     monkeypatch.setattr(feature_cov, "cache_event", lambda kind, shape: shapes.append((kind, shape)))
     run_program(prog, [header["target"]])
-    assert ("detach", frozenset({"orphan/same"})) in shapes and ("unmap", frozenset({"orphan/gone"})) in shapes
+    assert ("detach", frozenset({"orphan/same"})) in shapes and ("unmap", frozenset({"orphan/gone-none"})) in shapes
     shapes.clear()
     run_program(prog, ["invs:merged"])
     assert not any(s for k, s in shapes if k in ("detach", "unmap"))
+
+
+def test_cache_shape_tells_a_block_cached_while_a_table_replaces_it(monkeypatch):
+    """A 2 MiB block in the TLB (and a 4 KiB piece of it in the ATC) unmapped without a sync, then a page
+    mapped at its address: the walk now ends in a smaller leaf (gone-split); the sync drops both."""
+    from smmufuzz.harness.program import parse
+    prog = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
+iommu_attach_device(d0, sid=0)
+pci_ats(sid=0, on=1)
+iommu_map(d0, iova=0x200000, paddr=0x80200000, size=0x200000, prot=RW)
+ats_translate(sid=0, iova=0x200000)
+iommu_unmap_fast(d0, iova=0x200000, size=0x200000, gather=g0)
+iommu_map(d0, iova=0x200000, paddr=0x80200000, size=0x1000, prot=RW)
+iommu_iotlb_sync(d0, gather=g0)
+""")
+    shapes = []
+    monkeypatch.setattr(feature_cov, "_cache_shapes", [True])
+    monkeypatch.setattr(feature_cov, "cache_event", lambda kind, shape: shapes.append(shape))
+    run_program(prog, ["smmuv3"])
+    assert shapes[3] == {"atc/same", "live/same"}                    # after ats_translate
+    assert shapes[4] == {"atc/gone-none", "live/gone-none"}          # unmap_fast, no sync yet
+    assert {"live/gone-split", "live/same"} <= shapes[5] and "atc/gone-none" not in shapes[5]
+    assert shapes[6] == {"atc/same", "live/same"}                    # the sync
 
 
 def test_alias_event_marks_an_install_inside_another_attachs_window(monkeypatch):

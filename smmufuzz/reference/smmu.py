@@ -7,6 +7,7 @@ operation and at every command publication, so a fill racing an invalidation is 
 Compact IOTLB bookkeeping in the spirit of QEMU hw/arm/smmu-common.c (smmu_iotlb_insert/lookup).
 """
 
+import bisect
 from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
@@ -609,28 +610,55 @@ class Smmu:
                     atc[(k[1], k[2], k[3], k[4])] = seq
 
     def cache_shape(self, limit: int = 256) -> frozenset:
-        """The kinds of entry the TLB holds (the first `limit`) and whether an ATC holds any, for coverage:
-        "live"/"orphan" (its tag is / is not selected by a current STE) + "/same"/"/gone" (the latest STE
-        with its tag still walks to / no longer walks to it). An orphan/gone entry is a stale
-        translation nobody invalidated that a stream re-attached to its tag would hit."""
+        """The kinds of entry the TLB holds (the first `limit`) and the ATCs hold, for coverage: TLB entries
+        "live"/"orphan" (its tag is / is not selected by a current STE) + "/same" (the latest STE with its
+        tag still walks to it) or, gone, what the walk finds at its address now: "/gone-none" (unmapped),
+        "/gone-split" (a smaller leaf: a block cached while a table replaced it), "/gone-merge" (a larger
+        leaf), "/gone-moved" (another output or permissions); ATC entries "atc/same" or "atc/gone" (a
+        translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
+        An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
+        would hit."""
         memo = (self.mem.version, self.strtab_ver, self.cache_ver, len(self.tlb), len(self.atc))
         if memo == self._shape_memo[0]:
             return self._shape_memo[1]
         live = {ste.tag for ste in self.strtab.values() if ste.translates}
-        leafsets: dict[tuple, set] = {}
+        walks: dict = {}
         kinds = set()
+
+        def walk(ste) -> tuple[list[int], list]:
+            """The leaves the STE's tables give now, sorted by address, and their addresses."""
+            w = walks.get(id(ste))
+            if w is None:
+                leaves = sorted(self.tree(ste)[0], key=lambda lf: lf.va) if ste is not None else []
+                w = walks[id(ste)] = ([lf.va for lf in leaves], leaves)
+            return w
+
+        def now(w, va: int, span: int, pa: int, perms, whole: bool = True) -> str:
+            """What the walk gives at an entry's address against what the entry holds (a TLB entry is a
+            whole leaf; an ATC entry, `whole` False, a 4 KiB piece of one)."""
+            vas, leaves = w
+            j = bisect.bisect_right(vas, va) - 1
+            if j < 0 or not leaves[j].va <= va < leaves[j].va + leaves[j].span:
+                return "gone-none"
+            lf = leaves[j]
+            if va + span > lf.va + lf.span:
+                return "gone-split"
+            if whole and lf.span > span:
+                return "gone-merge"
+            return "gone-moved" if lf.pa + (va - lf.va) != pa or lf.perms != perms else "same"
+
         for n, key in enumerate(self.tlb):
-            if n >= limit or len(kinds) == 4:
+            if n >= limit:
                 break
             tag = key[0]
-            ls = leafsets.get(tag)
-            if ls is None:
-                ste = self.tag_ste.get(tag)
-                leaves = self.tree(ste)[0] if ste is not None else ()
-                ls = leafsets[tag] = {(lf.va, lf.span, lf.pa, lf.perms, lf.level) for lf in leaves}
-            kinds.add(("live" if tag in live else "orphan") + ("/same" if key[1:6] in ls else "/gone"))
-        if any(self.atc.values()):
-            kinds.add("atc")
+            kinds.add(("live" if tag in live else "orphan") + "/" + now(walk(self.tag_ste.get(tag)), *key[1:5]))
+        for sid, entries in self.atc.items():
+            ste = self.strtab.get(sid)
+            w = walk(ste if ste is not None and ste.translates else None)
+            for n, entry in enumerate(entries):
+                if n >= limit:
+                    break
+                kinds.add("atc/" + now(w, *entry, whole=False))
         self._shape_memo = (memo, frozenset(kinds))
         return self._shape_memo[1]
 
