@@ -298,3 +298,23 @@ def test_a_missing_or_reshaped_core_function_is_one_line_exit_2(tmp_path, case):
     b = session.get(False)
     assert b.ccore_missing and want in b.ccore_missing and "\n" not in b.ccore_missing
     assert run_program(parse(open(B1).read()), ["kc:arm-smmu"]).runs[0].finding is None
+
+
+def test_robins_draft_as_posted_compiles_and_corrupts_the_stack(tmp_path):
+    """The port without its `&` repair: add_range on &iotlb_gather (the pointer's stack slot)."""
+    _tree()
+    with open(SEED000["robin-draft"]) as f:
+        text = f.read()
+    posted = text.replace("add_range(iotlb_gather, iova, unmapped_page)", "add_range(&iotlb_gather, iova, unmapped_page)")
+    assert posted != text
+    (tmp_path / "robin-draft-posted.diff").write_text(posted)
+    session.configure(patches=[SKIP_EMPTY, str(tmp_path / "robin-draft-posted.diff")])
+    assert session.get(True).ccore_missing is None
+    assert _kinds(B1, "kc-core-patched:arm-smmu") == ["MISSED_INVALIDATION"]     # the real gather stays empty
+    prog = parse("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                 "iommu_attach_device(d0, sid=0)\n"
+                 "iommu_map(d0, iova=0x1ff000, paddr=0x801ff000, size=0x202000, prot=RW)\n"
+                 "iommu_unmap(d0, iova=0x1ff000, size=0x202000)\n")
+    (f,) = run_program(prog, ["kc-core-patched:arm-smmu"]).findings
+    assert f.kind == "CRASH" and "SIGSEGV" in f.message and "__iommu_unmap iommu.c:" in f.message
+    assert [x.kind for x in run_program(prog, ["gather:robin-draft:arm-smmu"]).findings] == []   # the model's draft

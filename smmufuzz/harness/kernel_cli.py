@@ -60,6 +60,8 @@ def cmd_setup(args) -> int:
     print(f"build: {b.lib}")
     print("  io-pgtable.h offers: " + (", ".join(k for k, v in b.features.items() if v) or "nothing optional"))
     print("  iommu.h gather helpers: " + (f"not built: {b.core_missing}" if b.core_missing else "built (csrc/gather.c)"))
+    print("  iommu.c map/unmap path: " + (f"not built: {b.ccore_missing}" if b.ccore_missing else
+                                        "built (csrc/core.c + gen/iommu_core_gen.c, for the kc-core:* variants)"))
     if session.patch_specs():
         p = session.get(True)
         print(f"patched build ({p.label}): {p.lib}")
