@@ -275,7 +275,7 @@ def _tree_copy(tmp_path, edit):
 
 
 @pytest.mark.parametrize("case", ["renamed", "reshaped"])
-def test_a_missing_or_reshaped_core_function_is_one_line_exit_2(tmp_path, case):
+def test_a_missing_or_reshaped_core_function_is_one_line_exit_2(tmp_path, monkeypatch, case):
     if case == "renamed":
         edit = lambda s: s.replace("size_t iommu_unmap_fast(", "size_t iommu_unmap_fast_renamed(", 1)  # noqa: E731
         want = "no definition of iommu_unmap_fast()"
@@ -294,7 +294,8 @@ def test_a_missing_or_reshaped_core_function_is_one_line_exit_2(tmp_path, case):
         err = r.stderr.strip().splitlines()
         assert len([ln for ln in err if ccore.SOURCE in ln]) == 1 and want in r.stderr, r.stderr
     # the rest of the tree still builds: the io-pgtable variants run
-    session.configure(tree=tree)
+    monkeypatch.setenv(session.ENV_TREE, tree)
+    session._builds.clear()
     b = session.get(False)
     assert b.ccore_missing and want in b.ccore_missing and "\n" not in b.ccore_missing
     assert run_program(parse(open(B1).read()), ["kc:arm-smmu"]).runs[0].finding is None

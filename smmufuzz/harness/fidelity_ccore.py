@@ -10,12 +10,12 @@ keeps one sequence, shrunk, with the first call where the two part.
 """
 
 import random
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..kernel.cdomain import CCore
 from ..variants import gather as G
 from ..variants.core import Domain
+from .fidelity_core import CoreResult, format_classes, search
 
 M64 = (1 << 64) - 1
 ENOMEM, EEXIST, EIO = 12, 17, 5
@@ -270,21 +270,6 @@ def random_sequence(rng: random.Random, max_len: int = 16) -> Sequence:
 
 
 # ---- the check ---------------------------------------------------------------------------------
-def shrink(seq: Sequence, keeps, budget: int = 300) -> Sequence:
-    """Delete steps while keeps(sequence) holds (fidelity.shrink)."""
-    from .fidelity import shrink as shrink_items
-    return shrink_items(seq, keeps, budget, items=lambda s: s.steps, first=0)
-
-
-@dataclass
-class MapResult:
-    sequences: int = 0
-    steps: int = 0
-    by_class: dict = field(default_factory=dict)     # class -> [count, sequence, step, detail]
-    seen: Counter = field(default_factory=Counter)   # what the C did: "map: -12", "unmap_fast: driver synced", ...
-    core: str = ""
-
-
 def _outcomes(seq: Sequence, states: list[State]):
     for s, st in zip(seq.steps, states):
         if s.op in ("map", "map_sg"):
@@ -299,35 +284,13 @@ def _outcomes(seq: Sequence, states: list[State]):
             yield f"{s.op}: map_pages with count > 1"
 
 
-def check(n: int, seed: int, lib, core_cls, progress=None) -> MapResult:
+def check(n: int, seed: int, lib, core_cls, progress=None) -> CoreResult:
     """n random sequences on the model (core_cls) and on the C core in lib."""
-    rng = random.Random(seed)
-    res = MapResult(core=core_cls.__name__)
-    for _ in range(n):
-        seq = random_sequence(rng)
-        res.sequences += 1
-        res.steps += len(seq.steps)
-        res.seen.update(_outcomes(seq, run(seq, c_core(lib))))
-        for cls, step, detail in compare(seq, core_cls, lib):
-            slot = res.by_class.get(cls)
-            if slot is not None:
-                slot[0] += 1
-                continue
-            small = shrink(seq, lambda s, k=cls: any(d[0] == k for d in compare(s, core_cls, lib)))
-            d = next(x for x in compare(small, core_cls, lib) if x[0] == cls)
-            res.by_class[cls] = [1, small, d[1], d[2]]
-            if progress:
-                progress(f"core layer (map/unmap): new difference: {cls} (sequence {res.sequences})")
-    return res
+    return search(n, seed, CoreResult(core=core_cls.__name__), random_sequence, lambda s: compare(s, core_cls, lib),
+                  lambda s: run(s, c_core(lib)), _outcomes, label="core layer (map/unmap)", progress=progress)
 
 
-def format_result(res: MapResult, version_text: str = "") -> str:
-    head = (f"core layer: {res.sequences} map/unmap sequences ({res.steps} calls), variants/core.py {res.core} vs "
-            f"drivers/iommu/iommu.c{' of linux ' + version_text if version_text else ''}")
-    if not res.by_class:
-        return head + ": no difference"
-    lines = [head + f": {len(res.by_class)} class(es) of difference"]
-    for cls, (count, seq, step, detail) in sorted(res.by_class.items()):
-        lines.append(f"\n{cls}, in {count} sequence(s); smallest, at call {step} ({seq.steps[step].text()}): {detail}")
-        lines.append("    " + seq.text().replace("\n", "\n    "))
-    return "\n".join(lines)
+def format_result(res: CoreResult, version_text: str = "") -> str:
+    return format_classes(f"core layer: {res.sequences} map/unmap sequences ({res.steps} calls), variants/core.py "
+                          f"{res.core} vs drivers/iommu/iommu.c{' of linux ' + version_text if version_text else ''}",
+                          res.by_class)

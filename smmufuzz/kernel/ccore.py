@@ -11,7 +11,7 @@ or reshaped function is a one-line ExtractError naming it.
 import os
 import re
 
-from .extract import ExtractError, Source, blank
+from .extract import ExtractError, Source, blank, check_shapes
 
 SOURCE = "drivers/iommu/iommu.c"
 HEADER = "include/linux/iommu.h"
@@ -87,16 +87,7 @@ def _prototype(d) -> str:
 
 def check_header(path: str) -> str | None:
     """None if the tree's iommu.h has the structs and inlines core.c uses, in that shape; else one line."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        src = Source(f.read(), HEADER, CONFIG)
-    try:
-        for name, members in STRUCTS.items():
-            src.require_struct(name, members)
-        for name, params in HEADER_FUNCTIONS.items():
-            src.require_function(name, params)
-    except ExtractError as e:
-        return str(e)
-    return None
+    return check_shapes(path, HEADER, CONFIG, STRUCTS, HEADER_FUNCTIONS)
 
 
 def generate(tree_dir: str, out_dir: str) -> list[str]:
