@@ -196,10 +196,41 @@ def random_sequence(rng: random.Random, max_len: int = 30) -> Sequence:
 
 
 # ---- the check ---------------------------------------------------------------------------------
-def shrink(seq: Sequence, keeps, budget: int = 300) -> Sequence:
-    """Delete steps after the first init while keeps(sequence) holds (fidelity.shrink)."""
-    from .fidelity import shrink as shrink_items
-    return shrink_items(seq, keeps, budget, items=lambda s: s.steps, first=1)
+def search(n: int, seed: int, res, random_sequence, differences, c_states, outcomes, first: int = 0,
+           label: str = "core layer", progress=None):
+    """n random sequences (random_sequence(rng)) into res: what the C did (outcomes of c_states), and each
+    class of difference (differences(seq): (class, step, what)) once, counted, with its sequence shrunk by
+    deleting steps from index `first` on (fidelity.shrink)."""
+    from .fidelity import shrink
+    rng = random.Random(seed)
+    for _ in range(n):
+        seq = random_sequence(rng)
+        res.sequences += 1
+        res.steps += len(seq.steps)
+        res.seen.update(outcomes(seq, c_states(seq)))
+        for cls, step, detail in differences(seq):
+            slot = res.by_class.get(cls)
+            if slot is not None:
+                slot[0] += 1
+                continue
+            small = shrink(seq, lambda s, k=cls: any(d[0] == k for d in differences(s)), items=lambda s: s.steps,
+                           first=first)
+            d = next(x for x in differences(small) if x[0] == cls)
+            res.by_class[cls] = [1, small, d[1], d[2]]
+            if progress:
+                progress(f"{label}: new difference: {cls} (sequence {res.sequences})")
+    return res
+
+
+def format_classes(head: str, by_class: dict) -> str:
+    """head, then each class of difference with its smallest sequence and the call where model and C part."""
+    if not by_class:
+        return head + ": no difference"
+    lines = [head + f": {len(by_class)} class(es) of difference"]
+    for cls, (count, seq, step, detail) in sorted(by_class.items()):
+        lines.append(f"\n{cls}, in {count} sequence(s); smallest, at call {step} ({seq.steps[step].text()}): {detail}")
+        lines.append("    " + seq.text().replace("\n", "\n    "))
+    return "\n".join(lines)
 
 
 @dataclass
@@ -226,24 +257,8 @@ def _outcomes(seq: Sequence, states: list[State]):
 
 def check(n: int, seed: int, lib, core_cls, progress=None) -> CoreResult:
     """n random sequences on the model (with core_cls's iotlb_sync) and on the C in lib."""
-    rng = random.Random(seed)
-    res = CoreResult(core=core_cls.__name__)
-    for _ in range(n):
-        seq = random_sequence(rng)
-        res.sequences += 1
-        res.steps += len(seq.steps)
-        res.seen.update(_outcomes(seq, run_c(seq, lib)))
-        for cls, step, detail in compare(seq, core_cls, lib):
-            slot = res.by_class.get(cls)
-            if slot is not None:
-                slot[0] += 1
-                continue
-            small = shrink(seq, lambda s, k=cls: any(d[0] == k for d in compare(s, core_cls, lib)))
-            d = next(x for x in compare(small, core_cls, lib) if x[0] == cls)
-            res.by_class[cls] = [1, small, d[1], d[2]]
-            if progress:
-                progress(f"core layer: new difference: {cls} (sequence {res.sequences})")
-    return res
+    return search(n, seed, CoreResult(core=core_cls.__name__), random_sequence, lambda s: compare(s, core_cls, lib),
+                  lambda s: run_c(s, lib), _outcomes, first=1, progress=progress)
 
 
 def check_build(n: int, seed: int, build, lib, progress=None) -> CoreResult:
@@ -260,10 +275,4 @@ def format_result(res: CoreResult, version_text: str = "") -> str:
         return f"core layer: not checked: the tree's gather helpers were not built: {res.missing}"
     head = (f"core layer: {res.sequences} gather sequences ({res.steps} calls), variants/gather.py with "
             f"{res.core}'s iotlb_sync vs include/linux/iommu.h{' of linux ' + version_text if version_text else ''}")
-    if not res.by_class:
-        return head + ": no difference"
-    lines = [head + f": {len(res.by_class)} class(es) of difference"]
-    for cls, (count, seq, step, detail) in sorted(res.by_class.items()):
-        lines.append(f"\n{cls}, in {count} sequence(s); smallest, at call {step} ({seq.steps[step].text()}): {detail}")
-        lines.append("    " + seq.text().replace("\n", "\n    "))
-    return "\n".join(lines)
+    return format_classes(head, res.by_class)

@@ -60,6 +60,8 @@ def cmd_setup(args) -> int:
     print(f"build: {b.lib}")
     print("  io-pgtable.h offers: " + (", ".join(k for k, v in b.features.items() if v) or "nothing optional"))
     print("  iommu.h gather helpers: " + (f"not built: {b.core_missing}" if b.core_missing else "built (csrc/gather.c)"))
+    print("  iommu.c map/unmap path: " + (f"not built: {b.ccore_missing}" if b.ccore_missing else
+                                        "built (csrc/core.c + gen/iommu_core_gen.c, for the kc-core:* variants)"))
     if session.patch_specs():
         p = session.get(True)
         print(f"patched build ({p.label}): {p.lib}")
@@ -91,6 +93,7 @@ def cmd_check(args) -> int:
                                         progress=lambda s: print(s, file=sys.stderr, flush=True))
         print(fidelity_core.format_result(res, b.tree.version_text), flush=True)
         bad = bool(res.by_class or res.missing)
+        bad |= _check_map_path(args, b)
     if "pgtable" not in layers:
         return 1 if bad else 0
     pairs = pairs_for(b.tree.version)
@@ -100,6 +103,19 @@ def cmd_check(args) -> int:
     res = check(args.programs, args.seed, pairs, progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_result(res))
     return 1 if res.by_class or bad else 0
+
+
+def _check_map_path(args, b) -> bool:
+    """The core layer's map/unmap part: variants/core.py vs the tree's iommu.c (a tree without it: ExtractError)."""
+    from . import fidelity_ccore
+    from ..kernel.extract import ExtractError
+    from ..variants.gather_rules import core_for_version
+    if b.ccore_missing:
+        raise ExtractError(f"core layer: the tree's iommu core was not built: {b.ccore_missing}")
+    res = fidelity_ccore.check(args.map_sequences, args.seed, session.library(False), core_for_version(b.tree.version),
+                               progress=lambda s: print(s, file=sys.stderr, flush=True))
+    print(fidelity_ccore.format_result(res, b.tree.version_text), flush=True)
+    return bool(res.by_class)
 
 
 def add_commands(sub) -> None:
@@ -115,5 +131,7 @@ def add_commands(sub) -> None:
                    help="check only this layer (repeatable; default: all, core first)")
     c.add_argument("--programs", type=int, default=500, help="random programs of the pgtable layer")
     c.add_argument("--sequences", type=int, default=3000, help="random gather sequences of the core layer")
+    c.add_argument("--map-sequences", type=int, default=1000,
+                   help="random map/unmap sequences of the core layer (iommu.c's path, C vs model)")
     c.add_argument("--seed", type=int, default=1)
     c.set_defaults(fn=cmd_check)

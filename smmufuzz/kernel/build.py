@@ -2,6 +2,8 @@
 
 csrc/gather.c (the core's gather helpers from the tree's include/linux/iommu.h) goes in when the header
 has them in the shape it uses (cgather.check_header); else `Build.core_missing` says which one is not.
+csrc/core.c (the core's map/unmap path, extracted from the tree's drivers/iommu/iommu.c by ccore.py
+into the build directory's gen/iommu_core_gen.c) likewise; else `Build.ccore_missing` says why.
 
 The cache key hashes everything that goes in: the tree files, the patches, csrc/, the compiler's
 version and the flags. `instrument=True` builds the kernel files with clang
@@ -16,14 +18,16 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from . import cgather
+from . import ccore, cgather
 from . import patch as P
+from .extract import ExtractError
 from .tree import Tree, cache_dir
 
 CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 KERNEL_UNITS = ("drivers/iommu/io-pgtable.c", "drivers/iommu/io-pgtable-arm.c")
 TREE_HEADERS = ("include/linux/io-pgtable.h", "include/linux/iommu.h")   # used as they are; the rest is csrc
-BUILT = set(KERNEL_UNITS) | set(TREE_HEADERS) | {"drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h"}
+BUILT = set(KERNEL_UNITS) | set(TREE_HEADERS) | {"drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h",
+                                                 ccore.SOURCE}
 CONFIG = ("CONFIG_IOMMU_API", "CONFIG_IOMMU_IO_PGTABLE_LPAE")
 CFLAGS = ["-std=gnu11", "-O1", "-g", "-fPIC", "-fno-strict-aliasing", "-fno-common", "-w",
           "-D__KERNEL__"] + [f"-D{c}" for c in CONFIG]
@@ -43,6 +47,7 @@ class Build:
     features: dict = field(default_factory=dict)
     instrumented: bool = False
     core_missing: str | None = None   # why csrc/gather.c (the core's gather helpers) is not in the library
+    ccore_missing: str | None = None  # why csrc/core.c (iommu.c's map/unmap path) is not in the library
 
     @property
     def label(self) -> str:
@@ -73,7 +78,7 @@ def _digest(tree: Tree, patches, cc_ver: str, flags: list[str]) -> str:
             h.update(os.path.relpath(full, CSRC).encode() + b"\0")
             with open(full, "rb") as fh:
                 h.update(fh.read())
-    for mod in (cgather.__file__, os.path.join(os.path.dirname(cgather.__file__), "extract.py")):
+    for mod in (cgather.__file__, ccore.__file__, os.path.join(os.path.dirname(cgather.__file__), "extract.py")):
         with open(mod, "rb") as fh:                  # they decide whether gather.c goes in
             h.update(fh.read())
     h.update(cc_ver.encode() + b"\0" + " ".join(flags).encode())
@@ -116,7 +121,7 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         with open(meta_path) as f:
             meta = json.load(f)
         return Build(lib, tree, patches, [P.HunkResult(*h) for h in meta["hunks"]], meta["features"], instrument,
-                     meta.get("core_missing"))
+                     meta.get("core_missing"), meta.get("ccore_missing"))
     tmp = f"{out}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     src = os.path.join(tmp, "src")
@@ -134,12 +139,13 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         feats = _features(os.path.join(src, "include/linux/io-pgtable.h"))
         defs = ["-DKC_HAVE_DEFER_SYNC_PTE"] * feats["defer_sync_pte"] + ["-DKC_HAVE_OPS_SYNC_MAP"] * feats[
             "ops_iotlb_sync_map"]
+        gen = os.path.join(tmp, "gen")
         inc = ["-include", os.path.join(CSRC, "kernel_env.h"), "-I", os.path.join(tmp, "kinc"),
-               "-I", os.path.join(CSRC, "include")]
+               "-I", os.path.join(CSRC, "include"), "-I", gen]
         objs = []
 
         def compile_unit(unit):
-            path = os.path.join(CSRC, unit) if unit in CSRC_UNITS else os.path.join(src, unit)
+            path = os.path.join(CSRC, unit) if unit in CSRC_UNITS + (ccore.UNIT,) else os.path.join(src, unit)
             obj = os.path.join(tmp, os.path.basename(unit) + ".o")
             extra = ["-D_GNU_SOURCE"] if unit in CSRC_UNITS else (["-fsanitize=fuzzer-no-link"] if instrument else [])
             r = subprocess.run([cc] + CFLAGS + extra + defs + inc + ["-c", path, "-o", obj],
@@ -154,13 +160,19 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
                 raise BuildError(err)
         # the core's gather helpers: optional, so a tree whose iommu.h changed keeps its io-pgtable variants
         core_missing = cgather.check_header(os.path.join(src, cgather.HEADER), CONFIG) or compile_unit(cgather.UNIT)
+        # the core's map/unmap path (kernel code: instrumented like io-pgtable), optional for the same reason
+        try:
+            ccore.generate(src, gen)
+            ccore_missing = compile_unit(ccore.UNIT)
+        except ExtractError as e:
+            ccore_missing = str(e)
         r = subprocess.run([cc, "-shared", "-o", os.path.join(tmp, "libkc.so")] + objs, capture_output=True, text=True)
         if r.returncode:
             raise BuildError(f"linking libkc.so failed: {r.stderr.strip().splitlines()[-1:]}")
         with open(os.path.join(tmp, "build.json"), "w") as f:
             json.dump({"tree": tree.path, "version": tree.version_text, "patches": [p.source for p in patches],
                        "hunks": [[h.path, h.header, h.status] for h in hunks], "features": feats,
-                       "core_missing": core_missing,
+                       "core_missing": core_missing, "ccore_missing": ccore_missing,
                        "instrumented": instrument, "compiler": cc_ver}, f, indent=1)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         try:
@@ -172,4 +184,4 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         raise
     if log:
         log(f"built {lib} ({Build(lib, tree, patches).label}{', instrumented' if instrument else ''})")
-    return Build(lib, tree, patches, hunks, feats, instrument, core_missing)
+    return Build(lib, tree, patches, hunks, feats, instrument, core_missing, ccore_missing)

@@ -9,7 +9,7 @@ has one) records what it is handed.
 import ctypes as C
 
 from . import clib
-from .extract import ExtractError, Source
+from .extract import check_shapes
 
 HEADER = "include/linux/iommu.h"
 UNIT = "gather.c"
@@ -35,16 +35,7 @@ MAX_SYNCS = 64
 def check_header(path: str, defined=("CONFIG_IOMMU_API",)) -> str | None:
     """None if the header defines every helper and struct gather.c uses, in the shape it uses them; else
     one line saying which one is missing or changed shape."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        src = Source(f.read(), HEADER, defined)
-    try:
-        for name, members in STRUCTS.items():
-            src.require_struct(name, members)
-        for name, params in FUNCTIONS.items():
-            src.require_function(name, params)
-    except ExtractError as e:
-        return str(e)
-    return None
+    return check_shapes(path, HEADER, defined, STRUCTS, FUNCTIONS)
 
 
 class CGather:

@@ -65,6 +65,7 @@ class KernelLib:
             "kc_tsz": ([_vp, C.c_int], C.c_uint), "kc_s2_sl": ([_vp], C.c_uint),
             "kc_map_pages": ([_vp, _u64, _u64, _u64, _u64, C.c_int, C.POINTER(_u64)], C.c_long),
             "kc_unmap_pages": ([_vp, _u64, _u64, _u64, _u64, C.c_int, C.POINTER(_u64)], C.c_long),
+            "kc_unmap_pages_at": ([_vp, _u64, _u64, _u64, _vp, _u64, C.POINTER(_u64)], C.c_long),
             "kc_iova_to_phys": ([_vp, _u64, C.POINTER(_u64)], C.c_long),
             "kc_iotlb_sync_map": ([_vp, _u64, _u64, C.POINTER(C.c_long)], C.c_long),
             "kc_features": ([], C.c_int), "kc_crash_text": ([], C.c_char_p), "kc_crash_frame_count": ([], C.c_int),

@@ -270,3 +270,18 @@ class Source:
             raise ExtractError(f"{self.path}:{d.line}: struct {name} changed shape: no member "
                                f"{', '.join(missing)}")
         return d
+
+
+def check_shapes(path: str, name: str, defined, structs: dict, functions: dict) -> str | None:
+    """None if the file at path (called `name` in messages) has these structs (members) and functions (parameter
+    types) for the configuration `defined`; else the one line of the first that is missing or changed shape."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        src = Source(f.read(), name, defined)
+    try:
+        for n, members in structs.items():
+            src.require_struct(n, members)
+        for n, params in functions.items():
+            src.require_function(n, params)
+    except ExtractError as e:
+        return str(e)
+    return None

@@ -11,11 +11,12 @@ import os
 from . import build as B
 from . import clib
 from . import patch as P
+from .extract import ExtractError
 from .tree import TreeError, find
 
 ENV_TREE, ENV_PATCHES, ENV_INSTRUMENT = "SMMUFUZZ_KERNEL_TREE", "SMMUFUZZ_KERNEL_PATCHES", "SMMUFUZZ_KERNEL_INSTRUMENT"
 ENV_WORKERS_INSTRUMENT = "SMMUFUZZ_KERNEL_FUZZ_INSTRUMENT"   # fuzz workers (only) load the instrumented build
-KernelError = (TreeError, B.BuildError, P.PatchError, clib.KernelCrash)
+KernelError = (TreeError, B.BuildError, P.PatchError, clib.KernelCrash, ExtractError)
 _builds: dict = {}
 
 
@@ -74,7 +75,8 @@ def library(patched: bool) -> clib.KernelLib:
 
 
 def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
-    """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched".
+    """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched", and "core"
+    when they run the tree's iommu core (a build without it is then a one-line ExtractError).
     load=False only builds (an instrumented library loads only where libFuzzer runs)."""
     out = []
     if "tree" in needs:
@@ -82,6 +84,8 @@ def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
     for patched in (False, True):
         if ("patched" if patched else "base") in needs:
             b = get(patched, log=None)
+            if "core" in needs and b.ccore_missing:
+                raise ExtractError(f"the kc-core variants need the tree's iommu core ({b.label}): {b.ccore_missing}")
             if log:
                 log(f"kernel: {b.label} ({b.tree.origin}) -> {b.lib}")
                 for h in b.hunks:

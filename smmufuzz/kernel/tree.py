@@ -9,7 +9,7 @@ from dataclasses import dataclass
 # The files a build reads from the tree (tree-relative). Optional ones may be absent in other versions.
 REQUIRED = ("drivers/iommu/io-pgtable.c", "drivers/iommu/io-pgtable-arm.c", "include/linux/io-pgtable.h",
             "include/linux/iommu.h", "Makefile")
-OPTIONAL = ("drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h")
+OPTIONAL = ("drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h", "drivers/iommu/iommu.c")
 INSTALL_HINT = "apt-get install linux-source-6.12"
 
 
@@ -77,6 +77,7 @@ def extract_tarball(tarball: str) -> str:
     tree = os.path.join(dest, top)
     stamp = os.path.join(tree, ".smmufuzz-extracted")
     if os.path.exists(stamp):
+        _extract_new_files(tarball, top, tree, stamp)
         return tree
     os.makedirs(dest, exist_ok=True)
     members = [f"{top}/{f}" for f in REQUIRED + OPTIONAL]
@@ -91,8 +92,24 @@ def extract_tarball(tarball: str) -> str:
         subprocess.run(["rm", "-rf", tree])
     os.replace(src, tree)
     subprocess.run(["rm", "-rf", tmp])
-    open(stamp, "w").close()
+    with open(stamp, "w") as f:
+        f.write("\n".join(REQUIRED + OPTIONAL) + "\n")
     return tree
+
+
+def _extract_new_files(tarball: str, top: str, tree: str, stamp: str) -> None:
+    """A tree extracted before a file joined REQUIRED/OPTIONAL: take the new files (once; the stamp lists
+    what was asked for, so a file the tarball lacks is not looked for again)."""
+    with open(stamp) as f:
+        asked = set(f.read().split())
+    want = [f for f in REQUIRED + OPTIONAL if f not in asked and not os.path.exists(os.path.join(tree, f))]
+    if not want and asked:
+        return
+    if want:
+        subprocess.run(["tar", "xf", tarball, "-C", tree, "--strip-components=1", "--ignore-failed-read",
+                        "--no-wildcards"] + [f"{top}/{f}" for f in want], capture_output=True, text=True)
+    with open(stamp, "w") as f:
+        f.write("\n".join(REQUIRED + OPTIONAL) + "\n")
 
 
 def find(tree: str | None = None) -> Tree:

@@ -68,12 +68,10 @@ class IommuCore:
 
     # ---- map -------------------------------------------------------------------------------
     def _map_loop(self, domain: Domain, iova: int, paddr: int, size: int, prot: int) -> tuple[int, int]:
-        """__iommu_map_domain_pgtbl() / __iommu_map(): returns (ret, bytes mapped)."""
+        """The loop of __iommu_map_domain_pgtbl() / __iommu_map(): returns (ret, bytes mapped); iova and
+        paddr wrap at 2^64 as unsigned long / phys_addr_t do."""
         ops = domain.ops
         bitmap = domain.pgsize_bitmap
-        min_pagesz = bitmap & -bitmap
-        if (iova | paddr | size) & (min_pagesz - 1):
-            return -EINVAL, 0
         mapped = 0
         while size:
             self.hw.tick()
@@ -83,13 +81,18 @@ class IommuCore:
             if ret:
                 return ret, mapped
             size -= op_mapped
-            iova += op_mapped
-            paddr += op_mapped
+            iova = (iova + op_mapped) & M64
+            paddr = (paddr + op_mapped) & M64
         return 0, mapped
 
     def iommu_map_nosync(self, domain: Domain, iova: int, paddr: int, size: int, prot: int) -> int:
-        """iommu_map_nosync(): on error, unmap what was mapped (a full iommu_unmap, with its sync)."""
-        if not domain.pgsize_bitmap:
+        """iommu_map_nosync(): WARN and -ENODEV without page sizes, -EINVAL unaligned (nothing to undo); on
+        an error in the loop, unmap what was mapped (a full iommu_unmap, with its sync)."""
+        bitmap = domain.pgsize_bitmap
+        if not bitmap:
+            return -ENODEV
+        min_pagesz = bitmap & -bitmap
+        if (iova | paddr | size) & (min_pagesz - 1):
             return -EINVAL
         ret, mapped = self._map_loop(domain, iova, paddr, size, prot)
         if ret:
@@ -123,7 +126,7 @@ class IommuCore:
         while i <= nents:
             s_phys = sgl[min(i, nents - 1)][0] if nents else None
             if length and s_phys != start + length:
-                ret = self.iommu_map_nosync(domain, iova + mapped, start, length, prot)
+                ret = self.iommu_map_nosync(domain, (iova + mapped) & M64, start, length, prot)
                 if ret:
                     self.iommu_unmap(domain, iova, mapped)
                     return ret

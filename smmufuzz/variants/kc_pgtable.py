@@ -99,9 +99,13 @@ class CArmLpaeIoPgtable:
             token = self.lib.next_id()
             self.gathers[token] = gather
         out = C.c_uint64(0)
+        at = getattr(gather, "ptr", None) if getattr(gather, "lib", None) is self.lib else None
         try:
-            self.machine.call(self.L.kc_unmap_pages, self.t, iova, pgsize, pgcount, token, int(queued(gather)),
-                              C.byref(out))
+            if at:     # the tree's core handed the driver its C gather: io-pgtable writes into it
+                self.machine.call(self.L.kc_unmap_pages_at, self.t, iova, pgsize, pgcount, at, token, C.byref(out))
+            else:
+                self.machine.call(self.L.kc_unmap_pages, self.t, iova, pgsize, pgcount, token, int(queued(gather)),
+                                  C.byref(out))
         finally:
             self.gathers.pop(token, None)
         return out.value

@@ -113,6 +113,10 @@ long kc_run(void (*fn)(void *), void *arg)
 	return r;
 }
 
+/* A hook of core.c calls the host: faults there are not the kernel's (KC_HOST, as a function). */
+int kc_host_enter(void) { int was = kc_in_kernel; kc_in_kernel = 0; return was; }
+void kc_host_leave(int was) { kc_in_kernel = was; }
+
 unsigned long kc_warns(void) { return kc_warn_count; }
 
 const char *kc_crash_text(void) { return kc_crash_what; }
@@ -270,7 +274,8 @@ struct kc_pgtbl {
 	struct io_pgtable_ops *ops;
 	struct io_pgtable_cfg cfg;
 	struct device dev;
-	struct iommu_iotlb_gather gather;   /* the gather of the unmap in progress */
+	struct iommu_iotlb_gather gather;   /* the gather of an unmap whose caller's gather is on the host */
+	struct iommu_iotlb_gather *cur;     /* the gather of the unmap in progress (&gather, or the core's) */
 	u64 gather_token;
 };
 
@@ -289,7 +294,7 @@ static void kc_t_flush_walk(unsigned long iova, size_t size, size_t granule, voi
 static void kc_t_add_page(struct iommu_iotlb_gather *g, unsigned long iova, size_t granule, void *cookie)
 {
 	struct kc_pgtbl *t = cookie;
-	u64 token = g == &t->gather ? t->gather_token : g ? (u64)-2 : 0;
+	u64 token = g && g == t->cur ? t->gather_token : g ? (u64)-2 : 0;
 	if (kc_host.add_page)
 		KC_HOST(kc_host.add_page(t->ctx->host, t->cookie, token, iova, granule));
 }
@@ -374,7 +379,26 @@ long kc_unmap_pages(struct kc_pgtbl *t, u64 iova, u64 pgsize, u64 pgcount, u64 t
 	iommu_iotlb_gather_init(&t->gather);
 	t->gather.queued = queued;
 	t->gather_token = token;
+	t->cur = &t->gather;
 	KC_KERNEL(t->ctx, r, u = t->ops->unmap_pages(t->ops, iova, pgsize, pgcount, token ? &t->gather : NULL));
+	*unmapped = u;
+	return r;
+}
+
+/* unmap_pages() with a gather that is already C (the tree's core, csrc/core.c, handed it to the driver):
+ * what io-pgtable writes into it stays there; its tlb_add_page reaches the host as `token`. */
+long kc_unmap_pages_at(struct kc_pgtbl *t, u64 iova, u64 pgsize, u64 pgcount, struct iommu_iotlb_gather *g,
+		       u64 token, u64 *unmapped)
+{
+	long r = 0;
+	size_t u = 0;
+	struct iommu_iotlb_gather *prev = t->cur;
+	u64 prev_token = t->gather_token;
+	t->cur = g;
+	t->gather_token = token;
+	KC_KERNEL(t->ctx, r, u = t->ops->unmap_pages(t->ops, iova, pgsize, pgcount, g));
+	t->cur = prev;
+	t->gather_token = prev_token;
 	*unmapped = u;
 	return r;
 }
