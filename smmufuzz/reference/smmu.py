@@ -617,13 +617,15 @@ class Smmu:
         leaf), "/gone-moved" (another output or permissions); ATC entries "atc/same" or "atc/gone" (a
         translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
-        would hit."""
-        memo = (self.mem.version, self.strtab_ver, self.cache_ver, len(self.tlb), len(self.atc))
+        would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
+        another CPU's op runs in an invalidation's window."""
+        pending = sum(map(len, self.pending.values()))
+        memo = (self.mem.version, self.strtab_ver, self.cache_ver, len(self.tlb), len(self.atc), pending)
         if memo == self._shape_memo[0]:
             return self._shape_memo[1]
         live = {ste.tag for ste in self.strtab.values() if ste.translates}
         walks: dict = {}
-        kinds = set()
+        kinds = {"pending"} if pending else set()
 
         def walk(ste) -> tuple[list[int], list]:
             """The leaves the STE's tables give now, sorted by address, and their addresses."""
