@@ -21,9 +21,10 @@ for t in ${SMMUFUZZ_CFL_TARGETS:-}; do
 done
 python3 -m smmufuzz.harness.cli oss-fuzz export --out "$fuzzers" --corpus "$project/corpus" ${targets[@]+"${targets[@]}"}
 
-# everything smmufuzz imports by name (the instrumented models) goes in; what only the benchmark and
-# `smmufuzz cov` use stays out (a coverage build's stub imports coverage, so it stays in there)
-options=(--collect-submodules smmufuzz --exclude-module hypothesis --exclude-module numpy)
+# the checkout's smmufuzz (found by path: PyInstaller does not follow an editable install's import hook), all
+# of it, for what it imports by name (the instrumented models); what only the benchmark and `smmufuzz cov`
+# use stays out (a coverage build's stub imports coverage, so it stays in there)
+options=(--paths "$project" --collect-submodules smmufuzz --exclude-module hypothesis --exclude-module numpy)
 if [ "${SANITIZER:-}" != coverage ]; then
   options+=(--exclude-module coverage)
 fi
