@@ -1,5 +1,5 @@
 """The `smmufuzz` command line: list, show, replay, race, fuzz, report, minimize, matrix, cost, cov, bench, findings,
-corpus."""
+corpus, oss-fuzz."""
 
 import argparse
 import os
@@ -442,6 +442,21 @@ def cmd_corpus_merge(args) -> int:
     return 0
 
 
+def cmd_oss_fuzz_export(args) -> int:
+    from .oss_fuzz import ExportError, export, packaged_targets
+    try:
+        done = export(args.out, args.target or packaged_targets(), args.corpus)
+    except ExportError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename or args.out}: {e.strerror or e}") from None
+    for target, name, seeds in done:
+        print(f"{name:<40} {target:<28} {seeds} seed input(s)")
+    print(f"wrote {len(done)} fuzzer(s) into {args.out}: <name>.py, <name>_seed_corpus.zip, <name>.dict, "
+          "<name>.options (kernel-C targets are not packaged)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smmufuzz", description="Differential fuzzing of IOMMU invalidation logic")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -565,6 +580,17 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--load", action="append", default=[], metavar="MODULE",
                     help="import a module that registers extra variants")
     cm.set_defaults(fn=cmd_corpus_merge)
+    of = sub.add_parser("oss-fuzz", help="what ClusterFuzzLite / OSS-Fuzz build: standalone atheris fuzzers")
+    ofs = of.add_subparsers(dest="oss_fuzz_cmd", required=True)
+    oe = ofs.add_parser("export", help="per target: <name>_fuzzer.py, its seed corpus zip, dictionary and options "
+                        "(.clusterfuzzlite/build.sh packages them)")
+    oe.add_argument("--out", required=True, metavar="DIR")
+    oe.add_argument("--target", action="append", metavar="T",
+                    help="a target (repeatable; default: every target but the kernel-C ones)")
+    from .fuzz import SHIPPED_CORPUS
+    oe.add_argument("--corpus", default=SHIPPED_CORPUS, metavar="ROOT",
+                    help="corpus root whose seeds/ and regressions/ seed the fuzzers (default: this checkout's)")
+    oe.set_defaults(fn=cmd_oss_fuzz_export)
     kernel_cli.add_commands(sub)
     for sp in (r, mn, rc, f, b, lst, cm):
         kernel_cli.add_options(sp)

@@ -52,11 +52,11 @@ def write_wrapper(run_dir: str, variants: list[str], policy: str, plugins: tuple
     return path
 
 
-def write_dict(run_dir: str) -> str:
-    """A libFuzzer dictionary: one token per op record (opcode byte + typical field bytes)."""
+def dict_lines() -> list[str]:
+    """libFuzzer dictionary entries: one token per op record (opcode byte + typical field bytes), the same op
+    issued from cpu1 and raced, opcode bytes alone, context and preemption records."""
     from .codec import HEADER_LEN, KIND_CODE
     from .ops import OP_KINDS
-    path = os.path.join(run_dir, "ops.dict")
     lines = []
     cfg = Config()
     samples = {k.kind: k.example() for k in OP_KINDS}
@@ -74,8 +74,14 @@ def write_dict(run_dir: str) -> str:
         lines.append(f'ctx_{c}="\\x{0xF0 + c:02x}"')
         for n in (1, 2, 3, 5, 8):
             lines.append(f'preempt_{c}_{n}="\\x{0xF4 + c:02x}\\x{n:02x}"')
+    return lines
+
+
+def write_dict(run_dir: str) -> str:
+    """The campaign's libFuzzer dictionary (dict_lines) as run_dir/ops.dict."""
+    path = os.path.join(run_dir, "ops.dict")
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(dict_lines()) + "\n")
     return path
 
 
