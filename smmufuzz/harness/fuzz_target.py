@@ -249,6 +249,14 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     return test_one_input
 
 
+def hybrid_mutator(target_variants: list[str]):
+    """The hybrid mutator for a target: generated programs of RACE_GEN_OPS ops at most where inputs get
+    schedule searches (explores), of any length otherwise."""
+    from smmufuzz.harness.mutator import RACE_GEN_OPS, HybridMutator
+    from smmufuzz.harness.program import MAX_OPS
+    return HybridMutator(gen_ops=RACE_GEN_OPS if explores(target_variants) else MAX_OPS)
+
+
 def import_instrumented(plugins: tuple = ()) -> None:
     """Import the emulator, the variants and the feature buckets (and `plugins`) under atheris' coverage
     instrumentation, UNINSTRUMENTED left plain; switch the cache-shape features on. Must come before anything
@@ -285,8 +293,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
 
     kwargs = {}
     if mutator == "hybrid":
-        from smmufuzz.harness.mutator import HybridMutator
-        kwargs["custom_mutator"] = HybridMutator()
+        kwargs["custom_mutator"] = hybrid_mutator(target_variants)
     elif mutator != "default":
         raise ValueError(f"unknown mutator {mutator!r}")
     atheris.Setup(argv, test_one_input, **kwargs)

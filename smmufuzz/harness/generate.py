@@ -19,18 +19,19 @@ GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) dra
 GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
 
 
-def generate(rng: random.Random) -> Program:
-    """A fresh program: a random configuration and codec ops, with resource-aware ops interleaved."""
+def generate(rng: random.Random, max_ops: int = MAX_OPS) -> Program:
+    """A fresh program of at most `max_ops` ops: a random configuration and codec ops, with resource-aware
+    ops interleaved."""
     base = decode(rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
     prog = Program(base.config, (), ())
     for i, op in enumerate(base.ops):
-        if len(ops) >= MAX_OPS:
+        if len(ops) >= max_ops:
             break
         sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
         ops.append(op)
-        if len(ops) < MAX_OPS and rng.random() < GEN_LIVE:
+        if len(ops) < max_ops and rng.random() < GEN_LIVE:
             prog = Program(base.config, tuple(ops), ())
             new = live_op(prog, len(ops), rng)
             if new is not None:

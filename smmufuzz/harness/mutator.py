@@ -324,16 +324,17 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
     return out if len(out) <= max_size else None
 
 
-def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.0, limit: int | None = None) -> bytes:
+def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.0, limit: int | None = None,
+           gen_ops: int = MAX_OPS) -> bytes:
     """The custom mutator: with probability `gen` a freshly generated program (generate.py, up to
-    max_size bytes) in place of the input, else an op-level edit (up to `limit` bytes, default max_size)
+    max_size bytes and `gen_ops` ops) in place of the input, else an op-level edit (up to `limit` bytes, default max_size)
     half the time, else libFuzzer's mutation (`fallback`, default atheris.Mutate), which is also used
     when the edit cannot be encoded."""
     from .generate import generate      # generate.py builds on this module's live_op
     rng = random.Random(seed)
     limit = max_size if limit is None else limit
     if gen and rng.random() < gen:
-        out = encode(generate(rng))
+        out = encode(generate(rng, gen_ops))
         if len(out) <= max_size:
             return out
     if rng.random() < 0.5:
@@ -349,6 +350,7 @@ def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.
 GEN_FIRST = 1.0        # share of generated programs at the start: a fresh search is the generator's
 GEN_FLOOR = 0.2        # ... decaying to this share
 GEN_HALF = 400         # mutations after which the share is halved (above the floor)
+RACE_GEN_OPS = 12      # ops of a generated program at most, for targets that search schedules
 
 
 class HybridMutator:
@@ -356,10 +358,12 @@ class HybridMutator:
     GEN_FIRST and decays to GEN_FLOOR (syzkaller generates while its corpus is young, then mostly mutates),
     and edits under a length limit that starts at `start` bytes and grows by one every `per` mutations up
     to libFuzzer's max_size (an input already longer keeps its length as the limit); generated programs
-    are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator)."""
+    are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator):
+    up to `gen_ops` ops (RACE_GEN_OPS for targets whose inputs get schedule searches: a race needs few ops,
+    and every op costs scheduler steps and more pairs to search)."""
 
-    def __init__(self, start: int = 16, per: int = 100):
-        self.start, self.per, self.calls = start, per, 0
+    def __init__(self, start: int = 16, per: int = 100, gen_ops: int = MAX_OPS):
+        self.start, self.per, self.calls, self.gen_ops = start, per, 0, gen_ops
 
     def gen_share(self) -> float:
         return max(GEN_FLOOR, GEN_FIRST / (1 + self.calls / GEN_HALF))
@@ -367,4 +371,4 @@ class HybridMutator:
     def __call__(self, data: bytes, max_size: int, seed: int) -> bytes:
         self.calls += 1
         limit = min(max_size, max(self.start + self.calls // self.per, len(data)))
-        return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit)
+        return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops)

@@ -52,6 +52,6 @@ def fuzz_input(target: str, argv: list[str]):
             raise FindingError(reproducer(str(e), target, variants, fuzzer)) from None
 
     if mutator_for("auto", variants) == "hybrid":
-        from .mutator import HybridMutator
-        return test_one_input, {"custom_mutator": HybridMutator()}
+        from .fuzz_target import hybrid_mutator
+        return test_one_input, {"custom_mutator": hybrid_mutator(variants)}
     return test_one_input, {}
