@@ -15,8 +15,8 @@ def _search(name, runs, log, result=None):
 
 def test_searches_stay_within_their_share_of_the_runs_and_fresh_ones_go_first():
     q, log = RaceQueue(share=1 / 3), []
-    q.offer(_search("dull", 50, log), fresh=False)
-    q.offer(_search("dull2", 50, log), fresh=False)      # something waits: not queued
+    assert q.offer(_search("dull", 50, log), fresh=False)
+    assert not q.offer(_search("dull2", 50, log), fresh=False)      # something waits: not queued
     for k in range(30):
         q.ran(4)                                          # an input's own runs on four variants
         if k == 3:
@@ -31,6 +31,16 @@ def test_searches_stay_within_their_share_of_the_runs_and_fresh_ones_go_first():
     first_fresh = names.index("fresh")
     assert all(n == "fresh" for n in names[first_fresh:first_fresh + 5])   # ahead of the dull one's rest
     assert q.searched == len(log) and q.searched <= q.own / 2 + 1
+    assert names.count("dull") < 50                      # a fresh search displaced it
+
+
+def test_a_full_queue_takes_no_more_fresh_searches_and_keeps_the_one_under_way():
+    q, log = RaceQueue(share=1 / 2, pending=2), []
+    assert q.offer(_search("a", 3, log), fresh=True) and q.offer(_search("b", 3, log), fresh=True)
+    assert not q.offer(_search("c", 3, log), fresh=True)
+    q.ran(100)
+    q.advance()
+    assert [n for n, _i in log] == ["a"] * 3 + ["b"] * 3
 
 
 def test_a_search_spread_over_later_inputs_raises_with_the_program_it_found_and_names_it(tmp_path, monkeypatch):

@@ -105,6 +105,15 @@ def _write_input(prefix: str, prog) -> None:
         f.write(encode(prog))
 
 
+def race_pairs(prog) -> frozenset:
+    """What a program offers a race search, by kind: (op kind, kind of the next op on a common domain,
+    whether they already run on different contexts). A program with a pair no earlier searched program
+    had is searched first (race_queue.py)."""
+    from smmufuzz.harness.exhaustive import _colliding_pairs
+    ops = prog.ops
+    return frozenset((ops[i].kind, ops[j].kind, ops[i].ctx != ops[j].ctx) for i, j in _colliding_pairs(prog))
+
+
 def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | None, observe=None,
                writers: dict | None = None):
     """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
@@ -199,6 +208,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     searches_races = explores(target_variants)
     writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
+    raced_pairs: set = set()            # race_pairs of the programs queued first so far
     queue = RaceQueue()
 
     def keep_fresh(found) -> None:
@@ -231,7 +241,9 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
         if searches_races:
             queue.ran(len(target_variants))
             if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
-                queue.offer(search(prog, res), feature_cov.take_fresh())
+                pairs = race_pairs(prog) - raced_pairs
+                if queue.offer(search(prog, res), feature_cov.take_fresh() or bool(pairs)):
+                    raced_pairs.update(pairs)
             found = None if res.findings else queue.advance()
             if found:
                 prog, res = found

@@ -2,7 +2,7 @@
 
 A search (fuzz_target.race_steps: one more switch, collisions, completions) is a generator that yields
 after every program run. Inputs whose own run reached an interleaving or cache shape this process had not
-seen go first; the others are searched only when nothing better waits. After each input, searches advance
+seen, or that put side by side two op kinds no earlier searched input did (fuzz_target.race_pairs), go first; the others are searched only when nothing better waits. After each input, searches advance
 one run at a time while the runs they took stay within SHARE of all runs (the input's own runs count too),
 so a search of 40 schedules costs a bit of many executions instead of all of one. Counted in program runs,
 not seconds, so the same inputs in the same order search the same schedules.
@@ -11,7 +11,7 @@ not seconds, so the same inputs in the same order search the same schedules.
 from collections import deque
 
 SHARE = 1 / 3          # at most this share of all program runs go to schedule searches
-PENDING = 64           # searches waiting at most (the oldest unfresh ones are dropped first)
+PENDING = 64           # fresh searches waiting at most
 
 
 class RaceQueue:
@@ -31,16 +31,17 @@ class RaceQueue:
         """An input's own runs (one per variant)."""
         self.own += runs
 
-    def offer(self, steps, fresh: bool) -> None:
-        """Queue a search; an unfresh one only when nothing waits (it would never be reached otherwise)."""
-        if fresh:
+    def offer(self, steps, fresh: bool) -> bool:
+        """Queue a search (whether it was): a fresh one unless PENDING fresh ones wait (a search under way
+        is not dropped), an unfresh one only when nothing waits (it would never be reached otherwise)."""
+        if fresh and len(self.fresh) < self.pending:
             self.fresh.append(steps)
-            while len(self) > self.pending and self.other:
-                self.other.popleft()
-            if len(self.fresh) > self.pending:
-                self.fresh.popleft()
-        elif not len(self):
+            self.other.clear()
+            return True
+        if not fresh and not len(self):
             self.other.append(steps)
+            return True
+        return False
 
     def allowance(self) -> bool:
         return self.searched < self.share / (1 - self.share) * self.own
