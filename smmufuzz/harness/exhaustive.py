@@ -261,7 +261,7 @@ def explore_collisions(prog: Program, variant: str, budget: int, policy: str = "
 
 
 def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max-cache",
-                    trace=None, observe=None):
+                    trace=None, observe=None, prefer: frozenset = frozenset()):
     """Up to `budget` of prog's collide_candidates for adjacent pairs (op i and the next op on a common
     domain) on one variant: those in a conflict window first, the rest of the budget a sample drawn by a
     generator seeded from the program itself (the same program always tries the same ones; its mutants,
@@ -269,9 +269,14 @@ def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max
     conflict window. A collision whose moved op waits for a lock is followed by switches at that wait to
     an interrupt (wait_followers).
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
-    `observe(program)` is called after each run. A generator yielding after every run (each_run)."""
+    `observe(program)` is called after each run; `prefer`: (kind, next kind, on different contexts) of
+    the pairs to try first (half the budget goes to their conflict windows). A generator yielding after
+    every run (each_run)."""
     ex = Exploration(variant, len(prog.schedule) + 1)
     near = _colliding_pairs(prog)
+    if prefer:          # pairs of the kinds asked for first, each pair's first switch ahead of the rest
+        ops = prog.ops
+        near.sort(key=lambda p: (ops[p[0]].kind, ops[p[1]].kind, ops[p[0]].ctx != ops[p[1]].ctx) not in prefer)
     if not near:
         return ex
     if trace is None:
@@ -286,9 +291,15 @@ def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max
     far = _spread([c for c in collide_candidates(prog, trace, far_pairs) if c[3]], rng) if far_pairs else []
     ex.complete = len(cands) <= budget and len(far) <= FAR_COLLISIONS
     if len(cands) > budget:
-        hot = _spread([c for c in cands if c[3]], rng)
-        cold = [c for c in cands if not c[3]]
-        cands = hot[:budget] if len(hot) >= budget else hot + rng.sample(cold, budget - len(hot))
+        first = []
+        if prefer:
+            asked = {i for i, j in near if (prog.ops[i].kind, prog.ops[j].kind,
+                                            prog.ops[i].ctx != prog.ops[j].ctx) in prefer}
+            first = _spread([c for c in cands if c[2][0] in asked and c[3]], rng)[:budget // 2]
+        hot = [c for c in _spread([c for c in cands if c[3]], rng) if c not in first]
+        cold = [c for c in cands if not c[3] and c not in first]
+        room = budget - len(first)
+        cands = first + (hot[:room] if len(hot) >= room else hot + rng.sample(cold, room - len(hot)))
     cands += far[:FAR_COLLISIONS]
     pair_of = {}                        # collision program -> i (op i+1 runs inside op i)
 

@@ -115,7 +115,7 @@ def race_pairs(prog) -> frozenset:
 
 
 def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | None, observe=None,
-               writers: dict | None = None):
+               writers: dict | None = None, prefer: frozenset = frozenset()):
     """The fuzz target's quick race searches (exhaustive.py), so that the fuzzer has to find the racing
     ops, not also the instant: for a concurrent input, schedules with one more switch (at most
     RACE_SCHEDULES per variant, earliest steps first); for any input, a sample of COLLIDE_SCHEDULES
@@ -124,8 +124,8 @@ def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | Non
     input_name(artifacts + "crash-race-", found) (`artifacts` None: not written);
     `observe(program)` after each run. Then, with `writers` (the lock writers learned so far), the
     collisions of the program completed with a writer after a reader of a rwlock (complete.py).
-    A generator yielding after every run (race_queue.py spreads it over executions); returns
-    (found program, its result) or None."""
+    `prefer`: the race_pairs whose collisions go first. A generator yielding after every run
+    (race_queue.py spreads it over executions); returns (found program, its result) or None."""
     from smmufuzz.harness.complete import iter_completions
     from smmufuzz.harness.exhaustive import iter_collisions, iter_races
     from smmufuzz.harness.runner import run_program
@@ -136,7 +136,7 @@ def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | Non
             ex = yield from iter_races(prog, v, budget, policy, run.trace, observe=observe)
         if not (ex and ex.findings):
             ex = yield from iter_collisions(prog, v, min(budget, COLLIDE_SCHEDULES), policy, run.trace,
-                                            observe=observe)
+                                            observe=observe, prefer=prefer)
         if not ex.findings and writers is not None:
             ex = yield from iter_completions(prog, v, policy, ex.trace or run.trace, writers, observe)
         if ex and ex.findings:
@@ -218,9 +218,9 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
         if feature_cov.take_fresh() and corpus:
             _write_input(os.path.join(corpus, "sched-"), found)
 
-    def search(prog, res):
+    def search(prog, res, prefer):
         """race_steps of one input; a clean end is remembered (many byte strings decode to one program)."""
-        found = yield from race_steps(prog, res, target_variants, policy, artifacts, keep_fresh, writers)
+        found = yield from race_steps(prog, res, target_variants, policy, artifacts, keep_fresh, writers, prefer)
         if found is None:
             if len(raced_clean) >= RACED_CLEAN_MAX:
                 raced_clean.clear()
@@ -242,7 +242,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
             queue.ran(len(target_variants))
             if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
                 pairs = race_pairs(prog) - raced_pairs
-                if queue.offer(search(prog, res), feature_cov.take_fresh() or bool(pairs)):
+                if queue.offer(search(prog, res, pairs), feature_cov.take_fresh() or bool(pairs)):
                     raced_pairs.update(pairs)
             found = None if res.findings else queue.advance()
             if found:
@@ -262,11 +262,14 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
 
 
 def hybrid_mutator(target_variants: list[str]):
-    """The hybrid mutator for a target: generated programs of RACE_GEN_OPS ops at most where inputs get
-    schedule searches (explores), of any length otherwise."""
-    from smmufuzz.harness.mutator import RACE_GEN_OPS, HybridMutator
-    from smmufuzz.harness.program import MAX_OPS
-    return HybridMutator(gen_ops=RACE_GEN_OPS if explores(target_variants) else MAX_OPS)
+    """The hybrid mutator for a target: where inputs get schedule searches (explores), fewer and shorter
+    generated programs (RACE_GEN_*: a race needs few ops, every op costs scheduler steps and more pairs to
+    search); of any length otherwise."""
+    from smmufuzz.harness import mutator
+    if explores(target_variants):
+        return mutator.HybridMutator(gen_ops=mutator.RACE_GEN_OPS, gen_half=mutator.RACE_GEN_HALF,
+                                     gen_floor=mutator.RACE_GEN_FLOOR)
+    return mutator.HybridMutator()
 
 
 def import_instrumented(plugins: tuple = ()) -> None:

@@ -350,7 +350,10 @@ def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.
 GEN_FIRST = 1.0        # share of generated programs at the start: a fresh search is the generator's
 GEN_FLOOR = 0.2        # ... decaying to this share
 GEN_HALF = 400         # mutations after which the share is halved (above the floor)
-RACE_GEN_OPS = 12      # ops of a generated program at most, for targets that search schedules
+RACE_GEN_OPS = 12      # for targets that search schedules: ops of a generated program at most,
+RACE_GEN_HALF = 50     # ... a share of generated programs halved every RACE_GEN_HALF mutations,
+RACE_GEN_FLOOR = 0.05  # ... down to this: a race needs a few ops in one order, which edits of small
+#                        programs reach sooner than fresh programs do
 
 
 class HybridMutator:
@@ -359,14 +362,16 @@ class HybridMutator:
     and edits under a length limit that starts at `start` bytes and grows by one every `per` mutations up
     to libFuzzer's max_size (an input already longer keeps its length as the limit); generated programs
     are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator):
-    up to `gen_ops` ops (RACE_GEN_OPS for targets whose inputs get schedule searches: a race needs few ops,
-    and every op costs scheduler steps and more pairs to search)."""
+    up to `gen_ops` ops; `gen_half` and `gen_floor` set the decay (fuzz_target.hybrid_mutator)."""
 
-    def __init__(self, start: int = 16, per: int = 100, gen_ops: int = MAX_OPS):
+    def __init__(self, start: int = 16, per: int = 100, gen_ops: int = MAX_OPS, gen_half: int | None = None,
+                 gen_floor: float | None = None):
         self.start, self.per, self.calls, self.gen_ops = start, per, 0, gen_ops
+        self.gen_half = GEN_HALF if gen_half is None else gen_half
+        self.gen_floor = GEN_FLOOR if gen_floor is None else gen_floor
 
     def gen_share(self) -> float:
-        return max(GEN_FLOOR, GEN_FIRST / (1 + self.calls / GEN_HALF))
+        return max(self.gen_floor, GEN_FIRST / (1 + self.calls / self.gen_half))
 
     def __call__(self, data: bytes, max_size: int, seed: int) -> bytes:
         self.calls += 1
