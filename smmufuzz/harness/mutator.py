@@ -348,7 +348,7 @@ def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.
 
 
 GEN_FIRST = 1.0        # share of generated programs at the start: a fresh search is the generator's
-GEN_FLOOR = 0.2        # ... decaying to this share
+GEN_FLOOR = 0.5        # ... decaying to this share (fresh programs find most semantic bugs sooner than edits)
 GEN_HALF = 400         # mutations after which the share is halved (above the floor)
 RACE_GEN_OPS = 12      # for targets that search schedules: ops of a generated program at most,
 RACE_GEN_HALF = 50     # ... a share of generated programs halved every RACE_GEN_HALF mutations,
