@@ -50,6 +50,24 @@ def campaign(corpus, seconds=1, target=TARGET, workers=1, extra=()):
     return c, c.run(), out.getvalue(), err.getvalue()
 
 
+def test_a_finding_is_reported_with_its_targets_executions_by_then(tmp_path):
+    """A crash input a worker of this campaign wrote: the NEW line, the record and the summary give the
+    seconds and the target's executions up to it; an earlier campaign's input gets no execution count."""
+    crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
+    def triaged(root, name, seed, execs, out):
+        c = Campaign(Options([(TARGET, [TARGET])], 1, 1, 7, str(root)), out, io.StringIO())
+        c.store, c.known_path = findings_store.FindingsStore(str(root / "findings")), str(root / "known.json")
+        c._triage(c.targets[0], str(tmp_path / "crashes" / TARGET / name), seed, 12.0, execs)
+        (rec,) = c.store.records.values()
+        return rec
+
+    out = io.StringIO()
+    rec = triaged(tmp_path, "crash-aaa", 3, 4321, out)
+    assert rec["first_seen"]["execs"] == 4321 and rec["first_seen"]["seconds"] == 12.0
+    assert f"12s, 4,321 execs of {TARGET}] NEW finding" in out.getvalue()
+    assert "execs" not in triaged(tmp_path / "other", "crash-aaa", 0, None, io.StringIO())["first_seen"]
+
+
 def test_two_crash_inputs_with_one_signature_are_one_finding_and_hits_add_up_on_resume(tmp_path):
     crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
     crash_input(tmp_path, "crash-bbb", SKIP_EMPTY_NOISY)

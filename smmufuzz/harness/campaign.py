@@ -141,7 +141,8 @@ class Campaign:
         self.problems: list[str] = []
         self.unreproduced: list[str] = []
         self.race_only: list[tuple[str, str]] = []     # (raw crash input, its crash-race-* twin)
-        self.pending: list[tuple[TargetState, str, int, float]] = []   # (target, artifact, launch seed, seconds)
+        self.pending: list[tuple] = []    # (target, artifact, launch seed (0: an earlier campaign's), seconds,
+        #                                   the target's execs by then, None for an earlier campaign's input)
         self.queued: set[str] = set()
         self.hits: dict[str, int] = {}         # signature key -> hits this campaign
         self.tolerated: dict[str, int] = {}    # signature key -> inputs workers tolerated as known, this campaign
@@ -341,7 +342,7 @@ class Campaign:
         for path in fresh_artifacts(self.crash_dir(t), known):
             if path not in self.queued:
                 self.queued.add(path)
-                self.pending.append((t, path, seed, when - self.t0))
+                self.pending.append((t, path, seed, when - self.t0, t.execs if seed else None))
                 n += 1
         return n
 
@@ -353,7 +354,7 @@ class Campaign:
         finally:
             self.triage_seconds += time.time() - t0
 
-    def _triage(self, t: TargetState, path: str, seed: int, seconds: float) -> None:
+    def _triage(self, t: TargetState, path: str, seed: int, seconds: float, execs: int | None = None) -> None:
         art_id = f"{t.name}/{os.path.basename(path)}"
         try:
             prog, _ = load_program(path)
@@ -393,14 +394,15 @@ class Campaign:
             atomic_write(repro_path, text)
         rec, new = self.store.record(tri.signature, target=t.name, finding_text=tri.finding.text(), reproducer=text,
                                      reproducer_path=repro_path, replay=replay, artifact=path, campaign=self.id,
-                                     seconds=seconds, coarse=tri.coarse, verdict=tri.verdict.as_dict())
+                                     seconds=seconds, execs=execs, coarse=tri.coarse, verdict=tri.verdict.as_dict())
         self.store.mark_processed([art_id])
         self.hits[key] = self.hits.get(key, 0) + 1
         if new:
             self.new_keys.append(key)
             write_known(self.known_path, self.store.coarse_signatures())
             self._clear_status()
-            print(f"[{seconds:6.0f}s] NEW finding on {t.name}, {tri.verdict.text()}:\n"
+            when = f"{seconds:6.0f}s" + (f", {execs:,} execs of {t.name}" if execs is not None else "")
+            print(f"[{when}] NEW finding on {t.name}, {tri.verdict.text()}:\n"
                   f"{tri.finding.text()}".replace("\n", "\n  "), file=self.out)
             print(f"  reproducer: {repro_path}\n  replay: {replay}", file=self.out)
             print("    " + tri.program.text().rstrip().replace("\n", "\n    "), file=self.out, flush=True)
@@ -759,7 +761,8 @@ def print_summary(s: dict, out) -> None:
         label = Verdict(r["verdict"], r["verdict_why"]).label
         p(f"  {label}: {'NEW ' if r['new'] else ''}{r['kind']} on {', '.join(r['variants'])} [{' '.join(r['shape'])}]")
         p(f"    why: {r['verdict_why']}")
-        p(f"    first seen {fs['seconds']}s into {fs['campaign']} ({fs['wall']}); hits {r['hits_this_campaign']} "
+        at = f"{fs['seconds']}s" + (f" and {fs['execs']:,} execs of its target" if "execs" in fs else "")
+        p(f"    first seen {at} into {fs['campaign']} ({fs['wall']}); hits {r['hits_this_campaign']} "
           f"this campaign, {r['hits']} in all; tolerated as known: {r['tolerated_this_campaign']} this campaign, "
           f"{r['tolerated_hits']} in all")
         p(f"    replay: {r['replay']}")

@@ -73,11 +73,12 @@ class FindingsStore:
 
     def record(self, signature: dict, *, target: str, finding_text: str, reproducer: str, reproducer_path: str,
                replay: str, artifact: str, campaign: str, seconds: float, coarse=(),
-               verdict: dict | None = None) -> tuple[dict, bool]:
-        """Count one hit of `signature`; returns (record, is_new). First-seen is kept; hits add up across runs;
-        `verdict` ({"verdict", "verdict_why"}, verdict.py) is the latest triage's."""
+               verdict: dict | None = None, execs: int | None = None) -> tuple[dict, bool]:
+        """Count one hit of `signature`; returns (record, is_new). First-seen is kept (the campaign's seconds
+        and, if known, the target's executions by then); hits add up across runs; `verdict` ({"verdict",
+        "verdict_why"}, verdict.py) is the latest triage's."""
         key = signature_key(signature)
-        now = {"campaign": campaign, "seconds": round(seconds, 1),
+        now = {"campaign": campaign, "seconds": round(seconds, 1), **({"execs": execs} if execs is not None else {}),
                "wall": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         rec = self.records.get(key)
         new = rec is None
