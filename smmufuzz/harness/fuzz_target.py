@@ -29,6 +29,7 @@ RACE_SCHEDULES = 32        # schedules tried per concurrent input, each adding o
 COLLIDE_SCHEDULES = 8      # sampled collisions (an op run inside its predecessor's window) per input
 RACE_PAGES = 64            # programs mapping more pages get fewer (race_budget)
 RACED_CLEAN_MAX = 200_000
+PAIR_TRIES = 4             # programs searched first for each race pair (the same kinds in another state)
 
 
 def explores(variants: list[str]) -> bool:
@@ -107,8 +108,8 @@ def _write_input(prefix: str, prog) -> None:
 
 def race_pairs(prog) -> frozenset:
     """What a program offers a race search, by kind: (op kind, kind of the next op on a common domain,
-    whether they already run on different contexts). A program with a pair no earlier searched program
-    had is searched first (race_queue.py)."""
+    whether they already run on different contexts). A program with a pair fewer than PAIR_TRIES earlier
+    searched programs had is searched first (race_queue.py)."""
     from smmufuzz.harness.exhaustive import _colliding_pairs
     ops = prog.ops
     return frozenset((ops[i].kind, ops[j].kind, ops[i].ctx != ops[j].ctx) for i, j in _colliding_pairs(prog))
@@ -208,7 +209,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     searches_races = explores(target_variants)
     writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
-    raced_pairs: set = set()            # race_pairs of the programs queued first so far
+    raced_pairs: dict = {}              # race pair -> programs with it queued first so far
     queue = RaceQueue()
 
     def keep_fresh(found) -> None:
@@ -241,9 +242,10 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
         if searches_races:
             queue.ran(len(target_variants))
             if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
-                pairs = race_pairs(prog) - raced_pairs
+                pairs = frozenset(p for p in race_pairs(prog) if raced_pairs.get(p, 0) < PAIR_TRIES)
                 if queue.offer(search(prog, res, pairs), feature_cov.take_fresh() or bool(pairs)):
-                    raced_pairs.update(pairs)
+                    for p in pairs:
+                        raced_pairs[p] = raced_pairs.get(p, 0) + 1
             found = None if res.findings else queue.advance()
             if found:
                 prog, res = found
