@@ -269,8 +269,7 @@ def hybrid_mutator(target_variants: list[str]):
     search); of any length otherwise."""
     from smmufuzz.harness import mutator
     if explores(target_variants):
-        return mutator.HybridMutator(gen_ops=mutator.RACE_GEN_OPS, gen_half=mutator.RACE_GEN_HALF,
-                                     gen_floor=mutator.RACE_GEN_FLOOR)
+        return mutator.HybridMutator(gen_ops=mutator.RACE_GEN_OPS, gen_floor=mutator.RACE_GEN_FLOOR)
     return mutator.HybridMutator()
 
 

@@ -351,9 +351,8 @@ GEN_FIRST = 1.0        # share of generated programs at the start: a fresh searc
 GEN_FLOOR = 0.5        # ... decaying to this share (fresh programs find most semantic bugs sooner than edits)
 GEN_HALF = 400         # mutations after which the share is halved (above the floor)
 RACE_GEN_OPS = 12      # for targets that search schedules: ops of a generated program at most,
-RACE_GEN_HALF = 50     # ... a share of generated programs halved every RACE_GEN_HALF mutations,
-RACE_GEN_FLOOR = 0.05  # ... down to this: a race needs a few ops in one order, which edits of small
-#                        programs reach sooner than fresh programs do
+RACE_GEN_FLOOR = 0.2   # ... and a lower floor: a race needs a few ops in one order, which edits of small
+#                        programs (forks, hoists, moved preemptions) reach sooner than fresh programs do
 
 
 class HybridMutator:
