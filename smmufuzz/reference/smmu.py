@@ -629,10 +629,16 @@ class Smmu:
 
         def walk(ste) -> tuple[list[int], list]:
             """The leaves the STE's tables give now, sorted by address, and their addresses."""
+            if ste is None:
+                return [], []
             w = walks.get(id(ste))
             if w is None:
-                leaves = sorted(self.tree(ste)[0], key=lambda lf: lf.va) if ste is not None else []
-                w = walks[id(ste)] = ([lf.va for lf in leaves], leaves)
+                key = ("by_va", self.mem.version, ste.ttb, ste.geo, ste.stage)
+                w = self._tree_cache.get(key)
+                if w is None:
+                    leaves = sorted(self.tree(ste)[0], key=lambda lf: lf.va)
+                    w = self._tree_cache[key] = ([lf.va for lf in leaves], leaves)
+                walks[id(ste)] = w
             return w
 
         def now(w, va: int, span: int, pa: int, perms, whole: bool = True) -> str:
