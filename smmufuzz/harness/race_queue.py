@@ -11,7 +11,7 @@ not seconds, so the same inputs in the same order search the same schedules.
 from collections import deque
 
 SHARE = 1 / 3          # at most this share of all program runs go to schedule searches
-PENDING = 8            # fresh searches waiting at most (more wait too long: a search costs ~40 inputs)
+PENDING = 64           # fresh searches waiting at most
 
 
 class RaceQueue:
