@@ -78,16 +78,3 @@ def test_a_search_spread_over_later_inputs_raises_with_the_program_it_found_and_
     crash.write_bytes(dull)
     twin = race_twin_of(str(crash))
     assert twin is not None and os.path.basename(twin).startswith("crash-race-")
-
-
-def test_race_pairs_tell_a_domains_first_user_apart():
-    """The race search's kinds of pair: map, unmap, attach on a domain nobody uses (B12(d)'s shape) is not
-    the same kind as with a stream already attached to it."""
-    from smmufuzz.harness.fuzz_target import race_pairs
-    head = "config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
-    ops = ("iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
-           "iommu_unmap(d0, iova=0x200000, size=0x1000)\niommu_attach_device(d0, sid=0)\n")
-    first = race_pairs(parse(head + ops))
-    assert first == {(0, 1): ("map", "unmap", False, False), (1, 2): ("unmap", "attach", False, False)}
-    used = race_pairs(parse(head + "iommu_attach_device(d0, sid=1)\n" + ops))
-    assert used[(2, 3)] == ("unmap", "attach", False, True)
