@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 from smmufuzz.harness import feature_cov
 from smmufuzz.harness.load import load_program
 from smmufuzz.harness.runner import run_program
@@ -89,3 +91,18 @@ def test_a_fuzz_worker_instruments_the_models_and_the_emulator(tmp_path):
                 "smmufuzz.reference.smmu", "smmufuzz.harness.feature_cov"):
         assert mod in done, (mod, sorted(done))
     assert not done & {"smmufuzz.reference.oracle", "smmufuzz.harness.runner"}      # the judge and harness: not
+
+
+def test_the_feature_ablation_knob_keeps_only_the_classes_asked_for(monkeypatch):
+    from smmufuzz.harness import fuzz_target
+    monkeypatch.setattr(feature_cov, "_cache_shapes", [False])
+    monkeypatch.setattr(feature_cov, "_interleavings", [True])
+    monkeypatch.setenv("SMMUFUZZ_FEATURES", "cache")
+    fuzz_target.select_features()
+    assert feature_cov.collecting_cache_shapes() and not feature_cov._interleavings[0]
+    feature_cov.take_fresh()
+    feature_cov.interleaving_event("test|ablated", "never a feature")
+    assert not feature_cov.take_fresh()
+    monkeypatch.setenv("SMMUFUZZ_FEATURES", "everything")
+    with pytest.raises(SystemExit, match="one of all, edges, cache, sched"):
+        fuzz_target.select_features()

@@ -297,9 +297,19 @@ def take_fresh() -> bool:
     return fresh
 
 
+_interleavings = [True]
+
+
+def collect_interleavings(on: bool) -> None:
+    """Whether interleaving events count as features in this process (on unless a benchmark's ablation
+    turns them off: fuzz_target.import_instrumented, SMMUFUZZ_FEATURES)."""
+    _interleavings[0] = on
+
+
 def interleaving_event(*parts: str) -> None:
     """Record one interleaving event (e.g. op kind + the label where another op stood)."""
-    _hit("|".join(parts))
+    if _interleavings[0]:
+        _hit("|".join(parts))
 
 
 def cache_event(op_kind: str, shape: frozenset) -> None:

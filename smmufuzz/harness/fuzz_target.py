@@ -277,7 +277,8 @@ def import_instrumented(plugins: tuple = ()) -> None:
     """Import the emulator, the variants and the feature buckets (and `plugins`) under atheris' coverage
     instrumentation, UNINSTRUMENTED left plain; switch the cache-shape features on. Must come before anything
     imports them: a module imported before this block is not instrumented at all (the registry imports every
-    variant and the emulator). The harness, imported later, stays uninstrumented."""
+    variant and the emulator). The harness, imported later, stays uninstrumented. SMMUFUZZ_FEATURES (all,
+    edges, cache, sched) keeps only some feature classes beside the edges, for benchmark ablations."""
     import importlib
 
     import atheris
@@ -287,8 +288,22 @@ def import_instrumented(plugins: tuple = ()) -> None:
         for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
                     *UNINSTRUMENTED, *plugins):
             importlib.import_module(mod)
+    select_features()
+
+
+def select_features() -> None:
+    """The feature classes counted beside the edges: both, unless SMMUFUZZ_FEATURES (an ablation knob for
+    benchmarks, docs/bench.md) names fewer."""
     from smmufuzz.harness import feature_cov
-    feature_cov.collect_cache_shapes()
+    features = os.environ.get("SMMUFUZZ_FEATURES", "all")
+    if features not in FEATURE_SETS:
+        raise SystemExit(f"SMMUFUZZ_FEATURES={features!r}: one of {', '.join(FEATURE_SETS)}")
+    if "cache" in FEATURE_SETS[features]:
+        feature_cov.collect_cache_shapes()
+    feature_cov.collect_interleavings("sched" in FEATURE_SETS[features])
+
+
+FEATURE_SETS = {"all": ("cache", "sched"), "edges": (), "cache": ("cache",), "sched": ("sched",)}
 
 
 def main(target_variants: list[str], policy: str, argv: list[str], plugins: tuple = (),
