@@ -269,14 +269,13 @@ def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max
     conflict window. A collision whose moved op waits for a lock is followed by switches at that wait to
     an interrupt (wait_followers).
     `trace`: prog's run under the scheduler if the caller has one (a sequential run has none);
-    `observe(program)` is called after each run; `prefer`: (kind, next kind, on different contexts) of
-    the pairs to try first (half the budget goes to their conflict windows). A generator yielding after
+    `observe(program)` is called after each run; `prefer`: pairs (i, j) to try first (half the budget
+    goes to their conflict windows). A generator yielding after
     every run (each_run)."""
     ex = Exploration(variant, len(prog.schedule) + 1)
     near = _colliding_pairs(prog)
-    if prefer:          # pairs of the kinds asked for first, each pair's first switch ahead of the rest
-        ops = prog.ops
-        near.sort(key=lambda p: (ops[p[0]].kind, ops[p[1]].kind, ops[p[0]].ctx != ops[p[1]].ctx) not in prefer)
+    if prefer:          # the pairs asked for first
+        near.sort(key=lambda p: p not in prefer)
     if not near:
         return ex
     if trace is None:
@@ -293,8 +292,7 @@ def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max
     if len(cands) > budget:
         first = []
         if prefer:
-            asked = {i for i, j in near if (prog.ops[i].kind, prog.ops[j].kind,
-                                            prog.ops[i].ctx != prog.ops[j].ctx) in prefer}
+            asked = {i for i, _j in prefer}
             first = _spread([c for c in cands if c[2][0] in asked and c[3]], rng)[:budget // 2]
         hot = [c for c in _spread([c for c in cands if c[3]], rng) if c not in first]
         cold = [c for c in cands if not c[3] and c not in first]

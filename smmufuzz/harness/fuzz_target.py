@@ -106,13 +106,14 @@ def _write_input(prefix: str, prog) -> None:
         f.write(encode(prog))
 
 
-def race_pairs(prog) -> frozenset:
-    """What a program offers a race search, by kind: (op kind, kind of the next op on a common domain,
-    whether they already run on different contexts). A program with a pair fewer than PAIR_TRIES earlier
-    searched programs had is searched first (race_queue.py)."""
+def race_pairs(prog) -> dict:
+    """What a program offers a race search: each pair (i, j) of an op and the next op on a common domain, by
+    kind (op kind, the next op's kind, whether they already run on different contexts). A program with a kind
+    fewer than PAIR_TRIES earlier searched programs had is searched first, those pairs' collisions first
+    (race_queue.py)."""
     from smmufuzz.harness.exhaustive import _colliding_pairs
     ops = prog.ops
-    return frozenset((ops[i].kind, ops[j].kind, ops[i].ctx != ops[j].ctx) for i, j in _colliding_pairs(prog))
+    return {(i, j): (ops[i].kind, ops[j].kind, ops[i].ctx != ops[j].ctx) for i, j in _colliding_pairs(prog)}
 
 
 def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | None, observe=None,
@@ -125,7 +126,7 @@ def race_steps(prog, res, variants: list[str], policy: str, artifacts: str | Non
     input_name(artifacts + "crash-race-", found) (`artifacts` None: not written);
     `observe(program)` after each run. Then, with `writers` (the lock writers learned so far), the
     collisions of the program completed with a writer after a reader of a rwlock (complete.py).
-    `prefer`: the race_pairs whose collisions go first. A generator yielding after every run
+    `prefer`: the pairs (i, j) whose collisions go first. A generator yielding after every run
     (race_queue.py spreads it over executions); returns (found program, its result) or None."""
     from smmufuzz.harness.complete import iter_completions
     from smmufuzz.harness.exhaustive import iter_collisions, iter_races
@@ -209,7 +210,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     searches_races = explores(target_variants)
     writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
-    raced_pairs: dict = {}              # race pair -> programs with it queued first so far
+    raced_pairs: dict = {}              # race pair kind -> programs with it queued first so far
     queue = RaceQueue()
 
     def keep_fresh(found) -> None:
@@ -242,10 +243,10 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
         if searches_races:
             queue.ran(len(target_variants))
             if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
-                pairs = frozenset(p for p in race_pairs(prog) if raced_pairs.get(p, 0) < PAIR_TRIES)
-                if queue.offer(search(prog, res, pairs), feature_cov.take_fresh() or bool(pairs)):
-                    for p in pairs:
-                        raced_pairs[p] = raced_pairs.get(p, 0) + 1
+                pairs = {ij: k for ij, k in race_pairs(prog).items() if raced_pairs.get(k, 0) < PAIR_TRIES}
+                if queue.offer(search(prog, res, frozenset(pairs)), feature_cov.take_fresh() or bool(pairs)):
+                    for k in set(pairs.values()):
+                        raced_pairs[k] = raced_pairs.get(k, 0) + 1
             found = None if res.findings else queue.advance()
             if found:
                 prog, res = found

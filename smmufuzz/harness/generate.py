@@ -25,15 +25,13 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS) -> Program:
     base = decode(rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
-    prog = Program(base.config, (), ())
     for i, op in enumerate(base.ops):
         if len(ops) >= max_ops:
             break
         sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
         ops.append(op)
         if len(ops) < max_ops and rng.random() < GEN_LIVE:
-            prog = Program(base.config, tuple(ops), ())
-            new = live_op(prog, len(ops), rng)
+            new = live_op(Program(base.config, tuple(ops), ()), len(ops), rng)
             if new is not None:
                 ops.append(new)
     return Program(base.config, tuple(ops), tuple(sched))

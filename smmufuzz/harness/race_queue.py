@@ -2,10 +2,11 @@
 
 A search (fuzz_target.race_steps: one more switch, collisions, completions) is a generator that yields
 after every program run. Inputs whose own run reached an interleaving or cache shape this process had not
-seen, or that put side by side two op kinds no earlier searched input did (fuzz_target.race_pairs), go first; the others are searched only when nothing better waits. After each input, searches advance
-one run at a time while the runs they took stay within SHARE of all runs (the input's own runs count too),
-so a search of 40 schedules costs a bit of many executions instead of all of one. Counted in program runs,
-not seconds, so the same inputs in the same order search the same schedules.
+seen, or that put side by side two op kinds few earlier searched inputs did (fuzz_target.race_pairs), go
+first; the others are searched only when nothing better waits. After each input, searches advance one run
+at a time while the runs they took stay within SHARE of all runs (the input's own runs count too), so a
+search of 40 schedules costs a bit of many executions instead of all of one. Counted in program runs, not
+seconds, so the same inputs in the same order search the same schedules.
 """
 
 from collections import deque

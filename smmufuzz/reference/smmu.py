@@ -614,8 +614,8 @@ class Smmu:
         "live"/"orphan" (its tag is / is not selected by a current STE) + "/same" (the latest STE with its
         tag still walks to it) or, gone, what the walk finds at its address now: "/gone-none" (unmapped),
         "/gone-split" (a smaller leaf: a block cached while a table replaced it), "/gone-merge" (a larger
-        leaf), "/gone-moved" (another output or permissions); ATC entries "atc/same" or "atc/gone" (a
-        translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
+        leaf), "/gone-moved" (another output or permissions); ATC entries "atc/" + the same classes (a stale one
+        is a translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
         would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
         another CPU's op runs in an invalidation's window."""
@@ -627,24 +627,26 @@ class Smmu:
         walks: dict = {}
         kinds = {"pending"} if pending else set()
 
-        def walk(ste) -> tuple[list[int], list]:
-            """The leaves the STE's tables give now, sorted by address, and their addresses."""
+        def walk(ste) -> tuple:
+            """The leaves the STE's tables give now, sorted by address, their addresses, and the TLB-key
+            tails (va, span, pa, perms, level) they make."""
             if ste is None:
-                return [], []
+                return [], [], frozenset()
             w = walks.get(id(ste))
             if w is None:
                 key = ("by_va", self.mem.version, ste.ttb, ste.geo, ste.stage)
                 w = self._tree_cache.get(key)
                 if w is None:
                     leaves = sorted(self.tree(ste)[0], key=lambda lf: lf.va)
-                    w = self._tree_cache[key] = ([lf.va for lf in leaves], leaves)
+                    tails = frozenset((lf.va, lf.span, lf.pa, lf.perms, lf.level) for lf in leaves)
+                    w = self._tree_cache[key] = ([lf.va for lf in leaves], leaves, tails)
                 walks[id(ste)] = w
             return w
 
         def now(w, va: int, span: int, pa: int, perms, whole: bool = True) -> str:
             """What the walk gives at an entry's address against what the entry holds (a TLB entry is a
             whole leaf; an ATC entry, `whole` False, a 4 KiB piece of one)."""
-            vas, leaves = w
+            vas, leaves, _keys = w
             j = bisect.bisect_right(vas, va) - 1
             if j < 0 or not leaves[j].va <= va < leaves[j].va + leaves[j].span:
                 return "gone-none"
@@ -659,7 +661,9 @@ class Smmu:
             if n >= limit:
                 break
             tag = key[0]
-            kinds.add(("live" if tag in live else "orphan") + "/" + now(walk(self.tag_ste.get(tag)), *key[1:5]))
+            w = walk(self.tag_ste.get(tag))      # most entries are a current leaf: a set lookup, no search
+            state = "same" if key[1:6] in w[2] else now(w, *key[1:5])
+            kinds.add(("live" if tag in live else "orphan") + "/" + state)
         for sid, entries in self.atc.items():
             ste = self.strtab.get(sid)
             w = walk(ste if ste is not None and ste.translates else None)
