@@ -19,9 +19,9 @@ GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) dra
 GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
 
 
-def generate(rng: random.Random, max_ops: int = MAX_OPS) -> Program:
+def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE) -> Program:
     """A fresh program of at most `max_ops` ops: a random configuration and codec ops, with resource-aware
-    ops interleaved."""
+    ops interleaved (after a `live` share of the codec's ops)."""
     base = decode(rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
@@ -30,7 +30,7 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS) -> Program:
             break
         sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
         ops.append(op)
-        if len(ops) < max_ops and rng.random() < GEN_LIVE:
+        if len(ops) < max_ops and rng.random() < live:
             new = live_op(Program(base.config, tuple(ops), ()), len(ops), rng)
             if new is not None:
                 ops.append(new)

@@ -325,16 +325,17 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
 
 
 def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.0, limit: int | None = None,
-           gen_ops: int = MAX_OPS) -> bytes:
+           gen_ops: int = MAX_OPS, gen_live: float | None = None) -> bytes:
     """The custom mutator: with probability `gen` a freshly generated program (generate.py, up to
-    max_size bytes and `gen_ops` ops) in place of the input, else an op-level edit (up to `limit` bytes, default max_size)
-    half the time, else libFuzzer's mutation (`fallback`, default atheris.Mutate), which is also used
-    when the edit cannot be encoded."""
-    from .generate import generate      # generate.py builds on this module's live_op
+    max_size bytes and `gen_ops` ops, a resource-aware op after a `gen_live` share of the others) in
+    place of the input, else an op-level edit (up to `limit` bytes, default max_size) half the time, else
+    libFuzzer's mutation (`fallback`, default atheris.Mutate), which is also used when the edit cannot be
+    encoded."""
+    from .generate import GEN_LIVE, generate      # generate.py builds on this module's live_op
     rng = random.Random(seed)
     limit = max_size if limit is None else limit
     if gen and rng.random() < gen:
-        out = encode(generate(rng, gen_ops))
+        out = encode(generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live))
         if len(out) <= max_size:
             return out
     if rng.random() < 0.5:
@@ -353,6 +354,7 @@ GEN_HALF = 400         # mutations after which the share is halved (above the fl
 RACE_GEN_OPS = 12      # for targets that search schedules: ops of a generated program at most,
 RACE_GEN_FLOOR = 0.2   # ... and a lower floor: a race needs a few ops in one order, which edits of small
 #                        programs (forks, hoists, moved preemptions) reach sooner than fresh programs do
+RACE_GEN_LIVE = 0.6    # ... and more resource-aware ops: a race needs ops on one domain's live state
 
 
 class HybridMutator:
@@ -361,11 +363,12 @@ class HybridMutator:
     and edits under a length limit that starts at `start` bytes and grows by one every `per` mutations up
     to libFuzzer's max_size (an input already longer keeps its length as the limit); generated programs
     are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator):
-    up to `gen_ops` ops; `gen_half` and `gen_floor` set the decay (fuzz_target.hybrid_mutator)."""
+    up to `gen_ops` ops, `gen_live` of them followed by a resource-aware op (generate.py); `gen_half` and
+    `gen_floor` set the decay (fuzz_target.hybrid_mutator)."""
 
     def __init__(self, start: int = 16, per: int = 100, gen_ops: int = MAX_OPS, gen_half: int | None = None,
-                 gen_floor: float | None = None):
-        self.start, self.per, self.calls, self.gen_ops = start, per, 0, gen_ops
+                 gen_floor: float | None = None, gen_live: float | None = None):
+        self.start, self.per, self.calls, self.gen_ops, self.gen_live = start, per, 0, gen_ops, gen_live
         self.gen_half = GEN_HALF if gen_half is None else gen_half
         self.gen_floor = GEN_FLOOR if gen_floor is None else gen_floor
 
@@ -375,4 +378,5 @@ class HybridMutator:
     def __call__(self, data: bytes, max_size: int, seed: int) -> bytes:
         self.calls += 1
         limit = min(max_size, max(self.start + self.calls // self.per, len(data)))
-        return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops)
+        return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops,
+                      gen_live=self.gen_live)
