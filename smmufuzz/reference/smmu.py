@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from . import cmdq as C
 from .lpae import Geometry, Leaf
 from .memory import Memory
+from .tlb_splinter import leaf_extent, remainders
 from .ste import Ste
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
@@ -45,6 +46,7 @@ class HwConfig:
     ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
+    splinter: bool = True          # max-cache also holds a block as granule-sized pieces (tlb_splinter.py)
     step_budget: int = 3_000_000
     command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
@@ -463,12 +465,16 @@ class Smmu:
                 page = lo & ~0xFFF
                 self.range_flushes.append((pub, match_tag, page, page + 0x1000, None))
             hits = None
+        pieces = gshift is not None and self.cfg.splinter   # a range TLBI: only the pieces in its range go
         for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
-            va, span = k[1], k[2]
+            va, span = (k[1], k[2]) if pieces else leaf_extent(k)
             if va < hi and lo < va + span and (ttl is None or k[5] == ttl) \
                     and (gshift is None or gshift == k[6]) and (hits is None or hits(va, span)):
-                del self.tlb[k]
+                e = self.tlb.pop(k)
                 st.tlb_killed += 1
+                if pieces:
+                    for rest in remainders(k, lo, hi):
+                        self.tlb[rest] = e
         if not c.leaf:
             for k in [k for k, e in self.wc.items() if eseq[e] < pub and match_tag(k[0])]:
                 va, span = k[2], k[3]
@@ -616,6 +622,7 @@ class Smmu:
         "/gone-split" (a smaller leaf: a block cached while a table replaced it), "/gone-merge" (a larger
         leaf), "/gone-moved" (another output or permissions); ATC entries "atc/same" or "atc/gone" (a
         translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
+        "piece:" before a TLB kind: a splintered rest of a block a range TLBI covered part of (tlb_splinter.py).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
         would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
         another CPU's op runs in an invalidation's window."""
@@ -653,7 +660,8 @@ class Smmu:
             if n >= limit:
                 break
             tag = key[0]
-            kinds.add(("live" if tag in live else "orphan") + "/" + now(walk(self.tag_ste.get(tag)), *key[1:5]))
+            kind = ("live" if tag in live else "orphan") + "/" + now(walk(self.tag_ste.get(tag)), *key[1:5])
+            kinds.add(kind if len(key) == 7 else "piece:" + kind)
         for sid, entries in self.atc.items():
             ste = self.strtab.get(sid)
             w = walk(ste if ste is not None and ste.translates else None)
