@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
 from .lpae import Geometry, Leaf
+from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
 from .tlb_splinter import leaf_extent, remainders
 from .ste import Ste
@@ -96,6 +97,7 @@ class Smmu:
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
         self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
+        self.atc_ignored: set[int] = set()            # pub seqs of ATC_INVs an endpoint dropped (ats_timeout.py)
         self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
         self.seq = 1
         self.steps = 0
@@ -129,7 +131,8 @@ class Smmu:
             self.tag_ste[ste.tag] = ste
 
     def set_ats(self, sid: int, on: bool) -> None:
-        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC."""
+        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC, and may
+        ignore the ATC invalidations outstanding to it (ats_timeout.py)."""
         self.tick()
         self.strtab_ver += 1
         if on:
@@ -137,6 +140,7 @@ class Smmu:
         else:
             self.ats_enabled.discard(sid)
             self.atc.pop(sid, None)
+            self.atc_ignored |= outstanding_atc_inv(self.pending, sid)
 
     def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
         """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion of the
@@ -392,6 +396,10 @@ class Smmu:
             # No PASIDs here (SMMU_IDR1.SSIDSIZE=0): SSV=1 is CONSTRAINED UNPREDICTABLE between acting
             # as SSV=0 and no effect; the laziest SMMU does nothing.
             if c.ssv:
+                return
+            if pub in self.atc_ignored:
+                self.atc_ignored.discard(pub)
+                self.errors.append(sync_timeout(c))
                 return
             atc = self.atc.get(c.sid)
             if c.size == C.ATC_INV_SIZE_ALL:
