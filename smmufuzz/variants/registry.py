@@ -108,6 +108,9 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
     "v9-fair-rwlock": (replace(_V9, flavor=replace(_V9.flavor, fair_rwlock=True)), False, True,
                        "v9 read_lock on an rwlock that queues interrupt readers behind a waiting writer "
                        "(PREEMPT_RT-like)"),
+    "no-ats-rwlock": (replace(_MERGED, ats_rwlock=False), False, True,
+                      "reader without invs->rwlock: ATS can be disabled under an outstanding ATC invalidation "
+                      "(CMD_SYNC timeout; issue 18 item 6)"),
     "merged-fair-rwlock": (replace(_MERGED, flavor=replace(_MERGED.flavor, fair_rwlock=True)), False, False,
                            "merged read_lock_irqsave on the same fair rwlock"),
 }
