@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
 from .lpae import Geometry, Leaf
+from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
+from .tlb_splinter import leaf_extent, remainders
 from .ste import Ste
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
@@ -45,6 +47,7 @@ class HwConfig:
     ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
+    splinter: bool = True          # max-cache also holds a block as granule-sized pieces (tlb_splinter.py)
     step_budget: int = 3_000_000
     command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
@@ -94,6 +97,7 @@ class Smmu:
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
         self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
+        self.atc_ignored: set[int] = set()            # pub seqs of ATC_INVs an endpoint dropped (ats_timeout.py)
         self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
         self.seq = 1
         self.steps = 0
@@ -127,7 +131,8 @@ class Smmu:
             self.tag_ste[ste.tag] = ste
 
     def set_ats(self, sid: int, on: bool) -> None:
-        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC."""
+        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC, and may
+        ignore the ATC invalidations outstanding to it (ats_timeout.py)."""
         self.tick()
         self.strtab_ver += 1
         if on:
@@ -135,6 +140,7 @@ class Smmu:
         else:
             self.ats_enabled.discard(sid)
             self.atc.pop(sid, None)
+            self.atc_ignored |= outstanding_atc_inv(self.pending, sid)
 
     def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
         """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion of the
@@ -391,6 +397,10 @@ class Smmu:
             # as SSV=0 and no effect; the laziest SMMU does nothing.
             if c.ssv:
                 return
+            if pub in self.atc_ignored:
+                self.atc_ignored.discard(pub)
+                self.errors.append(sync_timeout(c))
+                return
             atc = self.atc.get(c.sid)
             if c.size == C.ATC_INV_SIZE_ALL:
                 st.full_flushes += 1
@@ -463,12 +473,16 @@ class Smmu:
                 page = lo & ~0xFFF
                 self.range_flushes.append((pub, match_tag, page, page + 0x1000, None))
             hits = None
+        pieces = gshift is not None and self.cfg.splinter   # a range TLBI: only the pieces in its range go
         for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
-            va, span = k[1], k[2]
+            va, span = (k[1], k[2]) if pieces else leaf_extent(k)
             if va < hi and lo < va + span and (ttl is None or k[5] == ttl) \
                     and (gshift is None or gshift == k[6]) and (hits is None or hits(va, span)):
-                del self.tlb[k]
+                e = self.tlb.pop(k)
                 st.tlb_killed += 1
+                if pieces:
+                    for rest in remainders(k, lo, hi):
+                        self.tlb[rest] = e
         if not c.leaf:
             for k in [k for k, e in self.wc.items() if eseq[e] < pub and match_tag(k[0])]:
                 va, span = k[2], k[3]
@@ -616,6 +630,7 @@ class Smmu:
         "/gone-split" (a smaller leaf: a block cached while a table replaced it), "/gone-merge" (a larger
         leaf), "/gone-moved" (another output or permissions); ATC entries "atc/" + the same classes (a stale one
         is a translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
+        "piece:" before a TLB kind: a splintered rest of a block a range TLBI covered part of (tlb_splinter.py).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
         would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
         another CPU's op runs in an invalidation's window."""
@@ -662,8 +677,10 @@ class Smmu:
                 break
             tag = key[0]
             w = walk(self.tag_ste.get(tag))      # most entries are a current leaf: a set lookup, no search
-            state = "same" if key[1:6] in w[2] else now(w, *key[1:5])
-            kinds.add(("live" if tag in live else "orphan") + "/" + state)
+            whole = len(key) == 7                 # else a splintered piece (tlb_splinter.py)
+            state = "same" if whole and key[1:6] in w[2] else now(w, *key[1:5], whole=whole)
+            kind = ("live" if tag in live else "orphan") + "/" + state
+            kinds.add(kind if whole else "piece:" + kind)
         for sid, entries in self.atc.items():
             ste = self.strtab.get(sid)
             w = walk(ste if ste is not None and ste.translates else None)

@@ -86,6 +86,10 @@ class CmdqBatch:
         self.hw.cmdq_publish(self.cmds + [build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
         self.cmds = []
 
+    def atc_sids(self) -> set[int]:
+        """The StreamIDs this batch's ATC invalidations go to."""
+        return {dw0 >> 32 for dw0, _dw1 in self.cmds if dw0 & 0xFF == CMDQ_OP_ATC_INV}
+
 
 @dataclass
 class Master:
