@@ -16,7 +16,7 @@ from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
 from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
-from . import contract, feature_cov, inflight, op_models
+from . import contract, feature_cov, inflight, latitude, op_models
 from .figures import OpFigures
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
@@ -67,7 +67,8 @@ class RunResult:
 
 
 def hw_config(cfg: Config, policy: str) -> HwConfig:
-    return HwConfig(coherent=cfg.coherent, range_inv=cfg.range_inv, ats=cfg.ats, e2h=cfg.e2h, policy=policy)
+    return HwConfig(coherent=cfg.coherent, range_inv=cfg.range_inv, ats=cfg.ats, e2h=cfg.e2h, policy=policy,
+                    **latitude.hw_fields(cfg))
 
 
 class _Exec:
@@ -479,7 +480,22 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
         d = _divergence(prog, grun) or _return_divergence(prog, grun)
         if d:
             findings.append(d)
+    if findings and latitude.unverified(prog.config):
+        _note_unverified(prog, variants, policy, max_preemptions, findings)
     return RunResult(prog, runs, findings)
+
+
+def _note_unverified(prog: Program, variants: list[str], policy: str, max_preemptions: int,
+                     findings: list[Finding]) -> None:
+    """A finding that goes away on the same program without the config's unverified latitude (latitude.py)
+    says in its message that it needs it: a verdict users cannot take as the architecture's."""
+    base = replace(prog.config, **{k: latitude.DEFAULTS[k] for k in latitude.unverified(prog.config)})
+    kept = {f.signature() for f in run_program(replace(prog, config=base), variants, policy,
+                                               max_preemptions, keep_log=False).findings}
+    note = "; ".join(latitude.UNVERIFIED[k] for k in latitude.unverified(prog.config))
+    for f in findings:
+        if f.signature() not in kept:
+            f.message += "\n  " + note
 
 
 def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:

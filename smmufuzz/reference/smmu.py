@@ -47,7 +47,8 @@ class HwConfig:
     ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
-    splinter: bool = True          # max-cache also holds a block as granule-sized pieces (tlb_splinter.py)
+    walk_levels: int = 0b111       # ... read at these levels (bit L: level L), an implementation's choice
+    splinter: bool = False         # max-cache also holds a block as granule-sized pieces (tlb_splinter.py)
     step_budget: int = 3_000_000
     command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
@@ -577,7 +578,10 @@ class Smmu:
         geo = ste.geo
         if not self.cfg.walk_cache:
             return
+        levels = self.cfg.walk_levels
         for lvl, prefix, nxt, addr, _desc in tables:
+            if not levels >> lvl & 1:
+                continue
             shift = geo.lvl_shift(lvl)
             wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr, pgs)] = seq
 
@@ -719,6 +723,8 @@ class Smmu:
                     self.tlb[(tag, leaf.va, leaf.span, leaf.pa, leaf.perms, leaf.level, ste.geo.pg_shift)] = seq
             if insert and self.cfg.walk_cache:
                 for lvl, prefix, nxt, addr, _d in steps:
+                    if not self.cfg.walk_levels >> lvl & 1:
+                        continue
                     shift = ste.geo.lvl_shift(lvl)
                     self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr,
                              ste.geo.pg_shift)] = seq

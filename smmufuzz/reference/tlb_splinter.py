@@ -1,6 +1,8 @@
 """Splintered TLB entries: an SMMU may cache a block translation as smaller entries, down to the
-translation granule (IHI 0070 §4.4.1: a by-address TLBI removes the entries for the addresses it covers;
-a TLBI naming one address of a block removes every entry cached from that block).
+translation granule (cf. the Cortex-A53 main TLB splitting 1GB blocks). A TLBI naming one address of a block
+(TG=0) removes every entry cached from that block: Linux invalidates a block with one TLBI at its base. A range
+TLBI (TG!=0, IHI 0070 §4.4.1) removes only the pieces inside its range: UNVERIFIED against the architecture
+(see docs/architecture.md), hence HwConfig.splinter is off unless a program's config asks for it.
 
 A TLB key is (tag, va, span, pa, perms, level, pg_shift) for a whole leaf; a splintered rest of a leaf adds
 the leaf's (va, span) as an eighth field. The max-cache policy holds every piece of every leaf at once, so the

@@ -30,7 +30,7 @@ def register(name: str, factory, buggy: bool, family: str, summary: str, driver:
 
 register("smmuv3", SmmuV3Os, False, "spine",
          "mainline core (90c5def10bea + Robin's v2 fill) + io-pgtable-arm + arm-smmu-v3 classic TLBI path")
-# planted (issue 18 item 2): exposed only by an SMMU that caches a block as granule pieces (HwConfig.splinter)
+# planted (issue 18 item 2): exposed only by an SMMU that caches a block as granule pieces (config splinter=1, unverified)
 register("smmuv3:ril-block-one-page", ril_block_one_page.RilBlockOnePageOs, True, "spine",
          "RIL leaf invalidation names one page per granule (NUM=SCALE=0): a splintered block keeps the rest")
 
