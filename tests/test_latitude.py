@@ -16,11 +16,11 @@ ATTACH = "iommu_attach_device(d0, sid=0)\n"
 
 def test_defaults_are_not_printed_and_others_round_trip_through_text_and_bytes():
     assert parse("config(granule=4K)\n" + ATTACH).text() == Program(Config(), parse(ATTACH).ops).text()
-    assert "ttl" not in Config().text() and "splinter" not in Config().text()
+    assert "ttl" not in Config().text() and "walk_levels" not in Config().text()
     rng = random.Random(7)
     for _ in range(200):
         cfg = Config(range_inv=rng.random() < .5, ttl_strict=rng.random() < .5,
-                     walk_levels=rng.randrange(WALK_ALL + 1), splinter=rng.random() < .5)
+                     walk_levels=rng.randrange(WALK_ALL + 1))
         prog = parse(cfg.text() + "\n" + ATTACH)
         assert prog.config == cfg
         assert decode(encode(prog)) == prog
@@ -38,15 +38,15 @@ def test_inputs_of_format_2_and_1_read_the_default_latitude():
 
 def test_the_fuzzer_reaches_every_latitude_through_the_header_byte():
     prog = parse("config(granule=4K)\n" + ATTACH)
-    seen = {(c.ttl_strict, c.walk_levels, c.splinter)
+    seen = {(c.ttl_strict, c.walk_levels)
             for c in (decode(reheader(encode(prog), bytes([0, 0, b]))).config for b in range(256))}
-    assert len(seen) == 2 * (WALK_ALL + 1) * 2
+    assert len(seen) == 2 * (WALK_ALL + 1)
 
 
 @pytest.mark.parametrize("line,msg", [
     ("config(ttl=loose)", "ttl must be strict or ignored"),
     ("config(walk_levels=3)", "walk_levels must be digits of 0..2"),
-    ("config(splinter=2)", "splinter must be 0 or 1"),
+    ("config(walk_levels=)", "walk_levels must be digits of 0..2"),
 ])
 def test_bad_latitude_is_one_clear_error(line, msg):
     with pytest.raises(ProgramSyntaxError, match=msg):

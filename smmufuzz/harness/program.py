@@ -46,7 +46,7 @@ class ProgramSyntaxError(ValueError):
 class Config:
     """Program header: page-table format, SMMU features the driver reads (IDR0/IDR3), and the SMMU's legal
     latitude the driver cannot see (latitude.py): how strictly it honours TTL, which table levels its walk
-    cache holds, whether it splinters blocks."""
+    cache holds."""
     pg_shift: int = 12
     ias: int = 48
     stage: int = 1
@@ -56,7 +56,6 @@ class Config:
     e2h: bool = False
     ttl_strict: bool = True
     walk_levels: int = WALK_ALL
-    splinter: bool = False
 
     def text(self) -> str:
         return (f"config(granule={GRANULES[self.pg_shift]}, ias={self.ias}, stage={self.stage}, "

@@ -480,22 +480,7 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
         d = _divergence(prog, grun) or _return_divergence(prog, grun)
         if d:
             findings.append(d)
-    if findings and latitude.unverified(prog.config):
-        _note_unverified(prog, variants, policy, max_preemptions, findings)
     return RunResult(prog, runs, findings)
-
-
-def _note_unverified(prog: Program, variants: list[str], policy: str, max_preemptions: int,
-                     findings: list[Finding]) -> None:
-    """A finding that goes away on the same program without the config's unverified latitude (latitude.py)
-    says in its message that it needs it: a verdict users cannot take as the architecture's."""
-    base = replace(prog.config, **{k: latitude.DEFAULTS[k] for k in latitude.unverified(prog.config)})
-    kept = {f.signature() for f in run_program(replace(prog, config=base), variants, policy,
-                                               max_preemptions, keep_log=False).findings}
-    note = "; ".join(latitude.UNVERIFIED[k] for k in latitude.unverified(prog.config))
-    for f in findings:
-        if f.signature() not in kept:
-            f.message += "\n  " + note
 
 
 def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:

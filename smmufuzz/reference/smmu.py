@@ -14,7 +14,6 @@ from . import cmdq as C
 from .lpae import Geometry, Leaf
 from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
-from .tlb_splinter import leaf_extent, remainders
 from .ste import Ste
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
@@ -48,7 +47,6 @@ class HwConfig:
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
     walk_levels: int = 0b111       # ... read at these levels (bit L: level L), an implementation's choice
-    splinter: bool = False         # max-cache also holds a block as granule-sized pieces (tlb_splinter.py)
     step_budget: int = 3_000_000
     command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
@@ -474,16 +472,12 @@ class Smmu:
                 page = lo & ~0xFFF
                 self.range_flushes.append((pub, match_tag, page, page + 0x1000, None))
             hits = None
-        pieces = gshift is not None and self.cfg.splinter   # a range TLBI: only the pieces in its range go
         for k in [k for k, e in self.tlb.items() if eseq[e] < pub and match_tag(k[0])]:
-            va, span = (k[1], k[2]) if pieces else leaf_extent(k)
+            va, span = k[1], k[2]
             if va < hi and lo < va + span and (ttl is None or k[5] == ttl) \
                     and (gshift is None or gshift == k[6]) and (hits is None or hits(va, span)):
-                e = self.tlb.pop(k)
+                del self.tlb[k]
                 st.tlb_killed += 1
-                if pieces:
-                    for rest in remainders(k, lo, hi):
-                        self.tlb[rest] = e
         if not c.leaf:
             for k in [k for k, e in self.wc.items() if eseq[e] < pub and match_tag(k[0])]:
                 va, span = k[2], k[3]
@@ -634,7 +628,6 @@ class Smmu:
         "/gone-split" (a smaller leaf: a block cached while a table replaced it), "/gone-merge" (a larger
         leaf), "/gone-moved" (another output or permissions); ATC entries "atc/" + the same classes (a stale one
         is a translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
-        "piece:" before a TLB kind: a splintered rest of a block a range TLBI covered part of (tlb_splinter.py).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
         would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
         another CPU's op runs in an invalidation's window."""
@@ -681,10 +674,8 @@ class Smmu:
                 break
             tag = key[0]
             w = walk(self.tag_ste.get(tag))      # most entries are a current leaf: a set lookup, no search
-            whole = len(key) == 7                 # else a splintered piece (tlb_splinter.py)
-            state = "same" if whole and key[1:6] in w[2] else now(w, *key[1:5], whole=whole)
-            kind = ("live" if tag in live else "orphan") + "/" + state
-            kinds.add(kind if whole else "piece:" + kind)
+            state = "same" if key[1:6] in w[2] else now(w, *key[1:5])
+            kinds.add(("live" if tag in live else "orphan") + "/" + state)
         for sid, entries in self.atc.items():
             ste = self.strtab.get(sid)
             w = walk(ste if ste is not None and ste.translates else None)

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
-from . import (gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync, ril_block_one_page,
-               virtio_iommu)
+from . import gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -30,9 +29,6 @@ def register(name: str, factory, buggy: bool, family: str, summary: str, driver:
 
 register("smmuv3", SmmuV3Os, False, "spine",
          "mainline core (90c5def10bea + Robin's v2 fill) + io-pgtable-arm + arm-smmu-v3 classic TLBI path")
-# planted (issue 18 item 2): exposed only by an SMMU that caches a block as granule pieces (config splinter=1, unverified)
-register("smmuv3:ril-block-one-page", ril_block_one_page.RilBlockOnePageOs, True, "spine",
-         "RIL leaf invalidation names one page per granule (NUM=SCALE=0): a splintered block keeps the rest")
 
 register("pte-sync:coherent", pte_sync.Coherent, False, "003-pte-sync", pte_sync.Coherent.__doc__)
 register("pte-sync:eager", pte_sync.Eager, False, "003-pte-sync", pte_sync.Eager.__doc__)
