@@ -12,6 +12,7 @@ preempted (the scheduler's tasks) are generators.
 
 from dataclasses import dataclass
 
+from ..reference.handover import leave_foreign_entries
 from ..reference.oracle import IOVA_REUSE, WRONG_PA, Violation
 from ..reference.spec import MAPPED, PENDING
 from . import contract, inflight
@@ -242,10 +243,19 @@ def iommu_iova_to_phys(ex, i, op):
     return ret
 
 
+def arm_smmu_device_reset(ex, i, op):
+    """Another owner drove the SMMU (a kexec, a hibernation restore) and left its entries cached; this
+    kernel's probe or resume runs arm_smmu_device_reset(). Nothing new is promised: the intent stands."""
+    leave_foreign_entries(ex.smmu)
+    ex.os.device_reset()
+    return None
+
+
 MODELS = {
     "map": iommu_map, "unmap": iommu_unmap, "unmap_fast": iommu_unmap_fast, "sync": iommu_iotlb_sync,
     "map_sg": iommu_map_sg, "flush_all": iommu_flush_iotlb_all, "attach": iommu_attach_device,
     "detach": iommu_detach_device, "ats": pci_ats, "fill": hw_fill, "dma": dev_dma, "dma_map": dma_map,
     "dma_unmap": dma_unmap, "fq_timeout": fq_flush_timeout, "dma_enable_fq": iommu_dma_init_fq,
     "ats_req": ats_translate, "evict": hw_evict, "writeback": hw_writeback, "iova_to_phys": iommu_iova_to_phys,
+    "reset": arm_smmu_device_reset,
 }

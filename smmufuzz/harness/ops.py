@@ -341,6 +341,7 @@ OP_KINDS = (
     OpKind("fq_timeout", "fq_flush_timeout", (("dom", DOM),)),
     OpKind("dma_enable_fq", "iommu_dma_init_fq", (("dom", DOM),), sleeps=True),
     OpKind("iova_to_phys", "iommu_iova_to_phys", (("dom", DOM), ("iova", IOVA))),
+    OpKind("reset", "arm_smmu_device_reset", (), os=False),
 )
 KINDS = {k.kind: k for k in OP_KINDS}
 KIND_BY_NAME = {k.name: k.kind for k in OP_KINDS}

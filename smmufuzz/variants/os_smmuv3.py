@@ -117,5 +117,15 @@ class SmmuV3Os:
         self.cookie(dom).enable_fq()
         return True
 
+    def has_device_reset(self) -> bool:
+        """Does the driver re-initialise the SMMU (arm_smmu_device_reset(), SMMUv3 drivers only)?"""
+        return all(hasattr(d, "device_reset") for d in getattr(self, "drivers", [self.driver]))
+
+    def device_reset(self) -> None:
+        """arm_smmu_device_reset() on every SMMU instance, at probe or resume (the other owner's leftovers in
+        its caches: reference/handover.py)."""
+        for d in getattr(self, "drivers", [self.driver]):
+            d.device_reset()
+
     def iova_to_phys(self, dom, iova) -> int:
         return self.domain(dom).priv.pgtbl.iova_to_phys(iova)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
-from . import gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
+from . import (gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync, reset_bugs,
+               virtio_iommu)
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -29,6 +30,9 @@ def register(name: str, factory, buggy: bool, family: str, summary: str, driver:
 
 register("smmuv3", SmmuV3Os, False, "spine",
          "mainline core (90c5def10bea + Robin's v2 fill) + io-pgtable-arm + arm-smmu-v3 classic TLBI path")
+# planted (issue 18 item 7): exposed only by an SMMU another owner left entries in (arm_smmu_device_reset op)
+register("smmuv3:reset-no-cfgi", reset_bugs.ResetNoCfgiOs, True, "spine", reset_bugs.ResetNoCfgiDriver.__doc__)
+register("smmuv3:reset-no-el2", reset_bugs.ResetNoEl2Os, True, "spine", reset_bugs.ResetNoEl2Driver.__doc__)
 
 register("pte-sync:coherent", pte_sync.Coherent, False, "003-pte-sync", pte_sync.Coherent.__doc__)
 register("pte-sync:eager", pte_sync.Eager, False, "003-pte-sync", pte_sync.Eager.__doc__)
