@@ -394,3 +394,12 @@ def test_reset_under_other_calls():
                    "cpu1: arm_smmu_device_reset()\n")
     res = run_program(racing, ["smmuv3"])
     assert res.runs[0].returns[3] == contract.RESET_BUSY and not res.findings
+
+
+def test_fault_the_variant_cannot_take():
+    """fail_nth(pgtable) is not issued to a driver whose page table's allocation failure is not modelled."""
+    prog = parse(CFG + "iommu_attach_device(d0, sid=0)\nfail_nth(pgtable, n=0)\nfail_nth(fq, n=0)\n")
+    for v in ("gather:legacy:mtk", "gather:legacy:sun50i"):
+        rets = run_variant(prog, v).returns
+        assert rets[1] == contract.NO_FAULT, (v, rets)
+    assert run_variant(prog, "smmuv3").returns[1:] == [None, None]

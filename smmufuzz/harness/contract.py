@@ -29,6 +29,7 @@ NO_HANDLE = "skipped: dma_unmap of a handle that is not mapped" + CONTRACT_TAG
 SHARED_GATHER = "skipped: a gather another context is using (unsynced), shared across CPUs or with an interrupt" + CONTRACT_TAG
 EMPTY_SG = "skipped: a scatterlist entry of length 0" + CONTRACT_TAG
 NO_RESET = "skipped: the driver has no arm_smmu_device_reset() (not an SMMUv3 driver)" + CONTRACT_TAG
+NO_FAULT = "skipped: this variant does not model that allocation failing" + CONTRACT_TAG
 RESET_BUSY = "skipped: a probe or resume in an interrupt or while other IOMMU calls are in flight" + CONTRACT_TAG
 RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 
@@ -118,7 +119,13 @@ GATHER_KINDS = frozenset({"unmap_fast", "sync"})
 @_skip_rule(NO_RESET)
 def reset_without_a_reset_path(ex, op: Op, chunks) -> bool:
     """arm_smmu_device_reset() is arm-smmu-v3's: other drivers reset their hardware their own way."""
-    return op.kind == "reset" and not ex.os.has_device_reset()
+    return op.kind == "reset" and not getattr(ex.os, "has_device_reset", lambda: False)()
+
+
+@_skip_rule(NO_FAULT)
+def fault_the_variant_cannot_take(ex, op: Op, chunks) -> bool:
+    """should_fail() (fault-injection's fail_nth): only where the variant models that allocation's failure path."""
+    return op.kind == "fail_alloc" and not getattr(ex.os, "alloc_can_fail", lambda _k: False)(op.args[0])
 
 
 @_skip_rule(RESET_BUSY)

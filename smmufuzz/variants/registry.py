@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
-from . import (gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync, reset_bugs,
-               virtio_iommu)
+from . import (alloc_fail_bugs, gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync,
+               reset_bugs, virtio_iommu)
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -33,6 +33,8 @@ register("smmuv3", SmmuV3Os, False, "spine",
 # planted (issue 18 item 7): exposed only by an SMMU another owner left entries in (arm_smmu_device_reset op)
 register("smmuv3:reset-no-cfgi", reset_bugs.ResetNoCfgiOs, True, "spine", reset_bugs.ResetNoCfgiDriver.__doc__)
 register("smmuv3:reset-no-el2", reset_bugs.ResetNoEl2Os, True, "spine", reset_bugs.ResetNoEl2Driver.__doc__)
+# planted (issue 18 item 1): exposed only when an allocation fails (fail_nth op)
+register("smmuv3:map-no-unwind", alloc_fail_bugs.NoUnwindOs, True, "spine", alloc_fail_bugs.NoUnwindCore.__doc__)
 
 register("pte-sync:coherent", pte_sync.Coherent, False, "003-pte-sync", pte_sync.Coherent.__doc__)
 register("pte-sync:eager", pte_sync.Eager, False, "003-pte-sync", pte_sync.Eager.__doc__)
