@@ -49,3 +49,13 @@ def test_a_reset_without_cfgi_all_keeps_the_other_owners_ste(stage, e2h):
 @pytest.mark.parametrize("stage,e2h,found", [(1, 0, False), (1, 1, True), (2, 0, False)])
 def test_a_reset_without_tlbi_el2_all_matters_only_at_el2(stage, e2h, found):
     assert _kinds("smmuv3:reset-no-el2", stage, e2h) == (["WRONG_PA"] if found else [])
+
+
+@pytest.mark.parametrize("variant", ["smmuv3", "invs:merged", "pte-sync:eager"])
+def test_no_ats_answer_comes_from_the_other_owners_entries(variant):
+    """The SMMU stays disabled (SMMUEN=0) from the handover until the reset enables it: nothing is filled, so an
+    ATS endpoint's ATC never holds the other owner's translations (a campaign found our first model did)."""
+    prog = parse("config(granule=4K, ias=48, stage=1, ats=1)\niommu_attach_device(d0, sid=3)\npci_ats(sid=3, on=1)\n"
+                 "iommu_map_sg(d0, iova=0x0, sg=[0x14000b000+0x203000], prot=RW)\ncpu1: arm_smmu_device_reset()\n"
+                 "ats_translate(sid=3, iova=0x0)\ndev_dma(sid=3, iova=0x1000, write=1)\n")
+    assert not run_program(prog, [variant]).findings

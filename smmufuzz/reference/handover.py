@@ -3,7 +3,8 @@ hibernation restore, or firmware. IHI 0070 §6.3.9.6: "A change to SMMUEN is not
 configuration or TLB entries", so the new owner's arm_smmu_device_reset() finds them under the StreamIDs,
 ASIDs and VMIDs it uses too (allocation starts at 1 in every kernel) and must remove them: CMD_CFGI_ALL, then
 CMD_TLBI_EL2_ALL (with FEAT_HYP) and CMD_TLBI_NSNH_ALL. The endpoints are re-initialised as well (§6.3.9.6:
-all ATS clients are, when the SMMU is re-enabled): their ATCs are empty.
+all ATS clients are, when the SMMU is re-enabled): their ATCs are empty. The SMMU is left disabled
+(SMMUEN=0: nothing is filled until the driver's reset enables it again).
 """
 
 from dataclasses import replace
@@ -23,6 +24,7 @@ def foreign_ste(ste):
 def leave_foreign_entries(smmu) -> None:
     """The adversarial leftovers: per stream with a translating STE, a cached STE of the other owner, and under
     both tags every leaf of the tables translating to another PA (what the other owner's tables gave)."""
+    smmu.set_enabled(False)
     epoch = smmu.new_epoch()
     for sid, ste in list(smmu.strtab.items()):
         if not ste.translates:

@@ -96,6 +96,7 @@ class Smmu:
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
         self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
+        self.enabled = True                           # SMMU_CR0.SMMUEN (set_enabled)
         self.atc_ignored: set[int] = set()            # pub seqs of ATC_INVs an endpoint dropped (ats_timeout.py)
         self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
         self.seq = 1
@@ -121,6 +122,15 @@ class Smmu:
             raise CommandBudgetExceeded(f"more than {self.cfg.command_budget} invalidation commands")
 
     # ------------------------------------------------------------------ OS-visible registers
+    def set_enabled(self, on: bool) -> None:
+        """SMMU_CR0.SMMUEN (IHI 0070 §6.3.9.6). While 0 nothing is translated, no ATS request is answered and
+        no cache entry is inserted, but invalidation commands still complete; the change itself need not
+        invalidate anything. max-cache fills as soon as it is 1 again."""
+        self.tick()
+        self.enabled = on
+        if on and self.cfg.policy == "max-cache":
+            self.fill_all()
+
     def write_ste(self, sid: int, ste: Ste) -> None:
         """CPU store of a whole STE (single-copy atomic here; the SMMU may keep the old one cached)."""
         self.tick()
@@ -260,7 +270,7 @@ class Smmu:
         """max-cache at a by-address register TLBI: refill what the TLBI may remove (its own range) from
         the current view; entries that refill are younger than the TLBI and survive it. Nothing is
         re-cached (and no fill time moves) when the walks find nothing."""
-        if hi - lo > 64 << 12:
+        if hi - lo > 64 << 12 or not self.enabled:
             self.fill_all()
             return
         epoch = None
@@ -594,6 +604,8 @@ class Smmu:
         inserted is still cached and still what a walk would find: refilling it is just moving
         its fill time to now.
         """
+        if not self.enabled:
+            return
         key = (self.mem.version, self.strtab_ver, self.cache_ver)
         if key == self._fill_key:
             self.seq += 1
@@ -687,7 +699,10 @@ class Smmu:
         return self._shape_memo[1]
 
     def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:
-        """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk)."""
+        """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk); none while
+        SMMUEN is 0 (GBPA.ABORT, as Linux leaves it)."""
+        if not self.enabled:
+            return []
         seq = self.new_epoch()
         if insert:
             self.cache_ver += 1
@@ -728,7 +743,7 @@ class Smmu:
 
     def ats_translate(self, sid: int, va: int) -> list[Outcome]:
         """ATS Translation Request: the answer (any possible SMMU outcome) is inserted in the ATC."""
-        if sid not in self.ats_enabled:
+        if sid not in self.ats_enabled or not self.enabled:
             return []
         if not any(s.translates and s.eats for s in self.configs(sid)):
             return []

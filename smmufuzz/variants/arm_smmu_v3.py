@@ -179,11 +179,12 @@ class ArmSmmuV3Driver(MasterTable):
     def device_reset(self) -> None:
         """arm_smmu_device_reset() once the command queue is enabled: "Invalidate any cached configuration"
         (CFGI_ALL), then "any stale TLB entries" (TLBI_EL2_ALL with ARM_SMMU_FEAT_HYP, TLBI_NSNH_ALL), each
-        issued with its own CMD_SYNC (arm_smmu_cmdq_issue_cmd_with_sync())."""
+        issued with its own CMD_SYNC (arm_smmu_cmdq_issue_cmd_with_sync()) while SMMUEN is 0; then CR0.SMMUEN."""
         for op in self.RESET_CMDS:
             if op == CMDQ_OP_TLBI_EL2_ALL and not self.features_e2h:
                 continue
             self.hw.cmdq_publish([build_cmd(CmdqEnt(op)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        self.hw.set_enabled(True)
 
     # ---- TLB maintenance -------------------------------------------------------------------
     def tlb_inv_context(self, d: SmmuDomain) -> None:
