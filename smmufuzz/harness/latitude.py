@@ -11,6 +11,7 @@ level cached): under the max-cache oracle the others keep a subset of the entrie
 WALK_ALL = 0b111                   # the walk cache holds table descriptors read at levels 0..2
 LATITUDE_KEYS = ("ttl", "walk_levels")
 DEFAULTS = {"ttl_strict": True, "walk_levels": WALK_ALL}
+CHOSEN = 0xE0                      # header byte bits 5..7 all set: the byte's other bits choose the latitude
 
 
 def latitude_text(cfg) -> str:
@@ -39,11 +40,15 @@ def parse_latitude(key: str, value: str) -> dict:
 
 
 def to_byte(cfg) -> int:
-    """The header byte: bit 1 TTL ignored, bits 2..4 the walk levels NOT cached (bits 0, 5..7 unused)."""
-    return (0 if cfg.ttl_strict else 2) | ((~cfg.walk_levels & WALK_ALL) << 2)
+    """The header byte: 0 for the defaults, else CHOSEN | bit 1 TTL ignored | bits 2..4 the walk levels NOT
+    cached. A random byte keeps the defaults 7 times in 8: the search stays on the most adversarial SMMU mostly."""
+    bits = (0 if cfg.ttl_strict else 2) | ((~cfg.walk_levels & WALK_ALL) << 2)
+    return CHOSEN | bits if bits else 0
 
 
 def from_byte(b: int) -> dict:
+    if b & CHOSEN != CHOSEN:
+        return dict(DEFAULTS)
     return {"ttl_strict": not b & 2, "walk_levels": ~(b >> 2) & WALK_ALL}
 
 
