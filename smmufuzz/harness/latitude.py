@@ -2,10 +2,10 @@
 cannot read from the ID registers (IHI 0070 §4.4.1.1: a TTL hint only narrows the required scope, so an SMMU
 may honour it or invalidate every level; which table levels a walk cache holds is the implementation's).
 
-One program is judged on every SMMU a kernel must support: the fuzzer varies these in the program header
-(one byte, zero = the defaults), the text format prints the ones that differ from the defaults, and the
-minimiser moves them back to the defaults. The defaults are the most adversarial choices (TTL honoured, every
-level cached): under the max-cache oracle the others keep a subset of the entries.
+So every SMMU a kernel must support is a program away: the fuzzer varies these in the program header (one byte,
+0 = the defaults), the text format prints the ones that differ from the defaults, and the minimiser moves them
+back to the defaults. The defaults are the most adversarial choices (TTL honoured, every level cached): under
+the max-cache oracle the others keep a subset of the entries, so they can hide a finding but not add one.
 """
 
 WALK_ALL = 0b111                   # the walk cache holds table descriptors read at levels 0..2
@@ -47,6 +47,7 @@ def to_byte(cfg) -> int:
 
 
 def from_byte(b: int) -> dict:
+    """Config fields from the header byte (to_byte's inverse; any byte is valid)."""
     if b & CHOSEN != CHOSEN:
         return dict(DEFAULTS)
     return {"ttl_strict": not b & 2, "walk_levels": ~(b >> 2) & WALK_ALL}
