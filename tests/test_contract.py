@@ -376,3 +376,30 @@ def test_the_model_maps_an_sg_list_as_612s_loop_does():
     assert ex.os.map_sg(0, 0x400000, [(0x80000000, 0x2000), (0x90000000, 0)], 3) == 0x2000
     assert ex.os.map_sg(0, 0x600000, [(0x80000000, 0x2000), (0x80002000, 0x1000)], 3) == 0x3000
     assert ex.os.iova_to_phys(0, 0x602000) == 0x80002000
+
+
+def test_reset_without_a_reset_path():
+    """arm_smmu_device_reset() is issued only to SMMUv3 drivers: arm-smmu (v2) skips it, with no finding."""
+    prog = parse(CFG + "iommu_attach_device(d0, sid=0)\narm_smmu_device_reset()\n")
+    assert run_variant(prog, "gather:legacy:arm-smmu").returns[1] == contract.NO_RESET
+    assert run_variant(prog, "smmuv3").returns[1] is None
+
+
+def test_reset_under_other_calls():
+    """A reset in an interrupt, or while another CPU's attach is in flight, is not issued."""
+    base = (CFG + "iommu_attach_device(d0, sid=0)\n"
+            "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n")
+    assert run_variant(parse(base + "irq0: arm_smmu_device_reset()\n"), "smmuv3").returns[2] == contract.RESET_BUSY
+    racing = parse(base + "iommu_attach_device(d0, sid=1)\npreempt(after=1, to=cpu1)\n"
+                   "cpu1: arm_smmu_device_reset()\n")
+    res = run_program(racing, ["smmuv3"])
+    assert res.runs[0].returns[3] == contract.RESET_BUSY and not res.findings
+
+
+def test_fault_the_variant_cannot_take():
+    """fail_nth(pgtable) is not issued to a driver whose page table's allocation failure is not modelled."""
+    prog = parse(CFG + "iommu_attach_device(d0, sid=0)\nfail_nth(pgtable, n=0)\nfail_nth(fq, n=0)\n")
+    for v in ("gather:legacy:mtk", "gather:legacy:sun50i"):
+        rets = run_variant(prog, v).returns
+        assert rets[1] == contract.NO_FAULT, (v, rets)
+    assert run_variant(prog, "smmuv3").returns[1:] == [None, None]

@@ -1323,3 +1323,52 @@ def test_the_budgets_stop_a_run():
     smmu.tick(10)
     with pytest.raises(HangError):
         smmu.tick()
+
+
+# ---------------------------------------------------------------------------------- ranges over part of a block
+@pytest.mark.parametrize("addr,num,ttl", [(M2, 0, 2), (M2 + 4 * K4, 1, 0), (2 * M2 - 2 * K4, 1, 0)])
+def test_a_range_over_part_of_a_block_removes_the_whole_block(addr, num, ttl):
+    """§4.4.1.1: a range TLBI invalidates the set of addresses [Address, Address + Range), and with NUM=SCALE=0
+    it behaves as a non-range TLBI of that address: every entry cached from a block that has an address in the
+    range goes, whatever size the TLB cached it at (docs/architecture.md: why our TLB never splinters)."""
+    smmu = rig(range_inv=True)
+    t = Tables(smmu).map(M2, level=2)
+    ste = attach(smmu, 0, t)
+    smmu.fill_all()
+    assert publish(smmu, tlbi(C.CMD_TLBI_NH_VA, addr, asid=1, leaf=1, tg=TG4K, ttl=ttl, num=num)) == []
+    assert tlb(smmu, ste.tag) == set()
+
+
+# ---------------------------------------------------------------------------------- ATS disabled under an ATC_INV
+def test_an_atc_inv_outstanding_when_ats_is_disabled_times_out_its_sync():
+    """The endpoint may ignore an invalidation racing its ATS disable: the CMD_SYNC reports
+    CERROR_ATC_INV_SYNC (ats_timeout.py); another endpoint's invalidation in the same batch completes."""
+    smmu, t = _atc_rig(4)
+    smmu.cmdq_publish([atc_inv(0, 0, 52), atc_inv(1, 0, 52)])
+    smmu.set_ats(0, False)
+    smmu.cmdq_publish([SYNC])
+    assert len(smmu.errors) == 1 and smmu.errors[0].startswith("CERROR_ATC_INV_SYNC") and "sid=0" in smmu.errors[0]
+    assert atc(smmu, 1) == set()
+    assert publish(smmu) == []                                  # the next CMD_SYNC has nothing left to wait for
+
+
+@pytest.mark.parametrize("order", ["sync-then-disable", "disable-then-publish"])
+def test_an_atc_inv_completed_before_the_disable_or_sent_after_it_completes(order):
+    """No timeout for an invalidation completed before the disable, nor for one sent to an endpoint whose ATS
+    is already off (the kernel flushes before pci_enable_ats() and, before 6.8, after pci_disable_ats())."""
+    smmu, t = _atc_rig(4)
+    if order == "sync-then-disable":
+        assert publish(smmu, atc_inv(0, 0, 52)) == []
+        smmu.set_ats(0, False)
+    else:
+        smmu.set_ats(0, False)
+        assert publish(smmu, atc_inv(0, 0, 52)) == []
+    assert smmu.errors == []
+
+
+def test_enabling_ats_does_not_drop_an_outstanding_atc_inv():
+    smmu, t = _atc_rig(4)
+    smmu.set_ats(0, False)
+    smmu.cmdq_publish([atc_inv(0, 0, 52)])
+    smmu.set_ats(0, True)
+    assert publish(smmu) == [] and smmu.errors == []

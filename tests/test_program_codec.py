@@ -223,6 +223,8 @@ def test_error_other_cases():
 # -- every text that parses encodes, and decodes back to the same program (issue 15 item 7) ------------------
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
+from smmufuzz.harness.latitude import WALK_ALL  # noqa: E402
+from smmufuzz.harness.ops import ALLOC_KINDS  # noqa: E402
 from smmufuzz.harness.program import CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_SG, MAX_SWITCHES  # noqa: E402
 
 _U64 = st.one_of(st.integers(0, 0x10_0000_0000), st.integers(0, (1 << 64) - 1))
@@ -234,7 +236,8 @@ def _programs(draw, wide=False):
     beyond it, where the text format may refuse it)."""
     stage = draw(st.sampled_from((1, 2)))
     cfg = Config(draw(st.sampled_from((12, 14, 16))), draw(st.integers(32, 48)), stage, draw(st.booleans()),
-                 draw(st.booleans()), draw(st.booleans()), (wide or stage == 1) and draw(st.booleans()))
+                 draw(st.booleans()), draw(st.booleans()), (wide or stage == 1) and draw(st.booleans()),
+                 ttl_strict=draw(st.booleans()), walk_levels=draw(st.integers(0, WALK_ALL)))
     u64 = st.one_of(_U64, st.integers(-2, 2), st.integers((1 << 64) - 2, (1 << 64) + 2)) if wide else _U64
     ops, maps = [], 0
     for _ in range(draw(st.integers(0, 12))):
@@ -245,8 +248,9 @@ def _programs(draw, wide=False):
                 "dom": st.integers(0, NUM_DOMAINS - 1), "sid": st.integers(0, NUM_SIDS - 1),
                 "gather": st.integers(0, NUM_GATHERS - 1), "addr": _U64, "size": _U64,
                 "prot": st.sampled_from((0, 1, 2, 3)), "bool": st.booleans(), "what": st.sampled_from(EVICT_WHAT),
+                "alloc": st.sampled_from(ALLOC_KINDS),
                 "n": st.integers(-3, 300) if wide else st.integers(-1, 254) if kind == "writeback"
-                else st.integers(0, 255),
+                else st.integers(0, 7) if kind == "fail_alloc" else st.integers(0, 255),
                 "handle": st.integers(0, 5) if wide else st.integers(0, max(1, maps) - 1),
                 "sg": st.lists(st.tuples(u64, u64), min_size=1, max_size=MAX_SG + 8 if wide else MAX_SG).map(tuple),
             }[ftype]))

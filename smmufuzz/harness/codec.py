@@ -6,6 +6,7 @@ already used in the program, or raw; sizes from page counts, block multiples, bl
 unaligned shapes.
 """
 
+from . import latitude
 from .ops import KINDS, M64, OP_KINDS
 from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Program
 
@@ -14,13 +15,15 @@ from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Pro
 # format-1 input (before the version byte), read with the 18 kinds that format had (KIND_TABLE_V1, frozen),
 # so raw corpora saved before keep their meaning (but for those starting with the magic byte, 1 in 256).
 # encode() writes the current format. A new op kind is appended to the op table and FORMAT_VERSION goes up.
-FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 2
+# Version 3 adds a third config byte (b2, the SMMU's latitude: latitude.py); older inputs read it as 0.
+# Version 4 appends arm_smmu_device_reset, version 5 fail_nth.
+FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 5
 KIND_TABLE = [k.kind for k in OP_KINDS for _ in range(k.weight)]
 KIND_CODE = {k: KIND_TABLE.index(k) for k in KINDS}
 KIND_TABLE_V1 = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
                  + ["flush_all", "detach", "ats", "fill", "evict", "ats_req"] + ["attach"] * 3 + ["dma"] * 3
                  + ["writeback"] * 2 + ["dma_map"] * 3 + ["dma_unmap"] * 3 + ["fq_timeout", "dma_enable_fq"])
-HEADER_LEN = 4         # magic, version, config bytes b0 and b1
+HEADER_LEN = 5         # magic, version, config bytes b0, b1 and b2
 GRANULE_CODES = (12, 12, 14, 16)
 IAS_TABLE = (48, 40, 32, 36, 42, 44, 39, 47)
 POOL_MAX = 40          # selectors 0xC0..0xE7
@@ -142,22 +145,30 @@ def _enc_value(out: bytearray, ctx: _Ctx, pool: str, v: int) -> None:
     out += v.to_bytes(8, "little")
 
 
-def _header(r: _Reader) -> tuple[Config, bool]:
+def _config_len(data: bytes) -> int:
+    """How many config bytes the input's format has (2 before version 3)."""
+    return 3 if data[:1] == bytes([FORMAT_MAGIC]) and len(data) > 1 and data[1] >= 3 else 2
+
+
+def _header(r: _Reader, n: int) -> tuple[Config, bool]:
     b0, b1 = r.u8(), r.u8()
+    b2 = r.u8() if n > 2 else 0
     stage = 2 if b0 & 0x20 else 1
     ias = IAS_TABLE[(b0 >> 2) & 7]
     if b1 >> 3:
         ias = min(31 + (b1 >> 3), 48)
     cfg = Config(pg_shift=GRANULE_CODES[b0 & 3], ias=ias, stage=stage, coherent=not b0 & 0x40,
-                 range_inv=bool(b0 & 0x80), ats=bool(b1 & 1), e2h=bool(b1 & 2) and stage == 1)
+                 range_inv=bool(b0 & 0x80), ats=bool(b1 & 1), e2h=bool(b1 & 2) and stage == 1,
+                 **latitude.from_byte(b2))
     return cfg, not b1 & 4
 
 
 def reheader(data: bytes, config: bytes) -> bytes:
-    """The same op bytes under other config bytes (b0, b1), in the input's own format."""
+    """The same op bytes under other config bytes (b0, b1[, b2]), in the input's own format."""
+    n = _config_len(data)
     if data[:1] == bytes([FORMAT_MAGIC]):
-        return data[:2] + config + data[HEADER_LEN:]
-    return config + data[2:]
+        return data[:2] + config[:n] + data[2 + n:]
+    return config[:n] + data[n:]
 
 
 def decode(data: bytes) -> Program:
@@ -167,7 +178,7 @@ def decode(data: bytes) -> Program:
     if data[:1] == bytes([FORMAT_MAGIC]):
         r.pos = 2                       # the version byte: every version so far reads with today's table
         table = KIND_TABLE
-    cfg, implicit_attach = _header(r)
+    cfg, implicit_attach = _header(r, _config_len(data))
     ctx = _Ctx(cfg)
     ops = [Op("attach", (0, 0))] if implicit_attach else []
     cur = 0
@@ -242,7 +253,7 @@ def encode(prog: Program) -> bytes:
         b1 |= (cfg.ias - 31) << 3
     if cfg.e2h and cfg.stage != 1:
         raise ValueError("e2h is only meaningful for stage 1")
-    out = bytearray([FORMAT_MAGIC, FORMAT_VERSION, b0, b1])
+    out = bytearray([FORMAT_MAGIC, FORMAT_VERSION, b0, b1, latitude.to_byte(cfg)])
     ctx = _Ctx(cfg)
     cur = 0
     sw: dict[int, list] = {}

@@ -28,6 +28,9 @@ UNMAP_HOLE = "skipped: an unmap over a range that is not wholly mapped (a hole, 
 NO_HANDLE = "skipped: dma_unmap of a handle that is not mapped" + CONTRACT_TAG
 SHARED_GATHER = "skipped: a gather another context is using (unsynced), shared across CPUs or with an interrupt" + CONTRACT_TAG
 EMPTY_SG = "skipped: a scatterlist entry of length 0" + CONTRACT_TAG
+NO_RESET = "skipped: the driver has no arm_smmu_device_reset() (not an SMMUv3 driver)" + CONTRACT_TAG
+NO_FAULT = "skipped: this variant does not model that allocation failing" + CONTRACT_TAG
+RESET_BUSY = "skipped: a probe or resume in an interrupt or while other IOMMU calls are in flight" + CONTRACT_TAG
 RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 
 SKIP_RULES: list = []         # (function, reason), in the order skip() applies them
@@ -111,6 +114,24 @@ def gather_of_another_context(ex, op: Op, chunks) -> bool:
 
 
 GATHER_KINDS = frozenset({"unmap_fast", "sync"})
+
+
+@_skip_rule(NO_RESET)
+def reset_without_a_reset_path(ex, op: Op, chunks) -> bool:
+    """arm_smmu_device_reset() is arm-smmu-v3's: other drivers reset their hardware their own way."""
+    return op.kind == "reset" and not getattr(ex.os, "has_device_reset", lambda: False)()
+
+
+@_skip_rule(NO_FAULT)
+def fault_the_variant_cannot_take(ex, op: Op, chunks) -> bool:
+    """should_fail() (fault-injection's fail_nth): only where the variant models that allocation's failure path."""
+    return op.kind == "fail_alloc" and not getattr(ex.os, "alloc_can_fail", lambda _k: False)(op.args[0])
+
+
+@_skip_rule(RESET_BUSY)
+def reset_under_other_calls(ex, op: Op, chunks) -> bool:
+    """arm_smmu_device_reset(): probe, or resume once device links quiesced every master, in process context."""
+    return op.kind == "reset" and (op.ctx >= 2 or len(ex.inflight) > 1)     # in flight: this op and another
 
 
 @_skip_rule(EMPTY_SG)

@@ -1,7 +1,8 @@
 """Generation: a fresh program of realistic length from nothing, as syzkaller's generateCall builds each
 call from the resources the calls before it created.
 
-The ops come from random bytes through the codec (its value anchors: block boundaries, 1 GiB and 2 MiB
+The ops come from random bytes through the codec in its current format (every op kind and the SMMU's
+latitude in the header; its value anchors: block boundaries, 1 GiB and 2 MiB
 sizes, reuse of addresses the program already used), and between them, at GEN_LIVE of the positions, an op
 built from the resources live there (mutator.live_op: unmap what is mapped, DMA through a stream that is
 attached to a domain with mappings, ATS on a stream that is attached, a flush of a domain in use). Blind
@@ -11,7 +12,7 @@ are about. Deterministic given the rng.
 
 import random
 
-from .codec import decode
+from .codec import FORMAT_MAGIC, FORMAT_VERSION, decode
 from .mutator import live_op
 from .program import MAX_OPS, Program
 
@@ -22,7 +23,7 @@ GEN_LIVE = 0.3         # share of positions that get a resource-aware op after t
 def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE) -> Program:
     """A fresh program of at most `max_ops` ops: a random configuration and codec ops, with resource-aware
     ops interleaved (after a `live` share of the codec's ops)."""
-    base = decode(rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
+    base = decode(bytes([FORMAT_MAGIC, FORMAT_VERSION]) + rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
     for i, op in enumerate(base.ops):

@@ -4,6 +4,7 @@ generation, in the spirit of Hypothesis' shrinker."""
 
 from dataclasses import replace
 
+from . import latitude
 from .ops import KINDS
 from .program import Op, Program
 from .runner import Finding, run_program
@@ -62,8 +63,8 @@ def minimize(prog: Program, variants: list[str], policy: str = "max-cache", budg
                 if keeps(cand):
                     best, changed = cand, True
         # 4. simplify the configuration towards the defaults
-        for field_, value in (("e2h", False), ("ats", False), ("range_inv", False), ("coherent", True),
-                              ("stage", 1), ("ias", 48), ("pg_shift", 12)):
+        for field_, value in (*latitude.DEFAULTS.items(), ("e2h", False), ("ats", False), ("range_inv", False),
+                              ("coherent", True), ("stage", 1), ("ias", 48), ("pg_shift", 12)):
             if getattr(best.config, field_) != value:
                 cand = replace(best, config=replace(best.config, **{field_: value}))
                 if keeps(cand):

@@ -234,7 +234,7 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
     edit = rng.choice(EDITS if len(data) < max_size else SHRINKING) if ops else "insert"
     if edit == "config":        # the same op bytes under a new header: values follow the new anchors
         try:
-            out = encode(decode(reheader(data, rng.randbytes(2))))
+            out = encode(decode(reheader(data, rng.randbytes(3))))
         except (ValueError, OverflowError):
             return None
         return out if len(out) <= max_size else None

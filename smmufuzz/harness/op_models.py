@@ -12,6 +12,7 @@ preempted (the scheduler's tasks) are generators.
 
 from dataclasses import dataclass
 
+from ..reference.handover import leave_foreign_entries
 from ..reference.oracle import IOVA_REUSE, WRONG_PA, Violation
 from ..reference.spec import MAPPED, PENDING
 from . import contract, inflight
@@ -199,10 +200,14 @@ def fq_flush_timeout(ex, i, op):
 
 def iommu_dma_init_fq(ex, i, op):
     """iommu_dma_init_fq(): the domain becomes IOMMU_DOMAIN_DMA_FQ if the driver can defer flushes (the
-    variant decides, as iommu_dma_init_domain() does with IOMMU_CAP_DEFERRED_FLUSH)."""
+    variant decides, as iommu_dma_init_domain() does with IOMMU_CAP_DEFERRED_FLUSH) and the queue could be
+    allocated (else it stays strict and the call returns -ENOMEM)."""
     a = op.args
-    if not ex.os.enable_fq(a[0]):
+    r = ex.os.enable_fq(a[0])
+    if r is False:
         return Stop("strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH", ex._judge(i))
+    if r is not True:
+        return r
     ex.spec.fq.add(a[0])
     return None
 
@@ -242,10 +247,25 @@ def iommu_iova_to_phys(ex, i, op):
     return ret
 
 
+def arm_smmu_device_reset(ex, i, op):
+    """Another owner drove the SMMU (a kexec, a hibernation restore) and left its entries cached; this
+    kernel's probe or resume runs arm_smmu_device_reset(). Nothing new is promised: the intent stands."""
+    leave_foreign_entries(ex.smmu)
+    ex.os.device_reset()
+    return None
+
+
+def fail_nth(ex, i, op):
+    """Fault injection: the n-th allocation of the kind from now on fails (reference/alloc_faults.py)."""
+    ex.smmu.mem.faults.arm(*op.args)
+    return None
+
+
 MODELS = {
     "map": iommu_map, "unmap": iommu_unmap, "unmap_fast": iommu_unmap_fast, "sync": iommu_iotlb_sync,
     "map_sg": iommu_map_sg, "flush_all": iommu_flush_iotlb_all, "attach": iommu_attach_device,
     "detach": iommu_detach_device, "ats": pci_ats, "fill": hw_fill, "dma": dev_dma, "dma_map": dma_map,
     "dma_unmap": dma_unmap, "fq_timeout": fq_flush_timeout, "dma_enable_fq": iommu_dma_init_fq,
     "ats_req": ats_translate, "evict": hw_evict, "writeback": hw_writeback, "iova_to_phys": iommu_iova_to_phys,
+    "reset": arm_smmu_device_reset, "fail_alloc": fail_nth,
 }

@@ -19,6 +19,7 @@ PROTS = {3: "RW", 1: "R", 2: "W", 0: "NONE"}
 PROT_BY_NAME = {v: k for k, v in PROTS.items()}
 PROT_CODES = (3, 3, 3, 1, 1, 2, 3, 0)      # byte & 7 -> prot (IOMMU_READ | IOMMU_WRITE mostly)
 EVICT_WHAT = ("tlb", "walk", "all")
+ALLOC_KINDS = ("pgtable", "fq")      # reference/alloc_faults.py: io-pgtable table pages, the DMA flush queue
 
 
 class FieldError(ValueError):
@@ -163,27 +164,28 @@ class _Bool(FieldType):
         out.append(int(v))
 
 
-class _What(FieldType):
-    """Which cache a hardware eviction drops from."""
-    tag = "what"
-    example = "all"
+class _Choice(FieldType):
+    """One of a few names, written bare: which cache a hardware eviction drops from, which allocation fails."""
+
+    def __init__(self, tag: str, values: tuple):
+        self.tag, self.values, self.example = tag, values, values[-1]
 
     def text(self, name, v):
         return v
 
     def bare(self, tok):
-        return tok if tok in EVICT_WHAT else None
+        return tok if tok in self.values else None
 
     def parse(self, tok):
-        if tok not in EVICT_WHAT:
-            raise FieldError(f"expected one of {', '.join(EVICT_WHAT)}")
+        if tok not in self.values:
+            raise FieldError(f"expected one of {', '.join(self.values)}")
         return tok
 
     def decode(self, r, ctx):
-        return EVICT_WHAT[r.u8() % 3]
+        return self.values[r.u8() % len(self.values)]
 
     def encode(self, out, ctx, v):
-        out.append(EVICT_WHAT.index(v))
+        out.append(self.values.index(v))
 
 
 class _Handle(FieldType):
@@ -212,8 +214,8 @@ class _Count(FieldType):
     """A one-byte count; with `all_`, 0xFF (text `all`, value -1) means every one."""
     tag = "n"
 
-    def __init__(self, all_: bool):
-        self.all_ = all_
+    def __init__(self, all_: bool, limit: int = 256):
+        self.all_, self.limit = all_, limit          # limit: values 0..limit-1 (decoded modulo it)
         self.example = -1 if all_ else 0
 
     def text(self, name, v):
@@ -224,14 +226,14 @@ class _Count(FieldType):
 
     def parse(self, tok):
         v = _int(tok)
-        top = 255 if self.all_ else 256
+        top = 255 if self.all_ else self.limit
         if not (0 <= v < top or (self.all_ and v == -1)):
             raise FieldError(f"n must be 0..{top - 1}" + (" or all" if self.all_ else ""))
         return v
 
     def decode(self, r, ctx):
         b = r.u8()
-        return -1 if b == 0xFF and self.all_ else b
+        return -1 if b == 0xFF and self.all_ else b % self.limit
 
     def encode(self, out, ctx, v):
         if self.all_ and v < 0:
@@ -296,8 +298,9 @@ GATHER = _Index("gather", NUM_GATHERS, "g", "")
 IOVA = _Value("addr", "addr", 0x200000)
 PADDR = _Value("addr", "pa", 0x8000_0000)
 SIZE = _Value("size", "size", 0x1000)
-PROT, BOOL, WHAT, HANDLE, SG = _Prot(), _Bool(), _What(), _Handle(), _Sg()
-COUNT, COUNT_OR_ALL = _Count(False), _Count(True)
+PROT, BOOL, HANDLE, SG = _Prot(), _Bool(), _Handle(), _Sg()
+WHAT, ALLOC = _Choice("what", EVICT_WHAT), _Choice("alloc", ALLOC_KINDS)
+COUNT, COUNT_OR_ALL, NTH = _Count(False), _Count(True), _Count(False, 8)
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,8 @@ OP_KINDS = (
     OpKind("fq_timeout", "fq_flush_timeout", (("dom", DOM),)),
     OpKind("dma_enable_fq", "iommu_dma_init_fq", (("dom", DOM),), sleeps=True),
     OpKind("iova_to_phys", "iommu_iova_to_phys", (("dom", DOM), ("iova", IOVA))),
+    OpKind("reset", "arm_smmu_device_reset", (), os=False),
+    OpKind("fail_alloc", "fail_nth", (("what", ALLOC), ("n", NTH)), os=False),
 )
 KINDS = {k.kind: k for k in OP_KINDS}
 KIND_BY_NAME = {k.name: k.kind for k in OP_KINDS}

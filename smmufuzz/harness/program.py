@@ -21,6 +21,7 @@ in program order follows, so a program without preempt lines runs sequentially.
 import re
 from dataclasses import dataclass, field, replace
 
+from .latitude import LATITUDE_KEYS, WALK_ALL, latitude_text, parse_latitude
 from .ops import (EVICT_WHAT, KIND_BY_NAME, KINDS, MAX_SG, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, OS_KINDS,  # noqa: F401
                   PROT_BY_NAME, PROTS, SLEEPING_KINDS, FieldError, split_args)
 
@@ -43,7 +44,9 @@ class ProgramSyntaxError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    """Program header: page-table format and SMMU features."""
+    """Program header: page-table format, SMMU features the driver reads (IDR0/IDR3), and the SMMU's legal
+    latitude the driver cannot see (latitude.py): how strictly it honours TTL, which table levels its walk
+    cache holds."""
     pg_shift: int = 12
     ias: int = 48
     stage: int = 1
@@ -51,11 +54,13 @@ class Config:
     range_inv: bool = False
     ats: bool = False
     e2h: bool = False
+    ttl_strict: bool = True
+    walk_levels: int = WALK_ALL
 
     def text(self) -> str:
         return (f"config(granule={GRANULES[self.pg_shift]}, ias={self.ias}, stage={self.stage}, "
                 f"coherent={int(self.coherent)}, range_inv={int(self.range_inv)}, ats={int(self.ats)}, "
-                f"e2h={int(self.e2h)})")
+                f"e2h={int(self.e2h)}{latitude_text(self)})")
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,11 @@ def _parse_config(body: str, line: int, col0: int) -> Config:
             kw["stage"] = st
         elif k in ("coherent", "range_inv", "ats", "e2h"):
             kw[k] = bool(_int(v, line, col))
+        elif k in LATITUDE_KEYS:
+            try:
+                kw.update(parse_latitude(k, v))
+            except ValueError as e:
+                raise ProgramSyntaxError(str(e), line, col) from None
         else:
             raise ProgramSyntaxError(f"unknown config key {k!r}", line, col)
     if kw.get("e2h") and kw.get("stage", 1) != 1:

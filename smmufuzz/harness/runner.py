@@ -16,7 +16,7 @@ from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
 from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
-from . import contract, feature_cov, inflight, op_models
+from . import contract, feature_cov, inflight, latitude, op_models
 from .figures import OpFigures
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, Config, Op, Program
 from .sched import DEFAULT_PREEMPTIONS, Scheduler, ScheduleHang
@@ -67,7 +67,8 @@ class RunResult:
 
 
 def hw_config(cfg: Config, policy: str) -> HwConfig:
-    return HwConfig(coherent=cfg.coherent, range_inv=cfg.range_inv, ats=cfg.ats, e2h=cfg.e2h, policy=policy)
+    return HwConfig(coherent=cfg.coherent, range_inv=cfg.range_inv, ats=cfg.ats, e2h=cfg.e2h, policy=policy,
+                    **latitude.hw_fields(cfg))
 
 
 class _Exec:

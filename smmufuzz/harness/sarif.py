@@ -29,9 +29,10 @@ KINDS = {
     "TABLE_UAF": ("The SMMU can walk a page-table page after it was freed",
                   "A table page was freed (or reused) while a walk cache entry or a walk could still read it "
                   "(oracle I4)."),
-    "CMD_ERROR": ("An illegal command reached the command queue",
+    "CMD_ERROR": ("The command queue reported a command error",
                   "The command queue took a command the architecture makes illegal or CONSTRAINED "
-                  "UNPREDICTABLE (oracle I8)."),
+                  "UNPREDICTABLE, or a CMD_SYNC timed out on an ATC invalidation the endpoint ignored "
+                  "(oracle I8)."),
     "IOVA_REUSE": ("An IOVA was handed out again before the flush covering its unmap",
                    "DMA-FQ: the IOVA allocator reused an address whose TLB invalidation had not completed."),
     "HANG": ("The variant did not finish: a deadlock, livelock or CMD_SYNC that never completes",

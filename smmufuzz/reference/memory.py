@@ -4,6 +4,8 @@ Models what dma_sync_single_for_device() / __arm_lpae_sync_pte() make visible to
 non-coherent table walker (smmu-reference §1.3, §1.8).
 """
 
+from .alloc_faults import AllocFaults
+
 LINE = 64
 CPU_PAGE = 4096
 
@@ -12,12 +14,13 @@ class Memory:
     """Memory of 32- and 64-bit words (keyed by address) with a CPU view, a PoC view, dirty lines and a
     page allocator."""
 
-    __slots__ = ("coherent", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
+    __slots__ = ("coherent", "faults", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
                  "redundant_cleans", "writebacks", "page_gen", "page_free",
                  "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx", "lines_touched")
 
     def __init__(self, coherent: bool, base: int = 0x4000_0000_0000):
         self.coherent = coherent
+        self.faults = AllocFaults()        # allocations a program makes fail (alloc_faults.py)
         self.cpu: dict[int, int] = {}      # qword address -> value, CPU view (cache or memory)
         self.poc: dict[int, int] = {}      # qword address -> value, what a non-coherent walker reads
         self.dirty: set[int] = set()       # line addresses whose CPU copy differs from the PoC

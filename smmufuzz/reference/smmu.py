@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
 from .lpae import Geometry, Leaf
+from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
 from .ste import Ste
 
@@ -45,6 +46,7 @@ class HwConfig:
     ttl_strict: bool = True        # a TTL hint lets the SMMU keep leaf entries at other levels
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
+    walk_levels: int = 0b111       # ... read at these levels (bit L: level L), an implementation's choice
     step_budget: int = 3_000_000
     command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
@@ -94,6 +96,8 @@ class Smmu:
         self.ctx_flushes: list[tuple[int, C.Command]] = []   # completed context-wide TLBIs (pub seq, cmd)
         self.range_flushes: list[tuple] = []          # completed by-address TLBIs (pub seq, tag match, lo, hi, stride)
         self.ats_enabled: set[int] = set()            # endpoints with ATS enabled (PCI ATS control)
+        self.enabled = True                           # SMMU_CR0.SMMUEN (set_enabled)
+        self.atc_ignored: set[int] = set()            # pub seqs of ATC_INVs an endpoint dropped (ats_timeout.py)
         self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
         self.seq = 1
         self.steps = 0
@@ -118,6 +122,15 @@ class Smmu:
             raise CommandBudgetExceeded(f"more than {self.cfg.command_budget} invalidation commands")
 
     # ------------------------------------------------------------------ OS-visible registers
+    def set_enabled(self, on: bool) -> None:
+        """SMMU_CR0.SMMUEN (IHI 0070 §6.3.9.6). While 0 nothing is translated, no ATS request is answered and
+        no cache entry is inserted, but invalidation commands still complete; the change itself need not
+        invalidate anything. max-cache fills as soon as it is 1 again."""
+        self.tick()
+        self.enabled = on
+        if on and self.cfg.policy == "max-cache":
+            self.fill_all()
+
     def write_ste(self, sid: int, ste: Ste) -> None:
         """CPU store of a whole STE (single-copy atomic here; the SMMU may keep the old one cached)."""
         self.tick()
@@ -127,7 +140,8 @@ class Smmu:
             self.tag_ste[ste.tag] = ste
 
     def set_ats(self, sid: int, on: bool) -> None:
-        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC."""
+        """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC, and may
+        ignore the ATC invalidations outstanding to it (ats_timeout.py)."""
         self.tick()
         self.strtab_ver += 1
         if on:
@@ -135,6 +149,7 @@ class Smmu:
         else:
             self.ats_enabled.discard(sid)
             self.atc.pop(sid, None)
+            self.atc_ignored |= outstanding_atc_inv(self.pending, sid)
 
     def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
         """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion of the
@@ -255,7 +270,7 @@ class Smmu:
         """max-cache at a by-address register TLBI: refill what the TLBI may remove (its own range) from
         the current view; entries that refill are younger than the TLBI and survive it. Nothing is
         re-cached (and no fill time moves) when the walks find nothing."""
-        if hi - lo > 64 << 12:
+        if hi - lo > 64 << 12 or not self.enabled:
             self.fill_all()
             return
         epoch = None
@@ -390,6 +405,10 @@ class Smmu:
             # No PASIDs here (SMMU_IDR1.SSIDSIZE=0): SSV=1 is CONSTRAINED UNPREDICTABLE between acting
             # as SSV=0 and no effect; the laziest SMMU does nothing.
             if c.ssv:
+                return
+            if pub in self.atc_ignored:
+                self.atc_ignored.discard(pub)
+                self.errors.append(sync_timeout(c))
                 return
             atc = self.atc.get(c.sid)
             if c.size == C.ATC_INV_SIZE_ALL:
@@ -563,7 +582,10 @@ class Smmu:
         geo = ste.geo
         if not self.cfg.walk_cache:
             return
+        levels = self.cfg.walk_levels
         for lvl, prefix, nxt, addr, _desc in tables:
+            if not levels >> lvl & 1:
+                continue
             shift = geo.lvl_shift(lvl)
             wc[(tag, lvl, prefix << shift, 1 << shift, nxt, token(nxt), addr, pgs)] = seq
 
@@ -582,6 +604,8 @@ class Smmu:
         inserted is still cached and still what a walk would find: refilling it is just moving
         its fill time to now.
         """
+        if not self.enabled:
+            return
         key = (self.mem.version, self.strtab_ver, self.cache_ver)
         if key == self._fill_key:
             self.seq += 1
@@ -675,7 +699,10 @@ class Smmu:
         return self._shape_memo[1]
 
     def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:
-        """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk)."""
+        """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk); none while
+        SMMUEN is 0 (GBPA.ABORT, as Linux leaves it)."""
+        if not self.enabled:
+            return []
         seq = self.new_epoch()
         if insert:
             self.cache_ver += 1
@@ -702,6 +729,8 @@ class Smmu:
                     self.tlb[(tag, leaf.va, leaf.span, leaf.pa, leaf.perms, leaf.level, ste.geo.pg_shift)] = seq
             if insert and self.cfg.walk_cache:
                 for lvl, prefix, nxt, addr, _d in steps:
+                    if not self.cfg.walk_levels >> lvl & 1:
+                        continue
                     shift = ste.geo.lvl_shift(lvl)
                     self.wc[(tag, lvl, prefix << shift, 1 << shift, nxt, self.mem.page_token(nxt), addr,
                              ste.geo.pg_shift)] = seq
@@ -714,7 +743,7 @@ class Smmu:
 
     def ats_translate(self, sid: int, va: int) -> list[Outcome]:
         """ATS Translation Request: the answer (any possible SMMU outcome) is inserted in the ATC."""
-        if sid not in self.ats_enabled:
+        if sid not in self.ats_enabled or not self.enabled:
             return []
         if not any(s.translates and s.eats for s in self.configs(sid)):
             return []

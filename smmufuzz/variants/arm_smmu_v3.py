@@ -6,13 +6,16 @@ from .gather import Gather, add_page
 from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 
 CMDQ_OP_CFGI_STE = 0x03
+CMDQ_OP_CFGI_ALL = 0x04
 CMDQ_OP_TLBI_NH_ALL = 0x10
 CMDQ_OP_TLBI_NH_ASID = 0x11
 CMDQ_OP_TLBI_NH_VA = 0x12
+CMDQ_OP_TLBI_EL2_ALL = 0x20
 CMDQ_OP_TLBI_EL2_ASID = 0x21
 CMDQ_OP_TLBI_EL2_VA = 0x22
 CMDQ_OP_TLBI_S12_VMALL = 0x28
 CMDQ_OP_TLBI_S2_IPA = 0x2A
+CMDQ_OP_TLBI_NSNH_ALL = 0x30
 CMDQ_OP_ATC_INV = 0x40
 CMDQ_OP_CMD_SYNC = 0x46
 CMDQ_BATCH_ENTRIES = 64
@@ -64,6 +67,8 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
     elif op == CMDQ_OP_CFGI_STE:
         dw0 |= (ent.sid & 0xFFFFFFFF) << 32
         dw1 |= int(ent.leaf)
+    elif op == CMDQ_OP_CFGI_ALL:
+        dw1 |= 31                                   # CMDQ_CFGI_1_RANGE: cover the entire SID range
     return dw0, dw1
 
 
@@ -85,6 +90,10 @@ class CmdqBatch:
         """arm_smmu_cmdq_batch_submit(): the remaining commands plus CMD_SYNC."""
         self.hw.cmdq_publish(self.cmds + [build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
         self.cmds = []
+
+    def atc_sids(self) -> set[int]:
+        """The StreamIDs this batch's ATC invalidations go to."""
+        return {dw0 >> 32 for dw0, _dw1 in self.cmds if dw0 & 0xFF == CMDQ_OP_ATC_INV}
 
 
 @dataclass
@@ -163,6 +172,19 @@ class ArmSmmuV3Driver(MasterTable):
         """arm_smmu_flush_iotlb_all()."""
         if domain.priv.smmu_attached:
             self.tlb_inv_context(domain.priv)
+
+    # ---- reset ------------------------------------------------------------------------------
+    RESET_CMDS = (CMDQ_OP_CFGI_ALL, CMDQ_OP_TLBI_EL2_ALL, CMDQ_OP_TLBI_NSNH_ALL)
+
+    def device_reset(self) -> None:
+        """arm_smmu_device_reset() once the command queue is enabled: "Invalidate any cached configuration"
+        (CFGI_ALL), then "any stale TLB entries" (TLBI_EL2_ALL with ARM_SMMU_FEAT_HYP, TLBI_NSNH_ALL), each
+        issued with its own CMD_SYNC (arm_smmu_cmdq_issue_cmd_with_sync()) while SMMUEN is 0; then CR0.SMMUEN."""
+        for op in self.RESET_CMDS:
+            if op == CMDQ_OP_TLBI_EL2_ALL and not self.features_e2h:
+                continue
+            self.hw.cmdq_publish([build_cmd(CmdqEnt(op)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        self.hw.set_enabled(True)
 
     # ---- TLB maintenance -------------------------------------------------------------------
     def tlb_inv_context(self, d: SmmuDomain) -> None:

@@ -41,6 +41,7 @@ class InvsDesign:
     unref_old_after_ste: bool = True
     flush_tag: bool = True           # arm_smmu_inv_flush_iotlb_tag() when an ASID/VMID's users reach 0
     reader_checks_users: bool = True
+    ats_rwlock: bool = True          # the reader holds invs->rwlock (shared) when the array has ATS entries
     end_batch_on_smmu: bool = True   # a batch never spans two SMMU instances (arm_smmu_invs_end_batch)
 
 
@@ -117,7 +118,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             invs = d.invs
         else:
             invs = snap                     # the load was satisfied before the PTE stores were visible
-        if invs.has_ats:
+        if invs.has_ats and des.ats_rwlock:
             yield Acquire(invs.rwlock, shared=True, irqsave=des.reader_irqsave)
             yield from self._inv_body(invs, iova, size, granule, leaf)
             yield Release(invs.rwlock, shared=True, irqsave=des.reader_irqsave)
@@ -179,7 +180,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
                 batch.add(cmd)
             nxt = self._live(invs, i + 1)
             if batch.cmds and (nxt >= end or self._end_batch(cur, invs.inv[nxt])):
-                batch.submit()
+                yield from submit_polling(batch)
                 yield Point("reader: batch submitted with CMD_SYNC")
             i = nxt
 
@@ -261,9 +262,8 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         yield Point(f"STE[{sid}] written", writes=(("ste", sid),))
         if new is not None and not des.install_new_before_ste:
             yield from self._install_new(new, new_invs)
-        # arm_smmu_attach_commit(): ATS (enable: flush then enable; disable: disable then flush), leave old
-        if was_ats and not ats_new:
-            self.hw.set_ats(sid, False)
+        # arm_smmu_attach_commit(): ATS (enable: flush then enable; disable: flush, and pci_disable_ats() once
+        # the old array's write side shows no ATC invalidation outstanding, below), leave old
         if was_ats or ats_new:
             self.atc_inv_master(m)
         if ats_new and not was_ats:
@@ -273,6 +273,9 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             old.devices.remove(m)
         if old is not None and des.unref_old_after_ste:
             yield from self._install_old(old, old_invs, to_unref)
+        if was_ats and not ats_new:
+            self.hw.set_ats(sid, False)
+            yield Point(f"pci_disable_ats(sid {sid})", writes=(("ats", sid),))
         if des.asid_mutex:
             yield Release(self.asid_lock)
         return 0
@@ -311,6 +314,20 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
 
     def set_ats_supported(self, sid: int, on: bool) -> None:
         drain(self.ats_steps(sid, on))
+
+
+def submit_polling(batch: CmdqBatch):
+    """arm_smmu_cmdq_batch_submit() as other CPUs see it: with ATC invalidations in the batch, the CPU polls
+    for the CMD_SYNC (arm_smmu_cmdq_poll_until_sync) while the endpoints answer over PCIe: a window in which
+    the commands are published and not yet complete."""
+    sids = batch.atc_sids()
+    if not sids:
+        batch.submit()
+        return
+    batch.hw.cmdq_publish(batch.cmds)
+    batch.cmds = []
+    yield Point("reader: ATC_INV published, polling for the CMD_SYNC", reads=tuple(("ats", s) for s in sorted(sids)))
+    batch.submit()
 
 
 class InvsOs(SmmuV3Os):

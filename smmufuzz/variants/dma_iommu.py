@@ -53,10 +53,15 @@ class DmaIommu:
         self.free_table_pages = free_table_pages
         self.tried: tuple[int, int] | None = None    # the IOVA range the last map() allocated (for the harness)
 
-    def enable_fq(self) -> None:
-        """iommu_dma_init_fq(): a live strict domain becomes DMA-FQ (fq_domain published last)."""
+    def enable_fq(self, mem=None) -> bool:
+        """iommu_dma_init_fq(): a live strict domain becomes DMA-FQ (fq_domain published last); if the queue's
+        allocation fails (iommu_dma_init_fq_percpu() -ENOMEM, "iova flush queue initialization failed") the
+        domain stays strict (iommu_dma_init_domain() sets IOMMU_DOMAIN_DMA)."""
         if self.fq is None:
+            if mem is not None and mem.faults.fails("fq"):
+                return False
             self.fq = FlushQueue()
+        return True
 
     def map(self, paddr: int, size: int, prot: int) -> int:
         """__iommu_dma_map(): allocate an IOVA, iommu_map(); on failure free the IOVA."""

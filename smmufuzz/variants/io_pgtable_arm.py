@@ -368,6 +368,8 @@ class ArmLpaeIoPgtable:
         pte = self.rd(ptep)
         cptep = 0
         if not pte:
+            if self.mem.faults.fails("pgtable"):
+                return -ENOMEM                    # __arm_lpae_alloc_pages() returned NULL
             cptep = self._alloc_pages(self.granule)
             pte = self._install_table(cptep, ptep, 0)
             if pte:

@@ -8,7 +8,7 @@ from .arm_smmu_v3 import ArmSmmuV3Driver
 from .core import Domain, IommuCore
 from .dma_iommu import DmaIommu
 from .gather import Gather
-from .io_pgtable_arm import LpaeKernelBehaviour, PgtableCfg
+from .io_pgtable_arm import ArmLpaeIoPgtable, LpaeKernelBehaviour, PgtableCfg
 
 
 class SmmuV3Os:
@@ -109,13 +109,33 @@ class SmmuV3Os:
     def fq_timeout(self, dom) -> None:
         self.cookie(dom).fq_timeout()
 
-    def enable_fq(self, dom) -> bool:
+    def enable_fq(self, dom) -> bool | int:
         """iommu_dma_init_fq() through iommu_dma_init_domain(): a flush queue only with
-        capable(IOMMU_CAP_DEFERRED_FLUSH); returns whether the domain is DMA-FQ now."""
+        capable(IOMMU_CAP_DEFERRED_FLUSH) (False without); True once the domain is DMA-FQ, -ENOMEM if the queue's
+        allocation failed and it stays strict."""
         if not self.DEFERRED_FLUSH:
             return False
-        self.cookie(dom).enable_fq()
+        return True if self.cookie(dom).enable_fq(self.hw.mem) else -12
+
+    def alloc_can_fail(self, kind: str) -> bool:
+        """Does this variant model the failure of allocation `kind` (fail_nth; reference/alloc_faults.py)? Not
+        the kernel-C variants (kc*:*: their C allocates through the glue) nor the models compared with them."""
+        if getattr(type(self), "KERNEL_TREE", False) or getattr(type(self), "KERNEL_BUILD", None):
+            return False
+        if kind == "pgtable":
+            return getattr(self.driver, "PGTABLE_ALLOC_FAILS", True) and \
+                issubclass(getattr(self.driver, "pgtable_cls", object), ArmLpaeIoPgtable)
         return True
+
+    def has_device_reset(self) -> bool:
+        """Does the driver re-initialise the SMMU (arm_smmu_device_reset(), SMMUv3 drivers only)?"""
+        return all(hasattr(d, "device_reset") for d in getattr(self, "drivers", [self.driver]))
+
+    def device_reset(self) -> None:
+        """arm_smmu_device_reset() on every SMMU instance, at probe or resume (the other owner's leftovers in
+        its caches: reference/handover.py)."""
+        for d in getattr(self, "drivers", [self.driver]):
+            d.device_reset()
 
     def iova_to_phys(self, dom, iova) -> int:
         return self.domain(dom).priv.pgtbl.iova_to_phys(iova)

@@ -17,6 +17,8 @@ M64 = (1 << 64) - 1
 class _OwnTableDriver(ContextDriver):
     """Stage-1-only drivers whose page table is not io-pgtable-arm."""
 
+    PGTABLE_ALLOC_FAILS = False       # its own table format: fail_nth(pgtable) is not modelled
+
     def flush_context(self, d) -> None:
         """A whole-context TLB flush with its completion wait."""
         self.hw.tlbi(C.CMD_TLBI_NH_ASID, asid=d.asid)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
-from . import gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync, virtio_iommu
+from . import (alloc_fail_bugs, gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync,
+               reset_bugs, virtio_iommu)
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -29,6 +30,11 @@ def register(name: str, factory, buggy: bool, family: str, summary: str, driver:
 
 register("smmuv3", SmmuV3Os, False, "spine",
          "mainline core (90c5def10bea + Robin's v2 fill) + io-pgtable-arm + arm-smmu-v3 classic TLBI path")
+# planted (issue 18 item 7): exposed only by an SMMU another owner left entries in (arm_smmu_device_reset op)
+register("smmuv3:reset-no-cfgi", reset_bugs.ResetNoCfgiOs, True, "spine", reset_bugs.ResetNoCfgiDriver.__doc__)
+register("smmuv3:reset-no-el2", reset_bugs.ResetNoEl2Os, True, "spine", reset_bugs.ResetNoEl2Driver.__doc__)
+# planted (issue 18 item 1): exposed only when an allocation fails (fail_nth op)
+register("smmuv3:map-no-unwind", alloc_fail_bugs.NoUnwindOs, True, "spine", alloc_fail_bugs.NoUnwindCore.__doc__)
 
 register("pte-sync:coherent", pte_sync.Coherent, False, "003-pte-sync", pte_sync.Coherent.__doc__)
 register("pte-sync:eager", pte_sync.Eager, False, "003-pte-sync", pte_sync.Eager.__doc__)
@@ -104,6 +110,9 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
     "v9-fair-rwlock": (replace(_V9, flavor=replace(_V9.flavor, fair_rwlock=True)), False, True,
                        "v9 read_lock on an rwlock that queues interrupt readers behind a waiting writer "
                        "(PREEMPT_RT-like)"),
+    "no-ats-rwlock": (replace(_MERGED, ats_rwlock=False), False, True,
+                      "reader without invs->rwlock: ATS can be disabled under an outstanding ATC invalidation "
+                      "(CMD_SYNC timeout; issue 18 item 6)"),
     "merged-fair-rwlock": (replace(_MERGED, flavor=replace(_MERGED.flavor, fair_rwlock=True)), False, False,
                            "merged read_lock_irqsave on the same fair rwlock"),
 }
