@@ -125,10 +125,11 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         else:
             yield from self._inv_body(invs, iova, size, granule, leaf)
 
-    def _live(self, invs: Invs, i: int) -> int:
+    def _live(self, invs: Invs, i: int, end: int) -> int:
+        """The next live entry before `end` (the walk's READ_ONCE(num_invs), not the live count)."""
         if not self.design.reader_checks_users:
             return i
-        while i < invs.num_invs and not invs.inv[i].users:
+        while i < end and not invs.inv[i].users:
             i += 1
         return i
 
@@ -140,7 +141,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         yield Point(f"reader: num_invs = {end}", reads=(num_invs_of(invs),))
         batch = CmdqBatch(self.hw)
         used_s12_vmall = False
-        i = self._live(invs, 0)
+        i = self._live(invs, 0, end)
         while i < end:
             cur = invs.inv[i]
             yield Point(f"reader: entry {i} ({cur.text()})", reads=(users_of(cur),))
@@ -178,7 +179,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
                 cmd = self.atc_inv_to_cmd(IOMMU_NO_PASID, 0, 0)
                 cmd.sid = cur.id
                 batch.add(cmd)
-            nxt = self._live(invs, i + 1)
+            nxt = self._live(invs, i + 1, end)
             if batch.cmds and (nxt >= end or self._end_batch(cur, invs.inv[nxt])):
                 yield from submit_polling(batch)
                 yield Point("reader: batch submitted with CMD_SYNC")
