@@ -58,7 +58,7 @@ KNOWN_FINDINGS = (
             "arm_smmu_atc_inv_domain() closes the window by reading nr_ats_masters after TLBI+SYNC and an "
             "smp_mb(). A candidate: not checked against hardware or the merged kernel source."),
         reproducer="corpus/regressions/invs/ats_enable_races_inflight_unmap.txt",
-        fixed_by=frozenset({"invs:merged-ats-order"}),
+        fixed_by=frozenset({"invs:merged-ats-order", "invs:merged-ats-order:2smmu"}),
     ),
 )
 

@@ -17,9 +17,10 @@ from smmufuzz.variants import arm_smmu_v3_invs
 from smmufuzz.variants.kthread import Acquire, Point, Release
 
 INVS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "regressions", "invs")
-# ATS enabled on an attached stream (pci_ats on), an ATS stream moving into the domain, an ATS stream joining it
+# ATS enabled on an attached stream (pci_ats on), an ATS stream moving into the domain, an ATS stream joining
+# it; the last behind the second of two SMMU instances
 RACES = ["ats_enable_on_attached_stream.txt", "ats_stream_moves_into_unmapping_domain.txt",
-         "ats_enable_races_inflight_unmap.txt"]
+         "ats_enable_races_inflight_unmap.txt", "ats_stream_joins_on_second_smmu.txt"]
 FIX = "invs:merged-ats-order"
 
 
@@ -32,9 +33,10 @@ def _bare(name: str):
 @pytest.mark.parametrize("name", RACES)
 def test_the_race_is_found_on_v9_and_merged_and_not_on_the_fix(name):
     prog = _bare(name)
+    two = ":2smmu" if "second_smmu" in name else ""
     for v in ("invs:v9", "invs:merged"):      # one preemption is enough (a subset of the 3-preemption schedules)
-        assert "MISSED_INVALIDATION" in explore(prog, v, bound=1).kinds(), v
-    ex = explore(prog, FIX, bound=3)
+        assert "MISSED_INVALIDATION" in explore(prog, v + two, bound=1).kinds(), v + two
+    ex = explore(prog, FIX + two, bound=3)
     assert ex.complete and ex.schedules > 1000 and not ex.findings, ex.findings
 
 

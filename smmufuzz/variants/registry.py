@@ -128,6 +128,8 @@ INVS_TWO_SMMU = {
                                  "commands go to the first instance's queue"),
     "new-after-ste:2smmu": (replace(_MERGED, install_new_before_ste=False), True,
                             "B12(a) where the stream joining the domain is behind the second instance"),
+    "merged-ats-order:2smmu": (replace(_MERGED, ats_after_tlbi=True), False,
+                               "the ATS-enable race fix with two instances: every TLBI batch, then every ATC batch"),
 }
 for _n, (_des, _bug, _why) in INVS_TWO_SMMU.items():
     register(f"invs:{_n}", invs_variant(_n, _des, False, instances=2), _bug, "002-invs", _why)
