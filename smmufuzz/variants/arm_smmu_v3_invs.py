@@ -43,6 +43,7 @@ class InvsDesign:
     reader_checks_users: bool = True
     ats_rwlock: bool = True          # the reader holds invs->rwlock (shared) when the array has ATS entries
     end_batch_on_smmu: bool = True   # a batch never spans two SMMU instances (arm_smmu_invs_end_batch)
+    ats_after_tlbi: bool = False     # fix (docs/invs-ats-race.md): TLBIs + CMD_SYNC, smp_mb(), reload, ATC
 
 
 @dataclass
@@ -118,6 +119,9 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             invs = d.invs
         else:
             invs = snap                     # the load was satisfied before the PTE stores were visible
+        if des.ats_after_tlbi:
+            yield from self._inv_tlb_then_atc(d, invs, iova, size, granule, leaf)
+            return
         if invs.has_ats and des.ats_rwlock:
             yield Acquire(invs.rwlock, shared=True, irqsave=des.reader_irqsave)
             yield from self._inv_body(invs, iova, size, granule, leaf)
@@ -125,22 +129,38 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         else:
             yield from self._inv_body(invs, iova, size, granule, leaf)
 
-    def _live(self, invs: Invs, i: int) -> int:
-        if not self.design.reader_checks_users:
-            return i
-        while i < invs.num_invs and not invs.inv[i].users:
+    def _inv_tlb_then_atc(self, d: InvsDomain, invs: Invs, iova: int, size: int, granule: int, leaf: bool):
+        """The fix in arm_smmu_atc_inv_domain()'s order: the loaded array's TLBIs and their CMD_SYNC, smp_mb(),
+        then domain->invs loaded again and only its ATC invalidations, under that array's rwlock."""
+        yield from self._inv_body(invs, iova, size, granule, leaf, ats=False)
+        yield Point("smp_mb(); rcu_dereference(domain->invs) again: who has ATS now", reads=(invs_ptr(d),))
+        invs = d.invs
+        if not invs.has_ats:
+            return
+        if self.design.ats_rwlock:
+            yield Acquire(invs.rwlock, shared=True, irqsave=self.design.reader_irqsave)
+        yield from self._inv_body(invs, iova, size, granule, leaf, ats=True)
+        if self.design.ats_rwlock:
+            yield Release(invs.rwlock, shared=True, irqsave=self.design.reader_irqsave)
+
+    def _live(self, invs: Invs, i: int, end: int, ats: bool | None = None) -> int:
+        """The next entry before `end` (the walk's READ_ONCE(num_invs)) the walk issues: live (users) and,
+        with `ats`, of that half (ATS or not)."""
+        users = self.design.reader_checks_users
+        while i < end and ((users and not invs.inv[i].users) or (ats is not None and invs.inv[i].is_ats() != ats)):
             i += 1
         return i
 
-    def _inv_body(self, invs: Invs, iova: int, size: int, granule: int, leaf: bool):
-        """__arm_smmu_domain_inv_range(): one batch per SMMU run; TLBIs synced before ATC invalidations."""
+    def _inv_body(self, invs: Invs, iova: int, size: int, granule: int, leaf: bool, ats: bool | None = None):
+        """__arm_smmu_domain_inv_range(): one batch per SMMU run; TLBIs synced before ATC invalidations.
+        ats: walk only the ATS entries (True) or only the others (False); None: all."""
         des = self.design
         big = self.too_big(size, granule)
         end = invs.num_invs                 # READ_ONCE(invs->num_invs)
         yield Point(f"reader: num_invs = {end}", reads=(num_invs_of(invs),))
         batch = CmdqBatch(self.hw)
         used_s12_vmall = False
-        i = self._live(invs, 0)
+        i = self._live(invs, 0, end, ats)
         while i < end:
             cur = invs.inv[i]
             yield Point(f"reader: entry {i} ({cur.text()})", reads=(users_of(cur),))
@@ -178,7 +198,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
                 cmd = self.atc_inv_to_cmd(IOMMU_NO_PASID, 0, 0)
                 cmd.sid = cur.id
                 batch.add(cmd)
-            nxt = self._live(invs, i + 1)
+            nxt = self._live(invs, i + 1, end, ats)
             if batch.cmds and (nxt >= end or self._end_batch(cur, invs.inv[nxt])):
                 yield from submit_polling(batch)
                 yield Point("reader: batch submitted with CMD_SYNC")

@@ -115,6 +115,9 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
                       "(CMD_SYNC timeout; issue 18 item 6)"),
     "merged-fair-rwlock": (replace(_MERGED, flavor=replace(_MERGED.flavor, fair_rwlock=True)), False, False,
                            "merged read_lock_irqsave on the same fair rwlock"),
+    "merged-ats-order": (replace(_MERGED, ats_after_tlbi=True), False, False,
+                         "merged with the ATS-enable race fixed: TLBIs + CMD_SYNC, smp_mb(), reload the array, "
+                         "then its ATC invalidations (docs/invs-ats-race.md)"),
 }
 for _n, (_des, _nest, _bug, _why) in INVS_DESIGNS.items():
     register(f"invs:{_n}", invs_variant(_n, _des, _nest), _bug, "002-invs", _why)
@@ -127,6 +130,8 @@ INVS_TWO_SMMU = {
                                  "commands go to the first instance's queue"),
     "new-after-ste:2smmu": (replace(_MERGED, install_new_before_ste=False), True,
                             "B12(a) where the stream joining the domain is behind the second instance"),
+    "merged-ats-order:2smmu": (replace(_MERGED, ats_after_tlbi=True), False,
+                               "the ATS-enable race fix with two instances: every TLBI batch, then every ATC batch"),
 }
 for _n, (_des, _bug, _why) in INVS_TWO_SMMU.items():
     register(f"invs:{_n}", invs_variant(_n, _des, False, instances=2), _bug, "002-invs", _why)
