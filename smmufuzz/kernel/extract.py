@@ -285,3 +285,55 @@ def check_shapes(path: str, name: str, defined, structs: dict, functions: dict) 
     except ExtractError as e:
         return str(e)
     return None
+
+
+def _calls(body: str) -> set[str]:
+    """Names called in a (blanked) function body."""
+    return set(re.findall(r"\b([A-Za-z_]\w*)\s*\(", body))
+
+
+def closure(src: Source, needs: dict, optional: dict, max_helpers: int, replaced=()) -> list:
+    """The Definitions to extract: `needs` (shape-checked), `optional` where present (shape-checked), and the
+    file's functions they call, transitively, except `replaced` (ours stand in for them); in file order.
+    Raises ExtractError (one line) for a missing or reshaped one, or a closure over max_helpers helpers."""
+    picked = {n: src.require_function(n, p) for n, p in needs.items()}
+    for n, p in optional.items():
+        try:
+            picked[n] = src.require_function(n, p)
+        except ExtractError as e:
+            if "changed shape" in str(e):
+                raise
+    todo, helpers = list(picked.values()), []
+    while todo:
+        d = todo.pop()
+        body = blank(d.text)
+        for name in sorted(_calls(body[body.index("("):]) - set(picked) - set(replaced)):
+            try:
+                h = src.function(name)
+            except ExtractError:
+                continue                    # a macro, or defined in a header
+            picked[name] = h
+            helpers.append(name)
+            if len(helpers) > max_helpers:
+                raise ExtractError(f"{src.path}: the extracted functions call more than {max_helpers} helpers of "
+                                   f"the file ({', '.join(helpers)}): it changed shape")
+            todo.append(h)
+    return sorted(picked.values(), key=lambda d: d.line)
+
+
+def _prototype(d: Definition) -> str:
+    """`prefix name(params);` of a definition (its text up to the body)."""
+    close = blank(d.text).index("{")
+    return " ".join(d.text[:close].split()) + ";"
+
+
+def write_unit(defs: list, source: str, path: str, banner: str) -> None:
+    """Write defs (in order, after prototypes of the static ones) into the C file at path, each with a `#line`
+    marker back to `source` (the tree-relative file they came from) so compiler errors and backtraces name it."""
+    out = [f"/* {banner}: do not edit */"]
+    out += [_prototype(d) for d in defs if d.prefix.split()[0] == "static"]
+    for d in defs:
+        out.append(f'#line {d.line - d.text[:d.text.index(d.name)].count(chr(10))} "{source}"')
+        out.append(d.text)
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
