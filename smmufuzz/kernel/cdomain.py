@@ -111,15 +111,7 @@ class CoreLib:
     def _guard(self, fn, default=None):
         """A hook that keeps the driver's exception for the caller (the C core goes on with `default`,
         which ends its loops: a failed map, nothing unmapped)."""
-        def hook(*a):
-            if self.error is not None:
-                return default
-            try:
-                return fn(*a)
-            except BaseException as e:
-                self.error = e
-                return default
-        return hook
+        return clib.guard(self, fn, default)
 
     def _dom(self, dom_id):
         return self.doms[dom_id]

@@ -27,6 +27,20 @@ FLUSH_WALK_FN = C.CFUNCTYPE(None, _u64, _u64, _u64, _u64, _u64)
 ADD_PAGE_FN = C.CFUNCTYPE(None, _u64, _u64, _u64, _u64, _u64)
 
 
+def guard(owner, fn, default=None):
+    """A hook for C to call: fn's exception is kept in owner.error (the C call's wrapper raises it when the C
+    returns) and the C goes on with `default`; once one is kept, later hooks of the call do nothing."""
+    def hook(*a):
+        if owner.error is not None:
+            return default
+        try:
+            return fn(*a)
+        except BaseException as e:
+            owner.error = e
+            return default
+    return hook
+
+
 class KernelCrash(Exception):
     """A fault or BUG() inside the kernel code, with its C call chain."""
 
@@ -123,16 +137,7 @@ class KernelLib:
 
     # ---- hooks: C calls these with the machine's id (and a table's cookie) ------------------------
     def _guard(self, fn, default=None):
-        def hook(*a):
-            if self.error is not None:       # the host already failed in this call: let the C finish
-                return default
-            try:
-                return fn(*a)
-            except BaseException as e:       # keep it; the C call's wrapper raises it when C returns
-                if self.error is None:
-                    self.error = e
-                return default
-        return hook
+        return guard(self, fn, default)
 
     def _live(self, host) -> "Machine | None":
         m = self.machines.get(host)

@@ -140,9 +140,13 @@ class ArmSmmuV3Driver(MasterTable):
         """arm_smmu_domain_alloc_paging() + arm_smmu_domain_finalise(): ASID/VMID and io-pgtable."""
         d = SmmuDomain(stage=stage, asid=dom_id + 1 if stage == 1 else 0, vmid=dom_id + 1 if stage == 2 else 0)
         cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
-        d.pgtbl = self.pgtable_cls(cfg, self.hw, _FlushOps(self, d))
+        d.pgtbl = self.pgtable_cls(cfg, self.hw, self.flush_ops(d))
         d.pgsize_bitmap = cfg.pgsize_bitmap
         return d
+
+    def flush_ops(self, d: SmmuDomain) -> "_FlushOps":
+        """arm_smmu_flush_ops bound to d (the io-pgtable cookie)."""
+        return _FlushOps(self, d)
 
     def map_pages(self, domain, iova, paddr, pgsize, pgcount, prot):
         """arm_smmu_map_pages()."""
