@@ -132,7 +132,8 @@ def test_patch_from_a_thread_reports_hunks_and_the_failing_one():
     assert b.features == {"defer_sync_pte": True, "ops_iotlb_sync_map": True}
     status = {(h.path, h.header): h.status for h in b.hunks}
     assert status[("drivers/iommu/io-pgtable-arm.c", "@@ -949,6 +1012,7 @@")] == "with fuzz 1, offset -21"
-    assert status[("drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c", "@@ -3366,6 +3367,18 @@")] == "not built"
+    assert status[("drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c", "@@ -3366,6 +3367,18 @@")] == "offset -219"  # built now
+    assert b.driver_missing is None
 
 
 def test_seed003_posted_code_leaves_mappings_invisible_like_the_model():
