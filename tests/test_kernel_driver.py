@@ -21,6 +21,7 @@ from smmufuzz.kernel import cdriver, session
 from smmufuzz.kernel.extract import Source
 from smmufuzz.variants import arm_smmu_v3 as V3
 from tests.test_kernel_c import _make_patch, _tree, fresh_session  # noqa: F401  (an autouse fixture)
+from tests.test_kernel_core import _tree_copy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,18 +130,6 @@ def test_kc_full_gives_the_models_verdicts_on_the_shipped_programs():
     assert seen >= 30
 
 
-def _tree_copy(tmp_path, edit):
-    """The tree's files, with arm-smmu-v3.c edited (made here from the tree: no kernel text in the repository)."""
-    tree = _tree()
-    dst = tmp_path / "tree"
-    for rel in tree.files():
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        with open(os.path.join(tree.path, rel)) as f:
-            text = f.read()
-        (dst / rel).write_text(edit(text) if rel == cdriver.SOURCE else text)
-    return str(dst)
-
-
 @pytest.mark.parametrize("case", ["renamed", "reshaped", "queue-reshaped"])
 def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monkeypatch, case):
     if case == "renamed":
@@ -155,7 +144,7 @@ def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monk
         edit = lambda s: re.sub(r"(static int arm_smmu_cmdq_issue_cmdlist\(struct arm_smmu_device \*smmu,\s*"  # noqa: E731
                                 r"struct arm_smmu_cmdq \*cmdq,\s*u64 \*cmds, )int n", r"\1u32 n", s, count=1)
         want = "arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *, struct arm_smmu_cmdq *, u64 *, u32, bool) changed"
-    tree = _tree_copy(tmp_path, edit)
+    tree = _tree_copy(tmp_path, edit, cdriver.SOURCE)
     r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "replay",
                         os.path.join(ROOT, "corpus", "seeds", "gather_b3_disjoint_unmap_fast.txt"),
                         "--target", "kc-full:smmuv3", "--tree", tree], capture_output=True, text=True, cwd=ROOT,

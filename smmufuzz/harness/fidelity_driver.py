@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..reference.smmu import Smmu
-from .fidelity import random_programs, shrink
+from .fidelity import note, random_programs
 from .program import Program
 from .runner import run_variant
 
@@ -103,16 +103,9 @@ def check(n: int, seed: int, progress=None) -> DriverResult:
         counted: list = []
         diffs = compare(prog, counted)
         res.commands += counted[0]
-        for cls, _i, _d in diffs:
-            slot = res.by_class.get(cls)
-            if slot is None:
-                small = shrink(prog, lambda p, k=cls: any(d[0] == k for d in compare(p)))
-                d2 = next((x for x in compare(small) if x[0] == cls), None) or next(x for x in diffs if x[0] == cls)
-                res.by_class[cls] = [1, small, d2[1], d2[2]]
-                if progress:
-                    progress(f"new difference: {cls} (program {res.programs})")
-            else:
-                slot[0] += 1
+        for d in diffs:
+            note(res.by_class, d[0], prog, d, compare,
+                 progress and (lambda cls: progress(f"new difference: {cls} (program {res.programs})")))
         if progress and res.programs % 100 == 0:
             progress(f"{res.programs}/{n} programs, {len(res.by_class)} class(es) of difference")
     return res

@@ -87,13 +87,11 @@ class CoreLib:
         if not hasattr(L, "kc_core_op"):
             raise clib.KernelCrash(f"{lib.path} has no iommu core (csrc/core.c was not built)")
         vp = C.c_void_p
-        for name, args, res in (("kc_cdom_new", [_u64, _u64, C.c_int], vp), ("kc_cdom_free", [vp], None),
-                                ("kc_core_layout", [C.POINTER(_u64)], None),
-                                ("kc_core_gather_load", [vp, _u64, _u64, _u64, C.c_int], None),
-                                ("kc_core_op", [vp, C.c_int, _u64, _u64, _u64, C.c_int, vp, vp, C.c_uint,
-                                                C.POINTER(C.c_long)], C.c_long)):
-            fn = getattr(L, name)
-            fn.argtypes, fn.restype = args, res
+        clib.declare(L, (("kc_cdom_new", [_u64, _u64, C.c_int], vp), ("kc_cdom_free", [vp], None),
+                         ("kc_core_layout", [C.POINTER(_u64)], None),
+                         ("kc_core_gather_load", [vp, _u64, _u64, _u64, C.c_int], None),
+                         ("kc_core_op", [vp, C.c_int, _u64, _u64, _u64, C.c_int, vp, vp, C.c_uint,
+                                         C.POINTER(C.c_long)], C.c_long)))
         lay = (_u64 * 6)()
         L.kc_core_layout(lay)
         self.gather_size = lay[0]

@@ -41,14 +41,11 @@ class DriverLib:
         if not hasattr(L, "kc_drv_op"):
             raise clib.KernelCrash(f"{lib.path} has no arm-smmu-v3 driver (csrc/driver.c was not built)")
         vp = C.c_void_p
-        for name, args, res in (("kc_smmu_new", [_u64, C.c_uint32, C.c_uint32], vp), ("kc_smmu_free", [vp], None),
-                                ("kc_sdom_new", [vp, C.c_int, C.c_uint32, C.c_uint32, _u64], vp),
-                                ("kc_sdom_free", [vp], None),
-                                ("kc_sdom_masters", [vp, C.c_int, C.POINTER(C.c_uint32), C.POINTER(C.c_uint8),
-                                                     C.c_int], C.c_long),
-                                ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long)):
-            fn = getattr(L, name)
-            fn.argtypes, fn.restype = args, res
+        clib.declare(L, (("kc_smmu_new", [_u64, C.c_uint32, C.c_uint32], vp), ("kc_smmu_free", [vp], None),
+                         ("kc_sdom_new", [vp, C.c_int, C.c_uint32, C.c_uint32, _u64], vp), ("kc_sdom_free", [vp], None),
+                         ("kc_sdom_masters", [vp, C.c_int, C.POINTER(C.c_uint32), C.POINTER(C.c_uint8), C.c_int],
+                          C.c_long),
+                         ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long)))
         self.smmus: "weakref.WeakValueDictionary[int, CSmmuV3Driver]" = weakref.WeakValueDictionary()
         self.error: BaseException | None = None
         self._hooks = _Host(CMDQ_FN(clib.guard(self, self._cmdq)))
