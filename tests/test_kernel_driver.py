@@ -175,3 +175,18 @@ def test_a_patch_to_arm_smmu_v3_c_is_applied_and_runs(tmp_path):
     assert set().union(*map(msiattr, base)) == {V3.ARM_SMMU_MEMATTR_OIWB}
     assert V3.ARM_SMMU_MEMATTR_OIWB not in set().union(*map(msiattr, patched))
     assert run_program(parse(BIG), ["kc-full:smmuv3", "kc-full-patched:smmuv3"]).findings == []
+
+
+def test_a_fault_in_the_driver_is_a_crash_finding_with_the_c_backtrace(tmp_path):
+    tree = _tree()
+    _build()
+    p = _make_patch(tmp_path, tree, cdriver.SOURCE, lambda s: s.replace(
+        "\tarm_smmu_tlb_inv_range_domain(gather->start,\n",
+        "\tif (gather->end - gather->start >= 0xfffff) *(volatile int *)(uintptr_t)16 = 1;\n"
+        "\tarm_smmu_tlb_inv_range_domain(gather->start,\n", 1), "null-deref")
+    session.configure(patches=[p])
+    res = run_program(parse(BIG), ["kc-full-patched:smmuv3"])
+    f = res.runs[0].finding
+    assert f is not None and f.kind == "CRASH" and f.op_index == 3, f
+    assert "SIGSEGV at address 0x10" in f.message and "arm_smmu_iotlb_sync" in f.message
+    assert run_program(parse(BIG), ["kc-full:smmuv3"]).runs[0].finding is None     # the process goes on
