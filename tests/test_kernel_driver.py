@@ -151,6 +151,15 @@ def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monk
                        timeout=300)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert len([ln for ln in r.stderr.strip().splitlines() if cdriver.SOURCE in ln]) == 1 and want in r.stderr, r.stderr
+    if case == "renamed":       # kernel check: one line, exit 2 if the layer is asked for; else the others still run
+        check = [sys.executable, "-m", "smmufuzz.harness.cli", "kernel", "check", "--tree", tree, "--programs", "2",
+                 "--sequences", "5", "--map-sequences", "5", "--driver-programs", "5"]
+        r = subprocess.run(check + ["--layer", "driver"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 2 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        r = subprocess.run(check, capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert any(ln.startswith("driver layer: not checked: ") and want in ln for ln in r.stdout.splitlines())
+        assert "2 programs: no difference between the models and the kernel C" in r.stdout
     monkeypatch.setenv(session.ENV_TREE, tree)             # the rest still builds: the kc-core variants run
     session._builds.clear()
     b = session.get(False)
