@@ -133,7 +133,8 @@ def test_kc_full_gives_the_models_verdicts_on_the_shipped_programs():
 @pytest.mark.parametrize("case", ["renamed", "reshaped", "queue-reshaped"])
 def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monkeypatch, case):
     if case == "renamed":
-        edit = lambda s: s.replace("int arm_smmu_atc_inv_domain(", "int arm_smmu_atc_inv_domain_renamed(", 1)  # noqa: E731
+        edit = lambda s: s.replace("int arm_smmu_atc_inv_domain(",  # noqa: E731
+                                   "int arm_smmu_atc_inv_domain_renamed(", 1)
         want = "no definition of arm_smmu_atc_inv_domain()"
     elif case == "reshaped":
         edit = lambda s: s.replace("static void arm_smmu_tlb_inv_walk(unsigned long iova, size_t size,",  # noqa: E731
@@ -141,8 +142,9 @@ def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monk
         want = ("arm_smmu_tlb_inv_walk(unsigned long, unsigned int, size_t, void *) changed shape: smmufuzz expects "
                 "arm_smmu_tlb_inv_walk(unsigned long, size_t, size_t, void *)")
     else:
-        edit = lambda s: re.sub(r"(static int arm_smmu_cmdq_issue_cmdlist\(struct arm_smmu_device \*smmu,\s*"  # noqa: E731
-                                r"struct arm_smmu_cmdq \*cmdq,\s*u64 \*cmds, )int n", r"\1u32 n", s, count=1)
+        edit = lambda s: re.sub(  # noqa: E731
+            r"(static int arm_smmu_cmdq_issue_cmdlist\(struct arm_smmu_device \*smmu,\s*"
+            r"struct arm_smmu_cmdq \*cmdq,\s*u64 \*cmds, )int n", r"\1u32 n", s, count=1)
         want = "arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *, struct arm_smmu_cmdq *, u64 *, u32, bool) changed"
     tree = _tree_copy(tmp_path, edit, cdriver.SOURCE)
     r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "replay",

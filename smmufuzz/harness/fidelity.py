@@ -20,7 +20,8 @@ from .runner import run_variant
 LAYERS = {
     "core": "the iommu core's gather helpers: variants/gather.py vs include/linux/iommu.h (fidelity_core.py)",
     "pgtable": "random programs: each Python model vs its kc:* twin (io-pgtable-arm.c)",
-    "driver": "random programs: variants/arm_smmu_v3.py vs arm-smmu-v3.c, every command bit for bit (fidelity_driver.py)",
+    "driver": "random programs: variants/arm_smmu_v3.py vs arm-smmu-v3.c, every command bit for bit "
+              "(fidelity_driver.py)",
 }
 PAIRS = (("smmuv3", "kc:smmuv3"), ("gather:robin-v2:arm-smmu", "kc:arm-smmu"), ("gather:robin-v2:qcom", "kc:qcom"),
          ("gather:robin-v2:ipmmu", "kc:ipmmu"), ("pte-sync:eager", "kc:pte-sync"))
