@@ -201,3 +201,26 @@ def test_a_fault_in_the_driver_is_a_crash_finding_with_the_c_backtrace(tmp_path)
     assert f is not None and f.kind == "CRASH" and f.op_index == 3, f
     assert "SIGSEGV at address 0x10" in f.message and "arm_smmu_iotlb_sync" in f.message
     assert run_program(parse(BIG), ["kc-full:smmuv3"]).runs[0].finding is None     # the process goes on
+
+
+def test_a_cache_extracted_before_takes_the_driver_files(tmp_path, monkeypatch):
+    from smmufuzz.kernel import tree as T
+    src = _tree()
+    top = "linux-source-9.9"
+    (tmp_path / "ball" / top).mkdir(parents=True)
+    for rel in src.files():                             # a small tarball of the tree's files (made here)
+        (tmp_path / "ball" / top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ball" / top / rel).write_bytes(open(os.path.join(src.path, rel), "rb").read())
+    ball = tmp_path / f"{top}.tar.xz"
+    subprocess.run(["tar", "cJf", str(ball), "-C", str(tmp_path / "ball"), top], check=True)
+    monkeypatch.setenv("SMMUFUZZ_CACHE", str(tmp_path / "cache"))
+    old = [f for f in T.REQUIRED + T.OPTIONAL if f not in (cdriver.SOURCE, cdriver.HEADER, cdriver.BITFIELD)]
+    monkeypatch.setattr(T, "OPTIONAL", tuple(f for f in T.OPTIONAL if f in old))
+    path = T.extract_tarball(str(ball))                 # extracted by a version without the driver files
+    assert not os.path.exists(os.path.join(path, cdriver.SOURCE))
+    monkeypatch.undo()
+    monkeypatch.setenv("SMMUFUZZ_CACHE", str(tmp_path / "cache"))
+    assert T.extract_tarball(str(ball)) == path
+    for rel in (cdriver.SOURCE, cdriver.HEADER, cdriver.BITFIELD):
+        assert open(os.path.join(path, rel), "rb").read() == open(os.path.join(src.path, rel), "rb").read()
+    assert set(open(os.path.join(path, ".smmufuzz-extracted")).read().split()) == set(T.REQUIRED + T.OPTIONAL)
