@@ -262,15 +262,15 @@ def _kinds_text(text, variant):
     return [f.kind for f in run_program(parse(text), [variant]).findings]
 
 
-def _tree_copy(tmp_path, edit):
-    """The tree's files, with iommu.c edited (no kernel text in the repository: made here from the tree)."""
+def _tree_copy(tmp_path, edit, edited=ccore.SOURCE):
+    """The tree's files, with one (iommu.c) edited (no kernel text in the repository: made here from the tree)."""
     tree = _tree()
     dst = tmp_path / "tree"
     for rel in tree.files():
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         with open(os.path.join(tree.path, rel)) as f:
             text = f.read()
-        (dst / rel).write_text(edit(text) if rel == ccore.SOURCE else text)
+        (dst / rel).write_text(edit(text) if rel == edited else text)
     return str(dst)
 
 

@@ -20,6 +20,8 @@ from .runner import run_variant
 LAYERS = {
     "core": "the iommu core's gather helpers: variants/gather.py vs include/linux/iommu.h (fidelity_core.py)",
     "pgtable": "random programs: each Python model vs its kc:* twin (io-pgtable-arm.c)",
+    "driver": "random programs: variants/arm_smmu_v3.py vs arm-smmu-v3.c, every command bit for bit "
+              "(fidelity_driver.py)",
 }
 PAIRS = (("smmuv3", "kc:smmuv3"), ("gather:robin-v2:arm-smmu", "kc:arm-smmu"), ("gather:robin-v2:qcom", "kc:qcom"),
          ("gather:robin-v2:ipmmu", "kc:ipmmu"), ("pte-sync:eager", "kc:pte-sync"))
@@ -126,10 +128,6 @@ def compare(prog: Program, model: str, c: str) -> list[tuple[str, int, str]]:
     return list(out.values())
 
 
-def differs(prog: Program, model: str, c: str, cls: str) -> bool:
-    return any(d[0] == cls for d in compare(prog, model, c))
-
-
 def _diff(x, y, model, c) -> str:
     if isinstance(x, tuple) and isinstance(y, tuple):
         sx, sy = set(x), set(y)
@@ -169,6 +167,21 @@ def shrink(prog, keeps, budget: int = 300, items=lambda p: p.ops, first: int = 0
     return best
 
 
+def note(by_class: dict, key, prog, diff: tuple, compare_fn, new=None) -> None:
+    """Count diff (class, op, what) under key; the first of a key keeps prog shrunk while compare_fn(program) still
+    shows that class, with the op and detail the shrunk program gives, and calls new(class)."""
+    slot = by_class.get(key)
+    if slot is not None:
+        slot[0] += 1
+        return
+    cls = diff[0]
+    small = shrink(prog, lambda p: any(d[0] == cls for d in compare_fn(p)))
+    d2 = next((x for x in compare_fn(small) if x[0] == cls), diff)
+    by_class[key] = [1, small, d2[1], d2[2]]
+    if new:
+        new(cls)
+
+
 @dataclass
 class CheckResult:
     programs: int = 0
@@ -193,16 +206,9 @@ def check(n: int, seed: int, pairs=PAIRS, progress=None) -> CheckResult:
         res.programs += 1
         for model, c in pairs:
             for d in compare(prog, model, c):
-                key = ((model, c), d[0])
-                slot = res.by_class.get(key)
-                if slot is None:
-                    small = shrink(prog, lambda p, m=model, cc=c, k=d[0]: differs(p, m, cc, k))
-                    d2 = next((x for x in compare(small, model, c) if x[0] == d[0]), d)
-                    res.by_class[key] = [1, small, d2[1], d2[2]]
-                    if progress:
-                        progress(f"new difference: {model} vs {c}: {d[0]} (program {res.programs})")
-                else:
-                    slot[0] += 1
+                note(res.by_class, ((model, c), d[0]), prog, d, lambda p, m=model, cc=c: compare(p, m, cc),
+                     progress and (lambda cls, m=model, cc=c: progress(f"new difference: {m} vs {cc}: {cls} "
+                                                                        f"(program {res.programs})")))
         if progress and res.programs % 200 == 0:
             progress(f"{res.programs}/{n} programs, {len(res.by_class)} class(es) of difference")
     return res

@@ -62,6 +62,8 @@ def cmd_setup(args) -> int:
     print("  iommu.h gather helpers: " + (f"not built: {b.core_missing}" if b.core_missing else "built (csrc/gather.c)"))
     print("  iommu.c map/unmap path: " + (f"not built: {b.ccore_missing}" if b.ccore_missing else
                                         "built (csrc/core.c + gen/iommu_core_gen.c, for the kc-core:* variants)"))
+    print("  arm-smmu-v3.c invalidation path: " + (f"not built: {b.driver_missing}" if b.driver_missing else
+                                                 "built (csrc/driver.c + gen/arm_smmu_v3_gen.c, for kc-full:smmuv3)"))
     if session.patch_specs():
         p = session.get(True)
         print(f"patched build ({p.label}): {p.lib}")
@@ -94,6 +96,8 @@ def cmd_check(args) -> int:
         print(fidelity_core.format_result(res, b.tree.version_text), flush=True)
         bad = bool(res.by_class or res.missing)
         bad |= _check_map_path(args, b)
+    if "driver" in layers:
+        bad |= _check_driver(args, b, asked=bool(args.layer))
     if "pgtable" not in layers:
         return 1 if bad else 0
     pairs = pairs_for(b.tree.version)
@@ -118,6 +122,24 @@ def _check_map_path(args, b) -> bool:
     return bool(res.by_class)
 
 
+def _check_driver(args, b, asked: bool) -> bool:
+    """The driver layer: our arm-smmu-v3 model vs the tree's arm-smmu-v3.c. A tree without it: an ExtractError
+    when the layer was asked for, else a line saying it was not checked (the other layers still run)."""
+    from . import fidelity_driver
+    from ..kernel.extract import ExtractError
+    if b.ccore_missing or b.driver_missing:
+        why = (f"driver layer: the tree's core and arm-smmu-v3 were not both built: "
+               f"{b.driver_missing or b.ccore_missing}")
+        if asked:
+            raise ExtractError(why)
+        print(why.replace("driver layer:", "driver layer: not checked:", 1), flush=True)
+        return False
+    res = fidelity_driver.check(args.driver_programs, args.seed,
+                                progress=lambda s: print(s, file=sys.stderr, flush=True))
+    print(fidelity_driver.format_result(res, b.tree.version_text), flush=True)
+    return bool(res.by_class)
+
+
 def add_commands(sub) -> None:
     k = sub.add_parser("kernel", help="kernel trees: build the C variants, check the models against the C")
     ks = k.add_subparsers(dest="kernel_cmd", required=True)
@@ -133,5 +155,7 @@ def add_commands(sub) -> None:
     c.add_argument("--sequences", type=int, default=3000, help="random gather sequences of the core layer")
     c.add_argument("--map-sequences", type=int, default=1000,
                    help="random map/unmap sequences of the core layer (iommu.c's path, C vs model)")
+    c.add_argument("--driver-programs", type=int, default=500,
+                   help="random programs of the driver layer (arm-smmu-v3.c's commands, C vs model)")
     c.add_argument("--seed", type=int, default=1)
     c.set_defaults(fn=cmd_check)

@@ -4,6 +4,9 @@ csrc/gather.c (the core's gather helpers from the tree's include/linux/iommu.h) 
 has them in the shape it uses (cgather.check_header); else `Build.core_missing` says which one is not.
 csrc/core.c (the core's map/unmap path, extracted from the tree's drivers/iommu/iommu.c by ccore.py
 into the build directory's gen/iommu_core_gen.c) likewise; else `Build.ccore_missing` says why.
+csrc/driver.c (arm-smmu-v3's invalidation path, extracted from the tree's arm-smmu-v3.c by cdriver.py into
+gen/arm_smmu_v3_gen.c, compiled against the tree's arm-smmu-v3.h and bitfield.h) likewise; else
+`Build.driver_missing` says why.
 
 The cache key hashes everything that goes in: the tree files, the patches, csrc/, the compiler's
 version and the flags. `instrument=True` builds the kernel files with clang
@@ -18,7 +21,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from . import ccore, cgather
+from . import ccore, cdriver, cgather
 from . import patch as P
 from .extract import ExtractError
 from .tree import Tree, cache_dir
@@ -27,7 +30,7 @@ CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 KERNEL_UNITS = ("drivers/iommu/io-pgtable.c", "drivers/iommu/io-pgtable-arm.c")
 TREE_HEADERS = ("include/linux/io-pgtable.h", "include/linux/iommu.h")   # used as they are; the rest is csrc
 BUILT = set(KERNEL_UNITS) | set(TREE_HEADERS) | {"drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h",
-                                                 ccore.SOURCE}
+                                                 ccore.SOURCE, cdriver.SOURCE, cdriver.HEADER, cdriver.BITFIELD}
 CONFIG = ("CONFIG_IOMMU_API", "CONFIG_IOMMU_IO_PGTABLE_LPAE")
 CFLAGS = ["-std=gnu11", "-O1", "-g", "-fPIC", "-fno-strict-aliasing", "-fno-common", "-w",
           "-D__KERNEL__"] + [f"-D{c}" for c in CONFIG]
@@ -48,6 +51,7 @@ class Build:
     instrumented: bool = False
     core_missing: str | None = None   # why csrc/gather.c (the core's gather helpers) is not in the library
     ccore_missing: str | None = None  # why csrc/core.c (iommu.c's map/unmap path) is not in the library
+    driver_missing: str | None = None  # why csrc/driver.c (arm-smmu-v3's invalidation path) is not in it
 
     @property
     def label(self) -> str:
@@ -78,7 +82,8 @@ def _digest(tree: Tree, patches, cc_ver: str, flags: list[str]) -> str:
             h.update(os.path.relpath(full, CSRC).encode() + b"\0")
             with open(full, "rb") as fh:
                 h.update(fh.read())
-    for mod in (cgather.__file__, ccore.__file__, os.path.join(os.path.dirname(cgather.__file__), "extract.py")):
+    for mod in (cgather.__file__, ccore.__file__, cdriver.__file__,
+                os.path.join(os.path.dirname(cgather.__file__), "extract.py")):
         with open(mod, "rb") as fh:                  # they decide whether gather.c goes in
             h.update(fh.read())
     h.update(cc_ver.encode() + b"\0" + " ".join(flags).encode())
@@ -121,7 +126,7 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         with open(meta_path) as f:
             meta = json.load(f)
         return Build(lib, tree, patches, [P.HunkResult(*h) for h in meta["hunks"]], meta["features"], instrument,
-                     meta.get("core_missing"), meta.get("ccore_missing"))
+                     meta.get("core_missing"), meta.get("ccore_missing"), meta.get("driver_missing"))
     tmp = f"{out}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     src = os.path.join(tmp, "src")
@@ -144,11 +149,12 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
                "-I", os.path.join(CSRC, "include"), "-I", gen]
         objs = []
 
-        def compile_unit(unit):
-            path = os.path.join(CSRC, unit) if unit in CSRC_UNITS + (ccore.UNIT,) else os.path.join(src, unit)
+        def compile_unit(unit, more=()):
+            ours = CSRC_UNITS + (ccore.UNIT, cdriver.UNIT)
+            path = os.path.join(CSRC, unit) if unit in ours else os.path.join(src, unit)
             obj = os.path.join(tmp, os.path.basename(unit) + ".o")
             extra = ["-D_GNU_SOURCE"] if unit in CSRC_UNITS else (["-fsanitize=fuzzer-no-link"] if instrument else [])
-            r = subprocess.run([cc] + CFLAGS + extra + defs + inc + ["-c", path, "-o", obj],
+            r = subprocess.run([cc] + CFLAGS + extra + defs + inc + list(more) + ["-c", path, "-o", obj],
                                capture_output=True, text=True)
             if r.returncode:
                 return _compile_error(r.stderr, unit)
@@ -166,13 +172,14 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
             ccore_missing = compile_unit(ccore.UNIT)
         except ExtractError as e:
             ccore_missing = str(e)
+        driver_missing = _driver_unit(src, gen, tmp, compile_unit)
         r = subprocess.run([cc, "-shared", "-o", os.path.join(tmp, "libkc.so")] + objs, capture_output=True, text=True)
         if r.returncode:
             raise BuildError(f"linking libkc.so failed: {r.stderr.strip().splitlines()[-1:]}")
         with open(os.path.join(tmp, "build.json"), "w") as f:
             json.dump({"tree": tree.path, "version": tree.version_text, "patches": [p.source for p in patches],
                        "hunks": [[h.path, h.header, h.status] for h in hunks], "features": feats,
-                       "core_missing": core_missing, "ccore_missing": ccore_missing,
+                       "core_missing": core_missing, "ccore_missing": ccore_missing, "driver_missing": driver_missing,
                        "instrumented": instrument, "compiler": cc_ver}, f, indent=1)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         try:
@@ -184,4 +191,18 @@ def build(tree: Tree, patches=(), instrument: bool = False, log=None) -> Build:
         raise
     if log:
         log(f"built {lib} ({Build(lib, tree, patches).label}{', instrumented' if instrument else ''})")
-    return Build(lib, tree, patches, hunks, feats, instrument, core_missing, ccore_missing)
+    return Build(lib, tree, patches, hunks, feats, instrument, core_missing, ccore_missing, driver_missing)
+
+
+def _driver_unit(src: str, gen: str, tmp: str, compile_unit) -> str | None:
+    """Extract and compile arm-smmu-v3's invalidation path (optional, like the core): None, or why not. The
+    tree's bitfield.h is seen by this unit only (the io-pgtable units build as they always did)."""
+    try:
+        cdriver.generate(src, gen)
+    except ExtractError as e:
+        return str(e)
+    own = os.path.join(tmp, "dinc", "linux")
+    os.makedirs(own, exist_ok=True)
+    shutil.copyfile(os.path.join(src, cdriver.BITFIELD), os.path.join(own, "bitfield.h"))
+    return compile_unit(cdriver.UNIT, ["-I", os.path.dirname(own),
+                                       "-I", os.path.join(src, os.path.dirname(cdriver.HEADER))])

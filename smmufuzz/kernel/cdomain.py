@@ -87,13 +87,11 @@ class CoreLib:
         if not hasattr(L, "kc_core_op"):
             raise clib.KernelCrash(f"{lib.path} has no iommu core (csrc/core.c was not built)")
         vp = C.c_void_p
-        for name, args, res in (("kc_cdom_new", [_u64, _u64, C.c_int], vp), ("kc_cdom_free", [vp], None),
-                                ("kc_core_layout", [C.POINTER(_u64)], None),
-                                ("kc_core_gather_load", [vp, _u64, _u64, _u64, C.c_int], None),
-                                ("kc_core_op", [vp, C.c_int, _u64, _u64, _u64, C.c_int, vp, vp, C.c_uint,
-                                                C.POINTER(C.c_long)], C.c_long)):
-            fn = getattr(L, name)
-            fn.argtypes, fn.restype = args, res
+        clib.declare(L, (("kc_cdom_new", [_u64, _u64, C.c_int], vp), ("kc_cdom_free", [vp], None),
+                         ("kc_core_layout", [C.POINTER(_u64)], None),
+                         ("kc_core_gather_load", [vp, _u64, _u64, _u64, C.c_int], None),
+                         ("kc_core_op", [vp, C.c_int, _u64, _u64, _u64, C.c_int, vp, vp, C.c_uint,
+                                         C.POINTER(C.c_long)], C.c_long)))
         lay = (_u64 * 6)()
         L.kc_core_layout(lay)
         self.gather_size = lay[0]
@@ -111,15 +109,7 @@ class CoreLib:
     def _guard(self, fn, default=None):
         """A hook that keeps the driver's exception for the caller (the C core goes on with `default`,
         which ends its loops: a failed map, nothing unmapped)."""
-        def hook(*a):
-            if self.error is not None:
-                return default
-            try:
-                return fn(*a)
-            except BaseException as e:
-                self.error = e
-                return default
-        return hook
+        return clib.guard(self, fn, default)
 
     def _dom(self, dom_id):
         return self.doms[dom_id]

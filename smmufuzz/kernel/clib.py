@@ -27,6 +27,27 @@ FLUSH_WALK_FN = C.CFUNCTYPE(None, _u64, _u64, _u64, _u64, _u64)
 ADD_PAGE_FN = C.CFUNCTYPE(None, _u64, _u64, _u64, _u64, _u64)
 
 
+def declare(L, sigs) -> None:
+    """Set argtypes and restype of each (name, argument types, result type) of the library L."""
+    for name, args, res in sigs:
+        fn = getattr(L, name)
+        fn.argtypes, fn.restype = args, res
+
+
+def guard(owner, fn, default=None):
+    """A hook for C to call: fn's exception is kept in owner.error (the C call's wrapper raises it when the C
+    returns) and the C goes on with `default`; once one is kept, later hooks of the call do nothing."""
+    def hook(*a):
+        if owner.error is not None:
+            return default
+        try:
+            return fn(*a)
+        except BaseException as e:
+            owner.error = e
+            return default
+    return hook
+
+
 class KernelCrash(Exception):
     """A fault or BUG() inside the kernel code, with its C call chain."""
 
@@ -71,9 +92,7 @@ class KernelLib:
             "kc_features": ([], C.c_int), "kc_crash_text": ([], C.c_char_p), "kc_crash_frame_count": ([], C.c_int),
             "kc_crash_frame": ([C.c_int, C.POINTER(_u64)], _u64), "kc_crash_frame_object": ([C.c_int], C.c_char_p),
         }
-        for name, (args, res) in sig.items():
-            fn = getattr(L, name)
-            fn.argtypes, fn.restype = args, res
+        declare(L, ((name, args, res) for name, (args, res) in sig.items()))
         # csrc/gather.c, built only where the tree's iommu.h has the gather helpers in the expected shape
         optional = {
             "kc_gdom_new": ([C.c_int], _vp), "kc_gdom_free": ([_vp], None),
@@ -82,10 +101,7 @@ class KernelLib:
             "kc_gather_read": ([_vp, C.POINTER(_u64)], None),
             "kc_gather_op": ([_vp, _vp, C.c_int, _u64, _u64, C.POINTER(C.c_long)], C.c_long),
         }
-        for name, (args, res) in optional.items():
-            if hasattr(L, name):
-                fn = getattr(L, name)
-                fn.argtypes, fn.restype = args, res
+        declare(L, ((name, args, res) for name, (args, res) in optional.items() if hasattr(L, name)))
         self.machines: "weakref.WeakValueDictionary[int, Machine]" = weakref.WeakValueDictionary()
         self.graveyard: list = []                    # (ctx, C tables) of machines gone, to free
         self.pool: list = []                         # freed contexts, reset and reused
@@ -123,16 +139,7 @@ class KernelLib:
 
     # ---- hooks: C calls these with the machine's id (and a table's cookie) ------------------------
     def _guard(self, fn, default=None):
-        def hook(*a):
-            if self.error is not None:       # the host already failed in this call: let the C finish
-                return default
-            try:
-                return fn(*a)
-            except BaseException as e:       # keep it; the C call's wrapper raises it when C returns
-                if self.error is None:
-                    self.error = e
-                return default
-        return hook
+        return guard(self, fn, default)
 
     def _live(self, host) -> "Machine | None":
         m = self.machines.get(host)

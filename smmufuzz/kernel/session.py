@@ -76,7 +76,8 @@ def library(patched: bool) -> clib.KernelLib:
 
 def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
     """Build (or find in the cache) what the variants need: needs holds "base" and/or "patched", and "core"
-    when they run the tree's iommu core (a build without it is then a one-line ExtractError).
+    when they run the tree's iommu core, "driver" its arm-smmu-v3 (a build without it is then a one-line
+    ExtractError).
     load=False only builds (an instrumented library loads only where libFuzzer runs)."""
     out = []
     if "tree" in needs:
@@ -86,6 +87,8 @@ def prepare(needs: set, log=print, load: bool = True) -> list[B.Build]:
             b = get(patched, log=None)
             if "core" in needs and b.ccore_missing:
                 raise ExtractError(f"the kc-core variants need the tree's iommu core ({b.label}): {b.ccore_missing}")
+            if "driver" in needs and b.driver_missing:
+                raise ExtractError(f"the kc-full variants need the tree's arm-smmu-v3 ({b.label}): {b.driver_missing}")
             if log:
                 log(f"kernel: {b.label} ({b.tree.origin}) -> {b.lib}")
                 for h in b.hunks:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 # The files a build reads from the tree (tree-relative). Optional ones may be absent in other versions.
 REQUIRED = ("drivers/iommu/io-pgtable.c", "drivers/iommu/io-pgtable-arm.c", "include/linux/io-pgtable.h",
             "include/linux/iommu.h", "Makefile")
-OPTIONAL = ("drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h", "drivers/iommu/iommu.c")
+OPTIONAL = ("drivers/iommu/io-pgtable-arm.h", "drivers/iommu/iommu-pages.h", "drivers/iommu/iommu.c",
+            "drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c", "drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h",
+            "include/linux/bitfield.h")
 INSTALL_HINT = "apt-get install linux-source-6.12"
 
 

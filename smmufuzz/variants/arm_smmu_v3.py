@@ -18,6 +18,9 @@ CMDQ_OP_TLBI_S2_IPA = 0x2A
 CMDQ_OP_TLBI_NSNH_ALL = 0x30
 CMDQ_OP_ATC_INV = 0x40
 CMDQ_OP_CMD_SYNC = 0x46
+CMDQ_SYNC_0_CS_SEV = 2          # completion signal: SEV (no MSI: ARM_SMMU_OPT_MSIPOLL unset)
+ARM_SMMU_SH_ISH = 3
+ARM_SMMU_MEMATTR_OIWB = 0xF
 CMDQ_BATCH_ENTRIES = 64
 CMDQ_TLBI_RANGE_NUM_MAX = 31
 ATC_INV_SIZE_ALL = 52
@@ -69,6 +72,8 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
         dw1 |= int(ent.leaf)
     elif op == CMDQ_OP_CFGI_ALL:
         dw1 |= 31                                   # CMDQ_CFGI_1_RANGE: cover the entire SID range
+    elif op == CMDQ_OP_CMD_SYNC:      # CS, and MSH/MSIATTR as the driver sets them (unused with CS=SEV)
+        dw0 |= CMDQ_SYNC_0_CS_SEV << 12 | ARM_SMMU_SH_ISH << 22 | ARM_SMMU_MEMATTR_OIWB << 24
     return dw0, dw1
 
 
@@ -125,7 +130,7 @@ class SmmuDomain:
     vmid: int
     pgtbl: ArmLpaeIoPgtable | None = None
     pgsize_bitmap: int = 0
-    smmu_attached: bool = False
+    smmu_attached: bool = True       # smmu_domain->smmu: finalised at allocation (iommu_paging_domain_alloc(dev))
     devices: list = field(default_factory=list)
     nr_ats_masters: int = 0
 
@@ -149,9 +154,13 @@ class ArmSmmuV3Driver(MasterTable):
         """arm_smmu_domain_alloc_paging() + arm_smmu_domain_finalise(): ASID/VMID and io-pgtable."""
         d = SmmuDomain(stage=stage, asid=dom_id + 1 if stage == 1 else 0, vmid=dom_id + 1 if stage == 2 else 0)
         cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
-        d.pgtbl = self.pgtable_cls(cfg, self.hw, _FlushOps(self, d))
+        d.pgtbl = self.pgtable_cls(cfg, self.hw, self.flush_ops(d))
         d.pgsize_bitmap = cfg.pgsize_bitmap
         return d
+
+    def flush_ops(self, d: SmmuDomain) -> "_FlushOps":
+        """arm_smmu_flush_ops bound to d (the io-pgtable cookie)."""
+        return _FlushOps(self, d)
 
     def map_pages(self, domain, iova, paddr, pgsize, pgcount, prot):
         """arm_smmu_map_pages()."""
@@ -169,7 +178,8 @@ class ArmSmmuV3Driver(MasterTable):
         self.tlb_inv_range_domain(gather.start, gather.end - gather.start + 1, gather.pgsize, True, domain.priv)
 
     def flush_iotlb_all(self, domain) -> None:
-        """arm_smmu_flush_iotlb_all()."""
+        """arm_smmu_flush_iotlb_all(): smmu_domain->smmu is set from allocation on (6.12's
+        arm_smmu_domain_alloc_paging(dev) finalises the domain), so a domain never attached is flushed too."""
         if domain.priv.smmu_attached:
             self.tlb_inv_context(domain.priv)
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
-from . import (alloc_fail_bugs, gather_rules, iommupt, kc_core, kernel_c, lpae_drivers, own_table_drivers, pte_sync,
-               reset_bugs, virtio_iommu)
+from . import (alloc_fail_bugs, gather_rules, iommupt, kc_core, kc_full, kernel_c, lpae_drivers, own_table_drivers,
+               pte_sync, reset_bugs, virtio_iommu)
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -138,7 +138,7 @@ for _n, (_des, _bug, _why) in INVS_TWO_SMMU.items():
 
 # kernel C from a tree (smmufuzz kernel setup): correct unless the tree is not; a patched build is the
 # user's patch, so what it shows is unexpected until they say otherwise
-for _n, _f, _why in kernel_c.variants() + kc_core.variants():
+for _n, _f, _why in kernel_c.variants() + kc_core.variants() + kc_full.variants():
     register(_n, _f, False, "kernel-c", _why, driver=_n.split(":", 1)[1])
 
 # target name -> variant names run side by side on the same program
@@ -168,13 +168,16 @@ KERNEL_TARGETS: dict[str, list[str]] = {
     "kc-patch-diff": ["kc:smmuv3", "kc-patched:smmuv3"],
     "kc-pte-sync": ["kc:pte-sync", "kc-patched:pte-sync"],
     "kc-lpae-drivers": ["kc:arm-smmu", "kc:qcom", "kc:ipmmu"],
+    # everything Linux does on the SMMUv3 from the tree, against the tree + patch (driver patches run as real code)
+    "kc-full-diff": ["kc-full:smmuv3", "kc-full-patched:smmuv3"],
 }
 for _drv in kc_core.DRIVERS:       # the tree's core against the tree + patch (seed 000's core patches)
     KERNEL_TARGETS[f"kc-core-diff:{_drv}"] = [f"kc-core:{_drv}", f"kc-core-patched:{_drv}"]
 
 
 def kernel_builds(names) -> set:
-    """Which kernel builds ("base", "patched") these variants need ("core": with the tree's iommu core)."""
+    """Which kernel builds ("base", "patched") these variants need ("core": with the tree's iommu core, "driver":
+    with arm-smmu-v3's invalidation path)."""
     out = set()
     for n in names:
         f = VARIANTS[n].factory if n in VARIANTS else None
@@ -182,6 +185,8 @@ def kernel_builds(names) -> set:
             out.add(f.KERNEL_BUILD)
             if getattr(f, "KERNEL_CORE", False):
                 out.add("core")
+            if getattr(f, "KERNEL_DRIVER", False):
+                out.add("driver")
         elif getattr(f, "KERNEL_TREE", False):
             out.add("tree")
     return out

@@ -1,0 +1,127 @@
+"""The driver layer of `smmufuzz kernel check`: variants/arm_smmu_v3.py vs the tree's arm-smmu-v3.c, bit for bit.
+
+Random sequential programs run on `kc-core:smmuv3` (the tree's core and io-pgtable-arm.c under our Python
+arm-smmu-v3 model) and on `kc-full:smmuv3` (the same, with arm-smmu-v3.c's invalidation path as C), so the
+driver is the only difference. Every command list either hands the SMMU's queue (Smmu.cmdq_publish, IHI 0070
+§3.5: one write of the queue's PROD) is recorded as it was built, 2 x 64 bits per command. After every op we
+compare, in order: the opcodes, every bit of every command, and how the commands were split into queue
+writes (where a CMD_SYNC falls and where a full batch was flushed without one). Each class of difference
+keeps one program, shrunk, with the first op where the two part.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ..reference.smmu import Smmu
+from .fidelity import note, random_programs
+from .program import Program
+from .runner import run_variant
+
+MODEL, C_DRIVER = "kc-core:smmuv3", "kc-full:smmuv3"
+M64 = (1 << 64) - 1
+CLASSES = ("opcodes", "command bits", "queue writes", "return value", "crash")
+
+
+@contextmanager
+def recording():
+    """While open, every Smmu keeps each command list published to it in `raw_publishes`."""
+    orig = Smmu.cmdq_publish
+
+    def publish(self, entries, ns=0):
+        self.__dict__.setdefault("raw_publishes", []).append(tuple((a & M64, b & M64) for a, b in entries))
+        return orig(self, entries, ns)
+    Smmu.cmdq_publish = publish
+    try:
+        yield
+    finally:
+        Smmu.cmdq_publish = orig
+
+
+def trace(prog: Program, variant: str) -> tuple[list, list, object]:
+    """Per op of prog on variant: its return value and the command lists it published; and the run's finding."""
+    rets, pubs = [], []
+
+    def probe(ex, i, op, ret):
+        log = ex.smmu.__dict__.setdefault("raw_publishes", [])
+        pubs.append(tuple(log))
+        log.clear()
+        rets.append(ret)
+    with recording():
+        run = run_variant(prog, variant, "none", probe=probe)
+    return rets, pubs, run.finding
+
+
+def _fmt(cmds) -> str:
+    return " ".join(f"{a:016x}:{b:016x}" for a, b in cmds[:4]) + (" ..." if len(cmds) > 4 else "")
+
+
+def compare(prog: Program, counted: list | None = None) -> list[tuple[str, int, str]]:
+    """Every class of difference between the model and the C driver on prog, each at its first op (and the
+    number of commands the C published appended to `counted`)."""
+    ra, pa, fa = trace(prog, MODEL)
+    rb, pb, fb = trace(prog, C_DRIVER)
+    if counted is not None:
+        counted.append(sum(len(w) for op in pb for w in op))
+    out: dict[str, tuple[str, int, str]] = {}
+    for i, (x, y) in enumerate(zip(pa, pb)):
+        fx, fy = [c for w in x for c in w], [c for w in y for c in w]
+        ops_x, ops_y = [c[0] & 0xFF for c in fx], [c[0] & 0xFF for c in fy]
+        if ops_x != ops_y:
+            out.setdefault("opcodes", ("opcodes", i, f"model {[hex(o) for o in ops_x][:12]}; "
+                                                     f"C {[hex(o) for o in ops_y][:12]}"))
+        elif fx != fy:
+            k = next(j for j, (a, b) in enumerate(zip(fx, fy)) if a != b)
+            out.setdefault("command bits", ("command bits", i, f"command {k}: model {_fmt(fx[k:k + 1])}; "
+                                                               f"C {_fmt(fy[k:k + 1])}"))
+        elif [len(w) for w in x] != [len(w) for w in y]:
+            out.setdefault("queue writes", ("queue writes", i, f"commands per queue write: model "
+                                                               f"{[len(w) for w in x]}; C {[len(w) for w in y]}"))
+    for i, (x, y) in enumerate(zip(ra, rb)):
+        if x != y:
+            out.setdefault("return value", ("return value", i, f"model {x!r}; C {y!r}"))
+            break
+    for f, who in ((fb, C_DRIVER), (fa, MODEL)):
+        if f is not None and f.kind == "CRASH" and "crash" not in out:
+            out["crash"] = ("crash", f.op_index, f"{who}: {f.message}")
+    if len(pa) != len(pb) and "return value" not in out:
+        out["return value"] = ("return value", min(len(pa), len(pb)), f"model ran {len(pa)} ops, C {len(pb)}")
+    return list(out.values())
+
+
+@dataclass
+class DriverResult:
+    programs: int = 0
+    commands: int = 0                                  # commands the C driver published
+    by_class: dict = field(default_factory=dict)       # class -> [count, program, op, detail]
+
+
+def check(n: int, seed: int, progress=None) -> DriverResult:
+    """n random sequential programs (fidelity.random_programs), model vs C driver."""
+    res = DriverResult()
+    for prog in random_programs(n, seed):
+        res.programs += 1
+        counted: list = []
+        diffs = compare(prog, counted)
+        res.commands += counted[0]
+        for d in diffs:
+            note(res.by_class, d[0], prog, d, compare,
+                 progress and (lambda cls: progress(f"new difference: {cls} (program {res.programs})")))
+        if progress and res.programs % 100 == 0:
+            progress(f"{res.programs}/{n} programs, {len(res.by_class)} class(es) of difference")
+    return res
+
+
+def format_result(res: DriverResult, version: str) -> str:
+    head = (f"driver layer: {res.programs} programs ({res.commands} commands from the C), "
+            f"variants/arm_smmu_v3.py vs arm-smmu-v3.c of linux {version}")
+    if not res.by_class:
+        return head + ": no difference"
+    lines = [head + f": {len(res.by_class)} class(es) of difference"]
+    for cls in CLASSES:
+        if cls not in res.by_class:
+            continue
+        count, prog, op, detail = res.by_class[cls]
+        lines.append(f"\n{cls}, in {count} program(s); smallest, at op {op}:")
+        lines.append("  " + detail)
+        lines.append("    " + prog.text().rstrip().replace("\n", "\n    "))
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""The tree's arm-smmu-v3 invalidation path (csrc/driver.c, kernel/cdriver.py, kernel/csmmu.py) and kc-full:smmuv3.
+
+Needs a kernel tree with drivers/iommu/arm/arm-smmu-v3/ (Debian: apt-get install linux-source-6.12) and gcc.
+Without one these tests are skipped with the reason, unless SMMUFUZZ_REQUIRE_KERNEL=1 (CI), where a missing
+tree is a failure.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from smmufuzz.harness import fidelity_driver as FD
+from smmufuzz.harness.load import load_program
+from smmufuzz.harness.program import parse
+from smmufuzz.harness.runner import run_program
+from smmufuzz.kernel import cdriver, session
+from smmufuzz.kernel.extract import Source
+from smmufuzz.variants import arm_smmu_v3 as V3
+from tests.test_kernel_c import _make_patch, _tree, fresh_session  # noqa: F401  (an autouse fixture)
+from tests.test_kernel_core import _tree_copy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# 1 MiB of 4K pages unmapped into one gather: 256 TLBIs without RIL, more than one batch (CMDQ_BATCH_ENTRIES)
+BIG = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x40000000, paddr=0x80000000, size=0x100000, prot=RW)
+iommu_unmap_fast(d0, iova=0x40000000, size=0x100000, gather=g0)
+iommu_iotlb_sync(d0, gather=g0)
+dev_dma(sid=0, iova=0x40001000, write=0)
+"""
+# stage 2 with RIL and an ATS master: range TLBIs, ATC_INV, the ASID/VMID-wide flush
+ATS = """config(granule=4K, ias=48, stage=2, coherent=1, range_inv=1, ats=1, e2h=0)
+pci_ats(sid=1, on=1)
+iommu_attach_device(d0, sid=1)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x203000, prot=RW)
+dev_dma(sid=1, iova=0x201000, write=1)
+iommu_unmap(d0, iova=0x200000, size=0x203000)
+iommu_flush_iotlb_all(d0)
+iommu_detach_device(sid=1)
+"""
+
+
+def _build():
+    _tree()
+    b = session.get(False)
+    assert b.ccore_missing is None and b.driver_missing is None, (b.ccore_missing, b.driver_missing)
+    return b
+
+
+def _writes(text: str, variant: str) -> list:
+    """Every queue write of the run, as (opcode of each command, ...)."""
+    _rets, pubs, finding = FD.trace(parse(text), variant)
+    assert finding is None, finding
+    return [w for op in pubs for w in op]
+
+
+def test_the_c_driver_is_the_trees_invalidation_path():
+    b = _build()
+    gen = os.path.join(os.path.dirname(b.lib), "gen", cdriver.GENERATED)
+    text = open(gen).read()
+    ours, tree = Source(text, gen), Source(open(os.path.join(b.tree.path, cdriver.SOURCE)).read(), cdriver.SOURCE)
+    for name in cdriver.NEEDS:
+        assert ours.function(name).text == tree.function(name).text, name     # the tree's definition, as it is
+    assert len(re.findall(rf'^#line \d+ "{re.escape(cdriver.SOURCE)}"$', text, re.M)) >= len(cdriver.NEEDS)
+    assert "arm_smmu_cmdq_issue_cmdlist(struct" not in text.split("*/", 1)[1].split("#line", 1)[0]  # ours, not taken
+
+
+def test_commands_are_the_trees_bit_for_bit_and_batches_flush_without_sync():
+    _build()
+    model, c = _writes(BIG, FD.MODEL), _writes(BIG, "kc-full:smmuv3")
+    assert c == model
+    sync = [w for w in c if w[-1][0] & 0xFF == V3.CMDQ_OP_CMD_SYNC]
+    full = [w for w in c if len(w) == V3.CMDQ_BATCH_ENTRIES and all(x[0] & 0xFF != V3.CMDQ_OP_CMD_SYNC for x in w)]
+    assert len(full) >= 2 and sync                       # 256 TLBIs: full batches go out before the one with SYNC
+    a_model, a_c = _writes(ATS, FD.MODEL), _writes(ATS, "kc-full:smmuv3")
+    assert a_c == a_model
+    ops = {x[0] & 0xFF for w in a_c for x in w}
+    assert {V3.CMDQ_OP_TLBI_S2_IPA, V3.CMDQ_OP_ATC_INV, V3.CMDQ_OP_TLBI_S12_VMALL} <= ops
+    assert any((x[0] >> 20) & 0x1F or (x[0] >> 12) & 0x1F for w in a_c for x in w
+               if x[0] & 0xFF == V3.CMDQ_OP_TLBI_S2_IPA)    # a range TLBI (SCALE/NUM set)
+
+
+def test_the_model_matches_the_c_driver_on_random_programs():
+    _build()
+    res = FD.check(40, 7)
+    assert res.programs == 40 and res.commands > 5 * res.programs      # the programs do invalidate
+    assert not res.by_class, FD.format_result(res, "?")
+
+
+@pytest.mark.parametrize("what,cls", [("sync", "command bits"), ("batch", "queue writes"), ("atc", "opcodes")])
+def test_a_wrong_model_is_caught(monkeypatch, what, cls):
+    _build()
+    if what == "sync":
+        monkeypatch.setattr(V3, "ARM_SMMU_SH_ISH", 2)
+        prog = BIG
+    elif what == "batch":
+        monkeypatch.setattr(V3, "CMDQ_BATCH_ENTRIES", 32)
+        prog = BIG
+    else:
+        monkeypatch.setattr(V3.ArmSmmuV3Driver, "atc_inv_domain", lambda self, d, iova, size: None)
+        prog = ATS
+    assert cls in [d[0] for d in FD.compare(parse(prog))]
+
+
+def test_kernel_check_driver_layer_cli():
+    _build()
+    r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "kernel", "check", "--layer", "driver",
+                        "--driver-programs", "20"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("driver layer: 20 programs") and r.stdout.rstrip().endswith(": no difference")
+
+
+def test_kc_full_gives_the_models_verdicts_on_the_shipped_programs():
+    _build()
+    seen = 0
+    for f in sorted(glob.glob(os.path.join(ROOT, "corpus", "seeds", "*.txt")) +
+                    glob.glob(os.path.join(ROOT, "corpus", "regressions", "**", "*.txt"), recursive=True)):
+        prog, _h = load_program(f)
+        if prog.concurrent():
+            continue
+        seen += 1
+        want = [x.kind for x in run_program(prog, ["smmuv3"]).findings]
+        got = run_program(prog, ["kc-full:smmuv3"])
+        assert [x.kind for x in got.findings] == want, (f, got.findings)
+    assert seen >= 30
+
+
+@pytest.mark.parametrize("case", ["renamed", "reshaped", "queue-reshaped"])
+def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monkeypatch, case):
+    if case == "renamed":
+        edit = lambda s: s.replace("int arm_smmu_atc_inv_domain(",  # noqa: E731
+                                   "int arm_smmu_atc_inv_domain_renamed(", 1)
+        want = "no definition of arm_smmu_atc_inv_domain()"
+    elif case == "reshaped":
+        edit = lambda s: s.replace("static void arm_smmu_tlb_inv_walk(unsigned long iova, size_t size,",  # noqa: E731
+                                   "static void arm_smmu_tlb_inv_walk(unsigned long iova, unsigned int size,", 1)
+        want = ("arm_smmu_tlb_inv_walk(unsigned long, unsigned int, size_t, void *) changed shape: smmufuzz expects "
+                "arm_smmu_tlb_inv_walk(unsigned long, size_t, size_t, void *)")
+    else:
+        edit = lambda s: re.sub(  # noqa: E731
+            r"(static int arm_smmu_cmdq_issue_cmdlist\(struct arm_smmu_device \*smmu,\s*"
+            r"struct arm_smmu_cmdq \*cmdq,\s*u64 \*cmds, )int n", r"\1u32 n", s, count=1)
+        want = "arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *, struct arm_smmu_cmdq *, u64 *, u32, bool) changed"
+    tree = _tree_copy(tmp_path, edit, cdriver.SOURCE)
+    r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "replay",
+                        os.path.join(ROOT, "corpus", "seeds", "gather_b3_disjoint_unmap_fast.txt"),
+                        "--target", "kc-full:smmuv3", "--tree", tree], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len([ln for ln in r.stderr.strip().splitlines() if cdriver.SOURCE in ln]) == 1 and want in r.stderr, r.stderr
+    if case == "renamed":       # kernel check: one line, exit 2 if the layer is asked for; else the others still run
+        check = [sys.executable, "-m", "smmufuzz.harness.cli", "kernel", "check", "--tree", tree, "--programs", "2",
+                 "--sequences", "5", "--map-sequences", "5", "--driver-programs", "5"]
+        r = subprocess.run(check + ["--layer", "driver"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 2 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        r = subprocess.run(check, capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert any(ln.startswith("driver layer: not checked: ") and want in ln for ln in r.stdout.splitlines())
+        assert "2 programs: no difference between the models and the kernel C" in r.stdout
+    monkeypatch.setenv(session.ENV_TREE, tree)             # the rest still builds: the kc-core variants run
+    session._builds.clear()
+    b = session.get(False)
+    assert b.driver_missing and want in b.driver_missing and "\n" not in b.driver_missing and b.ccore_missing is None
+    assert run_program(parse(BIG), ["kc-core:smmuv3"]).runs[0].finding is None
+
+
+def test_a_patch_to_arm_smmu_v3_c_is_applied_and_runs(tmp_path):
+    tree = _tree()
+    _build()
+    p = _make_patch(tmp_path, tree, cdriver.SOURCE, lambda s: s.replace(
+        "cmd[0] |= FIELD_PREP(CMDQ_SYNC_0_MSIATTR, ARM_SMMU_MEMATTR_OIWB);",
+        "cmd[0] |= FIELD_PREP(CMDQ_SYNC_0_MSIATTR, ARM_SMMU_MEMATTR_DEVICE_nGnRE);", 1), "sync-msiattr")
+    session.configure(patches=[p])
+    b = session.get(True)
+    assert [h.status for h in b.hunks] == ["applied"] and b.driver_missing is None
+    base, patched = _writes(BIG, "kc-full:smmuv3"), _writes(BIG, "kc-full-patched:smmuv3")
+    # the SYNC ending each of the C's queue writes (the STE's CFGI_STE + SYNC are the model's)
+    msiattr = lambda w: {(x[0] >> 24) & 0xF for x in w[-1:]  # noqa: E731
+                         if x[0] & 0xFF == V3.CMDQ_OP_CMD_SYNC and w[0][0] & 0xFF != V3.CMDQ_OP_CFGI_STE}
+    assert [len(w) for w in base] == [len(w) for w in patched]
+    assert set().union(*map(msiattr, base)) == {V3.ARM_SMMU_MEMATTR_OIWB}
+    assert V3.ARM_SMMU_MEMATTR_OIWB not in set().union(*map(msiattr, patched))
+    assert run_program(parse(BIG), ["kc-full:smmuv3", "kc-full-patched:smmuv3"]).findings == []
+
+
+def test_a_fault_in_the_driver_is_a_crash_finding_with_the_c_backtrace(tmp_path):
+    tree = _tree()
+    _build()
+    p = _make_patch(tmp_path, tree, cdriver.SOURCE, lambda s: s.replace(
+        "\tarm_smmu_tlb_inv_range_domain(gather->start,\n",
+        "\tif (gather->end - gather->start >= 0xfffff) *(volatile int *)(uintptr_t)16 = 1;\n"
+        "\tarm_smmu_tlb_inv_range_domain(gather->start,\n", 1), "null-deref")
+    session.configure(patches=[p])
+    res = run_program(parse(BIG), ["kc-full-patched:smmuv3"])
+    f = res.runs[0].finding
+    assert f is not None and f.kind == "CRASH" and f.op_index == 3, f
+    assert "SIGSEGV at address 0x10" in f.message and "arm_smmu_iotlb_sync" in f.message
+    assert run_program(parse(BIG), ["kc-full:smmuv3"]).runs[0].finding is None     # the process goes on
+
+
+def test_a_cache_extracted_before_takes_the_driver_files(tmp_path, monkeypatch):
+    from smmufuzz.kernel import tree as T
+    src = _tree()
+    top = "linux-source-9.9"
+    (tmp_path / "ball" / top).mkdir(parents=True)
+    for rel in src.files():                             # a small tarball of the tree's files (made here)
+        (tmp_path / "ball" / top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ball" / top / rel).write_bytes(open(os.path.join(src.path, rel), "rb").read())
+    ball = tmp_path / f"{top}.tar.xz"
+    subprocess.run(["tar", "cJf", str(ball), "-C", str(tmp_path / "ball"), top], check=True)
+    monkeypatch.setenv("SMMUFUZZ_CACHE", str(tmp_path / "cache"))
+    old = [f for f in T.REQUIRED + T.OPTIONAL if f not in (cdriver.SOURCE, cdriver.HEADER, cdriver.BITFIELD)]
+    monkeypatch.setattr(T, "OPTIONAL", tuple(f for f in T.OPTIONAL if f in old))
+    path = T.extract_tarball(str(ball))                 # extracted by a version without the driver files
+    assert not os.path.exists(os.path.join(path, cdriver.SOURCE))
+    monkeypatch.undo()
+    monkeypatch.setenv("SMMUFUZZ_CACHE", str(tmp_path / "cache"))
+    assert T.extract_tarball(str(ball)) == path
+    for rel in (cdriver.SOURCE, cdriver.HEADER, cdriver.BITFIELD):
+        assert open(os.path.join(path, rel), "rb").read() == open(os.path.join(src.path, rel), "rb").read()
+    assert set(open(os.path.join(path, ".smmufuzz-extracted")).read().split()) == set(T.REQUIRED + T.OPTIONAL)
