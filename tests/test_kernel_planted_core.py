@@ -23,10 +23,8 @@ from smmufuzz.harness.program import parse
 from smmufuzz.harness.runner import run_program
 from smmufuzz.kernel import session
 from tests.test_kernel_c import _tree, fresh_session  # noqa: F401  (an autouse fixture)
+from tests.test_kernel_patches import PATCHES, REPRO
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PATCHES = os.path.join(ROOT, "tests", "kernel-patches")
-REPRO = os.path.join(PATCHES, "repro")
 PLANTED = sorted(os.path.basename(p)[len("planted-core-"):-len(".diff")]
                  for p in glob.glob(os.path.join(PATCHES, "planted-core-*.diff")))
 CORE_FILES = ("drivers/iommu/iommu.c", "include/linux/iommu.h")
