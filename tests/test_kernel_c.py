@@ -218,3 +218,25 @@ def test_kc_lpae_drivers_compares_no_driver_with_another():
         res = run_program(parse(text), target("kc-lpae-drivers"))
         assert not res.findings, res.findings
     assert [r.returns[0] for r in res.runs][1:] == ["strict: the driver lacks IOMMU_CAP_DEFERRED_FLUSH"] * 2
+
+
+@pytest.mark.slow
+def test_a_fault_in_the_first_of_many_loaded_libraries_is_caught(tmp_path):
+    """Each library installs its fault guard over the previous one's; a fault in the first one loaded is handed
+    down the chain by calls (re-raising nested a signal frame per library on one alternate stack: with 40
+    libraries loaded the process died of SIGSEGV)."""
+    tree = _tree()
+    rel = "drivers/iommu/io-pgtable-arm.c"
+    check = "\tif (WARN_ON(iaext || paddr >> cfg->oas))"
+    prog = parse("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                 "iommu_map(d0, iova=0x400000, paddr=0x80000000, size=0x3000, prot=RW)\n")
+    crash = _make_patch(tmp_path, tree, rel, lambda s: s.replace(
+        check, "\tif (pgcount == 3) *(volatile int *)(uintptr_t)8 = 1;\n" + check, 1), "null-deref")
+    for i in range(40):
+        session.configure(patches=[crash if i == 0 else _make_patch(
+            tmp_path, tree, rel, lambda s, i=i: s.replace(check, f"\t/* {i} */\n" + check, 1), f"nop{i}")])
+        run = run_program(prog, ["kc-patched:smmuv3"]).runs[0]
+        assert (run.finding is not None and run.finding.kind == "CRASH") == (i == 0)
+    session.configure(patches=[crash])
+    f = run_program(prog, ["kc-patched:smmuv3"]).runs[0].finding
+    assert f is not None and f.kind == "CRASH" and "SIGSEGV at address 0x8" in f.message

@@ -35,9 +35,21 @@ static char kc_altstack[1 << 16];
 
 static void kc_on_fault(int sig, siginfo_t *si, void *uc)
 {
-	(void)uc;
 	if (!kc_in_kernel) {             /* not ours: hand it to whoever was there before */
-		sigaction(sig, &kc_old[sig], NULL);
+		/* by a call, not by re-raising: each library loaded installs its guard over the previous one, and
+		 * a chain of re-raised signals nests a signal frame per library on the one alternate stack (and
+		 * left every guard above the one that handled it uninstalled) */
+		struct sigaction *o = &kc_old[sig];
+		if ((o->sa_flags & SA_SIGINFO) && o->sa_sigaction) {
+			o->sa_sigaction(sig, si, uc);
+			return;
+		}
+		if (!(o->sa_flags & SA_SIGINFO) && o->sa_handler != SIG_DFL) {
+			if (o->sa_handler != SIG_IGN)
+				o->sa_handler(sig);
+			return;
+		}
+		sigaction(sig, o, NULL);     /* the default action */
 		raise(sig);
 		return;
 	}
