@@ -16,7 +16,7 @@
 #include <linux/io-pgtable.h>
 
 #define KC_CRASHED (-100000)
-#define KC_MAX_FRAMES 32
+#define KC_MAX_FRAMES 256          /* the guards of every library loaded before this one may be on the stack */
 
 struct kc_host kc_host;
 struct kc_ctx *kc_cur;
