@@ -107,3 +107,5 @@ def test_controls_are_correct_siblings():
     assert control_for("test-wrong-pa") == ["smmuv3"]
     assert control_for("kc-patched:smmuv3") == ["kc:smmuv3"]     # the patched tree against the unpatched one
     assert control_for("kc-patched:pte-sync") == ["kc:pte-sync"]
+    assert control_for("kc-core-patched:smmuv3") == ["kc-core:smmuv3"]   # the tree's core, unpatched
+    assert control_for("kc-core-patched:virtio") == ["kc-core:virtio"]

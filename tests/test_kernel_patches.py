@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATCHES = os.path.join(ROOT, "tests", "kernel-patches")
 REPRO = os.path.join(PATCHES, "repro")
 PLANTED = sorted(os.path.basename(p)[len("planted-"):-len(".diff")]
-                 for p in glob.glob(os.path.join(PATCHES, "planted-*.diff")))
+                 for p in glob.glob(os.path.join(PATCHES, "planted-*.diff"))
+                 if not os.path.basename(p).startswith("planted-core-"))   # the core's: test_kernel_planted_core
 
 # planted bug -> (random-search seed, what it gives): found by random_search(["kc-patched:smmuv3"], ...,
 # control=["kc:smmuv3"]) within a few dozen programs with that seed (executions repeat, seconds do not)

@@ -39,7 +39,8 @@ STRUCTS = {
     "iommu_iotlb_gather": ("start", "end", "pgsize", "freelist", "queued"),
 }
 HEADER_FUNCTIONS = {"iommu_iotlb_sync": (_D, _G), "iommu_flush_iotlb_all": (_D,),
-                    "iommu_iotlb_gather_init": (_G,)}
+                    "iommu_iotlb_gather_init": (_G,),
+                    "iommu_iotlb_gather_add_page": (_D, _G, "unsigned long", "size_t")}   # arm-smmu-v3's helper
 MAX_HELPERS = 16                   # iommu.c helpers pulled in by the closure (a tree that needs more changed shape)
 CONFIG = ("CONFIG_IOMMU_API",)
 

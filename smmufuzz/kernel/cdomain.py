@@ -91,7 +91,8 @@ class CoreLib:
                          ("kc_core_layout", [C.POINTER(_u64)], None),
                          ("kc_core_gather_load", [vp, _u64, _u64, _u64, C.c_int], None),
                          ("kc_core_op", [vp, C.c_int, _u64, _u64, _u64, C.c_int, vp, vp, C.c_uint,
-                                         C.POINTER(C.c_long)], C.c_long)))
+                                         C.POINTER(C.c_long)], C.c_long),
+                         ("kc_core_add_page", [vp, vp, _u64, _u64], C.c_long)))
         lay = (_u64 * 6)()
         L.kc_core_layout(lay)
         self.gather_size = lay[0]
@@ -178,10 +179,15 @@ class CCore:
 
     def _op(self, domain, op, iova=0, paddr=0, size=0, prot=0, g=None, sg=None, nents=0) -> int:
         ret = C.c_long(0)
+        self._call(lambda: self.c.L.kc_core_op(self._cdom(domain).ptr, op, iova & M64, paddr & M64, size & M64,
+                                               prot, g, sg, nents, C.byref(ret)), g)
+        return ret.value
+
+    def _call(self, fn, g) -> None:
+        """fn() into the library; the driver's exception, or the C's crash, raised here."""
         self._depth += 1
         try:
-            r = self.c.L.kc_core_op(self._cdom(domain).ptr, op, iova & M64, paddr & M64, size & M64, prot, g, sg,
-                                    nents, C.byref(ret))
+            r = fn()
         finally:
             self._depth -= 1
             if not self._depth:               # the core's own gathers were on its stack: forget their views
@@ -191,7 +197,6 @@ class CCore:
             raise self.c.lib.crash()
         if err is not None:
             raise err
-        return ret.value
 
     def _with_gather(self, g, fn):
         """Run fn(C gather pointer) on g: a view is the C struct; a caller's Gather is loaded and copied back."""
@@ -236,3 +241,8 @@ class CCore:
     def flush_iotlb_all(self, domain) -> None:
         """iommu_flush_iotlb_all() (include/linux/iommu.h)."""
         self._op(domain, FLUSH_ALL)
+
+    def gather_add_page(self, domain, g, iova: int, size: int) -> None:
+        """iommu_iotlb_gather_add_page() (include/linux/iommu.h), on the gather the core handed the driver."""
+        self._with_gather(g, lambda p: self._call(
+            lambda: self.c.L.kc_core_add_page(self._cdom(domain).ptr, p, iova & M64, size & M64), p))

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from .gather import Gather, add_page
+from .gather import Gather
 from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 
 CMDQ_OP_CFGI_STE = 0x03
@@ -370,5 +370,5 @@ class _FlushOps:
         self.drv.tlb_inv_range_domain(iova, size, granule, False, self.d)
 
     def tlb_add_page(self, gather: Gather, iova: int, granule: int) -> None:
-        """arm_smmu_tlb_inv_page_nosync(): iommu_iotlb_gather_add_page()."""
-        add_page(self.drv.core, self.domain, gather, iova, granule)
+        """arm_smmu_tlb_inv_page_nosync(): iommu_iotlb_gather_add_page() (the core's: the tree's under kc-core)."""
+        self.drv.core.gather_add_page(self.domain, gather, iova, granule)

@@ -1,6 +1,6 @@
 """The iommu core's map/unmap paths (drivers/iommu/iommu.c), with the gather rules as overridable hooks."""
 
-from .gather import Gather, add_range, gather_init
+from .gather import Gather, add_page, add_range, gather_init
 
 EINVAL, ENODEV = 22, 19
 M64 = (1 << 64) - 1
@@ -59,6 +59,10 @@ class IommuCore:
         if sync is not None and not self.sync_skips_gather(g):
             sync(domain, g)
         gather_init(g)
+
+    def gather_add_page(self, domain: Domain, g: Gather, iova: int, size: int) -> None:
+        """iommu_iotlb_gather_add_page(), the header's helper a driver calls (its sync is this core's)."""
+        add_page(self, domain, g, iova, size)
 
     def flush_iotlb_all(self, domain: Domain) -> None:
         """iommu_flush_iotlb_all()."""

@@ -171,6 +171,27 @@ static void kc_core_call(void *arg)
 	}
 }
 
+/* The driver's gather helper, the tree's iommu_iotlb_gather_add_page() (include/linux/iommu.h), on the
+ * gather g the core handed domain d's driver; its iommu_iotlb_sync() calls the driver back.  Returns 0,
+ * or KC_CORE_CRASHED. */
+struct kc_core_add_page_call {
+	struct iommu_domain *d;
+	struct iommu_iotlb_gather *g;
+	u64 iova, size;
+};
+
+static void kc_core_add_page_call(void *arg)
+{
+	struct kc_core_add_page_call *c = arg;
+	iommu_iotlb_gather_add_page(c->d, c->g, c->iova, c->size);
+}
+
+long kc_core_add_page(struct kc_cdom *d, struct iommu_iotlb_gather *g, u64 iova, u64 size)
+{
+	struct kc_core_add_page_call c = { .d = &d->domain, .g = g, .iova = iova, .size = size };
+	return kc_run(kc_core_add_page_call, &c);
+}
+
 /* One core call on domain d (gather g for unmap_fast and sync, the list sg[0..nents) for map_sg);
  * *ret is what it returned.  Returns 0, or KC_CORE_CRASHED (the crash is in kc_crash_text). */
 long kc_core_op(struct kc_cdom *d, int op, u64 iova, u64 paddr, u64 size, int prot,
