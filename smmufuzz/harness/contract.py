@@ -28,6 +28,7 @@ UNMAP_HOLE = "skipped: an unmap over a range that is not wholly mapped (a hole, 
 NO_HANDLE = "skipped: dma_unmap of a handle that is not mapped" + CONTRACT_TAG
 SHARED_GATHER = "skipped: a gather another context is using (unsynced), shared across CPUs or with an interrupt" + CONTRACT_TAG
 EMPTY_SG = "skipped: a scatterlist entry of length 0" + CONTRACT_TAG
+LONG_SG = "skipped: a scatterlist entry of 4 GiB or more (struct scatterlist's length is an unsigned int)" + CONTRACT_TAG
 NO_RESET = "skipped: the driver has no arm_smmu_device_reset() (not an SMMUv3 driver)" + CONTRACT_TAG
 NO_FAULT = "skipped: this variant does not model that allocation failing" + CONTRACT_TAG
 RESET_BUSY = "skipped: a probe or resume in an interrupt or while other IOMMU calls are in flight" + CONTRACT_TAG
@@ -140,6 +141,13 @@ def map_sg_with_an_empty_entry(ex, op: Op, chunks) -> bool:
     # with an empty last entry contiguous with the run before it, 6.12's loop never maps that run (its closing
     # pass re-reads the last entry, which looks contiguous) and returns 0: seen by compiling the tree's loop
     return op.kind == "map_sg" and any(ln == 0 for _pa, ln in op.args[2])
+
+
+@_skip_rule(LONG_SG)
+def map_sg_with_a_4g_entry(ex, op: Op, chunks) -> bool:
+    """struct scatterlist's length (include/linux/scatterlist.h) is an unsigned int: no caller can pass a segment
+    of 4 GiB or more to iommu_map_sg() (the tree's C would see it truncated, the models would not)."""
+    return op.kind == "map_sg" and any(ln >> 32 for _pa, ln in op.args[2])
 
 
 def gather_key(op: Op) -> tuple[int, int]:
