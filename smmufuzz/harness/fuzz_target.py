@@ -171,10 +171,11 @@ def race_twin_of(crash_path: str) -> str | None:
     return twin if os.path.exists(twin) else None
 
 
-def _kernel_preload(target_variants: list[str], argv: list[str]) -> None:
+def _kernel_preload(target_variants: list[str], argv: list[str], custom_mutator: bool = False) -> None:
     """Targets with kernel C: an instrumented library (SMMUFUZZ_KERNEL_INSTRUMENT=1) needs atheris's libFuzzer
-    runtime preloaded, so re-execute with LD_PRELOAD once; then load the libraries before fuzzing starts
-    (their edge counters register at load)."""
+    runtime preloaded (with `custom_mutator`, atheris's custom mutator too: session.fuzzer_preload), so
+    re-execute with LD_PRELOAD once; then load the libraries before fuzzing starts (their edge counters
+    register at load)."""
     from smmufuzz.kernel import session
     from smmufuzz.variants.registry import kernel_builds
     needs = kernel_builds(target_variants)
@@ -183,12 +184,15 @@ def _kernel_preload(target_variants: list[str], argv: list[str]) -> None:
     if os.environ.get(session.ENV_WORKERS_INSTRUMENT) == "1":
         os.environ[session.ENV_INSTRUMENT] = "1"
     if os.environ.get(session.ENV_INSTRUMENT) == "1":
-        pre = session.fuzzer_preload()
+        pre = session.fuzzer_preload(custom_mutator)
         if pre is None:
             os.environ.pop(session.ENV_INSTRUMENT, None)       # no runtime: the plain build, no C edges
         elif pre not in os.environ.get("LD_PRELOAD", ""):
             env = dict(os.environ, LD_PRELOAD=":".join(x for x in (pre, os.environ.get("LD_PRELOAD")) if x))
             os.execve(argv[0], argv, env)
+        # loaded now; the custom mutator (a Python extension) is no library for this process's children (clang)
+        os.environ["LD_PRELOAD"] = ":".join(x for x in os.environ.get("LD_PRELOAD", "").split(":")
+                                            if x and "custom_mutator." not in os.path.basename(x))
     session.prepare(needs, log=None)
 
 
@@ -313,7 +317,7 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     from smmufuzz.harness.lifeline import watch_campaign
     watch_campaign()                    # a campaign's worker (or a -fork job of one) dies with the campaign
     import_instrumented(plugins)
-    _kernel_preload(target_variants, argv)      # may re-execute with the libFuzzer runtime preloaded
+    _kernel_preload(target_variants, argv, mutator == "hybrid")   # may re-execute with libFuzzer preloaded
     import atheris
     from smmufuzz.harness.tolerated import from_environment
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")

@@ -116,14 +116,25 @@ def available() -> bool:
         return False
 
 
-def fuzzer_preload() -> str | None:
-    """atheris's libFuzzer runtime, which an instrumented library needs in the process (LD_PRELOAD)."""
+def fuzzer_preload(custom_mutator: bool = False) -> str | None:
+    """atheris's libFuzzer runtime, which an instrumented library needs in the process (LD_PRELOAD), and with
+    `custom_mutator` atheris's LLVMFuzzerCustomMutator after it: libFuzzer looks that symbol up once, when it
+    is loaded, so a custom mutator module imported later (atheris.Setup) would go unseen and libFuzzer would
+    run its own mutations only. ':'-joined paths, or None without the runtime."""
     try:
         import atheris
     except ImportError:
         return None
     path = os.path.join(atheris.path(), "ubsan_with_fuzzer.so")
-    return path if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return None
+    if custom_mutator:
+        import glob
+        mods = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "custom_mutator.*.so"))
+        if not mods:
+            return None
+        path += ":" + mods[0]
+    return path
 
 
 def header_lines(names) -> list[str]:
