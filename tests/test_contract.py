@@ -347,7 +347,7 @@ def test_replay_notes_every_contract_skip(tmp_path):
 def test_skip_reasons_are_documented_as_the_contract():
     src = inspect.getsource(contract)
     for why in (contract.DMA_ONLY, contract.IN_IRQ, contract.OUTSIDE, contract.UNMAP_HOLE, contract.NO_HANDLE,
-                contract.SHARED_GATHER, contract.EMPTY_SG):
+                contract.SHARED_GATHER, contract.EMPTY_SG, contract.LONG_SG):
         assert why.startswith("skipped: ") and why.endswith(contract.CONTRACT_TAG)
     assert src.count("@_skip_rule(") == len(contract.SKIP_RULES)
 
@@ -362,6 +362,19 @@ def test_map_sg_with_an_empty_entry():
     for v in ("smmuv3", "gather:legacy:virtio", "gather:legacy:mtk"):
         run = run_variant(prog, v)
         assert run.finding is None and run.returns[1] == contract.EMPTY_SG and run.returns[2] == 0x3000, run.returns
+
+
+def test_map_sg_with_a_4g_entry():
+    """A 5 GiB segment cannot exist (sg->length is 32 bits; the tree's C saw it as 1 GiB): skipped, while a
+    segment under 4 GiB is mapped."""
+    prog = parse("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+                 "iommu_attach_device(d1, sid=0)\n"
+                 "iommu_map_sg(d1, iova=0x0, sg=[0x0+0x140000000], prot=RW)\n"
+                 "iommu_map_sg(d1, iova=0x200000000, sg=[0x0+0x200000], prot=RW)\n")
+    for v in ("smmuv3", "gather:legacy:virtio"):
+        run = run_variant(prog, v)
+        assert run.finding is None and run.returns[1] == contract.LONG_SG and run.returns[2] == 0x200000, \
+            run.returns
 
 
 def test_the_model_maps_an_sg_list_as_612s_loop_does():

@@ -145,8 +145,8 @@ def map_sg_with_an_empty_entry(ex, op: Op, chunks) -> bool:
 
 @_skip_rule(LONG_SG)
 def map_sg_with_a_4g_entry(ex, op: Op, chunks) -> bool:
-    """struct scatterlist's length (include/linux/scatterlist.h) is an unsigned int: no caller can pass a segment
-    of 4 GiB or more to iommu_map_sg() (the tree's C would see it truncated, the models would not)."""
+    """iommu_map_sg() gets no segment of 4 GiB or more: struct scatterlist's length is an unsigned int."""
+    # the tree's C (kc-core, kc-full) sees such a length truncated, the models do not
     return op.kind == "map_sg" and any(ln >> 32 for _pa, ln in op.args[2])
 
 
