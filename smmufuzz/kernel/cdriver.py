@@ -11,6 +11,7 @@ arm-smmu-v3.h is compiled as it is (with csrc/driver_env.h for what it needs bey
 """
 
 import os
+import re
 
 from .extract import ExtractError, Source, check_shapes, closure, generate_unit
 
@@ -35,14 +36,22 @@ NEEDS = {
     "arm_smmu_flush_iotlb_all": ("struct iommu_domain *",),
     "arm_smmu_tlb_inv_page_nosync": (_G, "unsigned long", "size_t", "void *"),
     "arm_smmu_tlb_inv_walk": ("unsigned long", "size_t", "size_t", "void *"),
+    # what the io-pgtable is asked for (coherent_walk, and seed 003's defer_sync_pte)
+    "arm_smmu_domain_finalise": (_D, _S, "u32"),
 }
 OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D)}
-# the tree's functions csrc/driver.c defines itself (same name and shape): the hardware queue
-REPLACED = {"arm_smmu_cmdq_issue_cmdlist": (_S, "struct arm_smmu_cmdq *", "u64 *", "int", "bool")}
+# the tree's functions csrc/driver.c defines itself (same name and shape): the hardware queue, and
+# arm_smmu_domain_finalise()'s ASID and VMID allocators (the model's ASID/VMID)
+REPLACED = {"arm_smmu_cmdq_issue_cmdlist": (_S, "struct arm_smmu_cmdq *", "u64 *", "int", "bool"),
+            "arm_smmu_domain_finalise_s1": (_S, _D),
+            "arm_smmu_domain_finalise_s2": (_S, _D)}
+# iommu_domain_ops members the core calls that arm-smmu-v3 may set (seed 003 PATCH 2/2 adds iotlb_sync_map):
+# the function the file assigns is extracted where there is one, and csrc/driver.c calls it as KC_DRV_<OP>
+DOMAIN_OPS = {"iotlb_sync_map": ("struct iommu_domain *", "unsigned long", "size_t")}
 # the header's structs csrc/driver.c fills from the Python state
 STRUCTS = {
     "arm_smmu_device": ("features", "options", "cmdq", "impl_ops"),
-    "arm_smmu_domain": ("smmu", "nr_ats_masters", "stage", "cd", "s2_cfg", "domain", "devices"),
+    "arm_smmu_domain": ("smmu", "nr_ats_masters", "stage", "cd", "s2_cfg", "domain", "devices", "pgtbl_ops"),
     "arm_smmu_master": ("smmu", "streams", "num_streams", "ats_enabled"),
     "arm_smmu_master_domain": ("devices_elm", "master", "ssid"),
     "arm_smmu_stream": ("id",),
@@ -56,12 +65,27 @@ def check_header(path: str) -> str | None:
     return check_shapes(path, HEADER, CONFIG, STRUCTS, {})
 
 
+def domain_ops(src: Source) -> dict:
+    """DOMAIN_OPS member -> the function of the file its `.member = fn` initialisers assign (shape-checked), for
+    the members one is assigned; a member given two different functions is a one-line ExtractError."""
+    out = {}
+    for op, params in DOMAIN_OPS.items():
+        names = sorted(set(re.findall(rf"\.{op}\s*=\s*([A-Za-z_]\w*)\s*[,}}]", src.code)))
+        if len(names) > 1:
+            raise ExtractError(f"{src.path}: .{op} is set to {' and '.join(names)}: smmufuzz calls one")
+        if names:
+            src.require_function(names[0], params)
+            out[op] = names[0]
+    return out
+
+
 def select(src: Source) -> list:
-    """The Definitions to extract (NEEDS, OPTIONAL where present, their helpers in the file but not REPLACED),
-    after checking that REPLACED still has the shape csrc/driver.c gives it."""
+    """The Definitions to extract (NEEDS, the DOMAIN_OPS functions, OPTIONAL where present, their helpers in the
+    file but not REPLACED), after checking that REPLACED still has the shape csrc/driver.c gives it."""
     for n, p in REPLACED.items():
         src.require_function(n, p)
-    return closure(src, NEEDS, OPTIONAL, MAX_HELPERS, REPLACED)
+    ops = {fn: DOMAIN_OPS[op] for op, fn in domain_ops(src).items()}
+    return closure(src, {**NEEDS, **ops}, OPTIONAL, MAX_HELPERS, REPLACED)
 
 
 def generate(tree_dir: str, out_dir: str) -> list[str]:
@@ -73,4 +97,9 @@ def generate(tree_dir: str, out_dir: str) -> list[str]:
     err = check_header(os.path.join(tree_dir, HEADER))
     if err:
         raise ExtractError(err)
-    return generate_unit(tree_dir, out_dir, SOURCE, CONFIG, select, GENERATED, "kernel/cdriver.py")
+    names = generate_unit(tree_dir, out_dir, SOURCE, CONFIG, select, GENERATED, "kernel/cdriver.py")
+    with open(os.path.join(tree_dir, SOURCE), encoding="utf-8", errors="replace") as f:
+        ops = domain_ops(Source(f.read(), SOURCE, CONFIG))
+    with open(os.path.join(out_dir, GENERATED), "a") as f:
+        f.writelines(f"#define KC_DRV_{op.upper()} {fn}\n" for op, fn in ops.items())
+    return names

@@ -12,7 +12,9 @@ C built it, 128 bits per command, with the tree's CMD_SYNC where the C asked for
 """
 
 import ctypes as C
+import errno
 import weakref
+from dataclasses import replace
 
 from ..variants.arm_smmu_v3 import ArmSmmuV3Driver
 from . import clib
@@ -20,16 +22,17 @@ from .cdomain import GatherView
 
 _u64 = C.c_uint64
 CMDQ_FN = C.CFUNCTYPE(None, _u64, C.POINTER(_u64), C.c_int, C.POINTER(_u64))
+SYNC_MAP_FN = C.CFUNCTYPE(C.c_int, _u64, _u64, _u64, _u64)
 # ARM_SMMU_FEAT_* of arm-smmu-v3.h (6.12)
 FEAT_ATS, FEAT_COHERENCY, FEAT_TRANS_S1, FEAT_TRANS_S2, FEAT_RANGE_INV, FEAT_E2H = (
     1 << 5, 1 << 8, 1 << 9, 1 << 10, 1 << 15, 1 << 18)
 # kc_drv_op's opcodes (enum kc_drv_opcode in csrc/driver.c)
-IOTLB_SYNC, FLUSH_ALL, INV_CONTEXT, INV_WALK, ADD_PAGE, RANGE_DOMAIN, ATC_DOMAIN, ATC_MASTER = range(8)
+IOTLB_SYNC, FLUSH_ALL, INV_CONTEXT, INV_WALK, ADD_PAGE, RANGE_DOMAIN, ATC_DOMAIN, ATC_MASTER, IOTLB_SYNC_MAP = range(9)
 MAX_MASTERS = 16
 
 
 class _Host(C.Structure):
-    _fields_ = [("cmdq", CMDQ_FN)]
+    _fields_ = [("cmdq", CMDQ_FN), ("pgtbl_sync_map", SYNC_MAP_FN)]
 
 
 class DriverLib:
@@ -42,14 +45,18 @@ class DriverLib:
             raise clib.KernelCrash(f"{lib.path} has no arm-smmu-v3 driver (csrc/driver.c was not built)")
         vp = C.c_void_p
         clib.declare(L, (("kc_smmu_new", [_u64, C.c_uint32, C.c_uint32], vp), ("kc_smmu_free", [vp], None),
-                         ("kc_sdom_new", [vp, C.c_int, C.c_uint32, C.c_uint32, _u64], vp), ("kc_sdom_free", [vp], None),
+                         ("kc_sdom_new", [vp, C.c_int, C.c_uint32, C.c_uint32, _u64, _u64, C.POINTER(C.c_long)], vp),
+                         ("kc_sdom_free", [vp], None), ("kc_sdom_cfg", [vp, C.POINTER(_u64)], None),
+                         ("kc_drv_features", [], C.c_int),
                          ("kc_sdom_masters", [vp, C.c_int, C.POINTER(C.c_uint32), C.POINTER(C.c_uint8), C.c_int],
                           C.c_long),
                          ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long)))
         self.smmus: "weakref.WeakValueDictionary[int, CSmmuV3Driver]" = weakref.WeakValueDictionary()
         self.error: BaseException | None = None
-        self._hooks = _Host(CMDQ_FN(clib.guard(self, self._cmdq)))
-        _Host.in_dll(L, "kc_drv_host").__init__(self._hooks.cmdq)
+        self.has_iotlb_sync_map = bool(L.kc_drv_features() & 1)
+        self._hooks = _Host(CMDQ_FN(clib.guard(self, self._cmdq)),
+                            SYNC_MAP_FN(clib.guard(self, self._pgtbl_sync_map, -errno.EIO)))
+        _Host.in_dll(L, "kc_drv_host").__init__(self._hooks.cmdq, self._hooks.pgtbl_sync_map)
 
     def _cmdq(self, smmu_id, cmds, n, sync):
         """arm_smmu_cmdq_issue_cmdlist(): the n commands, then the CMD_SYNC, into the emulator's queue."""
@@ -57,6 +64,10 @@ class DriverLib:
         if sync:
             entries.append((sync[0], sync[1]))
         self.smmus[smmu_id].hw.cmdq_publish(entries)
+
+    def _pgtbl_sync_map(self, smmu_id, dom_id, iova, size):
+        """io_pgtable_ops->iotlb_sync_map() of the domain's table (kc_pgtable's, in the emulator's memory)."""
+        return self.smmus[smmu_id].c_domains[dom_id].pgtbl.iotlb_sync_map(iova, size)
 
 
 def driver_lib(lib: clib.KernelLib) -> DriverLib:
@@ -68,13 +79,22 @@ def driver_lib(lib: clib.KernelLib) -> DriverLib:
 
 
 class _CDomain:
-    """The C struct arm_smmu_domain of one model SmmuDomain (freed with it)."""
+    """The C struct arm_smmu_domain of one model SmmuDomain, finalised by the tree (freed with it)."""
 
-    def __init__(self, c: DriverLib, smmu_ptr: int, d):
-        self.c = c
-        self.ptr = c.L.kc_sdom_new(smmu_ptr, d.stage, d.asid, d.vmid, d.pgsize_bitmap)
+    def __init__(self, drv: "CSmmuV3Driver", d, cfg):
+        c = self.c = drv.c
+        self.id = c.lib.next_id()
+        err = C.c_long(0)
+        self.ptr = c.L.kc_sdom_new(drv.smmu_ptr, d.stage, d.asid, d.vmid, cfg.pgsize_bitmap, self.id, C.byref(err))
+        if err.value == clib.CRASHED:
+            raise c.lib.crash()
         if not self.ptr:
-            raise MemoryError("struct arm_smmu_domain")
+            raise clib.KernelCrash(f"arm_smmu_domain_finalise() failed ({err.value}) for stage {d.stage}")
+        out = (_u64 * 8)()
+        c.L.kc_sdom_cfg(self.ptr, out)
+        self.allocs, self.fmt, self.stage = out[0], out[1], out[2]
+        self.coherent_walk, self.quirks = bool(out[3]), out[5]
+        self.defer_sync_pte = None if out[4] == (1 << 64) - 1 else bool(out[4])
 
     def __del__(self):
         if getattr(self, "ptr", None):
@@ -95,6 +115,9 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
                  | FEAT_E2H * self.features_e2h | FEAT_COHERENCY * hw.cfg.coherent)
         self.smmu_ptr = self.c.L.kc_smmu_new(self.id, feats, 0)
         self.c.smmus[self.id] = self
+        self.c_domains: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
+        if self.c.has_iotlb_sync_map:         # the core calls domain->ops->iotlb_sync_map only where it is set
+            self.iotlb_sync_map = self._iotlb_sync_map
 
     def __del__(self):
         if getattr(self, "smmu_ptr", None):
@@ -102,12 +125,24 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
             self.smmu_ptr = None
 
     def domain_alloc_paging(self, dom_id: int, stage: int):
-        d = super().domain_alloc_paging(dom_id, stage)
-        d.c = _CDomain(self.c, self.smmu_ptr, d)
+        """arm_smmu_domain_finalise() of the tree, then the io-pgtable it asked for: the model's sizes (the
+        program's config), the C's coherent_walk, quirks and defer_sync_pte (seed 003 PATCH 2/2 sets it)."""
+        d = self.new_domain(dom_id, stage)
+        cfg = self.pgtable_cfg(stage)
+        d.c = _CDomain(self, d, cfg)
+        if d.c.allocs != 1 or d.c.stage != stage:
+            raise clib.KernelCrash(f"arm_smmu_domain_finalise() asked for {d.c.allocs} io-pgtables of stage "
+                                   f"{d.c.stage}, smmufuzz made one of stage {stage}")
+        cfg = replace(cfg, coherent_walk=d.c.coherent_walk, quirks=d.c.quirks,
+                      defer_sync_pte=bool(d.c.defer_sync_pte))
+        d.pgtbl = self.pgtable_cls(cfg, self.hw, self.flush_ops(d))
+        d.pgsize_bitmap = cfg.pgsize_bitmap
+        self.c_domains[d.c.id] = d
         return d
 
-    def _call(self, d, op: int, iova: int = 0, size: int = 0, granule: int = 0, arg: int = 0, gather=None) -> None:
-        """kc_drv_op on d's C domain, its masters marshalled first; raises what a hook raised, or the crash."""
+    def _call(self, d, op: int, iova: int = 0, size: int = 0, granule: int = 0, arg: int = 0, gather=None) -> int:
+        """kc_drv_op on d's C domain, its masters marshalled first; what the C returned. Raises what a hook
+        raised, or the crash."""
         devs = d.devices
         if len(devs) > MAX_MASTERS:
             raise ValueError(f"more than {MAX_MASTERS} masters on one domain (csrc/driver.c KC_DRV_MASTERS)")
@@ -126,6 +161,7 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
             raise self.c.lib.crash()
         if err is not None:
             raise err
+        return r
 
     # ---- the model's invalidation entry points, done by the C --------------------------------------
     def iotlb_sync(self, domain, gather) -> None:
@@ -135,6 +171,10 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
     def flush_iotlb_all(self, domain) -> None:
         """arm_smmu_flush_iotlb_all()."""
         self._call(domain.priv, FLUSH_ALL)
+
+    def _iotlb_sync_map(self, domain, iova: int, size: int) -> int:
+        """The tree's domain->ops->iotlb_sync_map (seed 003 PATCH 2/2's arm_smmu_iotlb_sync_map())."""
+        return self._call(domain.priv, IOTLB_SYNC_MAP, iova, size)
 
     def tlb_inv_context(self, d) -> None:
         """arm_smmu_tlb_inv_context()."""

@@ -152,11 +152,19 @@ class ArmSmmuV3Driver(MasterTable):
     # ---- domain ----------------------------------------------------------------------------
     def domain_alloc_paging(self, dom_id: int, stage: int) -> SmmuDomain:
         """arm_smmu_domain_alloc_paging() + arm_smmu_domain_finalise(): ASID/VMID and io-pgtable."""
-        d = SmmuDomain(stage=stage, asid=dom_id + 1 if stage == 1 else 0, vmid=dom_id + 1 if stage == 2 else 0)
-        cfg = PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
+        d = self.new_domain(dom_id, stage)
+        cfg = self.pgtable_cfg(stage)
         d.pgtbl = self.pgtable_cls(cfg, self.hw, self.flush_ops(d))
         d.pgsize_bitmap = cfg.pgsize_bitmap
         return d
+
+    def new_domain(self, dom_id: int, stage: int) -> SmmuDomain:
+        """The domain with its ASID (stage 1) or VMID (stage 2), before its io-pgtable."""
+        return SmmuDomain(stage=stage, asid=dom_id + 1 if stage == 1 else 0, vmid=dom_id + 1 if stage == 2 else 0)
+
+    def pgtable_cfg(self, stage: int) -> PgtableCfg:
+        """arm_smmu_domain_finalise()'s io_pgtable_cfg: coherent_walk from ARM_SMMU_FEAT_COHERENCY."""
+        return PgtableCfg(**{**self.pgcfg.__dict__, "stage": stage, "coherent_walk": self.hw.cfg.coherent})
 
     def flush_ops(self, d: SmmuDomain) -> "_FlushOps":
         """arm_smmu_flush_ops bound to d (the io-pgtable cookie)."""

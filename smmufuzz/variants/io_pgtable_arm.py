@@ -102,6 +102,7 @@ class PgtableCfg:
     stage: int = 1
     coherent_walk: bool = True
     quirks: int = 0
+    defer_sync_pte: bool = False     # seed 003 PATCH 1/2: PTE cleaning left to ops->iotlb_sync_map()
     pgsize_limit: int = 0           # the driver's own pgsize_bitmap, if it restricts the format's
     kernel: LpaeKernelBehaviour = field(default=MODEL_DEFAULT)
 

@@ -40,8 +40,9 @@ class CArmLpaeIoPgtable:
         if self.fmt32:
             fmt = clib.ARM_32_LPAE_S2 if self.s2 else clib.ARM_32_LPAE_S1
         err = C.c_long(0)
+        defer = int(self.defer_sync_pte or cfg.defer_sync_pte)
         self.t = self.machine.call(lib.L.kc_alloc, self.machine.ctx, fmt, cfg.pgsize_bitmap, cfg.ias, cfg.oas,
-                                   int(cfg.coherent_walk), 0, int(self.defer_sync_pte), self.cookie, C.byref(err))
+                                   int(cfg.coherent_walk), 0, defer, self.cookie, C.byref(err))
         if err.value == clib.CRASHED:
             self.machine.dead = lib.crash()
             raise self.machine.dead

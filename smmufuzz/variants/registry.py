@@ -170,6 +170,8 @@ KERNEL_TARGETS: dict[str, list[str]] = {
     "kc-lpae-drivers": ["kc:arm-smmu", "kc:qcom", "kc:ipmmu"],
     # everything Linux does on the SMMUv3 from the tree, against the tree + patch (driver patches run as real code)
     "kc-full-diff": ["kc-full:smmuv3", "kc-full-patched:smmuv3"],
+    # seed 003 whole: the tree against the tree + the series, on a non-coherent walker, all C
+    "kc-full-pte-sync": ["kc-full:pte-sync", "kc-full-patched:pte-sync"],
 }
 for _drv in kc_core.DRIVERS:       # the tree's core against the tree + patch (seed 000's core patches)
     KERNEL_TARGETS[f"kc-core-diff:{_drv}"] = [f"kc-core:{_drv}", f"kc-core-patched:{_drv}"]

@@ -25,9 +25,11 @@ void kc_bug(const char *file, int line, const char *cond) __attribute__((noretur
 void __field_overflow(void) { kc_bug(__FILE__, __LINE__, "__field_overflow"); }
 void __bad_mask(void) { kc_bug(__FILE__, __LINE__, "__bad_mask"); }
 
-/* The host's side: n commands (2 x u64 each), then the CMD_SYNC if sync is not NULL, for SMMU `smmu`. */
+/* The host's side: n commands (2 x u64 each), then the CMD_SYNC if sync is not NULL, for SMMU `smmu`;
+ * ops->iotlb_sync_map() of the io-pgtable (the host's table) of domain `dom` of SMMU `smmu`. */
 struct kc_drv_host {
 	void (*cmdq)(u64 smmu, const u64 *cmds, int n, const u64 *sync);
+	int (*pgtbl_sync_map)(u64 smmu, u64 dom, u64 iova, u64 size);
 };
 struct kc_drv_host kc_drv_host;
 
@@ -36,10 +38,79 @@ struct kc_smmu {
 	u64 id;                               /* the host's id of this SMMU */
 };
 
+/* A domain and the masters attached to it (one stream each). */
+struct kc_sdom {
+	struct arm_smmu_domain d;
+	struct iommu_domain_ops ops;
+	struct arm_smmu_master masters[KC_DRV_MASTERS];
+	struct arm_smmu_stream streams[KC_DRV_MASTERS];
+	struct arm_smmu_master_domain links[KC_DRV_MASTERS];
+	u64 id;                               /* the host's id of this domain */
+	u32 asid, vmid;                       /* the model's, handed out by the stage finalisers below */
+	int fmt, allocs;                      /* what arm_smmu_domain_finalise() asked alloc_io_pgtable_ops() for */
+	struct io_pgtable_cfg cfg;
+	struct io_pgtable_ops pgtbl;          /* smmu_domain->pgtbl_ops: its ops go to the host's table */
+	int ret;
+};
+
 static int arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *smmu, struct arm_smmu_cmdq *cmdq, u64 *cmds,
 				       int n, bool sync);
+static int arm_smmu_domain_finalise_s1(struct arm_smmu_device *smmu, struct arm_smmu_domain *smmu_domain);
+static int arm_smmu_domain_finalise_s2(struct arm_smmu_device *smmu, struct arm_smmu_domain *smmu_domain);
+static struct io_pgtable_ops *kc_drv_alloc_pgtable(enum io_pgtable_fmt fmt, struct io_pgtable_cfg *cfg, void *cookie);
+static void kc_drv_free_pgtable(struct io_pgtable_ops *ops);
+/* arm_smmu_domain_finalise() names them; io-pgtable calls them through the host's table, not this cfg */
+static const struct iommu_flush_ops arm_smmu_flush_ops;
+static struct iommu_dirty_ops arm_smmu_dirty_ops;
 
+#define alloc_io_pgtable_ops kc_drv_alloc_pgtable
+#define free_io_pgtable_ops kc_drv_free_pgtable
 #include "arm_smmu_v3_gen.c"
+#undef alloc_io_pgtable_ops
+#undef free_io_pgtable_ops
+
+/* arm_smmu_domain_finalise()'s io-pgtable is the host's (kernel/csmmu.py builds it in the emulator's memory
+ * from the cfg captured here): the C's pgtbl_ops is a table of forwarders to it. */
+#ifdef KC_HAVE_OPS_SYNC_MAP
+static int kc_drv_pgtbl_sync_map(struct io_pgtable_ops *ops, unsigned long iova, size_t size)
+{
+	struct kc_sdom *c = container_of(ops, struct kc_sdom, pgtbl);
+	int was = kc_host_enter();
+	int r = kc_drv_host.pgtbl_sync_map(container_of(c->d.smmu, struct kc_smmu, smmu)->id, c->id, iova, size);
+	kc_host_leave(was);
+	return r;
+}
+#endif
+
+static struct io_pgtable_ops *kc_drv_alloc_pgtable(enum io_pgtable_fmt fmt, struct io_pgtable_cfg *cfg, void *cookie)
+{
+	struct kc_sdom *c = container_of((struct arm_smmu_domain *)cookie, struct kc_sdom, d);
+	c->fmt = fmt;
+	c->cfg = *cfg;
+	c->allocs++;
+	memset(&c->pgtbl, 0, sizeof(c->pgtbl));
+#ifdef KC_HAVE_OPS_SYNC_MAP
+	c->pgtbl.iotlb_sync_map = kc_drv_pgtbl_sync_map;
+#endif
+	return &c->pgtbl;
+}
+
+static void kc_drv_free_pgtable(struct io_pgtable_ops *ops) { (void)ops; }
+
+/* The model's ASID (stage 1) and VMID (stage 2), where the tree allocates them from its xarray and ida. */
+static int arm_smmu_domain_finalise_s1(struct arm_smmu_device *smmu, struct arm_smmu_domain *smmu_domain)
+{
+	(void)smmu;
+	smmu_domain->cd.asid = container_of(smmu_domain, struct kc_sdom, d)->asid;
+	return 0;
+}
+
+static int arm_smmu_domain_finalise_s2(struct arm_smmu_device *smmu, struct arm_smmu_domain *smmu_domain)
+{
+	(void)smmu;
+	smmu_domain->s2_cfg.vmid = container_of(smmu_domain, struct kc_sdom, d)->vmid;
+	return 0;
+}
 
 /* Stands in for the tree's arm_smmu_cmdq_issue_cmdlist(): the queue writes and the CMD_SYNC poll are the
  * emulator's; the SYNC entry is the tree's own (at queue index 0: the MSI address is not used). */
@@ -70,36 +141,72 @@ struct kc_smmu *kc_smmu_new(u64 id, u32 features, u32 options)
 
 void kc_smmu_free(struct kc_smmu *s) { free(s); }
 
-/* A domain and the masters attached to it (one stream each). */
-struct kc_sdom {
-	struct arm_smmu_domain d;
-	struct iommu_domain_ops ops;
-	struct arm_smmu_master masters[KC_DRV_MASTERS];
-	struct arm_smmu_stream streams[KC_DRV_MASTERS];
-	struct arm_smmu_master_domain links[KC_DRV_MASTERS];
-};
+static void kc_sdom_finalise(void *p)
+{
+	struct kc_sdom *c = p;
+	c->ret = arm_smmu_domain_finalise(&c->d, c->d.smmu, 0);
+}
 
-/* arm_smmu_domain_alloc() + arm_smmu_domain_finalise() as far as invalidation sees them: stage 1 with
- * `asid` or stage 2 with `vmid`, the io-pgtable's page sizes, domain->ops->iotlb_sync (the gather
- * helpers' disjoint sync goes there). */
-struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u64 pgsize_bitmap)
+/* arm_smmu_domain_alloc() + the tree's arm_smmu_domain_finalise() on an SMMU with these page sizes: stage 1
+ * with `asid` or stage 2 with `vmid` (the SMMU may restrict the stage, as the tree does), domain->ops with
+ * iotlb_sync (the gather helpers' disjoint sync goes there).  *err: 0, finalise's error, or KC_DRV_CRASHED. */
+struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u64 pgsize_bitmap, u64 id, long *err)
 {
 	struct kc_sdom *c = calloc(1, sizeof(*c));
-	if (!c)
+	long r;
+	if (!c) {
+		*err = -ENOMEM;
 		return NULL;
+	}
+	c->id = id;
+	c->asid = asid;
+	c->vmid = vmid;
+	s->smmu.pgsize_bitmap = pgsize_bitmap;
 	c->d.smmu = &s->smmu;
 	c->d.stage = stage == 1 ? ARM_SMMU_DOMAIN_S1 : ARM_SMMU_DOMAIN_S2;
-	if (stage == 1)
-		c->d.cd.asid = asid;
-	else
-		c->d.s2_cfg.vmid = vmid;
 	c->d.domain.type = IOMMU_DOMAIN_UNMANAGED;
-	c->d.domain.pgsize_bitmap = pgsize_bitmap;
+	INIT_LIST_HEAD(&c->d.devices);
+	r = kc_run(kc_sdom_finalise, c);
+	*err = r ? r : c->ret;
+	if (*err) {
+		free(c);
+		return NULL;
+	}
 	c->ops.iotlb_sync = arm_smmu_iotlb_sync;
 	c->ops.flush_iotlb_all = arm_smmu_flush_iotlb_all;
+#ifdef KC_DRV_IOTLB_SYNC_MAP
+	c->ops.iotlb_sync_map = KC_DRV_IOTLB_SYNC_MAP;
+#endif
 	c->d.domain.ops = &c->ops;
-	INIT_LIST_HEAD(&c->d.devices);
 	return c;
+}
+
+/* What the tree's arm_smmu_domain_finalise() asked of the io-pgtable: out[] = {allocations, fmt, stage
+ * (1 or 2), coherent_walk, defer_sync_pte (-1 where io_pgtable_cfg has none), quirks, ias, oas}. */
+void kc_sdom_cfg(struct kc_sdom *c, u64 *out)
+{
+	out[0] = c->allocs;
+	out[1] = c->fmt;
+	out[2] = c->d.stage == ARM_SMMU_DOMAIN_S1 ? 1 : 2;
+	out[3] = c->cfg.coherent_walk;
+#ifdef KC_HAVE_DEFER_SYNC_PTE
+	out[4] = c->cfg.defer_sync_pte;
+#else
+	out[4] = (u64)-1;
+#endif
+	out[5] = c->cfg.quirks;
+	out[6] = c->cfg.ias;
+	out[7] = c->cfg.oas;
+}
+
+/* Which iommu_domain_ops the tree's arm-smmu-v3 sets beyond the invalidation ones: bit 0 iotlb_sync_map. */
+int kc_drv_features(void)
+{
+#ifdef KC_DRV_IOTLB_SYNC_MAP
+	return 1;
+#else
+	return 0;
+#endif
 }
 
 void kc_sdom_free(struct kc_sdom *c) { free(c); }
@@ -129,7 +236,7 @@ long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, i
 
 enum kc_drv_opcode {
 	KC_D_IOTLB_SYNC, KC_D_FLUSH_ALL, KC_D_INV_CONTEXT, KC_D_INV_WALK, KC_D_ADD_PAGE, KC_D_RANGE_DOMAIN,
-	KC_D_ATC_DOMAIN, KC_D_ATC_MASTER,
+	KC_D_ATC_DOMAIN, KC_D_ATC_MASTER, KC_D_IOTLB_SYNC_MAP,
 };
 
 struct kc_drv_call {
@@ -137,6 +244,7 @@ struct kc_drv_call {
 	struct kc_sdom *c;
 	u64 iova, size, granule, arg;
 	struct iommu_iotlb_gather *g;
+	long ret;
 };
 
 static void kc_drv_call(void *p)
@@ -169,14 +277,21 @@ static void kc_drv_call(void *p)
 		if (k->arg < KC_DRV_MASTERS)
 			arm_smmu_atc_inv_master(&k->c->masters[k->arg], IOMMU_NO_PASID);
 		break;
+	case KC_D_IOTLB_SYNC_MAP:
+#ifdef KC_DRV_IOTLB_SYNC_MAP
+		k->ret = k->c->ops.iotlb_sync_map(&d->domain, k->iova, k->size);
+#endif
+		break;
 	}
 }
 
 /* One driver call on domain c (gather g for iotlb_sync and add_page; arg: leaf for RANGE_DOMAIN, the
- * master's index in the devices list for ATC_MASTER).  Returns 0, or KC_DRV_CRASHED. */
+ * master's index in the devices list for ATC_MASTER).  Returns KC_DRV_CRASHED, or what the call returned
+ * (iotlb_sync_map's int; 0 for the void ones). */
 long kc_drv_op(struct kc_sdom *c, int op, u64 iova, u64 size, u64 granule, u64 arg, struct iommu_iotlb_gather *g)
 {
 	struct kc_drv_call k = { .op = op, .c = c, .iova = iova, .size = size, .granule = granule, .arg = arg,
 				 .g = g };
-	return kc_run(kc_drv_call, &k);
+	long r = kc_run(kc_drv_call, &k);
+	return r ? r : k.ret;
 }

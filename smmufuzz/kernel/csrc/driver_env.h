@@ -62,4 +62,8 @@ struct tegra241_cmdqv;
 #define SMP_CACHE_BYTES 64
 typedef s64 ktime_t;
 #define dev_name(d) "smmu"
+
+/* ---- what arm_smmu_domain_finalise() reads ------------------------------------------------------ */
+#define IOMMU_HWPT_ALLOC_DIRTY_TRACKING (1 << 1)   /* include/uapi/linux/iommufd.h */
+#define VA_BITS 48      /* arm64's CONFIG_ARM64_VA_BITS; only pgtbl_cfg.ias reads it, which the host does not take */
 #endif
