@@ -2,7 +2,8 @@
 
 Random sequential programs run on `kc-core:smmuv3` (the tree's core and io-pgtable-arm.c under our Python
 arm-smmu-v3 model) and on `kc-full:smmuv3` (the same, with arm-smmu-v3.c's invalidation path as C), so the
-driver is the only difference. Every command list either hands the SMMU's queue (Smmu.cmdq_publish, IHI 0070
+driver is the only difference. The io-pgtable each domain gets (arm_smmu_domain_finalise()'s cfg) is compared
+after every op. Every command list either hands the SMMU's queue (Smmu.cmdq_publish, IHI 0070
 §3.5: one write of the queue's PROD) is recorded as it was built, 2 x 64 bits per command. After every op we
 compare, in order: the opcodes, every bit of every command, and how the commands were split into queue
 writes (where a CMD_SYNC falls and where a full batch was flushed without one). Each class of difference
@@ -19,7 +20,7 @@ from .runner import run_variant
 
 MODEL, C_DRIVER = "kc-core:smmuv3", "kc-full:smmuv3"
 M64 = (1 << 64) - 1
-CLASSES = ("opcodes", "command bits", "queue writes", "return value", "crash")
+CLASSES = ("io-pgtable cfg", "opcodes", "command bits", "queue writes", "return value", "crash")
 
 
 @contextmanager
@@ -37,11 +38,21 @@ def recording():
         Smmu.cmdq_publish = orig
 
 
-def trace(prog: Program, variant: str) -> tuple[list, list, object]:
-    """Per op of prog on variant: its return value and the command lists it published; and the run's finding."""
+def pgtable_cfgs(os_) -> tuple:
+    """(domain, coherent_walk, quirks, defer_sync_pte) of each domain's io-pgtable: what arm_smmu_domain_finalise()
+    asked for."""
+    return tuple((k, c.coherent_walk, c.quirks, c.defer_sync_pte) for k, d in sorted(os_.domains.items())
+                 if getattr(d.priv, "pgtbl", None) is not None for c in (d.priv.pgtbl.cfg,))
+
+
+def trace(prog: Program, variant: str, cfgs: list | None = None) -> tuple[list, list, object]:
+    """Per op of prog on variant: its return value and the command lists it published (and, into cfgs, the
+    io-pgtable cfgs of its domains); and the run's finding."""
     rets, pubs = [], []
 
     def probe(ex, i, op, ret):
+        if cfgs is not None:
+            cfgs.append(pgtable_cfgs(ex.os))
         log = ex.smmu.__dict__.setdefault("raw_publishes", [])
         pubs.append(tuple(log))
         log.clear()
@@ -58,11 +69,17 @@ def _fmt(cmds) -> str:
 def compare(prog: Program, counted: list | None = None) -> list[tuple[str, int, str]]:
     """Every class of difference between the model and the C driver on prog, each at its first op (and the
     number of commands the C published appended to `counted`)."""
-    ra, pa, fa = trace(prog, MODEL)
-    rb, pb, fb = trace(prog, C_DRIVER)
+    ca, cb = [], []
+    ra, pa, fa = trace(prog, MODEL, ca)
+    rb, pb, fb = trace(prog, C_DRIVER, cb)
     if counted is not None:
         counted.append(sum(len(w) for op in pb for w in op))
     out: dict[str, tuple[str, int, str]] = {}
+    for i, (x, y) in enumerate(zip(ca, cb)):
+        if x != y:
+            out["io-pgtable cfg"] = ("io-pgtable cfg", i, f"(domain, coherent_walk, quirks, defer_sync_pte): model "
+                                                          f"{x}; C {y}")
+            break
     for i, (x, y) in enumerate(zip(pa, pb)):
         fx, fy = [c for w in x for c in w], [c for w in y for c in w]
         ops_x, ops_y = [c[0] & 0xFF for c in fx], [c[0] & 0xFF for c in fy]

@@ -3,10 +3,13 @@
 `CSmmuV3Driver` is variants/arm_smmu_v3.py's ArmSmmuV3Driver with every TLB and ATC invalidation done by the
 C: arm_smmu_iotlb_sync, arm_smmu_flush_iotlb_all, arm_smmu_tlb_inv_context, arm_smmu_tlb_inv_range_domain,
 arm_smmu_atc_inv_domain, arm_smmu_atc_inv_master and the io-pgtable flush ops (arm_smmu_tlb_inv_walk,
-arm_smmu_tlb_inv_page_nosync into the core's C gather). Attach, detach, ATS enabling and the STE stay the
-model's. The state the C reads is marshalled from the model before each call, and only that: the SMMU's
-features (struct arm_smmu_device), each domain's stage, ASID or VMID and page sizes (struct arm_smmu_domain),
-and its masters in attach order with ats_enabled and nr_ats_masters. Every command list the C issues
+arm_smmu_tlb_inv_page_nosync into the core's C gather). Each domain is finalised by the tree's
+arm_smmu_domain_finalise(): the io-pgtable it asks for (coherent_walk, quirks, seed 003's defer_sync_pte) is
+the one kc_pgtable builds, and the function the file sets as domain->ops->iotlb_sync_map (seed 003 PATCH 2/2)
+is what the core calls. Attach, detach, ATS enabling and the STE stay the model's. The state the C reads is
+marshalled from the model before each call, and only that: the SMMU's features (struct arm_smmu_device), each
+domain's stage, ASID or VMID and page sizes (struct arm_smmu_domain), and its masters in attach order with
+ats_enabled and nr_ats_masters. Every command list the C issues
 (arm_smmu_cmdq_issue_cmdlist) comes back through one hook and is published into the emulator's queue as the
 C built it, 128 bits per command, with the tree's CMD_SYNC where the C asked for one.
 """
