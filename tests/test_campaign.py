@@ -149,10 +149,11 @@ def test_unreadable_corpus_file_and_bad_seed_are_reported_and_kept(tmp_path):
 
 def test_a_worker_that_dies_is_restarted_counted_and_finally_dropped(tmp_path):
     # libFuzzer's RSS limit of 1 MB: every launch dies of "out-of-memory" about a second in
-    _c, s, _out, err = campaign(tmp_path, seconds=30, target="smmuv3", extra=["-rss_limit_mb=1"])
+    # (the campaign ends when its only target is dropped, long before --time: 60 s, loaded machines took 25)
+    _c, s, _out, err = campaign(tmp_path, seconds=60, target="smmuv3", extra=["-rss_limit_mb=1"])
     assert s["restarts_after_death"] == 3 and len(s["worker_deaths"]) == 3
     assert all(d["exit"] == "out of memory" for d in s["worker_deaths"])
-    assert "3 launches in a row" in s["per_target"][0]["blocked"] and s["elapsed"] < 25
+    assert "3 launches in a row" in s["per_target"][0]["blocked"] and s["elapsed"] < 45
     assert s["distinct_findings"] == 0 and s["unreproduced_artifacts"]        # oom inputs: no finding on replay
     assert "died (out of memory" in err
 
