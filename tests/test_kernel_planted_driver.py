@@ -33,6 +33,7 @@ EXPECT = {
     "batch-init-before-issue": ("smmuv3", "MISSED_INVALIDATION"),
     "e2h-nh-opcode": ("smmuv3", "MISSED_INVALIDATION"),
     "s2-vmall-nosync": ("smmuv3", "MISSED_INVALIDATION"),
+    "ttl-nonleaf": ("smmuv3", "MISSED_INVALIDATION"),
 }
 # planted bug -> a change to its reproducer's program under which the patched driver is right again, and why:
 # the patch is seen only where the driver takes the path it breaks
@@ -44,6 +45,7 @@ CLEAN_WITHOUT = {
     "batch-init-before-issue": (("range_inv=0", "range_inv=1"), "with RIL, a few range TLBIs: no batch fills"),
     "walk-leaf": (("e2h=0)", "e2h=0, walk_levels=01)"),
                   "a walk cache without level-2 descriptors: the leaf TLBIs remove all that was cached"),
+    "ttl-nonleaf": (("e2h=0)", "e2h=0, ttl=ignored)"), "an SMMU that ignores the TTL hint removes the blocks too"),
 }
 
 
