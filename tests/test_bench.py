@@ -109,3 +109,6 @@ def test_controls_are_correct_siblings():
     assert control_for("kc-patched:pte-sync") == ["kc:pte-sync"]
     assert control_for("kc-core-patched:smmuv3") == ["kc-core:smmuv3"]   # the tree's core, unpatched
     assert control_for("kc-core-patched:virtio") == ["kc-core:virtio"]
+    # the whole tree (core, io-pgtable, arm-smmu-v3) unpatched; not kc-core-patched, its factory's base, which
+    # runs a core patch too and would hide it
+    assert control_for("kc-full-patched:smmuv3") == ["kc-full:smmuv3"]

@@ -10,23 +10,17 @@ Needs a kernel tree (Debian: apt-get install linux-source-6.12) and gcc; skipped
 unless SMMUFUZZ_REQUIRE_KERNEL=1 (CI), where a missing tree is a failure.
 """
 
-import glob
-import os
 import random
-import re
 
 import pytest
 
 from smmufuzz.harness.codec import decode
-from smmufuzz.harness.load import load_program
 from smmufuzz.harness.program import parse
 from smmufuzz.harness.runner import run_program
-from smmufuzz.kernel import session
+from tests import kernel_planted as KP
 from tests.test_kernel_c import _tree, fresh_session  # noqa: F401  (an autouse fixture)
-from tests.test_kernel_patches import PATCHES, REPRO
 
-PLANTED = sorted(os.path.basename(p)[len("planted-core-"):-len(".diff")]
-                 for p in glob.glob(os.path.join(PATCHES, "planted-core-*.diff")))
+PLANTED = KP.planted("core")
 CORE_FILES = ("drivers/iommu/iommu.c", "include/linux/iommu.h")
 
 # planted bug -> (driver it is benched and replayed on, the oracle finding it gives there)
@@ -44,64 +38,30 @@ GATHER_BLIND = {"unmap-sync-reinit": ("arm-smmu", "virtio")}
 
 
 def _use(name: str) -> None:
-    session.configure(patches=[os.path.join(PATCHES, f"planted-core-{name}.diff")])
-
-
-def _repro(name: str):
-    return load_program(os.path.join(REPRO, f"planted-core-{name}.txt"))
-
-
-def _header(name: str) -> list[str]:
-    with open(os.path.join(PATCHES, f"planted-core-{name}.diff")) as f:
-        text = f.read()
-    return text.split("diff --git", 1)[0].strip().splitlines()
+    KP.use("core", name)
 
 
 def test_every_planted_core_patch_is_accounted_for():
-    assert len(PLANTED) >= 4 and set(PLANTED) == set(EXPECT)
-    for name in PLANTED:
-        head = _header(name)
-        assert 2 <= len(head) <= 6, f"planted-core-{name}: a 2-6 line header saying what it plants"
-        assert f"Expected: {EXPECT[name][1]}" in " ".join(head), f"planted-core-{name}: header's expected verdict"
-        with open(os.path.join(PATCHES, f"planted-core-{name}.diff")) as f:
-            files = re.findall(r"^diff --git a/(\S+)", f.read(), re.M)
-        assert files and set(files) <= set(CORE_FILES), (name, files)
-        prog, meta = _repro(name)
-        assert meta.get("expect") == EXPECT[name][1] and meta.get("variant") == f"kc-core-patched:{EXPECT[name][0]}"
+    KP.check_accounted_for("core", "kc-core", EXPECT, CORE_FILES)
 
 
 @pytest.mark.parametrize("name", PLANTED)
 def test_planted_core_patch_applies_and_builds(name):
     _tree()
-    _use(name)
-    b = session.get(True)
-    assert b.hunks and all(h.status == "applied" for h in b.hunks), [h.line() for h in b.hunks]
-    assert b.ccore_missing is None, b.ccore_missing
-    assert os.path.exists(b.lib) and b.lib != session.get(False).lib
+    KP.check_applies_and_builds("core", name, "ccore_missing")
 
 
 @pytest.mark.parametrize("name", PLANTED)
 def test_reproducer_gives_the_finding_patched_and_none_unpatched(name):
     _tree()
-    _use(name)
-    drv, kind = EXPECT[name]
-    prog, _meta = _repro(name)
-    assert not run_program(prog, [f"kc-core:{drv}"]).findings
-    res = run_program(prog, [f"kc-core-patched:{drv}"])
-    assert [f.kind for f in res.findings] == [kind], [f.text() for f in res.findings]
-    # side by side (kc-core-diff): the same finding on the patched core, none on the tree's; a DIVERGENCE of the
-    # pair may come with it
-    again = run_program(prog, [f"kc-core:{drv}", f"kc-core-patched:{drv}"])
-    assert again.findings[0].text() == res.findings[0].text()
-    assert {f.kind for f in again.findings[1:]} <= {"DIVERGENCE"}
-    assert not any(f.variant == f"kc-core:{drv}" for f in again.findings)
+    KP.check_reproducer("core", "kc-core", name, *EXPECT[name])
 
 
 @pytest.mark.parametrize("name", sorted(GATHER_BLIND))
 def test_gather_blind_drivers_do_not_see_a_gather_bug(name):
     _tree()
     _use(name)
-    prog, _meta = _repro(name)
+    prog, _meta = KP.repro("core", name)
     for drv in GATHER_BLIND[name]:
         assert not run_program(prog, [f"kc-core-patched:{drv}"]).findings, drv
 

@@ -48,10 +48,10 @@ class Exposure:
 def control_for(name: str) -> list[str]:
     """The correct variant a finding must not also show: the same driver with the legacy gather rule,
     eager PTE cleaning, iommupt's fixed gather_range_pages (B), the unpatched kernel tree for a patched one
-    (kc-patched:X -> kc:X, kc-core-patched:X -> kc-core:X), else the nearest correct registered base class of
-    the variant's factory, else mainline."""
+    (kc-patched:X -> kc:X, kc-core-patched:X -> kc-core:X, kc-full-patched:X -> kc-full:X), else the nearest
+    correct registered base class of the variant's factory, else mainline."""
     fam, _, rest = name.partition(":")
-    if fam in ("kc-patched", "kc-core-patched"):
+    if fam in ("kc-patched", "kc-core-patched", "kc-full-patched"):
         return [f"{fam[:-len('-patched')]}:{rest}"]
     if fam == "gather":
         return [f"gather:legacy:{rest.split(':')[-1]}"]
