@@ -108,6 +108,8 @@ class _Exec:
         self.conflicts: set = set()
         self.group_locks: dict = {}
         self.gather_owner: dict = {}             # (domain, gather id) -> context using it (contract.gather_taken)
+        self.mms: dict = {}                      # mm -> reference.process_mm.ProcessMm (op_models.process_mm)
+        self.sva_handles: dict = {}              # (sid, mm) -> (PASID, users) of a live iommu_sva handle
 
     def dspec(self, dom: int) -> DomainSpec:
         ds = self.spec.domains.get(dom)
