@@ -126,3 +126,14 @@ def test_threshold_and_asid_reuse():
     binds = [c for _s, c in log[-1] if c.op == C.CMD_CFGI_CD]
     assert [c.asid for c in tlbi] == [16] and [c.ssid for c in binds] == [1, 1, 2]
     assert run_program(parse(CFG.format(ril=0, ats=0) + text), ["smmuv3"]).findings == []
+
+
+def test_variants_without_sva_skip_the_ops_and_do_not_diverge():
+    """On the invs target (the classic smmuv3 beside the invalidation-array designs, which do not model SVA) the SVA
+    ops run on smmuv3 only and their skipped returns are not a DIVERGENCE."""
+    text = (CFG.format(ril=1, ats=1) + BOUND + "dev_dma_pasid(sid=0, pasid=1, iova=0x401000, write=1)\n"
+            "ptep_get_and_clear(mm=0, va=0x401000, size=0x1000)\n"
+            "arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x401000, end=0x402000)\n")
+    res = run_program(parse(text), ["smmuv3", "invs:merged"])
+    assert res.findings == []
+    assert res.runs[0].returns[2] == 1 and isinstance(res.runs[1].returns[2], str)
