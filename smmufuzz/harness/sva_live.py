@@ -77,3 +77,19 @@ def sva_live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     if kind == "pasid_dma":
         return Op("pasid_dma", (sid, mm + 1, va, int(rng.random() < 0.5)))
     return Op("pasid_ats_req", (sid, mm + 1, va))
+
+
+def sva_program(rng: random.Random, n_ops: int = 24) -> Program:
+    """A program about SVA from nothing: a stage-1 configuration (RIL, ATS, E2H at random), streams attached and
+    bound to processes, then SVA ops from what is live (sva_live_op); for the driver layer's fidelity check."""
+    from .program import Config
+    cfg = Config(12, 48, 1, True, rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.3)
+    ops = [Op("attach", (0, 0)), Op("attach", (0, 1))]
+    if cfg.ats:
+        ops.append(Op("ats", (0, 1)))
+    ops += [Op("sva_bind", (0, 0)), Op("sva_bind", (1, 0))]
+    while len(ops) < n_ops:
+        op = sva_live_op(Program(cfg, tuple(ops), ()), len(ops), rng)
+        if op is not None:
+            ops.append(op)
+    return Program(cfg, tuple(ops), ())

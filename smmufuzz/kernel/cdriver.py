@@ -36,7 +36,8 @@ NEEDS = {
     "arm_smmu_tlb_inv_page_nosync": (_G, "unsigned long", "size_t", "void *"),
     "arm_smmu_tlb_inv_walk": ("unsigned long", "size_t", "size_t", "void *"),
 }
-OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D)}
+OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D),
+            "arm_smmu_tlb_inv_asid": (_S, "u16")}
 # the tree's functions csrc/driver.c defines itself (same name and shape): the hardware queue
 REPLACED = {"arm_smmu_cmdq_issue_cmdlist": (_S, "struct arm_smmu_cmdq *", "u64 *", "int", "bool")}
 # the header's structs csrc/driver.c fills from the Python state

@@ -235,6 +235,10 @@ class ArmSmmuV3Driver(MasterTable):
         while iova < end:
             self.hw.tick()
             if self.features_range_inv:
+                if not num_pages:        # size not a multiple of the leaf size: __ffs(0) is undefined, and on
+                    from ..reference.smmu import HangError     # arm64 (rbit/clz: 64) num is 0 and iova never advances
+                    raise HangError(f"__arm_smmu_tlb_inv_range(): no pages left below end {end:#x} at iova "
+                                    f"{iova:#x} (size not a multiple of the leaf size): the loop does not advance")
                 scale = (num_pages & -num_pages).bit_length() - 1
                 cmd.scale = scale
                 num = (num_pages >> scale) & CMDQ_TLBI_RANGE_NUM_MAX

@@ -25,6 +25,8 @@ class SvaDomain:
     mm: object
     devices: list = field(default_factory=list)
     pgsize_bitmap: int = PAGE_SIZE
+    stage: int = 1          # ARM_SMMU_DOMAIN_S1, its ASID in smmu_domain->cd.asid
+    vmid: int = 0
 
 
 class ArmSmmuV3SvaDriver(ArmSmmuV3Driver):
@@ -106,13 +108,13 @@ class ArmSmmuV3SvaDriver(ArmSmmuV3Driver):
     def sva_domain_free(self, mm_id: int) -> None:
         """arm_smmu_sva_domain_free(): the ASID is emptied from the TLB before it may be reused."""
         d = self.sva_domains.pop(mm_id)
-        self.tlb_inv_asid(d.asid)
+        self.tlb_inv_asid(d)
 
     # ---- invalidation -----------------------------------------------------------------------
-    def tlb_inv_asid(self, asid: int) -> None:
-        """arm_smmu_tlb_inv_asid(): TLBI_NH_ASID (TLBI_EL2_ASID with E2H) + CMD_SYNC."""
+    def tlb_inv_asid(self, d: SvaDomain) -> None:
+        """arm_smmu_tlb_inv_asid(smmu, d->cd.asid): TLBI_NH_ASID (TLBI_EL2_ASID with E2H) + CMD_SYNC."""
         op = CMDQ_OP_TLBI_EL2_ASID if self.features_e2h else CMDQ_OP_TLBI_NH_ASID
-        self.hw.cmdq_publish([build_cmd(CmdqEnt(op, asid=asid)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+        self.hw.cmdq_publish([build_cmd(CmdqEnt(op, asid=d.asid)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
 
     def tlb_inv_range_asid(self, iova: int, size: int, asid: int, granule: int, leaf: bool, d: SvaDomain) -> None:
         """arm_smmu_tlb_inv_range_asid(): __arm_smmu_tlb_inv_range() with the domain's leaf size (PAGE_SIZE)."""
@@ -137,7 +139,7 @@ class ArmSmmuV3SvaDriver(ArmSmmuV3Driver):
             return                           # no notifier registered on this mm
         size = self.notifier_size(start, end)
         if not size:
-            self.tlb_inv_asid(d.asid)
+            self.tlb_inv_asid(d)
         else:
             self.tlb_inv_range_asid(start, size, d.asid, PAGE_SIZE, False, d)
         self.sva_atc_inv_domain(d, start, size)

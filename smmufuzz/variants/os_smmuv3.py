@@ -142,9 +142,9 @@ class SmmuV3Os:
 
     # ---- SVA (iommu-sva.c, arm-smmu-v3-sva.c) ----------------------------------------------------
     def has_sva(self) -> bool:
-        """Does the driver model SVA (iommu_dev_enable_feature(IOMMU_DEV_FEAT_SVA))? One SMMU instance only, and not
-        the kernel-C variants nor the models compared with them (their C has no SVA entry wired yet: docs/sva.md)."""
-        if getattr(type(self), "KERNEL_TREE", False) or getattr(type(self), "KERNEL_BUILD", None):
+        """Does the driver model SVA (iommu_dev_enable_feature(IOMMU_DEV_FEAT_SVA))? One SMMU instance only; not the
+        kc-model:* twins of the io-pgtable-only kc:* variants (whose driver is the SVA-less ArmSmmuV3Driver)."""
+        if getattr(type(self), "KERNEL_TREE", False):
             return False
         return getattr(self.driver, "SVA", False) and not hasattr(self, "drivers")
 

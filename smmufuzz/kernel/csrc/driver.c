@@ -1,5 +1,6 @@
 /* driver.c: arm-smmu-v3's invalidation path of the tree (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c:
  * command building and batching, __arm_smmu_tlb_inv_range, arm_smmu_tlb_inv_range_domain,
+ * arm_smmu_tlb_inv_range_asid and arm_smmu_tlb_inv_asid (SVA's, where the tree has them),
  * arm_smmu_atc_inv_domain/_master, arm_smmu_tlb_inv_context, arm_smmu_iotlb_sync,
  * arm_smmu_flush_iotlb_all and the io-pgtable flush ops, extracted by kernel/cdriver.py into the
  * generated arm_smmu_v3_gen.c) over C structs the host fills from its state (struct arm_smmu_device
@@ -40,6 +41,14 @@ static int arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *smmu, struct arm_
 				       int n, bool sync);
 
 #include "arm_smmu_v3_gen.c"
+
+/* Does the tree have SVA's entries, arm_smmu_tlb_inv_range_asid() and arm_smmu_tlb_inv_asid() (kernel/build.py
+ * defines the macro when both were extracted)? */
+#ifdef KC_HAVE_SVA_INV
+int kc_drv_have_sva_inv = 1;
+#else
+int kc_drv_have_sva_inv = 0;
+#endif
 
 /* Stands in for the tree's arm_smmu_cmdq_issue_cmdlist(): the queue writes and the CMD_SYNC poll are the
  * emulator's; the SYNC entry is the tree's own (at queue index 0: the MSI address is not used). */
@@ -104,9 +113,10 @@ struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u6
 
 void kc_sdom_free(struct kc_sdom *c) { free(c); }
 
-/* The domain's devices list, in attach order: n masters with stream sids[i], ats[i] = master->ats_enabled;
- * nr_ats_masters as the driver counted it.  Returns -1 for too many masters. */
-long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, int nr_ats_masters)
+/* The domain's devices list, in attach order: n masters with stream sids[i], ats[i] = master->ats_enabled,
+ * attached through PASID ssids[i] (an SVA domain; NULL: IOMMU_NO_PASID); nr_ats_masters as the driver
+ * counted it.  Returns -1 for too many masters. */
+long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, const u32 *ssids, int nr_ats_masters)
 {
 	if (n < 0 || n > KC_DRV_MASTERS)
 		return -1;
@@ -120,7 +130,7 @@ long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, i
 		m->num_streams = 1;
 		m->ats_enabled = ats[i];
 		c->links[i].master = m;
-		c->links[i].ssid = IOMMU_NO_PASID;
+		c->links[i].ssid = ssids ? ssids[i] : IOMMU_NO_PASID;
 		list_add_tail(&c->links[i].devices_elm, &c->d.devices);
 	}
 	atomic_set(&c->d.nr_ats_masters, nr_ats_masters);
@@ -129,7 +139,7 @@ long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, i
 
 enum kc_drv_opcode {
 	KC_D_IOTLB_SYNC, KC_D_FLUSH_ALL, KC_D_INV_CONTEXT, KC_D_INV_WALK, KC_D_ADD_PAGE, KC_D_RANGE_DOMAIN,
-	KC_D_ATC_DOMAIN, KC_D_ATC_MASTER,
+	KC_D_ATC_DOMAIN, KC_D_ATC_MASTER, KC_D_RANGE_ASID, KC_D_INV_ASID,
 };
 
 struct kc_drv_call {
@@ -167,13 +177,22 @@ static void kc_drv_call(void *p)
 		break;
 	case KC_D_ATC_MASTER:
 		if (k->arg < KC_DRV_MASTERS)
-			arm_smmu_atc_inv_master(&k->c->masters[k->arg], IOMMU_NO_PASID);
+			arm_smmu_atc_inv_master(&k->c->masters[k->arg], (ioasid_t)k->iova);
 		break;
+#ifdef KC_HAVE_SVA_INV
+	case KC_D_RANGE_ASID:
+		arm_smmu_tlb_inv_range_asid(k->iova, k->size, (int)(u32)k->arg, k->granule, k->arg >> 32, d);
+		break;
+	case KC_D_INV_ASID:
+		arm_smmu_tlb_inv_asid(d->smmu, (u16)k->arg);
+		break;
+#endif
 	}
 }
 
 /* One driver call on domain c (gather g for iotlb_sync and add_page; arg: leaf for RANGE_DOMAIN, the
- * master's index in the devices list for ATC_MASTER).  Returns 0, or KC_DRV_CRASHED. */
+ * master's index in the devices list for ATC_MASTER (iova: its PASID), the ASID | leaf << 32 for RANGE_ASID,
+ * the ASID for INV_ASID).  Returns 0, or KC_DRV_CRASHED. */
 long kc_drv_op(struct kc_sdom *c, int op, u64 iova, u64 size, u64 granule, u64 arg, struct iommu_iotlb_gather *g)
 {
 	struct kc_drv_call k = { .op = op, .c = c, .iova = iova, .size = size, .granule = granule, .arg = arg,
