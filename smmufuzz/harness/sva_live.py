@@ -45,9 +45,12 @@ def sva_live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     notifier over what was cleared (its exact range, a page or two around it, or the whole mm), or DMA / an ATS
     request with a bound PASID at a page that is or was mapped."""
     mapped, pending, bonds = sva_state(prog, at)
-    kinds = ["sva_bind", "mm_map"] + ["mm_unmap"] * bool(mapped) + ["mm_invalidate"] * 2 * bool(pending)
-    kinds += ["pasid_dma", "pasid_ats_req"] * bool(bonds) + ["sva_unbind"] * bool(bonds)
-    kind = rng.choice(kinds)
+    live = any(mapped.values())
+    # mostly the next step of bind, map, clear, notify: each needs the one before it to matter
+    weights = {"sva_bind": 1 if bonds else 4, "mm_map": 1 if live else 3, "mm_unmap": 3 * live,
+               "mm_invalidate": 4 * any(pending.values()), "pasid_dma": bool(bonds), "pasid_ats_req": bool(bonds),
+               "sva_unbind": 0.5 * bool(bonds)}
+    kind = rng.choices(list(weights), list(weights.values()))[0]
     mm = 0 if rng.random() < 0.75 else rng.randrange(NUM_MMS)
     if kind == "sva_bind":
         return Op("sva_bind", (rng.randrange(NUM_SIDS) if rng.random() < 0.3 else 0, mm))
