@@ -137,3 +137,20 @@ def test_variants_without_sva_skip_the_ops_and_do_not_diverge():
     res = run_program(parse(text), ["smmuv3", "invs:merged"])
     assert res.findings == []
     assert res.runs[0].returns[2] == 1 and isinstance(res.runs[1].returns[2], str)
+
+
+def test_cfgi_cd_all_and_cfgi_ste_drop_the_streams_cached_cds():
+    """IHI 0070 §4.3.4 (every CD of the stream) and §4.3.1 (the STE and every CD cached through it): after either
+    completes, only the CD the table holds now translates; another stream's cached CD stays."""
+    from smmufuzz.variants.arm_smmu_v3 import CmdqEnt
+    for op in (C.CMD_CFGI_CD_ALL, C.CMD_CFGI_STE):
+        smmu, mm, other = _smmu()
+        smmu.write_ste(1, smmu.strtab[0])
+        smmu.write_cd(1, 1, Cd(16, mm.pgd, mm.geo))
+        smmu.fill_all()
+        for sid in (0, 1):
+            smmu.write_cd(sid, 1, Cd(17, other.pgd, other.geo))
+        _publish(smmu, CmdqEnt(op, sid=0, leaf=True), CmdqEnt(C.CMD_TLBI_NH_ASID, asid=16))
+        assert {o.pa for o in smmu.translate(0, 0x400000, ssid=1)} == {0x90000000}, op
+        assert {cd.asid for cd in smmu.cdc[(1, 1)]} == {16, 17}, op                # stream 1: both may be used
+        assert 0x80000000 in {o.pa for o in smmu.translate(1, 0x400000, ssid=1)}, op

@@ -1,5 +1,4 @@
-"""The SVA resources live at a point of a program (bonds, process pages mapped, pages cleared and not yet flushed)
-and a resource-aware op built from them, as mutator.live_op builds the iommu API's (docs/sva.md)."""
+"""Resource-aware SVA ops: binds, process pages, pages awaiting arm_smmu_mm_arch_invalidate_secondary_tlbs()."""
 
 import random
 

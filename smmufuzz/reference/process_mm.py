@@ -1,6 +1,4 @@
-"""A process's page table as the CPU's mm keeps it, in the VMSAv8-64 stage-1 format the SMMU walks for an SVA
-PASID (4 KiB pages, 48-bit VA): set_pte_at()/ptep_get_and_clear() on 4 KiB PTEs, with table pages unlinked when
-emptied and freed only after the TLB flush covering them, as the mmu_gather does (tlb_finish_mmu())."""
+"""A process's page table in the stage-1 format an SVA PASID walks, tables freed after their flush (tlb_finish_mmu())."""
 
 from .lpae import ADDR_MASK_48, PTE_AF, PTE_TYPE_TABLE_OR_PAGE, PTE_VALID, S1_AP_RDONLY, Geometry
 

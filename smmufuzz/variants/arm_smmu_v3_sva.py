@@ -1,5 +1,4 @@
-"""arm-smmu-v3's SVA (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c, 6.12): a device PASID bound to a process's
-page table, its TLB and ATC entries invalidated from the mm's notifier."""
+"""arm-smmu-v3's SVA (arm-smmu-v3-sva.c, 6.12): PASIDs bound to process page tables, invalidated by the mm notifier."""
 
 from dataclasses import dataclass, field, replace
 
