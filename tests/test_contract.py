@@ -416,3 +416,40 @@ def test_fault_the_variant_cannot_take():
         rets = run_variant(prog, v).returns
         assert rets[1] == contract.NO_FAULT, (v, rets)
     assert run_variant(prog, "smmuv3").returns[1:] == [None, None]
+
+
+_SVA = (CFG + "iommu_attach_device(d0, sid=0)\niommu_sva_bind_device(sid=0, mm=0)\n"
+        "set_ptes(mm=0, va=0x400000, paddr=0x80000000, size=0x3000, prot=RW)\n")
+
+
+def test_sva_without_sva():
+    """The SVA ops reach only variants whose driver models SVA: the invalidation-array driver skips them."""
+    prog = parse(_SVA + "dev_dma_pasid(sid=0, pasid=1, iova=0x401000, write=1)\n")
+    assert run_variant(prog, "invs:merged").returns[1:] == [contract.NO_SVA] * 3
+    assert run_variant(prog, "smmuv3").returns[1:] == [1, None, None]
+
+
+def test_unbind_of_no_handle():
+    """iommu_sva_unbind_device() of a stream and mm never bound, or unbound as often as bound, is not issued."""
+    prog = parse(_SVA + "iommu_sva_unbind_device(sid=1, mm=0)\niommu_sva_unbind_device(sid=0, mm=0)\n"
+                 "iommu_sva_unbind_device(sid=0, mm=0)\n")
+    assert run_variant(prog, "smmuv3").returns[3:] == [contract.NO_SVA_HANDLE, None, contract.NO_SVA_HANDLE]
+
+
+def test_mm_range_outside():
+    """Unaligned, empty or beyond-TASK_SIZE process ranges are skipped; flush_tlb_mm()'s [0, ULONG_MAX) is not."""
+    prog = parse(_SVA + "ptep_get_and_clear(mm=0, va=0x400800, size=0x1000)\n"
+                 "set_ptes(mm=0, va=0xfffffffff000, paddr=0x90000000, size=0x2000, prot=RW)\n"
+                 "arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x402000, end=0x402000)\n"
+                 "arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x0, end=0xffffffffffffffff)\n")
+    assert run_variant(prog, "smmuv3").returns[3:] == [contract.MM_RANGE] * 3 + [None]
+
+
+def test_mm_map_over_live():
+    """set_ptes() over a present PTE, or one cleared and not yet flushed, is skipped; after the flush it is issued."""
+    prog = parse(_SVA + "set_ptes(mm=0, va=0x402000, paddr=0x90000000, size=0x1000, prot=RW)\n"
+                 "ptep_get_and_clear(mm=0, va=0x402000, size=0x1000)\n"
+                 "set_ptes(mm=0, va=0x402000, paddr=0x90000000, size=0x1000, prot=RW)\n"
+                 "arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x402000, end=0x403000)\n"
+                 "set_ptes(mm=0, va=0x402000, paddr=0x90000000, size=0x1000, prot=RW)\n")
+    assert run_variant(prog, "smmuv3").returns[3:] == [contract.MM_OVER_LIVE, None, contract.MM_OVER_LIVE, None, None]

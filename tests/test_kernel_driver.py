@@ -231,3 +231,34 @@ def test_a_cache_extracted_before_takes_the_driver_files(tmp_path, monkeypatch):
     for rel in (cdriver.SOURCE, cdriver.HEADER, cdriver.BITFIELD):
         assert open(os.path.join(path, rel), "rb").read() == open(os.path.join(src.path, rel), "rb").read()
     assert set(open(os.path.join(path, ".smmufuzz-extracted")).read().split()) == set(T.REQUIRED + T.OPTIONAL)
+
+
+# SVA: a PASID bound on an ATS master, the notifier over odd page counts with RIL (NUM/SCALE corners and the
+# non-leaf NUM=SCALE=0 bump), the whole mm, and the unbind's domain free
+SVA = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=1, ats=1, e2h=0)
+iommu_attach_device(d0, sid=0)
+pci_ats(sid=0, on=1)
+iommu_sva_bind_device(sid=0, mm=0)
+set_ptes(mm=0, va=0x400000, paddr=0x80000000, size=0x41000, prot=RW)
+dev_dma_pasid(sid=0, pasid=1, iova=0x400000, write=1)
+ptep_get_and_clear(mm=0, va=0x401000, size=0x21000)
+arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x401000, end=0x422000)
+arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x423000, end=0x424000)
+arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x0, end=0xffffffffffffffff)
+iommu_sva_unbind_device(sid=0, mm=0)
+"""
+
+
+def test_sva_invalidation_is_the_trees():
+    """The notifier's commands come from the tree's arm_smmu_tlb_inv_range_asid(), arm_smmu_tlb_inv_asid() and
+    arm_smmu_atc_inv_domain() with the PASID (the size computation is the model's), bit for bit as the model's."""
+    b = _build()
+    gen = open(os.path.join(os.path.dirname(b.lib), "gen", cdriver.GENERATED)).read()
+    assert "arm_smmu_tlb_inv_range_asid(unsigned long" in gen and "void arm_smmu_tlb_inv_asid(" in gen
+    model, c = _writes(SVA, FD.MODEL), _writes(SVA, "kc-full:smmuv3")
+    assert c == model
+    ops = [x[0] & 0xFF for w in c for x in w]
+    ranged = [x for w in c for x in w if x[0] & 0xFF == V3.CMDQ_OP_TLBI_NH_VA]
+    assert ranged and all((x[1] >> 10) & 3 == 1 and not x[1] & 1 for x in ranged)     # TG=4K, non-leaf
+    atc_ssv = [x for w in c for x in w if x[0] & 0xFF == V3.CMDQ_OP_ATC_INV and x[0] >> 11 & 1]
+    assert {x[0] >> 12 & 0xFFFFF for x in atc_ssv} == {1} and ops.count(V3.CMDQ_OP_TLBI_NH_ASID) == 2

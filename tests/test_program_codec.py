@@ -224,7 +224,7 @@ def test_error_other_cases():
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from smmufuzz.harness.latitude import WALK_ALL  # noqa: E402
-from smmufuzz.harness.ops import ALLOC_KINDS  # noqa: E402
+from smmufuzz.harness.ops import ALLOC_KINDS, NUM_MMS, NUM_PASIDS  # noqa: E402
 from smmufuzz.harness.program import CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_SG, MAX_SWITCHES  # noqa: E402
 
 _U64 = st.one_of(st.integers(0, 0x10_0000_0000), st.integers(0, (1 << 64) - 1))
@@ -247,6 +247,7 @@ def _programs(draw, wide=False):
             args.append(draw({
                 "dom": st.integers(0, NUM_DOMAINS - 1), "sid": st.integers(0, NUM_SIDS - 1),
                 "gather": st.integers(0, NUM_GATHERS - 1), "addr": _U64, "size": _U64,
+                "mm": st.integers(0, NUM_MMS - 1), "pasid": st.integers(1, NUM_PASIDS),
                 "prot": st.sampled_from((0, 1, 2, 3)), "bool": st.booleans(), "what": st.sampled_from(EVICT_WHAT),
                 "alloc": st.sampled_from(ALLOC_KINDS),
                 "n": st.integers(-3, 300) if wide else st.integers(-1, 254) if kind == "writeback"

@@ -16,8 +16,8 @@ from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Pro
 # so raw corpora saved before keep their meaning (but for those starting with the magic byte, 1 in 256).
 # encode() writes the current format. A new op kind is appended to the op table and FORMAT_VERSION goes up.
 # Version 3 adds a third config byte (b2, the SMMU's latitude: latitude.py); older inputs read it as 0.
-# Version 4 appends arm_smmu_device_reset, version 5 fail_nth.
-FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 5
+# Version 4 appends arm_smmu_device_reset, version 5 fail_nth, version 6 the SVA ops.
+FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 6
 KIND_TABLE = [k.kind for k in OP_KINDS for _ in range(k.weight)]
 KIND_CODE = {k: KIND_TABLE.index(k) for k in KINDS}
 KIND_TABLE_V1 = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2

@@ -32,6 +32,14 @@ LONG_SG = "skipped: a scatterlist entry of 4 GiB or more (struct scatterlist's l
 NO_RESET = "skipped: the driver has no arm_smmu_device_reset() (not an SMMUv3 driver)" + CONTRACT_TAG
 NO_FAULT = "skipped: this variant does not model that allocation failing" + CONTRACT_TAG
 RESET_BUSY = "skipped: a probe or resume in an interrupt or while other IOMMU calls are in flight" + CONTRACT_TAG
+NO_SVA = "skipped: the driver does not model SVA (iommu_dev_enable_feature(IOMMU_DEV_FEAT_SVA) fails)" + CONTRACT_TAG
+NO_SVA_HANDLE = "skipped: iommu_sva_unbind_device() of a handle not bound" + CONTRACT_TAG
+MM_RANGE = ("skipped: a CPU page-table change or TLB flush of a range that is empty, not page aligned, beyond "
+            "TASK_SIZE (2^48), or a set_ptes() of more than 512 pages" + CONTRACT_TAG)
+MM_OVER_LIVE = "skipped: set_ptes() over a PTE that is present or not yet flushed" + CONTRACT_TAG
+SVA_KINDS = frozenset({"sva_bind", "sva_unbind", "mm_map", "mm_unmap", "mm_invalidate", "pasid_dma", "pasid_ats_req"})
+MM_PAGE = 0x1000
+TASK_SIZE = 1 << 48
 RAW_API = frozenset({"map", "unmap", "unmap_fast", "sync", "map_sg", "flush_all"})
 
 SKIP_RULES: list = []         # (function, reason), in the order skip() applies them
@@ -127,6 +135,42 @@ def reset_without_a_reset_path(ex, op: Op, chunks) -> bool:
 def fault_the_variant_cannot_take(ex, op: Op, chunks) -> bool:
     """should_fail() (fault-injection's fail_nth): only where the variant models that allocation's failure path."""
     return op.kind == "fail_alloc" and not getattr(ex.os, "alloc_can_fail", lambda _k: False)(op.args[0])
+
+
+@_skip_rule(NO_SVA)
+def sva_without_sva(ex, op: Op, chunks) -> bool:
+    """iommu_sva_bind_device() needs the driver's SVA support; a process's mm ops matter only to SVA variants."""
+    return op.kind in SVA_KINDS and not getattr(ex.os, "has_sva", lambda: False)()
+
+
+@_skip_rule(NO_SVA_HANDLE)
+def unbind_of_no_handle(ex, op: Op, chunks) -> bool:
+    """iommu_sva_unbind_device(handle): the handle is one iommu_sva_bind_device() returned, unbound once per bind."""
+    return op.kind == "sva_unbind" and (op.args[0], op.args[1]) not in ex.sva_handles
+
+
+@_skip_rule(MM_RANGE)
+def mm_range_outside(ex, op: Op, chunks) -> bool:
+    """set_ptes(), ptep_get_and_clear() and flush_tlb_range() take whole pages below TASK_SIZE (or flush_tlb_mm()'s all)."""
+    if op.kind in ("mm_map", "mm_unmap"):
+        va, size = op.args[1], op.args[-2] if op.kind == "mm_map" else op.args[2]
+        pa = op.args[2] if op.kind == "mm_map" else 0
+        return (not size or (va | size | pa) & (MM_PAGE - 1) or va + size > TASK_SIZE or pa + size > 1 << ex.oas
+                or (op.kind == "mm_map" and size > 512 * MM_PAGE))
+    if op.kind == "mm_invalidate":
+        start, end = op.args[1], op.args[2]
+        return not ((start, end) == (0, (1 << 64) - 1) or
+                    (start < end <= TASK_SIZE and not (start | end) & (MM_PAGE - 1)))
+    return False
+
+
+@_skip_rule(MM_OVER_LIVE)
+def mm_map_over_live(ex, op: Op, chunks) -> bool:
+    """set_ptes() fills empty PTEs: a present one is changed by ptep_clear_flush() first (break-before-make)."""
+    if op.kind != "mm_map":
+        return False
+    ds = ex.spec.mms.get(op.args[0])
+    return ds is not None and bool(ds.overlapping(op.args[1], op.args[1] + op.args[3]))
 
 
 @_skip_rule(RESET_BUSY)

@@ -1,6 +1,6 @@
 """The driver layer of `smmufuzz kernel check`: variants/arm_smmu_v3.py vs the tree's arm-smmu-v3.c, bit for bit.
 
-Random sequential programs run on `kc-core:smmuv3` (the tree's core and io-pgtable-arm.c under our Python
+Random sequential programs (a third of them about SVA: harness/sva_live.py) run on `kc-core:smmuv3` (the tree's core and io-pgtable-arm.c under our Python
 arm-smmu-v3 model) and on `kc-full:smmuv3` (the same, with arm-smmu-v3.c's invalidation path as C), so the
 driver is the only difference. The io-pgtable each domain gets (arm_smmu_domain_finalise()'s cfg) is compared
 after every op. Every command list either hands the SMMU's queue (Smmu.cmdq_publish, IHI 0070
@@ -10,6 +10,7 @@ writes (where a CMD_SYNC falls and where a full batch was flushed without one). 
 keeps one program, shrunk, with the first op where the two part.
 """
 
+import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from ..reference.smmu import Smmu
 from .fidelity import note, random_programs
 from .program import Program
 from .runner import run_variant
+from .sva_live import sva_program
 
 MODEL, C_DRIVER = "kc-core:smmuv3", "kc-full:smmuv3"
 M64 = (1 << 64) - 1
@@ -112,10 +114,19 @@ class DriverResult:
     by_class: dict = field(default_factory=dict)       # class -> [count, program, op, detail]
 
 
+def programs(n: int, seed: int):
+    """n sequential programs: two in three random (fidelity.random_programs), one in three about SVA
+    (sva_live.sva_program: binds, process page-table changes, the notifier over small odd ranges)."""
+    rng = random.Random(seed)
+    rand = random_programs(n, seed)
+    for k in range(n):
+        yield sva_program(rng) if k % 3 == 2 else next(rand)
+
+
 def check(n: int, seed: int, progress=None) -> DriverResult:
-    """n random sequential programs (fidelity.random_programs), model vs C driver."""
+    """n sequential programs (programs()), model vs C driver."""
     res = DriverResult()
-    for prog in random_programs(n, seed):
+    for prog in programs(n, seed):
         res.programs += 1
         counted: list = []
         diffs = compare(prog, counted)

@@ -20,10 +20,12 @@ import random
 
 from .codec import M64, decode, encode, reheader
 from .contract import own_gather
+from .sva_live import sva_live_op
 from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, OS_KINDS, SLEEPING_KINDS, Op, Program, touched_domains
 
 EDITS = ("config", "insert", "delete", "duplicate", "swap", "retarget", "fork", "hoist", "context", "preempt")
 SHRINKING = ("config", "delete", "swap", "retarget", "context", "preempt")   # at the length limit
+SVA_SHARE = 0.25       # of live ops where SVA can bind (stage 1, coherent walks): an SVA op (sva_live.py)
 _IOVA_KINDS = frozenset(k for k, (_n, fields) in OPS.items() if ("iova", "addr") in fields)
 
 
@@ -146,6 +148,8 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     kinds = ["map", "attach"] + (["unmap", "unmap_fast"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
     kinds += ["sync"] * any(d in doms for d in _pending_gathers(prog, at).values())
     kinds += ["dma"] * any(d in live for d in att.values())
+    if prog.config.stage == 1 and prog.config.coherent and rng.random() < SVA_SHARE:
+        return sva_live_op(prog, at, rng)
     return live_op_of(prog, at, rng.choice(kinds), doms, rng)
 
 

@@ -13,8 +13,9 @@ preempted (the scheduler's tasks) are generators.
 from dataclasses import dataclass
 
 from ..reference.handover import leave_foreign_entries
-from ..reference.oracle import IOVA_REUSE, WRONG_PA, Violation
-from ..reference.spec import MAPPED, PENDING
+from ..reference.oracle import IOVA_REUSE, WRONG_PA, Violation, check_translation
+from ..reference.process_mm import PAGE_SIZE, ProcessMm
+from ..reference.spec import MAPPED, PENDING, DomainSpec
 from . import contract, inflight
 
 
@@ -261,6 +262,98 @@ def fail_nth(ex, i, op):
     return None
 
 
+def process_mm(ex, mm_id: int) -> ProcessMm:
+    """The mm_struct of process mm_id (created on first use) and its intent: the PTEs it holds."""
+    mm = ex.mms.get(mm_id)
+    if mm is None:
+        mm = ex.mms[mm_id] = ProcessMm(ex.smmu.mem)
+        ex.spec.mms[mm_id] = DomainSpec(PAGE_SIZE, mm.geo.ias, ex.oas, 1)
+    return mm
+
+
+def iommu_sva_bind_device(ex, i, op):
+    """iommu_sva_bind_device(): once it returned a PASID, DMA with that PASID translates by the process page table."""
+    sid, mm_id = op.args
+    ret = ex.os.sva_bind(sid, mm_id, process_mm(ex, mm_id))
+    if ret > 0:
+        ex.spec.bound[(sid, ret)] = mm_id
+        pasid, users = ex.sva_handles.get((sid, mm_id), (ret, 0))
+        ex.sva_handles[(sid, mm_id)] = (ret, users + 1)
+    return ret
+
+
+def iommu_sva_unbind_device(ex, i, op):
+    """iommu_sva_unbind_device(): when the handle's last user unbinds, nothing is translated with the PASID."""
+    sid, mm_id = op.args
+    ex.os.sva_unbind(sid, mm_id)
+    pasid, users = ex.sva_handles.pop((sid, mm_id))      # a live handle: contract.unbind_of_no_handle
+    if users > 1:
+        ex.sva_handles[(sid, mm_id)] = (pasid, users - 1)
+    else:
+        ex.spec.bound.pop((sid, pasid), None)
+    return None
+
+
+def set_ptes(ex, i, op):
+    """The CPU maps pages of the process (a fault, a page migration's new PTEs): present to bound PASIDs at once."""
+    mm_id, va, pa, size, prot = op.args
+    mm = process_mm(ex, mm_id)
+    for off in range(0, size, PAGE_SIZE):
+        mm.set_pte(va + off, pa + off, prot)
+    ex.spec.mms[mm_id].map(va, pa, size, prot, i)
+    return None
+
+
+def ptep_get_and_clear(ex, i, op):
+    """The CPU clears PTEs of the process (munmap, a migration's unmap): a device may use them until the TLB flush
+    of the range calls the mm's notifier."""
+    mm_id, va, size = op.args
+    mm = process_mm(ex, mm_id)
+    ds = ex.spec.mms[mm_id]
+    for e in ds.overlapping(va, va + size):
+        if e.state == MAPPED:
+            mm.clear_pte(e.base)
+    ds.unmap(va, size, size, i, PENDING)
+    return None
+
+
+def arm_smmu_mm_arch_invalidate_secondary_tlbs(ex, i, op):
+    """The mm's notifier after a CPU TLB flush of [start, end): no cleared PTE in the range is visible to a device
+    when it returns; the table pages unlinked there are freed after it (tlb_finish_mmu())."""
+    mm_id, start, end = op.args
+    mm = process_mm(ex, mm_id)
+    ex.os.mm_invalidate(mm_id, start, end)
+    ds = ex.spec.mms[mm_id]
+    ds.settle([e for e in ds.overlapping(start, end) if start <= e.base and e.base + e.span <= end], i)
+    mm.flushed(start, end)
+    return None
+
+
+def dev_dma_pasid(ex, i, op):
+    """A device access with a PASID: every translation the SMMU may use for it is judged against the bound mm."""
+    sid, pasid, iova, write = op.args
+    outs = ex.smmu.translate(sid, iova, ssid=pasid)
+    mm_id = ex.spec.bound.get((sid, pasid))
+    ds = ex.spec.mms.get(mm_id) if mm_id is not None else None
+    page = iova & ~(PAGE_SIZE - 1)
+    for o in outs:
+        if ("w" if write else "r") not in o.perms:
+            continue
+        v = check_translation(ds, page, PAGE_SIZE, o.pa & ~(PAGE_SIZE - 1), o.perms,
+                              f"sid {sid} PASID {pasid} DMA {'write' if write else 'read'} via {o.source}", o.seq,
+                              ex.smmu.cmd_log)
+        if v:
+            return Stop(None, v)
+    return None
+
+
+def ats_translate_pasid(ex, i, op):
+    """An ATS Translation Request with a PASID (its answer lands in the device's ATC, tagged with the PASID)."""
+    sid, pasid, iova = op.args
+    ex.smmu.ats_translate(sid, iova, ssid=pasid)
+    return None
+
+
 MODELS = {
     "map": iommu_map, "unmap": iommu_unmap, "unmap_fast": iommu_unmap_fast, "sync": iommu_iotlb_sync,
     "map_sg": iommu_map_sg, "flush_all": iommu_flush_iotlb_all, "attach": iommu_attach_device,
@@ -268,4 +361,7 @@ MODELS = {
     "dma_unmap": dma_unmap, "fq_timeout": fq_flush_timeout, "dma_enable_fq": iommu_dma_init_fq,
     "ats_req": ats_translate, "evict": hw_evict, "writeback": hw_writeback, "iova_to_phys": iommu_iova_to_phys,
     "reset": arm_smmu_device_reset, "fail_alloc": fail_nth,
+    "sva_bind": iommu_sva_bind_device, "sva_unbind": iommu_sva_unbind_device, "mm_map": set_ptes,
+    "mm_unmap": ptep_get_and_clear, "mm_invalidate": arm_smmu_mm_arch_invalidate_secondary_tlbs,
+    "pasid_dma": dev_dma_pasid, "pasid_ats_req": ats_translate_pasid,
 }

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 NUM_DOMAINS = 2
 NUM_SIDS = 4
 NUM_GATHERS = 2
+NUM_MMS = 2                # processes whose address spaces devices bind (SVA)
+NUM_PASIDS = 3             # PASIDs 1..3 a device may issue (mm k's is k + 1: variants/arm_smmu_v3_sva.py)
 MAX_SG = 16                # entries of one iommu_map_sg (what the byte encoding holds)
 M64 = (1 << 64) - 1
 PROTS = {3: "RW", 1: "R", 2: "W", 0: "NONE"}
@@ -91,13 +93,34 @@ class _Index(FieldType):
         b = r.u8()
         if self.tag == "sid":
             return b % self.limit
-        return 0 if b & 3 else 1             # 3 in 4: index 0, so that ops meet on one domain and gather
+        return 0 if b & 3 else 1             # 3 in 4: index 0, so that ops meet on one domain, gather and mm
 
     def encode(self, out, ctx, v):
         out.append(v if self.tag == "sid" else (1 if v == 0 else 0))
 
     def simpler(self, v):
         return [0] if v else []
+
+
+class _Pasid(FieldType):
+    """A PASID a device issues with its request, 1..NUM_PASIDS (0 is IOMMU_NO_PASID: the plain dma op)."""
+    tag = "pasid"
+    example = 1
+
+    def parse(self, tok):
+        v = _int(tok)
+        if not 1 <= v <= NUM_PASIDS:
+            raise FieldError(f"pasid must be 1..{NUM_PASIDS}")
+        return v
+
+    def decode(self, r, ctx):
+        return r.u8() % NUM_PASIDS + 1
+
+    def encode(self, out, ctx, v):
+        out.append(v - 1)
+
+    def simpler(self, v):
+        return [1] if v != 1 else []
 
 
 class _Value(FieldType):
@@ -295,6 +318,8 @@ class _Sg(FieldType):
 DOM = _Index("dom", NUM_DOMAINS, "d", f"domain must be d0..d{NUM_DOMAINS - 1}")
 SID = _Index("sid", NUM_SIDS, None, f"sid must be 0..{NUM_SIDS - 1}")
 GATHER = _Index("gather", NUM_GATHERS, "g", "")
+MM = _Index("mm", NUM_MMS, None, f"mm must be 0..{NUM_MMS - 1}")
+PASID = _Pasid()
 IOVA = _Value("addr", "addr", 0x200000)
 PADDR = _Value("addr", "pa", 0x8000_0000)
 SIZE = _Value("size", "size", 0x1000)
@@ -346,6 +371,15 @@ OP_KINDS = (
     OpKind("iova_to_phys", "iommu_iova_to_phys", (("dom", DOM), ("iova", IOVA))),
     OpKind("reset", "arm_smmu_device_reset", (), os=False),
     OpKind("fail_alloc", "fail_nth", (("what", ALLOC), ("n", NTH)), os=False),
+    # SVA (docs/sva.md): a device PASID bound to a process's page table, changed by the CPU and invalidated by the
+    # mm's notifier
+    OpKind("sva_bind", "iommu_sva_bind_device", (("sid", SID), ("mm", MM)), sleeps=True),
+    OpKind("sva_unbind", "iommu_sva_unbind_device", (("sid", SID), ("mm", MM)), sleeps=True),
+    OpKind("mm_map", "set_ptes", (("mm", MM), ("va", IOVA), ("paddr", PADDR), ("size", SIZE), ("prot", PROT))),
+    OpKind("mm_unmap", "ptep_get_and_clear", (("mm", MM), ("va", IOVA), ("size", SIZE))),
+    OpKind("mm_invalidate", "arm_smmu_mm_arch_invalidate_secondary_tlbs", (("mm", MM), ("start", IOVA), ("end", IOVA))),
+    OpKind("pasid_dma", "dev_dma_pasid", (("sid", SID), ("pasid", PASID), ("iova", IOVA), ("write", BOOL)), os=False),
+    OpKind("pasid_ats_req", "ats_translate_pasid", (("sid", SID), ("pasid", PASID), ("iova", IOVA)), os=False),
 )
 KINDS = {k.kind: k for k in OP_KINDS}
 KIND_BY_NAME = {k.name: k.kind for k in OP_KINDS}

@@ -198,11 +198,13 @@ def _driver_unit(src: str, gen: str, tmp: str, compile_unit) -> str | None:
     """Extract and compile arm-smmu-v3's invalidation path (optional, like the core): None, or why not. The
     tree's bitfield.h is seen by this unit only (the io-pgtable units build as they always did)."""
     try:
-        cdriver.generate(src, gen)
+        names = cdriver.generate(src, gen)
     except ExtractError as e:
         return str(e)
     own = os.path.join(tmp, "dinc", "linux")
     os.makedirs(own, exist_ok=True)
     shutil.copyfile(os.path.join(src, cdriver.BITFIELD), os.path.join(own, "bitfield.h"))
+    sva = {"arm_smmu_tlb_inv_range_asid", "arm_smmu_tlb_inv_asid"} <= set(names)    # SVA's entries (csrc/driver.c)
     return compile_unit(cdriver.UNIT, ["-I", os.path.dirname(own),
-                                       "-I", os.path.join(src, os.path.dirname(cdriver.HEADER))])
+                                       "-I", os.path.join(src, os.path.dirname(cdriver.HEADER))]
+                        + ["-DKC_HAVE_SVA_INV"] * sva)

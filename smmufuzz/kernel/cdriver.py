@@ -39,7 +39,8 @@ NEEDS = {
     # what the io-pgtable is asked for (coherent_walk, and seed 003's defer_sync_pte)
     "arm_smmu_domain_finalise": (_D, _S, "u32"),
 }
-OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D)}
+OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D),
+            "arm_smmu_tlb_inv_asid": (_S, "u16")}
 # the tree's functions csrc/driver.c defines itself (same name and shape): the hardware queue, and
 # arm_smmu_domain_finalise()'s ASID and VMID allocators (the model's ASID/VMID)
 REPLACED = {"arm_smmu_cmdq_issue_cmdlist": (_S, "struct arm_smmu_cmdq *", "u64 *", "int", "bool"),

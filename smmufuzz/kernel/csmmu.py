@@ -19,7 +19,7 @@ import errno
 import weakref
 from dataclasses import replace
 
-from ..variants.arm_smmu_v3 import ArmSmmuV3Driver
+from ..variants.arm_smmu_v3_sva import ArmSmmuV3SvaDriver, SvaDomain
 from . import clib
 from .cdomain import GatherView
 
@@ -30,7 +30,8 @@ SYNC_MAP_FN = C.CFUNCTYPE(C.c_int, _u64, _u64, _u64, _u64)
 FEAT_ATS, FEAT_COHERENCY, FEAT_TRANS_S1, FEAT_TRANS_S2, FEAT_RANGE_INV, FEAT_E2H = (
     1 << 5, 1 << 8, 1 << 9, 1 << 10, 1 << 15, 1 << 18)
 # kc_drv_op's opcodes (enum kc_drv_opcode in csrc/driver.c)
-IOTLB_SYNC, FLUSH_ALL, INV_CONTEXT, INV_WALK, ADD_PAGE, RANGE_DOMAIN, ATC_DOMAIN, ATC_MASTER, IOTLB_SYNC_MAP = range(9)
+IOTLB_SYNC, FLUSH_ALL, INV_CONTEXT, INV_WALK, ADD_PAGE, RANGE_DOMAIN, ATC_DOMAIN, ATC_MASTER, RANGE_ASID, INV_ASID, \
+    IOTLB_SYNC_MAP = range(11)
 MAX_MASTERS = 16
 
 
@@ -48,13 +49,15 @@ class DriverLib:
             raise clib.KernelCrash(f"{lib.path} has no arm-smmu-v3 driver (csrc/driver.c was not built)")
         vp = C.c_void_p
         clib.declare(L, (("kc_smmu_new", [_u64, C.c_uint32, C.c_uint32], vp), ("kc_smmu_free", [vp], None),
-                         ("kc_sdom_new", [vp, C.c_int, C.c_uint32, C.c_uint32, _u64, _u64, C.POINTER(C.c_long)], vp),
+                         ("kc_sdom_new", [vp, C.c_int, C.c_uint32, C.c_uint32, _u64, _u64, C.c_int,
+                                          C.POINTER(C.c_long)], vp),
                          ("kc_sdom_free", [vp], None), ("kc_sdom_cfg", [vp, C.POINTER(_u64)], None),
                          ("kc_drv_features", [], C.c_int),
-                         ("kc_sdom_masters", [vp, C.c_int, C.POINTER(C.c_uint32), C.POINTER(C.c_uint8), C.c_int],
-                          C.c_long),
+                         ("kc_sdom_masters", [vp, C.c_int, C.POINTER(C.c_uint32), C.POINTER(C.c_uint8),
+                                              C.POINTER(C.c_uint32), C.c_int], C.c_long),
                          ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long)))
         self.smmus: "weakref.WeakValueDictionary[int, CSmmuV3Driver]" = weakref.WeakValueDictionary()
+        self.have_sva_inv = bool(C.c_int.in_dll(L, "kc_drv_have_sva_inv").value)
         self.error: BaseException | None = None
         self.has_iotlb_sync_map = bool(L.kc_drv_features() & 1)
         self._hooks = _Host(CMDQ_FN(clib.guard(self, self._cmdq)),
@@ -82,13 +85,17 @@ def driver_lib(lib: clib.KernelLib) -> DriverLib:
 
 
 class _CDomain:
-    """The C struct arm_smmu_domain of one model SmmuDomain, finalised by the tree (freed with it)."""
+    """The C struct arm_smmu_domain of one model domain, a paging one finalised by the tree (freed with it)."""
 
     def __init__(self, drv: "CSmmuV3Driver", d, cfg):
+        """cfg: the io-pgtable's, for a paging domain (the tree finalises it); None for an SVA domain
+        (arm_smmu_sva_domain_alloc(): stage 1 with the mm's ASID, no io-pgtable)."""
         c = self.c = drv.c
         self.id = c.lib.next_id()
         err = C.c_long(0)
-        self.ptr = c.L.kc_sdom_new(drv.smmu_ptr, d.stage, d.asid, d.vmid, cfg.pgsize_bitmap, self.id, C.byref(err))
+        self.ptr = c.L.kc_sdom_new(drv.smmu_ptr, d.stage if cfg else 1, d.asid, getattr(d, "vmid", 0),
+                                   cfg.pgsize_bitmap if cfg else d.pgsize_bitmap, self.id, int(cfg is not None),
+                                   C.byref(err))
         if err.value == clib.CRASHED:
             raise c.lib.crash()
         if not self.ptr:
@@ -105,8 +112,10 @@ class _CDomain:
             self.ptr = None
 
 
-class CSmmuV3Driver(ArmSmmuV3Driver):
-    """arm-smmu-v3's invalidation path of the tree, compiled (ArmSmmuV3Driver's interface)."""
+class CSmmuV3Driver(ArmSmmuV3SvaDriver):
+    """arm-smmu-v3's invalidation path of the tree, compiled (ArmSmmuV3SvaDriver's interface: SVA's invalidation
+    too, where the tree has arm_smmu_tlb_inv_range_asid() and arm_smmu_tlb_inv_asid(); the CD writer stays the
+    model's, as the STE writer does)."""
 
     lib_for = staticmethod(lambda: None)       # set by the variant: the build's library (patched or not)
 
@@ -121,6 +130,7 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
         self.c_domains: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
         if self.c.has_iotlb_sync_map:         # the core calls domain->ops->iotlb_sync_map only where it is set
             self.iotlb_sync_map = self._iotlb_sync_map
+        self.SVA = self.c.have_sva_inv
 
     def __del__(self):
         if getattr(self, "smmu_ptr", None):
@@ -146,13 +156,20 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
     def _call(self, d, op: int, iova: int = 0, size: int = 0, granule: int = 0, arg: int = 0, gather=None) -> int:
         """kc_drv_op on d's C domain, its masters marshalled first; what the C returned. Raises what a hook
         raised, or the crash."""
-        devs = d.devices
+        if isinstance(d, SvaDomain):         # (master, PASID) pairs; nr_ats_masters: those with ATS now
+            if getattr(d, "c", None) is None:
+                d.c = _CDomain(self, d, None)
+            devs = [m for m, _ssid in d.devices]
+            ssids = (C.c_uint32 * max(len(devs), 1))(*[ssid for _m, ssid in d.devices])
+            nr_ats = sum(m.ats_enabled for m in devs)
+        else:
+            devs, ssids, nr_ats = d.devices, None, d.nr_ats_masters
         if len(devs) > MAX_MASTERS:
             raise ValueError(f"more than {MAX_MASTERS} masters on one domain (csrc/driver.c KC_DRV_MASTERS)")
         sids = (C.c_uint32 * max(len(devs), 1))(*[m.sid for m in devs])
         ats = (C.c_uint8 * max(len(devs), 1))(*[int(m.ats_enabled) for m in devs])
         L = self.c.L
-        L.kc_sdom_masters(d.c.ptr, len(devs), sids, ats, d.nr_ats_masters)
+        L.kc_sdom_masters(d.c.ptr, len(devs), sids, ats, ssids, nr_ats)
         g = None
         if gather is not None:
             if not (isinstance(gather, GatherView) and gather.lib is self.c.lib):
@@ -191,10 +208,23 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
         """arm_smmu_atc_inv_domain()."""
         self._call(d, ATC_DOMAIN, iova, size)
 
-    def atc_inv_master(self, m) -> None:
-        """arm_smmu_atc_inv_master() (m is still on its domain's list: arm_smmu_disable_ats() runs before it
-        leaves)."""
-        self._call(m.domain, ATC_MASTER, arg=m.domain.devices.index(m))
+    def atc_inv_master(self, m, ssid: int = 0) -> None:
+        """arm_smmu_atc_inv_master(master, ssid) (m is still on its domain's list: arm_smmu_disable_ats() runs
+        before it leaves)."""
+        self._call(m.domain, ATC_MASTER, iova=ssid, arg=m.domain.devices.index(m))
+
+    # ---- SVA's invalidation (arm-smmu-v3-sva.c calls these; the notifier itself is the model's) -----------
+    def tlb_inv_asid(self, d) -> None:
+        """arm_smmu_tlb_inv_asid(smmu, d->cd.asid)."""
+        self._call(d, INV_ASID, arg=d.asid)
+
+    def tlb_inv_range_asid(self, iova: int, size: int, asid: int, granule: int, leaf: bool, d) -> None:
+        """arm_smmu_tlb_inv_range_asid()."""
+        self._call(d, RANGE_ASID, iova, size, granule, (asid & 0xFFFFFFFF) | int(leaf) << 32)
+
+    def sva_atc_inv_domain(self, d, iova: int, size: int) -> None:
+        """arm_smmu_atc_inv_domain() on the SVA domain (its masters with their PASIDs)."""
+        self._call(d, ATC_DOMAIN, iova, size)
 
     def flush_ops(self, d):
         """arm_smmu_flush_ops bound to d: the C's arm_smmu_tlb_inv_context / _walk / _page_nosync."""

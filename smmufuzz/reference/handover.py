@@ -37,5 +37,6 @@ def leave_foreign_entries(smmu) -> None:
             for lf in leaves:
                 smmu.tlb[(tag, lf.va, lf.span, lf.pa ^ FOREIGN_PA, lf.perms, lf.level, pgs)] = epoch
     smmu.atc.clear()
+    smmu.atc_pasid.clear()
     smmu.cache_ver += 1
     smmu.strtab_ver += 1

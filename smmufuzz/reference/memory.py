@@ -141,6 +141,10 @@ class Memory:
     def is_free(self, pa: int) -> bool:
         return (pa & ~(CPU_PAGE - 1)) in self.page_free
 
+    def cpu_nonzero(self, page: int) -> bool:
+        """Does the CPU's view of the 4K page at `page` hold a non-zero qword?"""
+        return bool(self._cpu_idx.get(page & ~(CPU_PAGE - 1)))
+
     def dirty_lines(self) -> list[int]:
         return sorted(self.dirty)
 

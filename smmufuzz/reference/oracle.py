@@ -118,6 +118,50 @@ class Oracle:
             v = self.check_stream(sid, resolve)
             if v:
                 return v
+        if resolve is None:
+            for sid, ssid in smmu.substreams():
+                if sid in sids:
+                    v = self.check_substream(sid, ssid)
+                    if v:
+                        return v
+        return None
+
+    def check_substream(self, sid: int, ssid: int) -> Violation | None:
+        """What a DMA or ATS request with PASID ssid could reach, against the process page table bound to it
+        (spec.bound, spec.mms): nothing once unbound."""
+        smmu, spec = self.smmu, self.spec
+        mm = spec.bound.get((sid, ssid))
+        ds = spec.mms.get(mm) if mm is not None else None
+        where = f" with PASID {ssid}"
+        dkey = (id(ds), ds.version) if ds is not None else None
+        eats = False
+        for ste in smmu.substream_configs(sid, ssid):
+            eats |= ste.eats
+            key = ("pt", smmu.mem.version, ste.ttb, ste.geo, ste.stage, dkey)
+            if key not in self._clean:
+                for lf in smmu.tree(ste)[0]:
+                    v = self._check_one(ds, lf.va, lf.span, lf.pa, lf.perms, sid, "page-table", where, None)
+                    if v:
+                        return v
+                self._remember(key)
+            tag = ste.tag
+            key = ("tlb", tag, smmu.cache_ver, len(smmu.tlb), dkey)
+            if key not in self._clean:
+                for k, s in smmu.tlb.items():
+                    if k[0] == tag:
+                        v = self._check_one(ds, k[1], k[2], k[3], k[4], sid, "TLB", where, s)
+                        if v:
+                            return v
+                self._remember(key)
+            v = self._check_walk_cache(sid, ste, ds, where)
+            if v:
+                return v
+        if eats and sid in smmu.ats_enabled:
+            for (va, span, pa, perms), s in smmu.atc_pasid.get((sid, ssid), {}).items():
+                v = check_translation(ds, va, span, pa, perms, f"sid {sid} device ATC{where}", smmu.fill_seq(s),
+                                      smmu.cmd_log)
+                if v:
+                    return v
         return None
 
     def check_stream(self, sid: int, resolve=None) -> Violation | None:

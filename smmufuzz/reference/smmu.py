@@ -15,6 +15,7 @@ from .lpae import Geometry, Leaf
 from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
 from .ste import Ste
+from .substream import Cd, ssid_allowed, substream_config
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
@@ -88,6 +89,9 @@ class Smmu:
         self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> epoch
         self.wc: dict[tuple, int] = {}                # (tag, level, va, span, table, token, desc_addr, pg_shift) -> epoch
         self.atc: dict[int, dict[tuple, int]] = {}    # sid -> (va, span, pa, perms) -> epoch
+        self.cdtab: dict[tuple, Cd] = {}              # (sid, ssid >= 1) -> the valid CD of the stream's CD table
+        self.cdc: dict[tuple, dict[Cd, int]] = {}     # (sid, ssid) -> possible cached CDs -> epoch
+        self.atc_pasid: dict[tuple, dict[tuple, int]] = {}   # (sid, ssid) -> PASID-tagged ATC entries -> epoch
         self.eseq: list[int] = [0]
         self.cache_ver = 0        # bumped by every cache change other than a max-cache fill
         self.strtab_ver = 0
@@ -139,6 +143,34 @@ class Smmu:
         if ste.translates:
             self.tag_ste[ste.tag] = ste
 
+    def write_cd(self, sid: int, ssid: int, cd: Cd | None) -> None:
+        """CPU store of a whole CD of sid's CD table (None: V=0); the SMMU may keep the old one cached until a
+        CFGI_CD for it completes (IHI 0070 §4.3.3)."""
+        self.tick()
+        self.strtab_ver += 1
+        if cd is None:
+            self.cdtab.pop((sid, ssid), None)
+        else:
+            self.cdtab[(sid, ssid)] = cd
+
+    def substreams(self) -> list[tuple[int, int]]:
+        """Every (sid, ssid) with a CD in the table or in the CD cache."""
+        return sorted(set(self.cdtab) | {k for k, v in self.cdc.items() if v})
+
+    def substream_configs(self, sid: int, ssid: int) -> list[Ste]:
+        """Every translation context the SMMU may use for (sid, ssid) now: each STE it may use for sid whose CD
+        table holds ssid, with the CD table's CD or any cached one (the two caches are independent)."""
+        cur = self.cdtab.get((sid, ssid))
+        cds = ([cur] if cur is not None else []) + [c for c in self.cdc.get((sid, ssid), ()) if c != cur]
+        out = []
+        for ste in self.configs(sid):
+            if ssid_allowed(ste, ssid):
+                for cd in cds:
+                    s = substream_config(ste, cd)
+                    if s not in out:
+                        out.append(s)
+        return out
+
     def set_ats(self, sid: int, on: bool) -> None:
         """pci_enable_ats()/pci_disable_ats() at the endpoint; a disabled endpoint drops its ATC, and may
         ignore the ATC invalidations outstanding to it (ats_timeout.py)."""
@@ -149,6 +181,8 @@ class Smmu:
         else:
             self.ats_enabled.discard(sid)
             self.atc.pop(sid, None)
+            for k in [k for k in self.atc_pasid if k[0] == sid]:
+                del self.atc_pasid[k]
             self.atc_ignored |= outstanding_atc_inv(self.pending, sid)
 
     def cmdq_publish(self, entries: list[tuple[int, int]], ns: int = 0) -> None:
@@ -401,11 +435,9 @@ class Smmu:
             self.ctx_flushes.append((pub, m))
             return
         if o == C.CMD_ATC_INV:
-            # §4.5.1: the span 4096 * 2^Size aligned to its size; Size 52 is all of the 2^64 space.
-            # No PASIDs here (SMMU_IDR1.SSIDSIZE=0): SSV=1 is CONSTRAINED UNPREDICTABLE between acting
-            # as SSV=0 and no effect; the laziest SMMU does nothing.
-            if c.ssv:
-                return
+            # §4.5.1: the span 4096 * 2^Size aligned to its size; Size 52 is all of the 2^64 space. SSV=1:
+            # the entries of PASID SSID only; SSV=0 (a request without a PASID prefix): every entry in the
+            # span, PASID-tagged ones included (PCIe ATS; arm_smmu_atc_inv_to_cmd()'s comment).
             if pub in self.atc_ignored:
                 self.atc_ignored.discard(pub)
                 self.errors.append(sync_timeout(c))
@@ -416,10 +448,15 @@ class Smmu:
             span = 4096 << c.size
             lo = c.addr & ~(span - 1)
             hi = lo + span
-            if atc:
-                for k in [k for k, e in atc.items() if eseq[e] < pub and k[0] < hi and lo < k[0] + k[1]]:
-                    del atc[k]
-                    st.atc_killed += 1
+            if c.ssv:
+                atcs = [self.atc_pasid.get((c.sid, c.ssid))]
+            else:
+                atcs = [atc] + [a for k, a in self.atc_pasid.items() if k[0] == c.sid]
+            for atc in atcs:
+                if atc:
+                    for k in [k for k, e in atc.items() if eseq[e] < pub and k[0] < hi and lo < k[0] + k[1]]:
+                        del atc[k]
+                        st.atc_killed += 1
             return
         if o == C.CMD_CFGI_STE:
             # §4.3.1: the STE of StreamID and every CD cached through it
@@ -431,12 +468,11 @@ class Smmu:
             self._cfgi(pub, lambda sid: n >= 32 or (sid >> n) == (c.sid >> n))
             return
         if o in (C.CMD_CFGI_CD, C.CMD_CFGI_CD_ALL):
-            # §4.3.3, §4.3.4: the CD only, not the STE (§4.3: no structure type implies another). With
-            # one CD per stream (SSIDSIZE=0) a CFGI_CD for SubstreamID != 0 is out of range (§4.1.7):
-            # the laziest SMMU does nothing.
-            if o == C.CMD_CFGI_CD and c.ssid:
-                return
-            self._cfgi_cd(pub, c.sid)
+            # §4.3.3, §4.3.4: the CD only, not the STE (§4.3: no structure type implies another). SSID 0 is
+            # the CD folded into the STE; CFGI_CD_ALL is every SSID of the stream.
+            if o == C.CMD_CFGI_CD_ALL or not c.ssid:
+                self._cfgi_cd(pub, c.sid)
+            self._cfgi_substreams(pub, lambda k: k[0] == c.sid and (o == C.CMD_CFGI_CD_ALL or k[1] == c.ssid))
             return
 
     def _apply_va(self, pub: int, c: C.Command, span_hi: int | None, run: tuple[int, int] | None) -> None:
@@ -502,6 +538,14 @@ class Smmu:
                 snaps = self.cfgc[sid]
                 for ste in [s for s, e in snaps.items() if self.eseq[e] < pub]:
                     del snaps[ste]
+        self._cfgi_substreams(pub, lambda k: match(k[0]))      # §4.3.1: and every CD cached through the STE
+
+    def _cfgi_substreams(self, pub: int, match) -> None:
+        """Remove the cached CDs of the (sid, ssid) keys `match` selects, filled before publication `pub`."""
+        for k, snaps in self.cdc.items():
+            if match(k):
+                for cd in [d for d, e in snaps.items() if self.eseq[e] < pub]:
+                    del snaps[cd]
 
     def _cfgi_cd(self, pub: int, sid: int) -> None:
         """CFGI_CD(_ALL) for sid: the CD fields (ASID, TTB0, TCR) of an older cached stage-1 STE are
@@ -622,6 +666,21 @@ class Smmu:
                     self._fill_ste(s, seq)
             if sid in self.ats_enabled:
                 self._fill_atc(sid, seq)
+        for sid, ssid in self.substreams():
+            cd = self.cdtab.get((sid, ssid))
+            if cd is not None and any(ssid_allowed(s, ssid) for s in self.configs(sid)):
+                self.cdc.setdefault((sid, ssid), {})[cd] = seq
+            confs = self.substream_configs(sid, ssid)
+            for s in confs:
+                self._fill_ste(s, seq)
+            if sid in self.ats_enabled:
+                atc = self.atc_pasid.setdefault((sid, ssid), {})
+                for s in confs:
+                    if s.eats:
+                        tag = s.tag
+                        for k in self.tlb:
+                            if k[0] == tag:
+                                atc[(k[1], k[2], k[3], k[4])] = seq
 
     def _fill_atc(self, sid: int, seq: int) -> None:
         atc = self.atc.setdefault(sid, {})
@@ -698,9 +757,9 @@ class Smmu:
         self._shape_memo = (memo, frozenset(kinds))
         return self._shape_memo[1]
 
-    def translate(self, sid: int, va: int, insert: bool = True) -> list[Outcome]:
-        """All outcomes a device access to va may have now (ATC, TLB, walk cache, fresh walk); none while
-        SMMUEN is 0 (GBPA.ABORT, as Linux leaves it)."""
+    def translate(self, sid: int, va: int, insert: bool = True, ssid: int = 0) -> list[Outcome]:
+        """All outcomes a device access to va (with PASID ssid if not 0) may have now (ATC, TLB, walk cache,
+        fresh walk); none while SMMUEN is 0 (GBPA.ABORT, as Linux leaves it)."""
         if not self.enabled:
             return []
         seq = self.new_epoch()
@@ -709,10 +768,11 @@ class Smmu:
         eseq = self.eseq
         out: list[Outcome] = []
         if sid in self.ats_enabled:
-            for (ava, span, pa, perms), s in self.atc.get(sid, {}).items():
+            atc = self.atc_pasid.get((sid, ssid), {}) if ssid else self.atc.get(sid, {})
+            for (ava, span, pa, perms), s in atc.items():
                 if ava <= va < ava + span:
                     out.append(Outcome(pa + (va - ava), perms, "atc", eseq[s]))
-        for ste in self.configs(sid):
+        for ste in (self.substream_configs(sid, ssid) if ssid else self.configs(sid)):
             if ste.config == "bypass":
                 out.append(Outcome(va, "rw", "bypass"))
                 continue
@@ -741,14 +801,16 @@ class Smmu:
                         out.append(Outcome(lf.pa + (va - lf.va), lf.perms, "walk-cache", eseq[s]))
         return out
 
-    def ats_translate(self, sid: int, va: int) -> list[Outcome]:
-        """ATS Translation Request: the answer (any possible SMMU outcome) is inserted in the ATC."""
+    def ats_translate(self, sid: int, va: int, ssid: int = 0) -> list[Outcome]:
+        """ATS Translation Request (with PASID ssid if not 0): the answer (any possible SMMU outcome) is
+        inserted in the ATC, tagged with the PASID."""
         if sid not in self.ats_enabled or not self.enabled:
             return []
-        if not any(s.translates and s.eats for s in self.configs(sid)):
+        confs = self.substream_configs(sid, ssid) if ssid else self.configs(sid)
+        if not any(s.translates and s.eats for s in confs):
             return []
-        outs = [o for o in self.translate(sid, va) if o.source != "atc"]
-        atc = self.atc.setdefault(sid, {})
+        outs = [o for o in self.translate(sid, va, ssid=ssid) if o.source != "atc"]
+        atc = self.atc_pasid.setdefault((sid, ssid), {}) if ssid else self.atc.setdefault(sid, {})
         ep = len(self.eseq) - 1
         for o in outs:
             atc[(va & ~0xFFF, 4096, o.pa & ~0xFFF, o.perms)] = ep
@@ -763,6 +825,8 @@ class Smmu:
             self.wc.clear()
             self.atc.clear()
             self.cfgc.clear()
+            self.cdc.clear()
+            self.atc_pasid.clear()
             return
         d = self.tlb if what == "tlb" else self.wc
         if d:

@@ -228,3 +228,5 @@ class Spec:
         self.gathers: dict[tuple[int, int], list[Extent]] = {}   # (dom, gather) -> pending extents
         self.fq: set[int] = set()                                 # DMA-FQ domains
         self.fq_pending: dict[int, list[tuple[int, list[Extent], int]]] = {}   # dom -> (hw seq, extents, op)
+        self.mms: dict[int, DomainSpec] = {}    # mm -> the process's page table: mapped, or pending a TLB flush
+        self.bound: dict[tuple[int, int], int] = {}   # (sid, PASID) -> mm, while an SVA bond holds it

@@ -15,6 +15,7 @@ class Ste:
     geo: Geometry | None = None    # the table format and its shape (any object with the format protocol)
     eats: bool = False
     el2: bool = False              # StreamWorld EL2-E2H (Linux FEAT_E2H): EL2 TLBI commands apply
+    s1cdmax: int = 0               # S1CDMax: a CD table of 2^s1cdmax CDs, SSID 0 the one folded in (substream.py)
 
     @property
     def translates(self) -> bool:

@@ -7,6 +7,7 @@ from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 
 CMDQ_OP_CFGI_STE = 0x03
 CMDQ_OP_CFGI_ALL = 0x04
+CMDQ_OP_CFGI_CD = 0x05
 CMDQ_OP_TLBI_NH_ALL = 0x10
 CMDQ_OP_TLBI_NH_ASID = 0x11
 CMDQ_OP_TLBI_NH_VA = 0x12
@@ -67,7 +68,9 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
     elif op == CMDQ_OP_ATC_INV:
         dw0 |= int(ent.substream_valid) << 11 | int(ent.glob) << 9 | (ent.ssid & 0xFFFFF) << 12 | (ent.sid & 0xFFFFFFFF) << 32
         dw1 |= (ent.size & 0x3F) | (ent.addr & ~0xFFF & ((1 << 64) - 1))
-    elif op == CMDQ_OP_CFGI_STE:
+    elif op in (CMDQ_OP_CFGI_STE, CMDQ_OP_CFGI_CD):
+        if op == CMDQ_OP_CFGI_CD:
+            dw0 |= (ent.ssid & 0xFFFFF) << 12
         dw0 |= (ent.sid & 0xFFFFFFFF) << 32
         dw1 |= int(ent.leaf)
     elif op == CMDQ_OP_CFGI_ALL:
@@ -240,6 +243,10 @@ class ArmSmmuV3Driver(MasterTable):
         while iova < end:
             self.hw.tick()
             if self.features_range_inv:
+                if not num_pages:        # size not a multiple of the leaf size: __ffs(0) is undefined, and on
+                    from ..reference.smmu import HangError     # arm64 (rbit/clz: 64) num is 0 and iova never advances
+                    raise HangError(f"__arm_smmu_tlb_inv_range(): no pages left below end {end:#x} at iova "
+                                    f"{iova:#x} (size not a multiple of the leaf size): the loop does not advance")
                 scale = (num_pages & -num_pages).bit_length() - 1
                 cmd.scale = scale
                 num = (num_pages >> scale) & CMDQ_TLBI_RANGE_NUM_MAX
@@ -290,9 +297,9 @@ class ArmSmmuV3Driver(MasterTable):
             batch.add(cmd)
         batch.submit()
 
-    def atc_inv_master(self, m: Master) -> None:
-        """arm_smmu_atc_inv_master(): invalidate everything the endpoint may have cached."""
-        cmd = self.atc_inv_to_cmd(IOMMU_NO_PASID, 0, 0)
+    def atc_inv_master(self, m: Master, ssid: int = IOMMU_NO_PASID) -> None:
+        """arm_smmu_atc_inv_master(): invalidate everything the endpoint may have cached (for one PASID)."""
+        cmd = self.atc_inv_to_cmd(ssid, 0, 0)
         cmd.sid = m.sid
         self.hw.cmdq_publish([build_cmd(cmd), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
 
@@ -316,19 +323,21 @@ class ArmSmmuV3Driver(MasterTable):
     # ---- STE -------------------------------------------------------------------------------
     def install_ste_for_dev(self, m: Master) -> None:
         """arm_smmu_install_ste_for_dev(): write the STE, then CFGI_STE + CMD_SYNC."""
+        self.hw.write_ste(m.sid, self.ste_for(m))
+        self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=m.sid, leaf=True)),
+                              build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+
+    def ste_for(self, m: Master):
+        """The STE for the master's domain (arm_smmu_make_s1_cd + arm_smmu_make_cdtable_ste, arm_smmu_make_s2_domain_ste)."""
         from ..reference.ste import Ste  # the STE layout is the hardware's
         from ..reference.lpae import Geometry
         d = m.domain
         if d is None:
-            ste = Ste("abort")
-        else:
-            p = d.pgtbl
-            geo = Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)
-            ste = Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=p.pgd, geo=geo,
-                      eats=m.ats_enabled, el2=self.features_e2h and d.stage == 1)
-        self.hw.write_ste(m.sid, ste)
-        self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=m.sid, leaf=True)),
-                              build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
+            return Ste("abort")
+        p = d.pgtbl
+        geo = Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)
+        return Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=p.pgd, geo=geo,
+                   eats=m.ats_enabled, el2=self.features_e2h and d.stage == 1)
 
     def detach_dev(self, m: Master) -> None:
         """arm_smmu_detach_dev(): disable ATS, leave the domain, install an abort STE."""

@@ -4,7 +4,7 @@ This is the one interface the harness drives (see harness/runner.py): domains, m
 gathers, attach/detach and ATS, each returning what the kernel API returns.
 """
 
-from .arm_smmu_v3 import ArmSmmuV3Driver
+from .arm_smmu_v3_sva import ArmSmmuV3SvaDriver
 from .core import Domain, IommuCore
 from .dma_iommu import DmaIommu
 from .gather import Gather
@@ -15,7 +15,7 @@ class SmmuV3Os:
     """Linux on one SMMUv3: the variant classes below override one piece each."""
 
     core_cls = IommuCore
-    driver_cls = ArmSmmuV3Driver
+    driver_cls = ArmSmmuV3SvaDriver
     dma_cls = DmaIommu
     DEFERRED_FLUSH = True        # capable(IOMMU_CAP_DEFERRED_FLUSH): DMA-FQ allowed
     KERNEL_VERSION: tuple[int, ...] | None = None   # io-pgtable-arm behaviour of this kernel (None: model default)
@@ -139,3 +139,23 @@ class SmmuV3Os:
 
     def iova_to_phys(self, dom, iova) -> int:
         return self.domain(dom).priv.pgtbl.iova_to_phys(iova)
+
+    # ---- SVA (iommu-sva.c, arm-smmu-v3-sva.c) ----------------------------------------------------
+    def has_sva(self) -> bool:
+        """Does the driver model SVA (iommu_dev_enable_feature(IOMMU_DEV_FEAT_SVA))? One SMMU instance only; not the
+        kc-model:* twins of the io-pgtable-only kc:* variants (whose driver is the SVA-less ArmSmmuV3Driver)."""
+        if getattr(type(self), "KERNEL_TREE", False):
+            return False
+        return getattr(self.driver, "SVA", False) and not hasattr(self, "drivers")
+
+    def sva_bind(self, sid, mm_id, mm) -> int:
+        """iommu_sva_bind_device(): the PASID (iommu_sva_get_pasid()), or -errno."""
+        return self.driver.sva_bind(sid, mm_id, mm)
+
+    def sva_unbind(self, sid, mm_id) -> None:
+        """iommu_sva_unbind_device()."""
+        self.driver.sva_unbind(sid, mm_id)
+
+    def mm_invalidate(self, mm_id, start, end) -> None:
+        """mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end) after a CPU TLB flush of the mm."""
+        self.driver.mm_invalidate(mm_id, start, end)

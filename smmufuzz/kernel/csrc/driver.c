@@ -1,5 +1,6 @@
 /* driver.c: arm-smmu-v3's invalidation path of the tree (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c:
  * command building and batching, __arm_smmu_tlb_inv_range, arm_smmu_tlb_inv_range_domain,
+ * arm_smmu_tlb_inv_range_asid and arm_smmu_tlb_inv_asid (SVA's, where the tree has them),
  * arm_smmu_atc_inv_domain/_master, arm_smmu_tlb_inv_context, arm_smmu_iotlb_sync,
  * arm_smmu_flush_iotlb_all and the io-pgtable flush ops, extracted by kernel/cdriver.py into the
  * generated arm_smmu_v3_gen.c) over C structs the host fills from its state (struct arm_smmu_device
@@ -112,6 +113,14 @@ static int arm_smmu_domain_finalise_s2(struct arm_smmu_device *smmu, struct arm_
 	return 0;
 }
 
+/* Does the tree have SVA's entries, arm_smmu_tlb_inv_range_asid() and arm_smmu_tlb_inv_asid() (kernel/build.py
+ * defines the macro when both were extracted)? */
+#ifdef KC_HAVE_SVA_INV
+int kc_drv_have_sva_inv = 1;
+#else
+int kc_drv_have_sva_inv = 0;
+#endif
+
 /* Stands in for the tree's arm_smmu_cmdq_issue_cmdlist(): the queue writes and the CMD_SYNC poll are the
  * emulator's; the SYNC entry is the tree's own (at queue index 0: the MSI address is not used). */
 static int arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *smmu, struct arm_smmu_cmdq *cmdq, u64 *cmds,
@@ -149,8 +158,11 @@ static void kc_sdom_finalise(void *p)
 
 /* arm_smmu_domain_alloc() + the tree's arm_smmu_domain_finalise() on an SMMU with these page sizes: stage 1
  * with `asid` or stage 2 with `vmid` (the SMMU may restrict the stage, as the tree does), domain->ops with
- * iotlb_sync (the gather helpers' disjoint sync goes there).  *err: 0, finalise's error, or KC_DRV_CRASHED. */
-struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u64 pgsize_bitmap, u64 id, long *err)
+ * iotlb_sync (the gather helpers' disjoint sync goes there).  Without `finalise`, an SVA domain as
+ * arm_smmu_sva_domain_alloc() makes it: stage 1 with the mm's `asid`, no io-pgtable.  *err: 0, finalise's
+ * error, or KC_DRV_CRASHED. */
+struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u64 pgsize_bitmap, u64 id,
+			    int finalise, long *err)
 {
 	struct kc_sdom *c = calloc(1, sizeof(*c));
 	long r;
@@ -166,7 +178,14 @@ struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u6
 	c->d.stage = stage == 1 ? ARM_SMMU_DOMAIN_S1 : ARM_SMMU_DOMAIN_S2;
 	c->d.domain.type = IOMMU_DOMAIN_UNMANAGED;
 	INIT_LIST_HEAD(&c->d.devices);
-	r = kc_run(kc_sdom_finalise, c);
+	if (finalise) {
+		r = kc_run(kc_sdom_finalise, c);
+	} else {
+		r = 0;
+		c->d.stage = ARM_SMMU_DOMAIN_S1;
+		c->d.cd.asid = asid;
+		c->d.domain.pgsize_bitmap = pgsize_bitmap;
+	}
 	*err = r ? r : c->ret;
 	if (*err) {
 		free(c);
@@ -211,9 +230,10 @@ int kc_drv_features(void)
 
 void kc_sdom_free(struct kc_sdom *c) { free(c); }
 
-/* The domain's devices list, in attach order: n masters with stream sids[i], ats[i] = master->ats_enabled;
- * nr_ats_masters as the driver counted it.  Returns -1 for too many masters. */
-long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, int nr_ats_masters)
+/* The domain's devices list, in attach order: n masters with stream sids[i], ats[i] = master->ats_enabled,
+ * attached through PASID ssids[i] (an SVA domain; NULL: IOMMU_NO_PASID); nr_ats_masters as the driver
+ * counted it.  Returns -1 for too many masters. */
+long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, const u32 *ssids, int nr_ats_masters)
 {
 	if (n < 0 || n > KC_DRV_MASTERS)
 		return -1;
@@ -227,7 +247,7 @@ long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, i
 		m->num_streams = 1;
 		m->ats_enabled = ats[i];
 		c->links[i].master = m;
-		c->links[i].ssid = IOMMU_NO_PASID;
+		c->links[i].ssid = ssids ? ssids[i] : IOMMU_NO_PASID;
 		list_add_tail(&c->links[i].devices_elm, &c->d.devices);
 	}
 	atomic_set(&c->d.nr_ats_masters, nr_ats_masters);
@@ -236,7 +256,7 @@ long kc_sdom_masters(struct kc_sdom *c, int n, const u32 *sids, const u8 *ats, i
 
 enum kc_drv_opcode {
 	KC_D_IOTLB_SYNC, KC_D_FLUSH_ALL, KC_D_INV_CONTEXT, KC_D_INV_WALK, KC_D_ADD_PAGE, KC_D_RANGE_DOMAIN,
-	KC_D_ATC_DOMAIN, KC_D_ATC_MASTER, KC_D_IOTLB_SYNC_MAP,
+	KC_D_ATC_DOMAIN, KC_D_ATC_MASTER, KC_D_RANGE_ASID, KC_D_INV_ASID, KC_D_IOTLB_SYNC_MAP,
 };
 
 struct kc_drv_call {
@@ -275,8 +295,16 @@ static void kc_drv_call(void *p)
 		break;
 	case KC_D_ATC_MASTER:
 		if (k->arg < KC_DRV_MASTERS)
-			arm_smmu_atc_inv_master(&k->c->masters[k->arg], IOMMU_NO_PASID);
+			arm_smmu_atc_inv_master(&k->c->masters[k->arg], (ioasid_t)k->iova);
 		break;
+#ifdef KC_HAVE_SVA_INV
+	case KC_D_RANGE_ASID:
+		arm_smmu_tlb_inv_range_asid(k->iova, k->size, (int)(u32)k->arg, k->granule, k->arg >> 32, d);
+		break;
+	case KC_D_INV_ASID:
+		arm_smmu_tlb_inv_asid(d->smmu, (u16)k->arg);
+		break;
+#endif
 	case KC_D_IOTLB_SYNC_MAP:
 #ifdef KC_DRV_IOTLB_SYNC_MAP
 		k->ret = k->c->ops.iotlb_sync_map(&d->domain, k->iova, k->size);
@@ -286,8 +314,9 @@ static void kc_drv_call(void *p)
 }
 
 /* One driver call on domain c (gather g for iotlb_sync and add_page; arg: leaf for RANGE_DOMAIN, the
- * master's index in the devices list for ATC_MASTER).  Returns KC_DRV_CRASHED, or what the call returned
- * (iotlb_sync_map's int; 0 for the void ones). */
+ * master's index in the devices list for ATC_MASTER (iova: its PASID), the ASID | leaf << 32 for RANGE_ASID,
+ * the ASID for INV_ASID).  Returns KC_DRV_CRASHED, or what the call returned (iotlb_sync_map's int; 0 for the
+ * void ones). */
 long kc_drv_op(struct kc_sdom *c, int op, u64 iova, u64 size, u64 granule, u64 arg, struct iommu_iotlb_gather *g)
 {
 	struct kc_drv_call k = { .op = op, .c = c, .iova = iova, .size = size, .granule = granule, .arg = arg,
