@@ -14,7 +14,8 @@ from . import cmdq as C
 from .lpae import Geometry, Leaf
 from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
-from .ste import Ste
+from .ste import Cd, Ste
+from . import ste_words as W
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
@@ -82,7 +83,10 @@ class Smmu:
     def __init__(self, cfg: HwConfig):
         self.cfg = cfg
         self.mem = Memory(cfg.coherent)
-        self.strtab: dict[int, Ste] = {}
+        self.strtab: dict[int, Ste] = {}              # sid -> the STE its table entry's words decode to now
+        self.strtab_base: dict[int, int] = {}         # instance ns -> its linear stream table (SMMU_STRTAB_BASE)
+        self.ste_ns: dict[int, int] = {}              # sid -> the ns of the instance whose table holds it
+        self.cds: dict[int, Cd] = {}                  # address -> the stage-1 CD there (kept decoded)
         # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
         self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
         self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> epoch
@@ -131,9 +135,63 @@ class Smmu:
         if on and self.cfg.policy == "max-cache":
             self.fill_all()
 
-    def write_ste(self, sid: int, ste: Ste) -> None:
-        """CPU store of a whole STE (single-copy atomic here; the SMMU may keep the old one cached)."""
+    def ste_addr(self, sid: int, ns: int = 0) -> int:
+        """Where sid's STE is: a linear stream table of 2^16 64-byte entries per instance (IHI 0070 §5.2)."""
+        base = self.strtab_base.get(ns)
+        if base is None:
+            base = self.strtab_base[ns] = self.mem.alloc_coherent(W.STE_SIZE << 16)
+        return base + sid * W.STE_SIZE
+
+    def ste_words(self, sid: int) -> tuple[int, ...]:
+        """The 8 words of sid's STE as the SMMU reads them."""
+        a = self.ste_addr(sid, self.ste_ns.get(sid, 0))
+        read = self.mem.smmu_read
+        return tuple(read(a + 8 * q) for q in range(W.STE_DWORDS))
+
+    def store_ste(self, sid: int, q: int, val: int, ns: int = 0) -> None:
+        """A CPU store of qword q of sid's STE (64-bit single-copy atomic, through the table's coherent
+        mapping): the next fetch of the STE decodes the words as they are after it."""
+        self.ste_ns[sid] = ns
+        self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, val)
+        self._fetch_ste(sid)
+
+    def write_ste_words(self, sid: int, words, ns: int = 0) -> None:
+        """The CPU stores a whole STE, qword 0 last (no fetch between the stores)."""
         self.tick()
+        for q in range(W.STE_DWORDS - 1, -1, -1):
+            self.ste_ns[sid] = ns
+            self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, words[q])
+        self._fetch_ste(sid)
+
+    def write_cd(self, addr: int, cd: Cd) -> None:
+        """The CPU writes a stage-1 CD at addr (kept decoded); the STEs pointing at it fetch it from now on."""
+        self.cds[addr] = cd
+        for sid in list(self.ste_ns):
+            if W.field(self.ste_words(sid), "S1ContextPtr") == addr:
+                self._fetch_ste(sid)
+
+    def write_ste(self, sid: int, ste: Ste, ns: int = 0) -> None:
+        """A stream mapping given decoded (an IOMMU whose mapping is no SMMUv3 STE, e.g. an arm-smmu context
+        bank, and tests): its words (ste_words.from_ste) and CD, one CD slot per stream, stored at once."""
+        cd_ptr = self.cd_slot(sid, ns)
+        words, cd = W.from_ste(ste, cd_ptr)
+        if cd is not None:
+            self.cds[cd_ptr] = cd
+        self.write_ste_words(sid, words, ns)
+
+    def cd_slot(self, sid: int, ns: int = 0) -> int:
+        """The CD address write_ste() uses for sid: a coherent array of one 64-byte CD per stream."""
+        key = ("cd", ns)
+        base = self.strtab_base.get(key)
+        if base is None:
+            base = self.strtab_base[key] = self.mem.alloc_coherent(W.STE_SIZE << 16)
+        return base + sid * W.STE_SIZE
+
+    def _fetch_ste(self, sid: int) -> None:
+        """Decode sid's STE from its words (what any fetch from now on reads)."""
+        ste, why = W.decode(self.ste_words(sid), self.cds.get, self.ste_ns.get(sid, 0))
+        if why is not None and not self.errors[-1:] == [f"C_BAD_STE: sid {sid}: {why}"]:
+            self.errors.append(f"C_BAD_STE: sid {sid}: {why}")
         self.strtab[sid] = ste
         self.strtab_ver += 1
         if ste.translates:
@@ -799,10 +857,13 @@ class SmmuInstance:
         return getattr(self.smmu, name)
 
     def write_ste(self, sid: int, ste: Ste) -> None:
-        if self.ns and ste.translates:
-            from dataclasses import replace
-            ste = replace(ste, asid=ste.asid + self.ns, vmid=ste.vmid + self.ns)
-        self.smmu.write_ste(sid, ste)
+        self.smmu.write_ste(sid, ste, self.ns)
+
+    def write_ste_words(self, sid: int, words) -> None:
+        self.smmu.write_ste_words(sid, words, self.ns)
+
+    def store_ste(self, sid: int, q: int, val: int) -> None:
+        self.smmu.store_ste(sid, q, val, self.ns)
 
     def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
         self.smmu.cmdq_publish(entries, self.ns)

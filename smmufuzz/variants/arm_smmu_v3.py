@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from . import arm_smmu_v3_ste as S
 from .gather import Gather
 from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 
@@ -108,6 +109,7 @@ class Master:
     domain: "SmmuDomain | None" = None
     ats_supported: bool = False
     ats_enabled: bool = False
+    cdtab_dma: int | None = None     # master->cd_table.cdtab_dma, allocated on the first stage-1 attach
 
 
 class MasterTable:
@@ -306,19 +308,27 @@ class ArmSmmuV3Driver(MasterTable):
         m.domain.nr_ats_masters -= 1
 
     # ---- STE -------------------------------------------------------------------------------
-    def install_ste_for_dev(self, m: Master) -> None:
-        """arm_smmu_install_ste_for_dev(): write the STE, then CFGI_STE + CMD_SYNC."""
-        from ..reference.ste import Ste  # the STE layout is the hardware's
-        from ..reference.lpae import Geometry
+    def target_ste(self, m: Master) -> tuple[int, ...]:
+        """The STE arm_smmu_attach_dev() (or the blocked domain's attach) asks for: abort when detached; for
+        a stage-1 domain the CD table's one CD (arm_smmu_make_s1_cd() + arm_smmu_write_cd_entry(), kept
+        decoded) is written first."""
         d = m.domain
         if d is None:
-            ste = Ste("abort")
-        else:
-            p = d.pgtbl
-            geo = Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)
-            ste = Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=p.pgd, geo=geo,
-                      eats=m.ats_enabled, el2=self.features_e2h and d.stage == 1)
-        self.hw.write_ste(m.sid, ste)
+            return S.make_abort_ste()
+        p = d.pgtbl
+        if d.stage == 1:
+            from ..reference.ste import Cd
+            from ..reference.lpae import Geometry
+            if m.cdtab_dma is None:
+                m.cdtab_dma = self.hw.mem.alloc_coherent(64)     # arm_smmu_alloc_cd_tables(): one CD
+            self.hw.write_cd(m.cdtab_dma, Cd(d.asid, p.pgd, Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)))
+            return S.make_cdtable_ste(m.cdtab_dma, m.ats_enabled, self.features_e2h)
+        return S.make_s2_domain_ste(d.vmid, p.pgd, p.cfg.pg_shift, p.cfg.ias, p.cfg.oas, p.start_level,
+                                    p.cfg.coherent_walk, m.ats_enabled)
+
+    def install_ste_for_dev(self, m: Master) -> None:
+        """arm_smmu_install_ste_for_dev(): write the STE, then CFGI_STE + CMD_SYNC."""
+        self.hw.write_ste_words(m.sid, self.target_ste(m))
         self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=m.sid, leaf=True)),
                               build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
 
