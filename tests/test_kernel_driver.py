@@ -179,9 +179,11 @@ def test_a_patch_to_arm_smmu_v3_c_is_applied_and_runs(tmp_path):
     b = session.get(True)
     assert [h.status for h in b.hunks] == ["applied"] and b.driver_missing is None
     base, patched = _writes(BIG, "kc-full:smmuv3"), _writes(BIG, "kc-full-patched:smmuv3")
-    # the SYNC ending each of the C's queue writes (the STE's CFGI_STE + SYNC are the model's)
+    # the SYNC ending each of the C's queue writes (the STE's CFGI_STE + SYNC and the CD's CFGI_CD + SYNC are the
+    # model's)
     msiattr = lambda w: {(x[0] >> 24) & 0xF for x in w[-1:]  # noqa: E731
-                         if x[0] & 0xFF == V3.CMDQ_OP_CMD_SYNC and w[0][0] & 0xFF != V3.CMDQ_OP_CFGI_STE}
+                         if x[0] & 0xFF == V3.CMDQ_OP_CMD_SYNC
+                         and w[0][0] & 0xFF not in (V3.CMDQ_OP_CFGI_STE, V3.CMDQ_OP_CFGI_CD)}
     assert [len(w) for w in base] == [len(w) for w in patched]
     assert set().union(*map(msiattr, base)) == {V3.ARM_SMMU_MEMATTR_OIWB}
     assert V3.ARM_SMMU_MEMATTR_OIWB not in set().union(*map(msiattr, patched))

@@ -193,3 +193,63 @@ def test_the_layout_is_the_trees():
         assert (fq, flo, flo + width - 1) == (int(q), lo, hi), field
         checked += 1
     assert checked >= 20, checked
+
+
+def _linux_stes():
+    """The STEs the model's arm-smmu-v3 builds: abort, bypass, stage 1 (two CD tables, ATS, E2H), stage 2."""
+    out = [S.make_abort_ste(), S.make_bypass_ste()]
+    for cd in (0x2000_0000_0040, 0x2000_0000_0080):
+        for ats in (False, True):
+            for e2h in (False, True):
+                out.append(S.make_cdtable_ste(cd, ats, e2h))
+    for vmid, pgd, geo in ((1, 0x4000_0001_0000, GEOS[0]), (2, 0x4000_0002_0000, GEOS[6])):
+        for ats in (False, True):
+            out.append(S.make_s2_domain_ste(vmid, pgd, geo.pg_shift, geo.ias, 48, geo.start_level, True, ats))
+    return out
+
+
+def test_the_writer_never_shows_a_third_configuration():
+    """arm_smmu_write_entry()'s promise, on the model's writer: after every 64-bit store the words decode to the
+    old STE, the new one, or a non-translating one; it ends at the target, and a sync follows each step."""
+    cds = {a: Cd(5, 0x4000_0003_0000, GEOS[0]) for a in (0x2000_0000_0040, 0x2000_0000_0080)}
+    dec = lambda w: W.decode(w, cds.get)[0]  # noqa: E731
+    stes = _linux_stes()
+    hitless = breaking = 0
+    for old in stes:
+        for new in stes:
+            entry = list(old)
+            log = []
+
+            def store(q, v, entry=entry, log=log):
+                log.append(("store", dec(entry)))
+
+            W_old, W_new = dec(old), dec(new)
+            S.write_entry(entry, new, store, lambda log=log: log.append(("sync", None)))
+            assert tuple(entry) == new
+            for kind, ste in log:
+                if kind == "store":
+                    assert ste in (W_old, W_new) or not ste.translates, (old, new, ste)
+            assert (log[-1][0] == "sync") if log else old == new
+            syncs = sum(k == "sync" for k, _ in log)
+            if old != new and W_old != W_new:
+                hitless += syncs == 2
+                breaking += syncs == 3
+    assert hitless and breaking
+
+
+def test_the_models_attach_writes_ste_steps_with_a_cfgi_ste_each():
+    text = ("config(granule=4K, ias=48, stage=2, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+            "iommu_attach_device(d0, sid=1)\niommu_attach_device(d1, sid=1)\n")
+    prog = parse(text)
+    logs = []
+
+    def probe(ex, i, op, ret):
+        logs.append([c for _s, c in ex.smmu.cmd_log])
+
+    assert run_variant(prog, "smmuv3", probe=probe).finding is None
+    first = [C.OPCODE_NAMES[c.op] for c in logs[0]]
+    second = [C.OPCODE_NAMES[c.op] for c in logs[1][len(logs[0]):]]
+    # V=0 -> s2: the unused qwords, then qword 0 (hitless); the model's re-attach detaches first: s2 -> abort
+    # (qword 0, then the now unused qwords 1-3 cleared), abort -> s2 as the first; PREFETCH_CFG after each STE
+    one = ["CFGI_STE", "CMD_SYNC"] * 2 + ["PREFETCH_CONFIG"]
+    assert first == one and second == one * 2

@@ -36,7 +36,7 @@ class Memory:
         self._free_lists: dict[int, list[int]] = {}
         self._next = base
         self.table_pages = 0
-        self.version = 0                   # bumped whenever the SMMU's view may have changed
+        self.version = 0                   # bumped whenever a table walk's view may have changed
         self._cpu_idx: dict[int, set[int]] = {}  # 4K page -> qword addresses holding non-zero values
         self._poc_idx: dict[int, set[int]] = {}
         self._next_coherent = COHERENT_BASE
@@ -95,10 +95,10 @@ class Memory:
 
     def coherent_write(self, addr: int, val: int) -> None:
         """A CPU store through a dma_alloc_coherent() mapping (non-cacheable when walks are not coherent):
-        the CPU and the SMMU see it at once."""
+        the CPU and the SMMU see it at once. `version` stays: no table walk reads this pool (its users, the
+        stream table and CDs, are fetched as configuration and counted by their owner: Smmu.strtab_ver)."""
         _store(self.cpu, self._cpu_idx, addr, val)
         _store(self.poc, self._poc_idx, addr, val)
-        self.version += 1
 
     def alloc_coherent(self, size: int) -> int:
         """dma_alloc_coherent(): zeroed memory from its own pool (the page allocator's addresses are unchanged)."""

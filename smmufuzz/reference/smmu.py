@@ -865,5 +865,9 @@ class SmmuInstance:
     def store_ste(self, sid: int, q: int, val: int) -> None:
         self.smmu.store_ste(sid, q, val, self.ns)
 
+    def ste_words(self, sid: int) -> tuple[int, ...]:
+        self.smmu.ste_ns.setdefault(sid, self.ns)
+        return self.smmu.ste_words(sid)
+
     def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
         self.smmu.cmdq_publish(entries, self.ns)
