@@ -21,6 +21,7 @@ GENERATED = "arm_smmu_v3_gen.c"
 UNIT = "driver.c"
 _E, _S, _D, _G = ("struct arm_smmu_cmdq_ent *", "struct arm_smmu_device *", "struct arm_smmu_domain *",
                   "struct iommu_iotlb_gather *")
+_M, _STE = "struct arm_smmu_master *", "struct arm_smmu_ste *"
 # what csrc/driver.c calls, with the parameter types they have in 6.12
 NEEDS = {
     "arm_smmu_cmdq_build_cmd": ("u64 *", _E),
@@ -35,6 +36,12 @@ NEEDS = {
     "arm_smmu_flush_iotlb_all": ("struct iommu_domain *",),
     "arm_smmu_tlb_inv_page_nosync": (_G, "unsigned long", "size_t", "void *"),
     "arm_smmu_tlb_inv_walk": ("unsigned long", "size_t", "size_t", "void *"),
+    # the STE writer (arm_smmu_write_entry and its ops come with it) and the STEs attach asks for
+    "arm_smmu_write_ste": (_M, "u32", _STE, "const struct arm_smmu_ste *"),
+    "arm_smmu_make_abort_ste": (_STE,),
+    "arm_smmu_make_bypass_ste": (_S, _STE),
+    "arm_smmu_make_cdtable_ste": (_STE, _M, "bool", "unsigned int"),
+    "arm_smmu_make_s2_domain_ste": (_STE, _M, _D, "bool"),
 }
 OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D)}
 # the tree's functions csrc/driver.c defines itself (same name and shape): the hardware queue
@@ -42,12 +49,14 @@ REPLACED = {"arm_smmu_cmdq_issue_cmdlist": (_S, "struct arm_smmu_cmdq *", "u64 *
 # the header's structs csrc/driver.c fills from the Python state
 STRUCTS = {
     "arm_smmu_device": ("features", "options", "cmdq", "impl_ops"),
-    "arm_smmu_domain": ("smmu", "nr_ats_masters", "stage", "cd", "s2_cfg", "domain", "devices"),
-    "arm_smmu_master": ("smmu", "streams", "num_streams", "ats_enabled"),
+    "arm_smmu_domain": ("smmu", "nr_ats_masters", "stage", "cd", "s2_cfg", "domain", "devices", "pgtbl_ops"),
+    "arm_smmu_master": ("smmu", "streams", "num_streams", "ats_enabled", "cd_table", "stall_enabled"),
+    "arm_smmu_ctx_desc_cfg": ("cdtab_dma", "s1fmt", "s1cdmax"),
+    "arm_smmu_ste": ("data",),
     "arm_smmu_master_domain": ("devices_elm", "master", "ssid"),
     "arm_smmu_stream": ("id",),
 }
-MAX_HELPERS = 16
+MAX_HELPERS = 24
 CONFIG = ("CONFIG_IOMMU_API", "CONFIG_ARM_SMMU_V3")
 
 
