@@ -253,3 +253,36 @@ def test_the_models_attach_writes_ste_steps_with_a_cfgi_ste_each():
     # (qword 0, then the now unused qwords 1-3 cleared), abort -> s2 as the first; PREFETCH_CFG after each STE
     one = ["CFGI_STE", "CMD_SYNC"] * 2 + ["PREFETCH_CONFIG"]
     assert first == one and second == one * 2
+
+
+def _torn_after(stores, before, geo=GEOS[0]):
+    """Store these (qword, value) into sid 0's STE, from `before`, as one update; what the emulator judged."""
+    smmu = Smmu(HwConfig(policy="max-cache"))
+    smmu.write_ste_words(0, before)
+    smmu.begin_ste_update(0)
+    for q, v in stores:
+        smmu.store_ste(0, q, v)
+    smmu.end_ste_update(0)
+    return smmu
+
+
+def test_an_update_that_shows_a_mix_of_old_and_new_is_torn():
+    """s2 (VMID 1, table A) -> s2 (VMID 2, table B) by qword 2 then qword 3: the SMMU may fetch VMID 2 over
+    table A in between."""
+    a = S.make_s2_domain_ste(1, 0x4000_0001_0000, 12, 48, 48, 0, True, False)
+    b = S.make_s2_domain_ste(2, 0x4000_0002_0000, 12, 48, 48, 0, True, False)
+    smmu = _torn_after([(q, b[q]) for q in (2, 3)], a)
+    assert "vmid=2" in smmu.torn[0] and "0x400000010000" in smmu.torn[0]
+    # the breaking update arm_smmu_write_entry() makes of it: V=0, qwords 1-7, qword 0
+    assert _torn_after([(0, 0), (2, b[2]), (3, b[3]), (0, b[0])], a).torn == []
+    # a hitless one from abort: the ignored qwords, then qword 0
+    ab = S.make_abort_ste()
+    assert _torn_after([(2, a[2]), (3, a[3]), (0, a[0])], ab).torn == []
+    # outside an update nothing is judged, and with no fetch policy nothing is fetched
+    smmu = Smmu(HwConfig(policy="none"))
+    smmu.write_ste_words(0, a)
+    smmu.begin_ste_update(0)
+    smmu.store_ste(0, 2, b[2])
+    smmu.store_ste(0, 3, b[3])
+    smmu.end_ste_update(0)
+    assert smmu.torn == []

@@ -130,12 +130,14 @@ class CSmmuV3Driver(ArmSmmuV3Driver):
         kind = STE_ABORT if d is None else STE_CDTABLE if d.stage == 1 else STE_S2
         self.hw.tick()
         self._ste_sid = m.sid
+        self.hw.begin_ste_update(m.sid)
         try:
             r = self.c.L.kc_ste_write(self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, kind,
                                       int(m.ats_enabled), m.cdtab_dma or 0)
             self.ste_stores()
         finally:
             self._ste_sid = None
+            self.hw.end_ste_update(m.sid)
         err, self.c.error = self.c.error, None
         if r == clib.CRASHED:
             raise self.c.lib.crash()

@@ -87,6 +87,8 @@ class Smmu:
         self.strtab_base: dict[int, int] = {}         # instance ns -> its linear stream table (SMMU_STRTAB_BASE)
         self.ste_ns: dict[int, int] = {}              # sid -> the ns of the instance whose table holds it
         self.cds: dict[int, Cd] = {}                  # address -> the stage-1 CD there (kept decoded)
+        self.ste_updates: dict[int, tuple] = {}       # sid -> (STE before, STEs fetched since) of an update
+        self.torn: list[str] = []                     # updates that showed a third configuration (TORN_STE)
         # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
         self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
         self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> epoch
@@ -150,10 +152,37 @@ class Smmu:
 
     def store_ste(self, sid: int, q: int, val: int, ns: int = 0) -> None:
         """A CPU store of qword q of sid's STE (64-bit single-copy atomic, through the table's coherent
-        mapping): the next fetch of the STE decodes the words as they are after it."""
+        mapping): the next fetch of the STE decodes the words as they are after it. max-cache fetches it right
+        away (IHI 0070 §3.21.1: an STE may be fetched at any time) and fills through it; what it fetched is
+        judged at the end of the update (end_ste_update)."""
         self.ste_ns[sid] = ns
         self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, val)
         self._fetch_ste(sid)
+        if self.cfg.policy == "max-cache" and self.enabled:
+            ste = self.strtab[sid]
+            if sid in self.ste_updates:
+                self.ste_updates[sid][1].append(ste)
+            epoch = self.new_epoch()
+            self.cache_ver += 1
+            self.cfgc.setdefault(sid, {})[ste] = epoch
+            if ste.translates:
+                self._fill_ste(ste, epoch)
+
+    def begin_ste_update(self, sid: int) -> None:
+        """The CPU starts moving sid's STE to a new configuration (e.g. arm_smmu_write_ste()): what the SMMU
+        fetches until end_ste_update() is judged against the configurations before and after."""
+        self.ste_updates[sid] = (self.strtab.get(sid, Ste()), [])
+
+    def end_ste_update(self, sid: int) -> None:
+        """arm_smmu_write_entry()'s promise: every STE fetched mid-update is the old configuration, the new one,
+        or one that translates nothing (V=0 or abort); never a mix of the two (TORN_STE, in `torn`)."""
+        before, fetched = self.ste_updates.pop(sid, (None, ()))
+        now = self.strtab.get(sid, Ste())
+        bad = next((s for s in fetched if s != before and s != now and s.config != "abort"), None)
+        if bad is not None:
+            txt = lambda s: s.text() + (" streamworld=EL2-E2H" if s.el2 else "")  # noqa: E731
+            self.torn.append(f"sid {sid}: updating its STE from [{txt(before)}] to [{txt(now)}] let the SMMU "
+                             f"fetch [{txt(bad)}]")
 
     def write_ste_words(self, sid: int, words, ns: int = 0) -> None:
         """The CPU stores a whole STE, qword 0 last (no fetch between the stores)."""

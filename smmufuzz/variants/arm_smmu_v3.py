@@ -347,8 +347,10 @@ class ArmSmmuV3Driver(MasterTable):
         self.hw.tick()
         hw = self.hw
         sync = [build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=sid, leaf=True)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))]
+        hw.begin_ste_update(sid)
         S.write_entry(list(hw.ste_words(sid)), target, lambda q, v: hw.store_ste(sid, q, v),
                       lambda: hw.cmdq_publish(sync))
+        hw.end_ste_update(sid)
         hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_PREFETCH_CFG, sid=sid))])
 
     def detach_dev(self, m: Master) -> None:
