@@ -98,9 +98,10 @@ def compare(prog: Program, counted: list | None = None) -> list[tuple[str, int, 
                                                                f"{[len(w) for w in x]}; C {[len(w) for w in y]}"))
     for i, ((stores_x, words_x), (stores_y, words_y)) in enumerate(zip(sa, sb)):
         if stores_x != stores_y:
-            k = next((j for j, (a, b) in enumerate(zip(stores_x, stores_y)) if a != b), min(len(stores_x), len(stores_y)))
+            k = next((j for j, (a, b) in enumerate(zip(stores_x, stores_y)) if a != b),
+                     min(len(stores_x), len(stores_y)))
             out.setdefault("STE stores", ("STE stores", i, f"store {k} (sid, qword, value): model "
-                                                           f"{_stores(stores_x[k:k + 2])}; C {_stores(stores_y[k:k + 2])}"))
+                                          f"{_stores(stores_x[k:k + 2])}; C {_stores(stores_y[k:k + 2])}"))
         if words_x != words_y:
             sid = next(s for s in sorted(set(words_x) | set(words_y)) if words_x.get(s) != words_y.get(s))
             out.setdefault("STE words", ("STE words", i, f"sid {sid}: model {_words(words_x.get(sid))}; "

@@ -1,7 +1,8 @@
 """Safety oracle: compares what devices could reach through the SMMU with the OS intent (smmu-reference §2.2).
 
 Kinds: MISSED_INVALIDATION (I1), WRONG_PA (I2), INVISIBLE_MAPPING (I3), TABLE_UAF (I4),
-CMD_ERROR (I8), IOVA_REUSE (the DMA-FQ reuse rule), TORN_STE (an STE update showed a third configuration). HANG, CRASH and DIVERGENCE are raised by the runner.
+CMD_ERROR (I8), IOVA_REUSE (the DMA-FQ reuse rule), TORN_STE (an STE update showed a third configuration).
+HANG, CRASH and DIVERGENCE are raised by the runner.
 """
 
 from bisect import bisect_right
