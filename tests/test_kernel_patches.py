@@ -29,7 +29,8 @@ PATCHES = os.path.join(ROOT, "tests", "kernel-patches")
 REPRO = os.path.join(PATCHES, "repro")
 PLANTED = sorted(os.path.basename(p)[len("planted-"):-len(".diff")]
                  for p in glob.glob(os.path.join(PATCHES, "planted-*.diff"))
-                 if not os.path.basename(p).startswith("planted-core-"))   # the core's: test_kernel_planted_core
+                 # the core's: test_kernel_planted_core; arm-smmu-v3.c's (kc-full): test_kernel_driver
+                 if not os.path.basename(p).startswith(("planted-core-", "planted-driver-")))
 
 # planted bug -> (random-search seed, what it gives): found by random_search(["kc-patched:smmuv3"], ...,
 # control=["kc:smmuv3"]) within a few dozen programs with that seed (executions repeat, seconds do not)

@@ -729,8 +729,9 @@ class Smmu:
         is a translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
         would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
-        another CPU's op runs in an invalidation's window."""
-        pending = sum(map(len, self.pending.values()))
+        another CPU's op runs in an invalidation's window (a PREFETCH_CONFIG, which arm_smmu_write_ste() issues
+        without a sync, has nothing to wait for and does not count)."""
+        pending = sum(c.op != C.CMD_PREFETCH_CONFIG for q in self.pending.values() for _p, c, _e in q)
         memo = (self.mem.version, self.strtab_ver, self.cache_ver, len(self.tlb), len(self.atc), pending)
         if memo == self._shape_memo[0]:
             return self._shape_memo[1]
