@@ -88,7 +88,9 @@ def rig(**cfg):
 
 
 def attach(smmu, sid, tables, config="s1", asid=1, vmid=0, eats=False, el2=False):
-    ste = Ste(config, asid=asid, vmid=vmid, ttb=tables.root, geo=tables.geo, eats=eats, el2=el2)
+    """A stage-2 STE has no ASID (its words hold none)."""
+    ste = Ste(config, asid=asid if config == "s1" else 0, vmid=vmid, ttb=tables.root, geo=tables.geo, eats=eats,
+              el2=el2)
     smmu.write_ste(sid, ste)
     return ste
 

@@ -186,9 +186,9 @@ def test_a_patch_to_arm_smmu_v3_c_is_applied_and_runs(tmp_path):
     b = session.get(True)
     assert [h.status for h in b.hunks] == ["applied"] and b.driver_missing is None
     base, patched = _writes(BIG, "kc-full:smmuv3"), _writes(BIG, "kc-full-patched:smmuv3")
-    # the SYNC ending each of the C's queue writes (the STE's CFGI_STE + SYNC are the model's)
+    # the SYNC ending each of the C's queue writes, the STE writer's included (the CD's CFGI_CD + SYNC are the model's)
     msiattr = lambda w: {(x[0] >> 24) & 0xF for x in w[-1:]  # noqa: E731
-                         if x[0] & 0xFF == V3.CMDQ_OP_CMD_SYNC and w[0][0] & 0xFF != V3.CMDQ_OP_CFGI_STE}
+                         if x[0] & 0xFF == V3.CMDQ_OP_CMD_SYNC and w[0][0] & 0xFF != V3.CMDQ_OP_CFGI_CD}
     assert [len(w) for w in base] == [len(w) for w in patched]
     assert set().union(*map(msiattr, base)) == {V3.ARM_SMMU_MEMATTR_OIWB}
     assert V3.ARM_SMMU_MEMATTR_OIWB not in set().union(*map(msiattr, patched))
@@ -262,3 +262,24 @@ def test_sva_invalidation_is_the_trees():
     assert ranged and all((x[1] >> 10) & 3 == 1 and not x[1] & 1 for x in ranged)     # TG=4K, non-leaf
     atc_ssv = [x for w in c for x in w if x[0] & 0xFF == V3.CMDQ_OP_ATC_INV and x[0] >> 11 & 1]
     assert {x[0] >> 12 & 0xFFFFF for x in atc_ssv} == {1} and ops.count(V3.CMDQ_OP_TLBI_NH_ASID) == 2
+
+
+def test_the_planted_ste_writer_bug_is_a_torn_ste_on_the_patched_c_only():
+    """planted-driver-ste-critical-first.diff (arm_smmu_write_entry stores the critical qword first): its
+    reproducer, the bench's minimised first exposure, is TORN_STE on the patched C, clean on the tree's C and on
+    the model; every STE the two C writers leave is the model's, word for word."""
+    _tree()
+    patch = os.path.join(ROOT, "tests", "kernel-patches", "planted-driver-ste-critical-first.diff")
+    session.configure(patches=[patch])
+    b = session.get(True)
+    assert [h.status for h in b.hunks] == ["applied"] and b.driver_missing is None
+    prog, _h = load_program(os.path.join(ROOT, "tests", "kernel-patches", "repro", "planted-driver-ste-critical-first.txt"))
+    r = run_program(prog, ["smmuv3", "kc-full:smmuv3", "kc-full-patched:smmuv3"])
+    assert [(f.kind, f.variant) for f in r.findings] == [("TORN_STE", "kc-full-patched:smmuv3")], r.findings
+    assert "streamworld=EL2-E2H" in r.findings[0].message
+    words = {}
+    for v in ("kc-core:smmuv3", "kc-full:smmuv3", "kc-full-patched:smmuv3"):
+        st = []
+        FD.trace(prog, v, st)
+        words[v] = st[-1][1]
+    assert words["kc-core:smmuv3"] == words["kc-full:smmuv3"] == words["kc-full-patched:smmuv3"]

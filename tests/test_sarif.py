@@ -70,7 +70,7 @@ def test_sarif_validates_against_the_2_1_0_schema_with_a_result_per_finding(corp
     rules = run["tool"]["driver"]["rules"]
     assert run["tool"]["driver"]["name"] == "smmufuzz"
     assert [r["id"] for r in rules] == ["MISSED_INVALIDATION", "WRONG_PA", "INVISIBLE_MAPPING", "TABLE_UAF",
-                                        "CMD_ERROR", "IOVA_REUSE", "HANG", "CRASH", "DIVERGENCE"]
+                                        "CMD_ERROR", "IOVA_REUSE", "TORN_STE", "HANG", "CRASH", "DIVERGENCE"]
     assert all(r["shortDescription"]["text"] for r in rules)
     by_key = {r["properties"]["signatureKey"]: r for r in run["results"]}
     assert len(run["results"]) == 3 and set(by_key) == {r["key"] for r in recs.values()}
@@ -286,5 +286,5 @@ def test_every_rule_kind_is_one_the_harness_raises():
     from smmufuzz.reference import oracle
     from smmufuzz.harness import runner
     raised = {oracle.MISSED, oracle.WRONG_PA, oracle.INVISIBLE, oracle.TABLE_UAF, oracle.CMD_ERROR,
-              oracle.IOVA_REUSE, runner.HANG, runner.CRASH, runner.DIVERGENCE}
+              oracle.IOVA_REUSE, oracle.TORN_STE, runner.HANG, runner.CRASH, runner.DIVERGENCE}
     assert set(KINDS) == raised

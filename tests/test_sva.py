@@ -28,7 +28,7 @@ def _smmu(ats=False):
                           s1cdmax=2))
     if ats:
         smmu.set_ats(0, True)
-    smmu.write_cd(0, 1, Cd(16, mm.pgd, mm.geo))
+    smmu.write_substream_cd(0, 1, Cd(16, mm.pgd, mm.geo))
     return smmu, mm, other
 
 
@@ -42,7 +42,7 @@ def test_a_cached_cd_is_used_until_its_cfgi_cd_completes():
     from smmufuzz.variants.arm_smmu_v3 import CmdqEnt
     smmu, mm, other = _smmu()
     smmu.fill_all()
-    smmu.write_cd(0, 1, Cd(17, other.pgd, other.geo))
+    smmu.write_substream_cd(0, 1, Cd(17, other.pgd, other.geo))
     _publish(smmu, CmdqEnt(C.CMD_TLBI_NH_ASID, asid=16))       # not a CFGI: the old CD stays cached
     pas = {o.pa for o in smmu.translate(0, 0x400000, ssid=1)}
     assert {0x80000000, 0x90000000} <= pas
@@ -146,10 +146,10 @@ def test_cfgi_cd_all_and_cfgi_ste_drop_the_streams_cached_cds():
     for op in (C.CMD_CFGI_CD_ALL, C.CMD_CFGI_STE):
         smmu, mm, other = _smmu()
         smmu.write_ste(1, smmu.strtab[0])
-        smmu.write_cd(1, 1, Cd(16, mm.pgd, mm.geo))
+        smmu.write_substream_cd(1, 1, Cd(16, mm.pgd, mm.geo))
         smmu.fill_all()
         for sid in (0, 1):
-            smmu.write_cd(sid, 1, Cd(17, other.pgd, other.geo))
+            smmu.write_substream_cd(sid, 1, Cd(17, other.pgd, other.geo))
         _publish(smmu, CmdqEnt(op, sid=0, leaf=True), CmdqEnt(C.CMD_TLBI_NH_ASID, asid=16))
         assert {o.pa for o in smmu.translate(0, 0x400000, ssid=1)} == {0x90000000}, op
         assert {cd.asid for cd in smmu.cdc[(1, 1)]} == {16, 17}, op                # stream 1: both may be used

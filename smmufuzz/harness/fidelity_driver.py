@@ -6,8 +6,10 @@ driver is the only difference. The io-pgtable each domain gets (arm_smmu_domain_
 after every op. Every command list either hands the SMMU's queue (Smmu.cmdq_publish, IHI 0070
 §3.5: one write of the queue's PROD) is recorded as it was built, 2 x 64 bits per command. After every op we
 compare, in order: the opcodes, every bit of every command, and how the commands were split into queue
-writes (where a CMD_SYNC falls and where a full batch was flushed without one). Each class of difference
-keeps one program, shrunk, with the first op where the two part.
+writes (where a CMD_SYNC falls and where a full batch was flushed without one); and the STEs: the 64-bit
+stores to the stream table in order (the writer's steps: arm_smmu_write_entry in C, its model in
+variants/arm_smmu_v3_ste.py) and every STE's 8 words after the op. Each class of difference keeps one program,
+shrunk, with the first op where the two part.
 """
 
 import random
@@ -22,22 +24,27 @@ from .sva_live import sva_program
 
 MODEL, C_DRIVER = "kc-core:smmuv3", "kc-full:smmuv3"
 M64 = (1 << 64) - 1
-CLASSES = ("io-pgtable cfg", "opcodes", "command bits", "queue writes", "return value", "crash")
+CLASSES = ("io-pgtable cfg", "opcodes", "command bits", "queue writes", "STE stores", "STE words", "return value",
+           "crash")
 
 
 @contextmanager
 def recording():
     """While open, every Smmu keeps each command list published to it in `raw_publishes`."""
-    orig = Smmu.cmdq_publish
+    orig, orig_store = Smmu.cmdq_publish, Smmu.store_ste
 
     def publish(self, entries, ns=0):
         self.__dict__.setdefault("raw_publishes", []).append(tuple((a & M64, b & M64) for a, b in entries))
         return orig(self, entries, ns)
-    Smmu.cmdq_publish = publish
+
+    def store(self, sid, q, val, ns=0):
+        self.__dict__.setdefault("ste_stores", []).append((sid, q, val))
+        return orig_store(self, sid, q, val, ns)
+    Smmu.cmdq_publish, Smmu.store_ste = publish, store
     try:
         yield
     finally:
-        Smmu.cmdq_publish = orig
+        Smmu.cmdq_publish, Smmu.store_ste = orig, orig_store
 
 
 def pgtable_cfgs(os_) -> tuple:
@@ -47,9 +54,10 @@ def pgtable_cfgs(os_) -> tuple:
                  if getattr(d.priv, "pgtbl", None) is not None for c in (d.priv.pgtbl.cfg,))
 
 
-def trace(prog: Program, variant: str, cfgs: list | None = None) -> tuple[list, list, object]:
-    """Per op of prog on variant: its return value and the command lists it published (and, into cfgs, the
-    io-pgtable cfgs of its domains); and the run's finding."""
+def trace(prog: Program, variant: str, stes: list | None = None, cfgs: list | None = None) -> tuple[list, list, object]:
+    """Per op of prog on variant: its return value and the command lists it published; and the run's finding.
+    `stes` gets, per op, its STE stores [(sid, qword, value)] and every STE's words after it {sid: words};
+    `cfgs` the io-pgtable cfgs of its domains."""
     rets, pubs = [], []
 
     def probe(ex, i, op, ret):
@@ -59,6 +67,10 @@ def trace(prog: Program, variant: str, cfgs: list | None = None) -> tuple[list, 
         pubs.append(tuple(log))
         log.clear()
         rets.append(ret)
+        if stes is not None:
+            stores = ex.smmu.__dict__.setdefault("ste_stores", [])
+            stes.append((tuple(stores), {sid: ex.smmu.ste_words(sid) for sid in sorted(ex.smmu.ste_ns)}))
+            stores.clear()
     with recording():
         run = run_variant(prog, variant, "none", probe=probe)
     return rets, pubs, run.finding
@@ -68,12 +80,20 @@ def _fmt(cmds) -> str:
     return " ".join(f"{a:016x}:{b:016x}" for a, b in cmds[:4]) + (" ..." if len(cmds) > 4 else "")
 
 
+def _stores(stores) -> str:
+    return " ".join(f"({sid},{q},{v:#018x})" for sid, q, v in stores) or "none"
+
+
+def _words(words) -> str:
+    return "none" if words is None else ":".join(f"{w:016x}" for w in words)
+
+
 def compare(prog: Program, counted: list | None = None) -> list[tuple[str, int, str]]:
     """Every class of difference between the model and the C driver on prog, each at its first op (and the
     number of commands the C published appended to `counted`)."""
-    ca, cb = [], []
-    ra, pa, fa = trace(prog, MODEL, ca)
-    rb, pb, fb = trace(prog, C_DRIVER, cb)
+    sa, sb, ca, cb = [], [], [], []
+    ra, pa, fa = trace(prog, MODEL, sa, ca)
+    rb, pb, fb = trace(prog, C_DRIVER, sb, cb)
     if counted is not None:
         counted.append(sum(len(w) for op in pb for w in op))
     out: dict[str, tuple[str, int, str]] = {}
@@ -95,6 +115,16 @@ def compare(prog: Program, counted: list | None = None) -> list[tuple[str, int, 
         elif [len(w) for w in x] != [len(w) for w in y]:
             out.setdefault("queue writes", ("queue writes", i, f"commands per queue write: model "
                                                                f"{[len(w) for w in x]}; C {[len(w) for w in y]}"))
+    for i, ((stores_x, words_x), (stores_y, words_y)) in enumerate(zip(sa, sb)):
+        if stores_x != stores_y:
+            k = next((j for j, (a, b) in enumerate(zip(stores_x, stores_y)) if a != b),
+                     min(len(stores_x), len(stores_y)))
+            out.setdefault("STE stores", ("STE stores", i, f"store {k} (sid, qword, value): model "
+                                          f"{_stores(stores_x[k:k + 2])}; C {_stores(stores_y[k:k + 2])}"))
+        if words_x != words_y:
+            sid = next(s for s in sorted(set(words_x) | set(words_y)) if words_x.get(s) != words_y.get(s))
+            out.setdefault("STE words", ("STE words", i, f"sid {sid}: model {_words(words_x.get(sid))}; "
+                                                         f"C {_words(words_y.get(sid))}"))
     for i, (x, y) in enumerate(zip(ra, rb)):
         if x != y:
             out.setdefault("return value", ("return value", i, f"model {x!r}; C {y!r}"))

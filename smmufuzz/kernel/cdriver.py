@@ -22,6 +22,7 @@ GENERATED = "arm_smmu_v3_gen.c"
 UNIT = "driver.c"
 _E, _S, _D, _G = ("struct arm_smmu_cmdq_ent *", "struct arm_smmu_device *", "struct arm_smmu_domain *",
                   "struct iommu_iotlb_gather *")
+_M, _STE = "struct arm_smmu_master *", "struct arm_smmu_ste *"
 # what csrc/driver.c calls, with the parameter types they have in 6.12
 NEEDS = {
     "arm_smmu_cmdq_build_cmd": ("u64 *", _E),
@@ -38,6 +39,12 @@ NEEDS = {
     "arm_smmu_tlb_inv_walk": ("unsigned long", "size_t", "size_t", "void *"),
     # what the io-pgtable is asked for (coherent_walk, and seed 003's defer_sync_pte)
     "arm_smmu_domain_finalise": (_D, _S, "u32"),
+    # the STE writer (arm_smmu_write_entry and its ops come with it) and the STEs attach asks for
+    "arm_smmu_write_ste": (_M, "u32", _STE, "const struct arm_smmu_ste *"),
+    "arm_smmu_make_abort_ste": (_STE,),
+    "arm_smmu_make_bypass_ste": (_S, _STE),
+    "arm_smmu_make_cdtable_ste": (_STE, _M, "bool", "unsigned int"),
+    "arm_smmu_make_s2_domain_ste": (_STE, _M, _D, "bool"),
 }
 OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D),
             "arm_smmu_tlb_inv_asid": (_S, "u16")}
@@ -53,11 +60,13 @@ DOMAIN_OPS = {"iotlb_sync_map": ("struct iommu_domain *", "unsigned long", "size
 STRUCTS = {
     "arm_smmu_device": ("features", "options", "cmdq", "impl_ops"),
     "arm_smmu_domain": ("smmu", "nr_ats_masters", "stage", "cd", "s2_cfg", "domain", "devices", "pgtbl_ops"),
-    "arm_smmu_master": ("smmu", "streams", "num_streams", "ats_enabled"),
+    "arm_smmu_master": ("smmu", "streams", "num_streams", "ats_enabled", "cd_table", "stall_enabled"),
+    "arm_smmu_ctx_desc_cfg": ("cdtab_dma", "s1fmt", "s1cdmax"),
+    "arm_smmu_ste": ("data",),
     "arm_smmu_master_domain": ("devices_elm", "master", "ssid"),
     "arm_smmu_stream": ("id",),
 }
-MAX_HELPERS = 16
+MAX_HELPERS = 24
 CONFIG = ("CONFIG_IOMMU_API", "CONFIG_ARM_SMMU_V3")
 
 

@@ -3,13 +3,15 @@
 `CSmmuV3Driver` is variants/arm_smmu_v3.py's ArmSmmuV3Driver with every TLB and ATC invalidation done by the
 C: arm_smmu_iotlb_sync, arm_smmu_flush_iotlb_all, arm_smmu_tlb_inv_context, arm_smmu_tlb_inv_range_domain,
 arm_smmu_atc_inv_domain, arm_smmu_atc_inv_master and the io-pgtable flush ops (arm_smmu_tlb_inv_walk,
-arm_smmu_tlb_inv_page_nosync into the core's C gather). Each domain is finalised by the tree's
-arm_smmu_domain_finalise(): the io-pgtable it asks for (coherent_walk, quirks, seed 003's defer_sync_pte) is
-the one kc_pgtable builds, and the function the file sets as domain->ops->iotlb_sync_map (seed 003 PATCH 2/2)
-is what the core calls. Attach, detach, ATS enabling and the STE stay the model's. The state the C reads is
-marshalled from the model before each call, and only that: the SMMU's features (struct arm_smmu_device), each
-domain's stage, ASID or VMID and page sizes (struct arm_smmu_domain), and its masters in attach order with
-ats_enabled and nr_ats_masters. Every command list the C issues
+arm_smmu_tlb_inv_page_nosync into the core's C gather), and every STE: the model decides which STE a master
+needs, the C builds it (arm_smmu_make_*_ste) and writes it (arm_smmu_write_ste), the emulator's stream table
+receiving each of its 64-bit stores before the command that follows it. Each domain is finalised by the tree's
+arm_smmu_domain_finalise(): the io-pgtable it asks for (coherent_walk, quirks, seed 003's defer_sync_pte) is the
+one kc_pgtable builds, and the function the file sets as domain->ops->iotlb_sync_map (seed 003 PATCH 2/2) is what
+the core calls. Attach, detach, ATS enabling and the CD stay the model's. The state the C reads is marshalled from
+the model before each call, and only that: the SMMU's features (struct arm_smmu_device), each domain's stage, ASID
+or VMID and page sizes (struct arm_smmu_domain), and its masters in attach order with ats_enabled and
+nr_ats_masters. Every command list the C issues
 (arm_smmu_cmdq_issue_cmdlist) comes back through one hook and is published into the emulator's queue as the
 C built it, 128 bits per command, with the tree's CMD_SYNC where the C asked for one.
 """
@@ -32,6 +34,8 @@ FEAT_ATS, FEAT_COHERENCY, FEAT_TRANS_S1, FEAT_TRANS_S2, FEAT_RANGE_INV, FEAT_E2H
 # kc_drv_op's opcodes (enum kc_drv_opcode in csrc/driver.c)
 IOTLB_SYNC, FLUSH_ALL, INV_CONTEXT, INV_WALK, ADD_PAGE, RANGE_DOMAIN, ATC_DOMAIN, ATC_MASTER, RANGE_ASID, INV_ASID, \
     IOTLB_SYNC_MAP = range(11)
+# kc_ste_write's kinds (enum kc_ste_kind): the arm_smmu_make_*_ste() the C calls
+STE_ABORT, STE_BYPASS, STE_CDTABLE, STE_S2 = range(4)
 MAX_MASTERS = 16
 
 
@@ -55,7 +59,10 @@ class DriverLib:
                          ("kc_drv_features", [], C.c_int),
                          ("kc_sdom_masters", [vp, C.c_int, C.POINTER(C.c_uint32), C.POINTER(C.c_uint8),
                                               C.POINTER(C.c_uint32), C.c_int], C.c_long),
-                         ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long)))
+                         ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long),
+                         ("kc_sdom_pgtbl", [vp, vp], None), ("kc_pgtbl_ops", [vp], vp),
+                         ("kc_ste_write", [vp, vp, C.c_uint32, C.c_int, C.c_int, _u64, C.c_int], C.c_long),
+                         ("kc_ste_words", [vp, C.c_uint32], C.POINTER(_u64))))
         self.smmus: "weakref.WeakValueDictionary[int, CSmmuV3Driver]" = weakref.WeakValueDictionary()
         self.have_sva_inv = bool(C.c_int.in_dll(L, "kc_drv_have_sva_inv").value)
         self.error: BaseException | None = None
@@ -69,7 +76,9 @@ class DriverLib:
         entries = [(cmds[2 * i], cmds[2 * i + 1]) for i in range(n)]
         if sync:
             entries.append((sync[0], sync[1]))
-        self.smmus[smmu_id].hw.cmdq_publish(entries)
+        drv = self.smmus[smmu_id]
+        drv.ste_stores()
+        drv.hw.cmdq_publish(entries)
 
     def _pgtbl_sync_map(self, smmu_id, dom_id, iova, size):
         """io_pgtable_ops->iotlb_sync_map() of the domain's table (kc_pgtable's, in the emulator's memory)."""
@@ -151,7 +160,50 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
         d.pgtbl = self.pgtable_cls(cfg, self.hw, self.flush_ops(d))
         d.pgsize_bitmap = cfg.pgsize_bitmap
         self.c_domains[d.c.id] = d
+        t = getattr(d.pgtbl, "t", None)          # the tree's io-pgtable (kc_pgtable): its cfg holds VTCR/VTTBR
+        if t:
+            self.c.L.kc_sdom_pgtbl(d.c.ptr, d.pgtbl.L.kc_pgtbl_ops(t))
         return d
+
+    # ---- the STE: the model decides which, the tree's C builds and writes it --------------------------------
+    _ste_sid = None                               # the stream whose STE the C is writing
+
+    def install_ste_for_dev(self, m) -> None:
+        """arm_smmu_install_ste_for_dev() by the tree: the model picks the STE (and writes the stage-1 CD:
+        target_ste), the C builds it (arm_smmu_make_abort_ste / _cdtable_ste / _s2_domain_ste) and writes it
+        (arm_smmu_write_ste: arm_smmu_write_entry's steps, CFGI_STE + CMD_SYNC after each, PREFETCH_CFG)."""
+        self.target_ste(m)
+        d = m.domain
+        kind = STE_ABORT if d is None else STE_CDTABLE if d.stage == 1 else STE_S2
+        self.hw.tick()
+        self._ste_sid = m.sid
+        self.hw.begin_ste_update(m.sid)
+        try:
+            r = self.c.L.kc_ste_write(self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, kind,
+                                      int(m.ats_enabled), m.cdtab_dma or 0, self.CD_TABLE_BITS)
+            self.ste_stores()
+        finally:
+            self._ste_sid = None
+            self.hw.end_ste_update(m.sid)
+        err, self.c.error = self.c.error, None
+        if r == clib.CRASHED:
+            raise self.c.lib.crash()
+        if err is not None:
+            raise err
+        if r:
+            raise ValueError(f"kc_ste_write(sid {m.sid}): no stream table entry or no C io-pgtable for the domain")
+
+    def ste_stores(self) -> None:
+        """The C's stores to the STE being written since the last look, into the emulator's stream table, one
+        64-bit store per changed qword in qword order (arm_smmu_write_entry's entry_set() order)."""
+        sid = self._ste_sid
+        if sid is None:
+            return
+        words = self.c.L.kc_ste_words(self.smmu_ptr, sid)
+        cur = self.hw.ste_words(sid)
+        for q in range(len(cur)):
+            if words[q] != cur[q]:
+                self.hw.store_ste(sid, q, words[q])
 
     def _call(self, d, op: int, iova: int = 0, size: int = 0, granule: int = 0, arg: int = 0, gather=None) -> int:
         """kc_drv_op on d's C domain, its masters marshalled first; what the C returned. Raises what a hook

@@ -25,6 +25,7 @@ class Definition:
     members: tuple       # struct member names; function: ()
     text: str            # the whole definition, as in the file
     line: int            # 1-based line of its name
+    kind: str = "function"   # "function", "struct" or "variable" (a file-scope `... NAME = { ... };`)
 
 
 def blank(text: str) -> str:
@@ -252,8 +253,30 @@ class Source:
             members = _members(self.code[m.end():end])
             semi = self.code.find(";", end)
             return Definition(name, "struct", (), tuple(members), self.text[m.start():semi + 1],
-                              self._line(m.start()))
+                              self._line(m.start()), "struct")
         raise ExtractError(f"{self.path}: no definition of struct {name} (for this configuration)")
+
+    def macros(self) -> dict:
+        """The file's own object-like and function-like macros, by name: {name: Definition} (kind "macro")."""
+        out = {}
+        for m in re.finditer(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?:\\\n|.)*", self.text, re.M):
+            if self.code[m.start():m.end()].strip() == "" and m.group(1) not in out:
+                out[m.group(1)] = Definition(m.group(1), "#define", (), (), m.group(0), self._line(m.start()), "macro")
+        return out
+
+    def variable(self, name: str) -> Definition:
+        """The definition of a file-scope variable with a brace initializer, e.g. a `static const struct ..._ops`."""
+        for m in re.finditer(rf"\b{re.escape(name)}\s*=\s*\{{", self.code):
+            if self.depth[m.start()] != 0:
+                continue
+            end = _match(self.code, m.end() - 1, "{", "}")
+            semi = self.code.find(";", end) if end >= 0 else -1
+            if semi < 0:
+                raise ExtractError(f"{self.path}:{self._line(m.start())}: {name}: no end to its initializer")
+            start = self._start(m.start())
+            prefix = " ".join(self.code[start:m.start()].split())
+            return Definition(name, prefix, (), (), self.text[start:semi + 1], self._line(m.start()), "variable")
+        raise ExtractError(f"{self.path}: no definition of {name} (for this configuration)")
 
     def require_function(self, name: str, params: tuple) -> Definition:
         """function(name), which must take exactly these parameter types, else a one-line ExtractError."""
@@ -293,9 +316,22 @@ def _calls(body: str) -> set[str]:
     return set(re.findall(r"\b([A-Za-z_]\w*)\s*\(", body))
 
 
+_NOT_A_NAME_END = r"(?!\s*(?:\(|->|\.|\[|\w))"
+
+
+def _refs(d: Definition) -> set[str]:
+    """What a definition uses of the file besides calls: a function's `&name` (e.g. writer ops), a variable
+    initializer's `= name` (the functions an ops struct points to)."""
+    body = blank(d.text)
+    if d.kind == "variable":
+        return set(re.findall(r"=\s*([A-Za-z_]\w*)\b" + _NOT_A_NAME_END, body[body.index("{"):]))
+    return _calls(body[body.index("("):]) | set(re.findall(r"&\s*([A-Za-z_]\w*)\b" + _NOT_A_NAME_END, body))
+
+
 def closure(src: Source, needs: dict, optional: dict, max_helpers: int, replaced=()) -> list:
     """The Definitions to extract: `needs` (shape-checked), `optional` where present (shape-checked), and the
-    file's functions they call, transitively, except `replaced` (ours stand in for them); in file order.
+    file's functions they call or take the address of and the file-scope variables (ops structs) they point
+    to, transitively, except `replaced` (ours stand in for them); in file order.
     Raises ExtractError (one line) for a missing or reshaped one, or a closure over max_helpers helpers."""
     picked = {n: src.require_function(n, p) for n, p in needs.items()}
     for n, p in optional.items():
@@ -305,21 +341,38 @@ def closure(src: Source, needs: dict, optional: dict, max_helpers: int, replaced
             if "changed shape" in str(e):
                 raise
     todo, helpers = list(picked.values()), []
+    macros, used_macros, structs = src.macros(), {}, {}
     while todo:
         d = todo.pop()
-        body = blank(d.text)
-        for name in sorted(_calls(body[body.index("("):]) - set(picked) - set(replaced)):
+        for name in set(re.findall(r"\b[A-Za-z_]\w*\b", blank(d.text))) & set(macros):
+            if name not in used_macros:                  # the file's own macros it uses (e.g. NUM_ENTRY_QWORDS)
+                used_macros[name] = macros[name]
+                todo.append(macros[name])
+        if d.kind == "macro":
+            continue
+        for name in sorted(set(re.findall(r"\bstruct\s+([A-Za-z_]\w*)", blank(d.text))) - set(structs) - {d.name}):
+            try:                                         # the file's own structs it uses (e.g. a writer's)
+                structs[name] = src.struct(name)
+            except ExtractError:
+                structs[name] = None                     # a header's
+                continue
+            todo.append(structs[name])
+        for name in sorted(_refs(d) - set(picked) - set(replaced)) if d.kind != "struct" else ():
             try:
                 h = src.function(name)
             except ExtractError:
-                continue                    # a macro, or defined in a header
+                try:
+                    h = src.variable(name)
+                except ExtractError:
+                    continue                # a macro, a local, or defined in a header
             picked[name] = h
             helpers.append(name)
             if len(helpers) > max_helpers:
                 raise ExtractError(f"{src.path}: the extracted functions call more than {max_helpers} helpers of "
                                    f"the file ({', '.join(helpers)}): it changed shape")
             todo.append(h)
-    return sorted(picked.values(), key=lambda d: d.line)
+    own = sorted(list(used_macros.values()) + [d for d in structs.values() if d is not None], key=lambda d: d.line)
+    return own + sorted(picked.values(), key=lambda d: d.line)
 
 
 def _prototype(d: Definition) -> str:
@@ -332,8 +385,12 @@ def write_unit(defs: list, source: str, path: str, banner: str) -> None:
     """Write defs (in order, after prototypes of the static ones) into the C file at path, each with a `#line`
     marker back to `source` (the tree-relative file they came from) so compiler errors and backtraces name it."""
     out = [f"/* {banner}: do not edit */"]
-    out += [_prototype(d) for d in defs if d.prefix.split()[0] == "static"]
+    out += [_prototype(d) for d in defs if d.kind == "function" and d.prefix.split()[0] == "static"]
+    own = [d for d in defs if d.kind in ("macro", "struct")]
+    out[1:1] = [f'#line {d.line} "{source}"\n{d.text}' for d in own]     # before the prototypes
     for d in defs:
+        if d.kind in ("macro", "struct"):
+            continue
         out.append(f'#line {d.line - d.text[:d.text.index(d.name)].count(chr(10))} "{source}"')
         out.append(d.text)
     with open(path, "w") as f:

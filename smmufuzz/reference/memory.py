@@ -8,6 +8,7 @@ from .alloc_faults import AllocFaults
 
 LINE = 64
 CPU_PAGE = 4096
+COHERENT_BASE = 0x2000_0000_0000   # dma_alloc_coherent()'s pool: below the page allocator, never freed here
 
 
 class Memory:
@@ -16,7 +17,8 @@ class Memory:
 
     __slots__ = ("coherent", "faults", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
                  "redundant_cleans", "writebacks", "page_gen", "page_free",
-                 "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx", "lines_touched")
+                 "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx", "lines_touched",
+                 "_next_coherent")
 
     def __init__(self, coherent: bool, base: int = 0x4000_0000_0000):
         self.coherent = coherent
@@ -34,9 +36,10 @@ class Memory:
         self._free_lists: dict[int, list[int]] = {}
         self._next = base
         self.table_pages = 0
-        self.version = 0                   # bumped whenever the SMMU's view may have changed
+        self.version = 0                   # bumped whenever a table walk's view may have changed
         self._cpu_idx: dict[int, set[int]] = {}  # 4K page -> qword addresses holding non-zero values
         self._poc_idx: dict[int, set[int]] = {}
+        self._next_coherent = COHERENT_BASE
 
     # --- CPU side ---------------------------------------------------------------------------
     def cpu_read(self, addr: int) -> int:
@@ -89,6 +92,20 @@ class Memory:
             self.writebacks += 1
             self._write_back_lines([line])
             self.lines_cleaned += 1
+
+    def coherent_write(self, addr: int, val: int) -> None:
+        """A CPU store through a dma_alloc_coherent() mapping (non-cacheable when walks are not coherent):
+        the CPU and the SMMU see it at once. `version` stays: no table walk reads this pool (its users, the
+        stream table and CDs, are fetched as configuration and counted by their owner: Smmu.strtab_ver)."""
+        _store(self.cpu, self._cpu_idx, addr, val)
+        _store(self.poc, self._poc_idx, addr, val)
+
+    def alloc_coherent(self, size: int) -> int:
+        """dma_alloc_coherent(): zeroed memory from its own pool (the page allocator's addresses are unchanged)."""
+        size = max(size, 64)
+        pa = (self._next_coherent + size - 1) & ~(size - 1)
+        self._next_coherent = pa + size
+        return pa
 
     # --- SMMU side --------------------------------------------------------------------------
     def smmu_read(self, addr: int) -> int:

@@ -1,7 +1,8 @@
 """Safety oracle: compares what devices could reach through the SMMU with the OS intent (smmu-reference §2.2).
 
 Kinds: MISSED_INVALIDATION (I1), WRONG_PA (I2), INVISIBLE_MAPPING (I3), TABLE_UAF (I4),
-CMD_ERROR (I8), IOVA_REUSE (the DMA-FQ reuse rule). HANG, CRASH and DIVERGENCE are raised by the runner.
+CMD_ERROR (I8), IOVA_REUSE (the DMA-FQ reuse rule), TORN_STE (an STE update showed a third configuration).
+HANG, CRASH and DIVERGENCE are raised by the runner.
 """
 
 from bisect import bisect_right
@@ -16,6 +17,7 @@ INVISIBLE = "INVISIBLE_MAPPING"
 TABLE_UAF = "TABLE_UAF"
 CMD_ERROR = "CMD_ERROR"
 IOVA_REUSE = "IOVA_REUSE"       # DMA-FQ: an IOVA handed out again before the flush covering its unmap
+TORN_STE = "TORN_STE"           # an STE fetched mid-update was neither the old nor the new configuration
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Oracle:
         self.smmu = smmu
         self.spec = spec
         self.errors_seen = 0
+        self.torn_seen = 0
         # checks found clean, by what they read: the page tables (memory version, STE walk fields) or the
         # TLB (its key set is unchanged while cache_ver and its size are: a max-cache fill only adds),
         # and the domain intent (identity, version)
@@ -114,6 +117,10 @@ class Oracle:
             err = smmu.errors[self.errors_seen]
             self.errors_seen = len(smmu.errors)
             return Violation(CMD_ERROR, err)
+        if len(smmu.torn) > self.torn_seen:
+            torn = smmu.torn[self.torn_seen]
+            self.torn_seen = len(smmu.torn)
+            return Violation(TORN_STE, torn)
         for sid in sids:
             v = self.check_stream(sid, resolve)
             if v:

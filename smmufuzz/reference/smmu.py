@@ -14,8 +14,9 @@ from . import cmdq as C
 from .lpae import Geometry, Leaf
 from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
-from .ste import Ste
-from .substream import Cd, ssid_allowed, substream_config
+from . import ste_words as W
+from .ste import Cd, Ste
+from .substream import ssid_allowed, substream_config
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
@@ -83,7 +84,12 @@ class Smmu:
     def __init__(self, cfg: HwConfig):
         self.cfg = cfg
         self.mem = Memory(cfg.coherent)
-        self.strtab: dict[int, Ste] = {}
+        self.strtab: dict[int, Ste] = {}              # sid -> the STE its table entry's words decode to now
+        self.strtab_base: dict[int, int] = {}         # instance ns -> its linear stream table (SMMU_STRTAB_BASE)
+        self.ste_ns: dict[int, int] = {}              # sid -> the ns of the instance whose table holds it
+        self.cds: dict[int, Cd] = {}                  # address -> the stage-1 CD there (kept decoded)
+        self.ste_updates: dict[int, tuple] = {}       # sid -> (STE before, STEs fetched since) of an update
+        self.torn: list[str] = []                     # updates that showed a third configuration (TORN_STE)
         # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
         self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
         self.tlb: dict[tuple, int] = {}               # (tag, va, span, pa, perms, level, pg_shift) -> epoch
@@ -135,15 +141,96 @@ class Smmu:
         if on and self.cfg.policy == "max-cache":
             self.fill_all()
 
-    def write_ste(self, sid: int, ste: Ste) -> None:
-        """CPU store of a whole STE (single-copy atomic here; the SMMU may keep the old one cached)."""
+    def ste_addr(self, sid: int, ns: int = 0) -> int:
+        """Where sid's STE is: a linear stream table of 2^16 64-byte entries per instance (IHI 0070 §5.2)."""
+        base = self.strtab_base.get(ns)
+        if base is None:
+            base = self.strtab_base[ns] = self.mem.alloc_coherent(W.STE_SIZE << 16)
+        return base + sid * W.STE_SIZE
+
+    def ste_words(self, sid: int) -> tuple[int, ...]:
+        """The 8 words of sid's STE as the SMMU reads them."""
+        a = self.ste_addr(sid, self.ste_ns.get(sid, 0))
+        read = self.mem.smmu_read
+        return tuple(read(a + 8 * q) for q in range(W.STE_DWORDS))
+
+    def store_ste(self, sid: int, q: int, val: int, ns: int = 0) -> None:
+        """A CPU store of qword q of sid's STE (64-bit single-copy atomic, through the table's coherent
+        mapping): the next fetch of the STE decodes the words as they are after it. max-cache fetches it right
+        away (IHI 0070 §3.21.1: an STE may be fetched at any time) and fills through it; what it fetched is
+        judged at the end of the update (end_ste_update)."""
+        self.ste_ns[sid] = ns
+        self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, val)
+        self._fetch_ste(sid)
+        if self.cfg.policy == "max-cache" and self.enabled:
+            ste = self.strtab[sid]
+            if sid in self.ste_updates:
+                self.ste_updates[sid][1].append(ste)
+            epoch = self.new_epoch()
+            self.cache_ver += 1
+            self.cfgc.setdefault(sid, {})[ste] = epoch
+            if ste.translates:
+                self._fill_ste(ste, epoch)
+
+    def begin_ste_update(self, sid: int) -> None:
+        """The CPU starts moving sid's STE to a new configuration (e.g. arm_smmu_write_ste()): what the SMMU
+        fetches until end_ste_update() is judged against the configurations before and after."""
+        self.ste_updates[sid] = (self.strtab.get(sid, Ste()), [])
+
+    def end_ste_update(self, sid: int) -> None:
+        """arm_smmu_write_entry()'s promise: every STE fetched mid-update is the old configuration, the new one,
+        or one that translates nothing (V=0 or abort); never a mix of the two (TORN_STE, in `torn`)."""
+        before, fetched = self.ste_updates.pop(sid, (None, ()))
+        now = self.strtab.get(sid, Ste())
+        bad = next((s for s in fetched if s != before and s != now and s.config != "abort"), None)
+        if bad is not None:
+            txt = lambda s: s.text() + (" streamworld=EL2-E2H" if s.el2 else "")  # noqa: E731
+            self.torn.append(f"sid {sid}: updating its STE from [{txt(before)}] to [{txt(now)}] let the SMMU "
+                             f"fetch [{txt(bad)}]")
+
+    def write_ste_words(self, sid: int, words, ns: int = 0) -> None:
+        """The CPU stores a whole STE, qword 0 last (no fetch between the stores)."""
         self.tick()
+        for q in range(W.STE_DWORDS - 1, -1, -1):
+            self.ste_ns[sid] = ns
+            self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, words[q])
+        self._fetch_ste(sid)
+
+    def write_cd(self, addr: int, cd: Cd) -> None:
+        """The CPU writes a stage-1 CD at addr (kept decoded); the STEs pointing at it fetch it from now on."""
+        self.cds[addr] = cd
+        for sid in list(self.ste_ns):
+            if W.field(self.ste_words(sid), "S1ContextPtr") == addr:
+                self._fetch_ste(sid)
+
+    def write_ste(self, sid: int, ste: Ste, ns: int = 0) -> None:
+        """A stream mapping given decoded (an IOMMU whose mapping is no SMMUv3 STE, e.g. an arm-smmu context
+        bank, and tests): its words (ste_words.from_ste) and CD, one CD slot per stream, stored at once."""
+        cd_ptr = self.cd_slot(sid, ns)
+        words, cd = W.from_ste(ste, cd_ptr)
+        if cd is not None:
+            self.cds[cd_ptr] = cd
+        self.write_ste_words(sid, words, ns)
+
+    def cd_slot(self, sid: int, ns: int = 0) -> int:
+        """The CD address write_ste() uses for sid: a coherent array of one 64-byte CD per stream."""
+        key = ("cd", ns)
+        base = self.strtab_base.get(key)
+        if base is None:
+            base = self.strtab_base[key] = self.mem.alloc_coherent(W.STE_SIZE << 16)
+        return base + sid * W.STE_SIZE
+
+    def _fetch_ste(self, sid: int) -> None:
+        """Decode sid's STE from its words (what any fetch from now on reads)."""
+        ste, why = W.decode(self.ste_words(sid), self.cds.get, self.ste_ns.get(sid, 0))
+        if why is not None and not self.errors[-1:] == [f"C_BAD_STE: sid {sid}: {why}"]:
+            self.errors.append(f"C_BAD_STE: sid {sid}: {why}")
         self.strtab[sid] = ste
         self.strtab_ver += 1
         if ste.translates:
             self.tag_ste[ste.tag] = ste
 
-    def write_cd(self, sid: int, ssid: int, cd: Cd | None) -> None:
+    def write_substream_cd(self, sid: int, ssid: int, cd: Cd | None) -> None:
         """CPU store of a whole CD of sid's CD table (None: V=0); the SMMU may keep the old one cached until a
         CFGI_CD for it completes (IHI 0070 §4.3.3)."""
         self.tick()
@@ -701,8 +788,9 @@ class Smmu:
         is a translation the stream's tables no longer give, e.g. filled from a TLB entry pending invalidation).
         An orphan/gone entry is a stale translation nobody invalidated that a stream re-attached to its tag
         would hit. "pending": commands published and not yet completed by a CMD_SYNC (§4.1.4), e.g. while
-        another CPU's op runs in an invalidation's window."""
-        pending = sum(map(len, self.pending.values()))
+        another CPU's op runs in an invalidation's window (a PREFETCH_CONFIG, which arm_smmu_write_ste() issues
+        without a sync, has nothing to wait for and does not count)."""
+        pending = sum(c.op != C.CMD_PREFETCH_CONFIG for q in self.pending.values() for _p, c, _e in q)
         memo = (self.mem.version, self.strtab_ver, self.cache_ver, len(self.tlb), len(self.atc), pending)
         if memo == self._shape_memo[0]:
             return self._shape_memo[1]
@@ -863,10 +951,17 @@ class SmmuInstance:
         return getattr(self.smmu, name)
 
     def write_ste(self, sid: int, ste: Ste) -> None:
-        if self.ns and ste.translates:
-            from dataclasses import replace
-            ste = replace(ste, asid=ste.asid + self.ns, vmid=ste.vmid + self.ns)
-        self.smmu.write_ste(sid, ste)
+        self.smmu.write_ste(sid, ste, self.ns)
+
+    def write_ste_words(self, sid: int, words) -> None:
+        self.smmu.write_ste_words(sid, words, self.ns)
+
+    def store_ste(self, sid: int, q: int, val: int) -> None:
+        self.smmu.store_ste(sid, q, val, self.ns)
+
+    def ste_words(self, sid: int) -> tuple[int, ...]:
+        self.smmu.ste_ns.setdefault(sid, self.ns)
+        return self.smmu.ste_words(sid)
 
     def cmdq_publish(self, entries: list[tuple[int, int]]) -> None:
         self.smmu.cmdq_publish(entries, self.ns)

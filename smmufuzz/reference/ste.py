@@ -6,6 +6,14 @@ from .lpae import Geometry
 
 
 @dataclass(frozen=True, slots=True)
+class Cd:
+    """A stage-1 context descriptor, kept decoded: ASID, TTB0 and the TCR geometry (IHI 0070 §5.4)."""
+    asid: int
+    ttb: int
+    geo: object
+
+
+@dataclass(frozen=True, slots=True)
 class Ste:
     """One STE: Config, translation context (ASID/VMID, TTB, TCR geometry) and EATS."""
     config: str = "abort"          # abort | bypass | s1 | s2

@@ -1,18 +1,8 @@
 """Substreams: the context descriptor an SSID (PASID) selects through an STE's CD table (IHI 0070 §5.4, §3.3.2)."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from .lpae import Geometry
-from .ste import Ste
-
-
-@dataclass(frozen=True, slots=True)
-class Cd:
-    """One CD as the SMMU decodes it: ASID, TTB0 and the TCR's table shape (IHI 0070 §5.4; V=1 only: an invalid CD
-    is no entry)."""
-    asid: int
-    ttb: int
-    geo: Geometry
+from .ste import Cd, Ste
 
 
 def ssid_allowed(ste: Ste, ssid: int) -> bool:

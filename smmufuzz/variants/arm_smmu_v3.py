@@ -2,9 +2,11 @@
 
 from dataclasses import dataclass, field
 
+from . import arm_smmu_v3_ste as S
 from .gather import Gather
 from .io_pgtable_arm import ArmLpaeIoPgtable, PgtableCfg
 
+CMDQ_OP_PREFETCH_CFG = 0x01
 CMDQ_OP_CFGI_STE = 0x03
 CMDQ_OP_CFGI_ALL = 0x04
 CMDQ_OP_CFGI_CD = 0x05
@@ -73,6 +75,8 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
             dw0 |= (ent.ssid & 0xFFFFF) << 12
         dw0 |= (ent.sid & 0xFFFFFFFF) << 32
         dw1 |= int(ent.leaf)
+    elif op == CMDQ_OP_PREFETCH_CFG:
+        dw0 |= (ent.sid & 0xFFFFFFFF) << 32
     elif op == CMDQ_OP_CFGI_ALL:
         dw1 |= 31                                   # CMDQ_CFGI_1_RANGE: cover the entire SID range
     elif op == CMDQ_OP_CMD_SYNC:      # CS, and MSH/MSIATTR as the driver sets them (unused with CS=SEV)
@@ -111,6 +115,7 @@ class Master:
     domain: "SmmuDomain | None" = None
     ats_supported: bool = False
     ats_enabled: bool = False
+    cdtab_dma: int | None = None     # master->cd_table.cdtab_dma, allocated on the first stage-1 attach
 
 
 class MasterTable:
@@ -142,6 +147,7 @@ class ArmSmmuV3Driver(MasterTable):
     """The driver's domain ops and master management for one SMMU instance."""
 
     pgtable_cls = ArmLpaeIoPgtable
+    CD_TABLE_BITS = 0             # master->cd_table.s1cdmax: one CD (the SVA driver's masters have more)
 
     def __init__(self, hw, core, pgcfg: PgtableCfg):
         self.hw = hw
@@ -321,23 +327,44 @@ class ArmSmmuV3Driver(MasterTable):
         m.domain.nr_ats_masters -= 1
 
     # ---- STE -------------------------------------------------------------------------------
-    def install_ste_for_dev(self, m: Master) -> None:
-        """arm_smmu_install_ste_for_dev(): write the STE, then CFGI_STE + CMD_SYNC."""
-        self.hw.write_ste(m.sid, self.ste_for(m))
-        self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=m.sid, leaf=True)),
-                              build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
-
-    def ste_for(self, m: Master):
-        """The STE for the master's domain (arm_smmu_make_s1_cd + arm_smmu_make_cdtable_ste, arm_smmu_make_s2_domain_ste)."""
-        from ..reference.ste import Ste  # the STE layout is the hardware's
-        from ..reference.lpae import Geometry
+    def target_ste(self, m: Master) -> tuple[int, ...]:
+        """The STE arm_smmu_attach_dev() (or the blocked domain's attach) asks for: abort when detached; for
+        a stage-1 domain the CD table's one CD (arm_smmu_make_s1_cd() + arm_smmu_write_cd_entry(), kept
+        decoded: written at once where it changes, then CFGI_CD + CMD_SYNC) is written first. Not modelled:
+        arm_smmu_clear_cd() after an attach away from stage 1 (the CD stays, unused)."""
         d = m.domain
         if d is None:
-            return Ste("abort")
+            return S.make_abort_ste()
         p = d.pgtbl
-        geo = Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level)
-        return Ste("s1" if d.stage == 1 else "s2", asid=d.asid, vmid=d.vmid, ttb=p.pgd, geo=geo,
-                   eats=m.ats_enabled, el2=self.features_e2h and d.stage == 1)
+        if d.stage == 1:
+            from ..reference.ste import Cd
+            from ..reference.lpae import Geometry
+            if m.cdtab_dma is None:     # arm_smmu_alloc_cd_tables(): a linear table of 2^s1cdmax CDs
+                m.cdtab_dma = self.hw.mem.alloc_coherent(64 << self.CD_TABLE_BITS)
+            cd = Cd(d.asid, p.pgd, Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level))
+            if self.hw.cds.get(m.cdtab_dma) != cd:
+                self.hw.write_cd(m.cdtab_dma, cd)
+                self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_CD, sid=m.sid, ssid=IOMMU_NO_PASID, leaf=True)),
+                                      build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])      # arm_smmu_sync_cd()
+            return S.make_cdtable_ste(m.cdtab_dma, m.ats_enabled, self.features_e2h, s1cdmax=self.CD_TABLE_BITS)
+        return S.make_s2_domain_ste(d.vmid, p.pgd, p.cfg.pg_shift, p.cfg.ias, p.cfg.oas, p.start_level,
+                                    p.cfg.coherent_walk, m.ats_enabled)
+
+    def install_ste_for_dev(self, m: Master) -> None:
+        """arm_smmu_install_ste_for_dev(): arm_smmu_write_ste() of the target STE to the master's stream."""
+        self.write_ste(m.sid, self.target_ste(m))
+
+    def write_ste(self, sid: int, target) -> None:
+        """arm_smmu_write_ste(): arm_smmu_write_entry() over the stream table entry, a CFGI_STE + CMD_SYNC
+        (arm_smmu_ste_writer_sync_entry()) after each step that changed it, then PREFETCH_CFG (no sync)."""
+        self.hw.tick()
+        hw = self.hw
+        sync = [build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=sid, leaf=True)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))]
+        hw.begin_ste_update(sid)
+        S.write_entry(list(hw.ste_words(sid)), target, lambda q, v: hw.store_ste(sid, q, v),
+                      lambda: hw.cmdq_publish(sync))
+        hw.end_ste_update(sid)
+        hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_PREFETCH_CFG, sid=sid))])
 
     def detach_dev(self, m: Master) -> None:
         """arm_smmu_detach_dev(): disable ATS, leave the domain, install an abort STE."""

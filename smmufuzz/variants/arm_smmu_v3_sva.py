@@ -32,16 +32,12 @@ class ArmSmmuV3SvaDriver(ArmSmmuV3Driver):
     """The classic driver with SVA: CD tables on stage-1 STEs, SVA domains per mm, the mmu_notifier's invalidation."""
 
     SVA = True
+    CD_TABLE_BITS = SSID_BITS     # arm_smmu_alloc_cd_tables(): a stage-1 STE's CD table of 2^ssid_bits CDs
 
     def __init__(self, hw, core, pgcfg):
         super().__init__(hw, core, pgcfg)
         self.sva_domains: dict[int, SvaDomain] = {}       # mm -> its SVA domain (iommu_mm->sva_domains)
         self.bonds: dict[tuple[int, int], int] = {}       # (sid, PASID) -> handle->users
-
-    def ste_for(self, m: Master):
-        """arm_smmu_make_cdtable_ste(): a stage-1 STE points at the master's CD table of 2^ssid_bits CDs."""
-        ste = super().ste_for(m)
-        return replace(ste, s1cdmax=SSID_BITS) if ste.config == "s1" else ste
 
     # ---- bind / unbind --------------------------------------------------------------------
     def sva_bind(self, sid: int, mm_id: int, mm) -> int:
@@ -71,7 +67,7 @@ class ArmSmmuV3SvaDriver(ArmSmmuV3Driver):
         (arm_smmu_make_sva_cd(), arm_smmu_write_cd_entry(): CFGI_CD + CMD_SYNC), then flush the PASID's ATC
         (arm_smmu_attach_commit())."""
         d.devices.append((m, pasid))
-        self.hw.write_cd(m.sid, pasid, Cd(d.asid, d.mm.pgd, d.mm.geo))
+        self.hw.write_substream_cd(m.sid, pasid, Cd(d.asid, d.mm.pgd, d.mm.geo))
         self.sync_cd(m, pasid)
         if m.ats_enabled:
             self.atc_inv_master(m, pasid)
@@ -98,7 +94,7 @@ class ArmSmmuV3SvaDriver(ArmSmmuV3Driver):
 
     def remove_dev_pasid(self, d: SvaDomain, m: Master, pasid: int) -> None:
         """arm_smmu_remove_dev_pasid(): clear the CD (arm_smmu_clear_cd()), flush the PASID's ATC, leave the list."""
-        self.hw.write_cd(m.sid, pasid, None)
+        self.hw.write_substream_cd(m.sid, pasid, None)
         self.sync_cd(m, pasid)
         if m.ats_enabled:
             self.atc_inv_master(m, pasid)

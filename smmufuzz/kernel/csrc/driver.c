@@ -2,7 +2,8 @@
  * command building and batching, __arm_smmu_tlb_inv_range, arm_smmu_tlb_inv_range_domain,
  * arm_smmu_tlb_inv_range_asid and arm_smmu_tlb_inv_asid (SVA's, where the tree has them),
  * arm_smmu_atc_inv_domain/_master, arm_smmu_tlb_inv_context, arm_smmu_iotlb_sync,
- * arm_smmu_flush_iotlb_all and the io-pgtable flush ops, extracted by kernel/cdriver.py into the
+ * arm_smmu_flush_iotlb_all and the io-pgtable flush ops; the STE writer arm_smmu_write_ste with
+ * arm_smmu_write_entry and the arm_smmu_make_*_ste builders), extracted by kernel/cdriver.py into the
  * generated arm_smmu_v3_gen.c) over C structs the host fills from its state (struct arm_smmu_device
  * features, struct arm_smmu_domain with its masters), and one flat entry point for ctypes (kc_drv_op),
  * run inside the crash guard (kc_run).  The hardware queue is ours: arm_smmu_cmdq_issue_cmdlist()
@@ -34,9 +35,12 @@ struct kc_drv_host {
 };
 struct kc_drv_host kc_drv_host;
 
+#define KC_STES 64                            /* stream IDs 0..63: the linear stream table the C writes */
+
 struct kc_smmu {
 	struct arm_smmu_device smmu;
 	u64 id;                               /* the host's id of this SMMU */
+	struct arm_smmu_ste strtab[KC_STES];  /* the CPU's view; the host copies each store to the emulator */
 };
 
 /* A domain and the masters attached to it (one stream each). */
@@ -50,7 +54,8 @@ struct kc_sdom {
 	u32 asid, vmid;                       /* the model's, handed out by the stage finalisers below */
 	int fmt, allocs;                      /* what arm_smmu_domain_finalise() asked alloc_io_pgtable_ops() for */
 	struct io_pgtable_cfg cfg;
-	struct io_pgtable_ops pgtbl;          /* smmu_domain->pgtbl_ops: its ops go to the host's table */
+	struct io_pgtable iop;                /* smmu_domain->pgtbl_ops is iop.ops: its ops go to the host's table;
+					       * iop.cfg is the host table's (VTCR, VTTBR for the STE) */
 	int ret;
 };
 
@@ -75,7 +80,7 @@ static struct iommu_dirty_ops arm_smmu_dirty_ops;
 #ifdef KC_HAVE_OPS_SYNC_MAP
 static int kc_drv_pgtbl_sync_map(struct io_pgtable_ops *ops, unsigned long iova, size_t size)
 {
-	struct kc_sdom *c = container_of(ops, struct kc_sdom, pgtbl);
+	struct kc_sdom *c = container_of(ops, struct kc_sdom, iop.ops);
 	int was = kc_host_enter();
 	int r = kc_drv_host.pgtbl_sync_map(container_of(c->d.smmu, struct kc_smmu, smmu)->id, c->id, iova, size);
 	kc_host_leave(was);
@@ -89,11 +94,13 @@ static struct io_pgtable_ops *kc_drv_alloc_pgtable(enum io_pgtable_fmt fmt, stru
 	c->fmt = fmt;
 	c->cfg = *cfg;
 	c->allocs++;
-	memset(&c->pgtbl, 0, sizeof(c->pgtbl));
+	memset(&c->iop, 0, sizeof(c->iop));
+	c->iop.fmt = fmt;
+	c->iop.cfg = *cfg;
 #ifdef KC_HAVE_OPS_SYNC_MAP
-	c->pgtbl.iotlb_sync_map = kc_drv_pgtbl_sync_map;
+	c->iop.ops.iotlb_sync_map = kc_drv_pgtbl_sync_map;
 #endif
-	return &c->pgtbl;
+	return &c->iop.ops;
 }
 
 static void kc_drv_free_pgtable(struct io_pgtable_ops *ops) { (void)ops; }
@@ -324,3 +331,66 @@ long kc_drv_op(struct kc_sdom *c, int op, u64 iova, u64 size, u64 granule, u64 a
 	long r = kc_run(kc_drv_call, &k);
 	return r ? r : k.ret;
 }
+
+/* The domain's io-pgtable (the tree's io-pgtable-arm.c, glue.c's kc_pgtbl): arm_smmu_make_s2_domain_ste()
+ * reads its VTCR and VTTBR through io_pgtable_ops_to_pgtable(smmu_domain->pgtbl_ops)->cfg, so the cfg the
+ * table was made with is copied into the forwarders' struct io_pgtable (pgtbl_ops stays the forwarders). */
+void kc_sdom_pgtbl(struct kc_sdom *c, struct io_pgtable_ops *ops) { c->iop.cfg = io_pgtable_ops_to_pgtable(ops)->cfg; }
+
+enum kc_ste_kind { KC_STE_ABORT, KC_STE_BYPASS, KC_STE_CDTABLE, KC_STE_S2 };
+
+struct kc_ste_call {
+	struct kc_smmu *s;
+	struct kc_sdom *c;
+	u32 sid;
+	int kind, ats;
+	u64 cdtab_dma;
+	u8 s1cdmax;
+};
+
+static void kc_ste_call(void *p)
+{
+	struct kc_ste_call *k = p;
+	struct arm_smmu_stream stream = { .id = k->sid };
+	struct arm_smmu_master master;
+	struct arm_smmu_ste target;
+
+	memset(&master, 0, sizeof(master));
+	master.smmu = &k->s->smmu;
+	master.streams = &stream;
+	master.num_streams = 1;
+	master.cd_table.cdtab_dma = k->cdtab_dma;           /* a linear table (s1fmt 0) of 2^s1cdmax CDs */
+	master.cd_table.s1cdmax = k->s1cdmax;
+	switch (k->kind) {
+	case KC_STE_ABORT:
+		arm_smmu_make_abort_ste(&target);
+		break;
+	case KC_STE_BYPASS:
+		arm_smmu_make_bypass_ste(&k->s->smmu, &target);
+		break;
+	case KC_STE_CDTABLE:
+		arm_smmu_make_cdtable_ste(&target, &master, k->ats, STRTAB_STE_1_S1DSS_SSID0);
+		break;
+	case KC_STE_S2:
+		arm_smmu_make_s2_domain_ste(&target, &master, &k->c->d, k->ats);
+		break;
+	default:
+		return;
+	}
+	arm_smmu_write_ste(&master, k->sid, &k->s->strtab[k->sid], &target);
+}
+
+/* arm_smmu_install_ste_for_dev() for a master with one stream `sid`: build the STE of `kind` (c: the stage-2
+ * domain; cdtab_dma: the master's CD table of 2^s1cdmax CDs) and write it with the tree's writer.  -1 for a sid out of the
+ * table, else 0 or KC_DRV_CRASHED. */
+long kc_ste_write(struct kc_smmu *s, struct kc_sdom *c, u32 sid, int kind, int ats, u64 cdtab_dma, int s1cdmax)
+{
+	struct kc_ste_call k = { .s = s, .c = c, .sid = sid, .kind = kind, .ats = ats, .cdtab_dma = cdtab_dma,
+				 .s1cdmax = s1cdmax };
+	if (sid >= KC_STES || (kind == KC_STE_S2 && (!c || !c->d.pgtbl_ops)))
+		return -1;
+	return kc_run(kc_ste_call, &k);
+}
+
+/* The 8 words of sid's STE as the C last stored them. */
+const u64 *kc_ste_words(struct kc_smmu *s, u32 sid) { return sid < KC_STES ? (const u64 *)s->strtab[sid].data : NULL; }

@@ -11,6 +11,9 @@
 #define __BUILD_BUG_ON_NOT_POWER_OF_2(n) BUILD_BUG_ON_MSG(((n) & ((n) - 1)) != 0, "not a power of 2")
 #define __compiletime_error(msg)
 #define typecheck_pointer(x) ((void)(x))
+/* a little-endian kernel defines __LITTLE_ENDIAN only; glibc's <endian.h> defines both as byte-order constants,
+ * and the tree tests `#ifdef __BIG_ENDIAN` (arm_smmu_make_s2_domain_ste() sets STRTAB_STE_2_S2ENDI under it) */
+#undef __BIG_ENDIAN
 typedef u16 __be16;
 typedef u32 __be32;
 typedef u64 __be64;
@@ -40,6 +43,9 @@ typedef struct { int locked; } rwlock_t;
 #define spin_unlock(l) ((void)(l))
 #define local_irq_save(f) ((f) = 0)
 #define local_irq_restore(f) ((void)(f))
+#define hweight8(w) __builtin_popcount((u8)(w))
+#define ffs(x) __builtin_ffs(x)
+#define VISIBLE_IF_KUNIT                /* the STE writer's helpers: global, as with CONFIG_KUNIT */
 #define fls_long(x) ((x) ? (unsigned long)(64 - __builtin_clzl((unsigned long)(x))) : 0UL)
 #define list_for_each_entry(pos, head, member)						\
 	for (pos = list_entry((head)->next, __typeof__(*pos), member); &pos->member != (head);	\

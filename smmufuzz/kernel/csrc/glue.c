@@ -370,6 +370,7 @@ long kc_free(struct kc_pgtbl *t)
 }
 
 u64 kc_pgsize_bitmap(struct kc_pgtbl *t) { return t->cfg.pgsize_bitmap; }
+struct io_pgtable_ops *kc_pgtbl_ops(struct kc_pgtbl *t) { return t->ops; }
 u64 kc_ttbr(struct kc_pgtbl *t, int s2) { return s2 ? t->cfg.arm_lpae_s2_cfg.vttbr : t->cfg.arm_lpae_s1_cfg.ttbr; }
 unsigned kc_tsz(struct kc_pgtbl *t, int s2) { return s2 ? t->cfg.arm_lpae_s2_cfg.vtcr.tsz : t->cfg.arm_lpae_s1_cfg.tcr.tsz; }
 unsigned kc_s2_sl(struct kc_pgtbl *t) { return t->cfg.arm_lpae_s2_cfg.vtcr.sl; }
