@@ -1,6 +1,6 @@
 """arm-smmu-v3's SVA (arm-smmu-v3-sva.c, 6.12): PASIDs bound to process page tables, invalidated by the mm notifier."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..reference.substream import Cd
 from .arm_smmu_v3 import (CMDQ_OP_CFGI_CD, CMDQ_OP_CMD_SYNC, CMDQ_OP_TLBI_EL2_ASID, CMDQ_OP_TLBI_EL2_VA,
