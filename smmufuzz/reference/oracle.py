@@ -151,15 +151,9 @@ class Oracle:
                     if v:
                         return v
                 self._remember(key)
-            tag = ste.tag
-            key = ("tlb", tag, smmu.cache_ver, len(smmu.tlb), dkey)
-            if key not in self._clean:
-                for k, s in smmu.tlb.items():
-                    if k[0] == tag:
-                        v = self._check_one(ds, k[1], k[2], k[3], k[4], sid, "TLB", where, s)
-                        if v:
-                            return v
-                self._remember(key)
+            v = self._check_tlb(sid, ste, ds, dkey, where)
+            if v:
+                return v
             v = self._check_walk_cache(sid, ste, ds, where)
             if v:
                 return v
@@ -169,6 +163,23 @@ class Oracle:
                                       smmu.cmd_log)
                 if v:
                     return v
+        return None
+
+    def _check_tlb(self, sid: int, ste, ds, dkey, where: str, reach_of=None) -> Violation | None:
+        """Every TLB entry of the STE's tag, once per cache state; with reach_of, not those equal to a leaf
+        reach_of(ste) holds (the walk's check judged them)."""
+        smmu = self.smmu
+        tag = ste.tag
+        key = ("tlb", tag, smmu.cache_ver, len(smmu.tlb), dkey)
+        if key in self._clean:
+            return None
+        reach = reach_of(ste) if reach_of is not None else ()
+        for k, s in smmu.tlb.items():
+            if k[0] == tag and (k[1], k[2], k[3], k[4]) not in reach:
+                v = self._check_one(ds, k[1], k[2], k[3], k[4], sid, "TLB", where, s)
+                if v:
+                    return v
+        self._remember(key)
         return None
 
     def check_stream(self, sid: int, resolve=None) -> Violation | None:
@@ -208,17 +219,10 @@ class Oracle:
                     if v:
                         return v
                 self._remember(key)
-            tag = ste.tag
-            key = ("tlb", tag, smmu.cache_ver, len(smmu.tlb), dkey)
-            if key not in self._clean:
-                # an entry holding what the walk above reaches now was judged with it (same translation)
-                reach = smmu.reach_set(ste)
-                for k, s in smmu.tlb.items():
-                    if k[0] == tag and (k[1], k[2], k[3], k[4]) not in reach:
-                        v = self._check_one(ds, k[1], k[2], k[3], k[4], sid, "TLB", where, s)
-                        if v:
-                            return v
-                self._remember(key)
+            # an entry holding what the walk above reaches now was judged with it (same translation)
+            v = self._check_tlb(sid, ste, ds, dkey, where, smmu.reach_set)
+            if v:
+                return v
             v = self._check_walk_cache(sid, ste, ds, where)
             if v:
                 return v
