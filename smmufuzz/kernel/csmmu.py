@@ -109,7 +109,7 @@ class _CDomain:
             raise c.lib.crash()
         if not self.ptr:
             raise clib.KernelCrash(f"arm_smmu_domain_finalise() failed ({err.value}) for stage {d.stage}")
-        out = (_u64 * 8)()
+        out = (_u64 * 6)()
         c.L.kc_sdom_cfg(self.ptr, out)
         self.allocs, self.fmt, self.stage = out[0], out[1], out[2]
         self.coherent_walk, self.quirks = bool(out[3]), out[5]

@@ -52,10 +52,10 @@ struct kc_sdom {
 	struct arm_smmu_master_domain links[KC_DRV_MASTERS];
 	u64 id;                               /* the host's id of this domain */
 	u32 asid, vmid;                       /* the model's, handed out by the stage finalisers below */
-	int fmt, allocs;                      /* what arm_smmu_domain_finalise() asked alloc_io_pgtable_ops() for */
-	struct io_pgtable_cfg cfg;
+	int allocs;                           /* alloc_io_pgtable_ops() calls by arm_smmu_domain_finalise() */
 	struct io_pgtable iop;                /* smmu_domain->pgtbl_ops is iop.ops: its ops go to the host's table;
-					       * iop.cfg is the host table's (VTCR, VTTBR for the STE) */
+					       * iop.fmt and iop.cfg: what the finalise asked for, then the host
+					       * table's cfg (VTCR, VTTBR for the STE) */
 	int ret;
 };
 
@@ -91,8 +91,6 @@ static int kc_drv_pgtbl_sync_map(struct io_pgtable_ops *ops, unsigned long iova,
 static struct io_pgtable_ops *kc_drv_alloc_pgtable(enum io_pgtable_fmt fmt, struct io_pgtable_cfg *cfg, void *cookie)
 {
 	struct kc_sdom *c = container_of((struct arm_smmu_domain *)cookie, struct kc_sdom, d);
-	c->fmt = fmt;
-	c->cfg = *cfg;
 	c->allocs++;
 	memset(&c->iop, 0, sizeof(c->iop));
 	c->iop.fmt = fmt;
@@ -208,21 +206,19 @@ struct kc_sdom *kc_sdom_new(struct kc_smmu *s, int stage, u32 asid, u32 vmid, u6
 }
 
 /* What the tree's arm_smmu_domain_finalise() asked of the io-pgtable: out[] = {allocations, fmt, stage
- * (1 or 2), coherent_walk, defer_sync_pte (-1 where io_pgtable_cfg has none), quirks, ias, oas}. */
+ * (1 or 2), coherent_walk, defer_sync_pte (-1 where io_pgtable_cfg has none), quirks}. */
 void kc_sdom_cfg(struct kc_sdom *c, u64 *out)
 {
 	out[0] = c->allocs;
-	out[1] = c->fmt;
+	out[1] = c->iop.fmt;
 	out[2] = c->d.stage == ARM_SMMU_DOMAIN_S1 ? 1 : 2;
-	out[3] = c->cfg.coherent_walk;
+	out[3] = c->iop.cfg.coherent_walk;
 #ifdef KC_HAVE_DEFER_SYNC_PTE
-	out[4] = c->cfg.defer_sync_pte;
+	out[4] = c->iop.cfg.defer_sync_pte;
 #else
 	out[4] = (u64)-1;
 #endif
-	out[5] = c->cfg.quirks;
-	out[6] = c->cfg.ias;
-	out[7] = c->cfg.oas;
+	out[5] = c->iop.cfg.quirks;
 }
 
 /* Which iommu_domain_ops the tree's arm-smmu-v3 sets beyond the invalidation ones: bit 0 iotlb_sync_map. */
