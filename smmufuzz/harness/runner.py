@@ -86,6 +86,7 @@ class _Exec:
         hw = hw_config(cfg, policy)
         for k, v in c.hw.items():                    # e.g. a variant for non-coherent SMMUs
             setattr(hw, k, v)
+        hw.weak_stores = c.store_barriers            # judged on store order only where it has the barriers
         self.smmu = Smmu(hw)
         self.ias = cfg.ias
         self.bitmap = c.bitmap(cfg.pg_shift)         # domain->pgsize_bitmap
@@ -249,8 +250,12 @@ class _Exec:
         """Could a device still translate part of lazily unmapped [lo, hi): a TLB entry of this tag, any device
         ATC entry, or a walk of a configuration with this tag (e.g. a virtio-iommu UNMAP still queued)? With none,
         nothing can bring the old translation back (e.g. a virtio-iommu domain whose last endpoint left: the host
-        destroyed it, and viommu_flush_iotlb_all() rightly does nothing)."""
+        destroyed it, and viommu_flush_iotlb_all() rightly does nothing). A PTE clear the SMMU may not observe yet
+        (reference/store_order.py) may still be walked: arm_smmu_tlb_inv_context() relies on the flush's command
+        publication for that."""
         smmu = self.smmu
+        if smmu.mem.stores_pending:
+            return True
         if any(k[0] == tag and k[1] < hi and lo < k[1] + k[2] for k in smmu.tlb):
             return True
         if any(va < hi and lo < va + span for atc in smmu.atc.values() for va, span, _pa, _p in atc):

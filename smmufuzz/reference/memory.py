@@ -4,7 +4,12 @@ Models what dma_sync_single_for_device() / __arm_lpae_sync_pte() make visible to
 non-coherent table walker (smmu-reference §1.3, §1.8).
 """
 
+import itertools
+
 from .alloc_faults import AllocFaults
+from .store_order import StoreBuffer
+
+_VIEW_IDS = itertools.count(1)     # memory versions of partial views: negative, never reused
 
 LINE = 64
 CPU_PAGE = 4096
@@ -18,10 +23,14 @@ class Memory:
     __slots__ = ("coherent", "faults", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
                  "redundant_cleans", "writebacks", "page_gen", "page_free",
                  "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx", "lines_touched",
-                 "_next_coherent")
+                 "_next_coherent", "stores", "overlay", "_saved_version")
 
-    def __init__(self, coherent: bool, base: int = 0x4000_0000_0000):
+    def __init__(self, coherent: bool, base: int = 0x4000_0000_0000, weak: bool = False):
         self.coherent = coherent
+        # coherent walks under the weak memory model: the stores the SMMU may not observe yet (store_order.py)
+        self.stores: StoreBuffer | None = StoreBuffer() if coherent and weak else None
+        self.overlay: dict[int, int] | None = None   # a partial view a walk reads through (partial_view)
+        self._saved_version = 0
         self.faults = AllocFaults()        # allocations a program makes fail (alloc_faults.py)
         self.cpu: dict[int, int] = {}      # qword address -> value, CPU view (cache or memory)
         self.poc: dict[int, int] = {}      # qword address -> value, what a non-coherent walker reads
@@ -46,7 +55,12 @@ class Memory:
         return self.cpu.get(addr, 0)
 
     def cpu_write(self, addr: int, val: int) -> None:
-        """A CPU store: lands in the cache; the PoC sees it only after a clean or write-back."""
+        """A CPU store: lands in the cache; the PoC sees it only after a clean or write-back. With coherent
+        walks, the SMMU observes it at the latest at the next completion (store_order.py)."""
+        if self.stores is not None:
+            old = self.cpu.get(addr, 0)
+            if old != val:
+                self.stores.record(addr, old, val)
         _store(self.cpu, self._cpu_idx, addr, val)
         if self.coherent:
             self.version += 1
@@ -107,12 +121,47 @@ class Memory:
         self._next_coherent = pa + size
         return pa
 
+    def dma_wmb(self) -> None:
+        """dma_wmb(): the SMMU observes the stores so far before any later one (store_order.py)."""
+        if self.stores is not None:
+            self.stores.dma_wmb()
+
+    def wmb(self) -> None:
+        """wmb(), or a command publication's barrier: every store so far is visible to the SMMU."""
+        if self.stores is not None and self.stores.complete():
+            self.version += 1              # the partial views are gone: what a walk may read changed
+
     # --- SMMU side --------------------------------------------------------------------------
     def smmu_read(self, addr: int) -> int:
-        """A table-walk read: the CPU view when walks are coherent, the PoC otherwise."""
+        """A table-walk read: the CPU view when walks are coherent (through a partial view while one is
+        looked at), the PoC otherwise."""
         if self.coherent:
+            ov = self.overlay
+            if ov is not None and addr in ov:
+                return ov[addr]
             return self.cpu.get(addr, 0)
         return self.poc.get(addr, 0)
+
+    @property
+    def stores_pending(self) -> bool:
+        """Are there CPU stores the SMMU may not observe yet?"""
+        return self.stores is not None and bool(self.stores.stores)
+
+    def partial_views(self) -> list[dict[int, int]]:
+        """The views of memory the SMMU may have observed, with stores still on their way (store_order.py)."""
+        if self.stores is None or not self.stores.stores:
+            return []
+        return self.stores.views(self.cpu)
+
+    def look_through(self, view: dict[int, int] | None) -> None:
+        """Make table walks read through `view` (None: back to the CPU's view). `version` takes a value of
+        its own per view, so nothing cached per memory version mixes the two."""
+        if view is None:
+            self.overlay = None
+            self.version = self._saved_version
+            return
+        self._saved_version, self.overlay = self.version, view
+        self.version = -next(_VIEW_IDS)
 
     # --- page allocator (alloc_pages / free_pages) --------------------------------------------
     def alloc_pages(self, size: int) -> int:
@@ -128,8 +177,11 @@ class Memory:
         else:
             pa = (self._next + size - 1) & ~(size - 1)
             self._next = pa + size
+        stores = self.stores
         for p in range(pa, pa + size, CPU_PAGE):
             for a in list(self._cpu_idx.get(p, ())):
+                if stores is not None:
+                    stores.record(a, self.cpu[a], 0)
                 _store(self.cpu, self._cpu_idx, a, 0)
         self.version += 1
         if not self.coherent:
@@ -173,6 +225,12 @@ class Memory:
             s = idx.get(p)
             if s:
                 out.extend(a for a in s if base <= a < base + size)
+        ov = self.overlay if self.coherent else None
+        if ov:
+            inside = [a for a in ov if base <= a < base + size]
+            if inside:
+                out = sorted({a for a in out if ov.get(a, 1)} | {a for a in inside if ov[a]})
+                return out
         out.sort()
         return out
 

@@ -28,6 +28,7 @@ class ProcessMm:
             desc = self.mem.cpu_read(addr)
             if not desc & PTE_VALID:
                 nxt = self.mem.alloc_pages(PAGE_SIZE)
+                self.mem.dma_wmb()          # pmd_install()'s smp_wmb(): the zeroed table before the entry
                 self.mem.cpu_write(addr, nxt | PTE_TYPE_TABLE_OR_PAGE)
                 desc = nxt | PTE_TYPE_TABLE_OR_PAGE
             table = desc & ADDR_MASK_48

@@ -49,6 +49,7 @@ class HwConfig:
     policy: str = "max-cache"      # max-cache | none
     walk_cache: bool = True        # the SMMU caches intermediate table descriptors
     walk_levels: int = 0b111       # ... read at these levels (bit L: level L), an implementation's choice
+    weak_stores: bool = False      # coherent walks observe CPU stores as Arm's memory model allows (store_order.py)
     step_budget: int = 3_000_000
     command_budget: int = 270_000  # commands + register TLBIs per program (a 1 GiB walk flush is 262,144)
 
@@ -83,7 +84,9 @@ class Smmu:
 
     def __init__(self, cfg: HwConfig):
         self.cfg = cfg
-        self.mem = Memory(cfg.coherent)
+        self.mem = Memory(cfg.coherent, weak=cfg.weak_stores)
+        if self.mem.stores is not None:
+            self.mem.stores.on_complete = self._last_look
         self.strtab: dict[int, Ste] = {}              # sid -> the STE its table entry's words decode to now
         self.strtab_base: dict[int, int] = {}         # instance ns -> its linear stream table (SMMU_STRTAB_BASE)
         self.ste_ns: dict[int, int] = {}              # sid -> the ns of the instance whose table holds it
@@ -276,6 +279,7 @@ class Smmu:
         """Write commands to the queue and move PROD past them; each CMD_SYNC waits for completion of the
         commands before it in the same queue (IHI 0070 §4.1.4). ns: the tag namespace of the instance whose
         queue this is (see SmmuInstance)."""
+        self.mem.wmb()                   # the dma_wmb() before PROD moves: the SMMU reads the commands after
         by_op = self.stats.by_op
         log = self.cmd_log
         pending = self.pending.setdefault(ns, [])
@@ -745,6 +749,31 @@ class Smmu:
         seq = self.new_epoch()
         self._fill_key = key
         self._fill_epoch = seq
+        self._fill_caches(seq)
+        self._fill_partial_views(seq)
+
+    def _last_look(self) -> None:
+        """Before stores still on their way become visible (a wmb() or a command publication): max-cache
+        caches what a walk could have read while they were partly visible."""
+        if self.enabled and self.cfg.policy == "max-cache":
+            self._fill_partial_views(None)
+
+    def _fill_partial_views(self, seq: int | None) -> None:
+        """max-cache over the views of memory in which only some pending CPU stores are visible (seq None:
+        a fill epoch of their own, if there is any such view)."""
+        mem = self.mem
+        views = mem.partial_views()
+        if views and seq is None:
+            seq = self.new_epoch()
+        for view in views:
+            mem.look_through(view)
+            try:
+                self._fill_caches(seq)
+            finally:
+                mem.look_through(None)
+
+    def _fill_caches(self, seq: int) -> None:
+        """Cache every STE, walk and translation reachable in the memory view walks read now."""
         for sid, ste in self.strtab.items():
             snaps = self.cfgc.setdefault(sid, {})
             snaps[ste] = seq

@@ -21,6 +21,8 @@ class VariantCaps:
     chunk_extents: bool = False                    # a later unmap removes a whole map_pages() call, not a page
     fq_default: bool = False                       # an IOMMU_DOMAIN_DMA_FQ domain from the start
     concurrent: bool = False                       # runs step by step under the scheduler (seed-002 variants)
+    store_barriers: bool = False                   # its page-table code has the kernel's dma_wmb()/wmb(): the
+    #                                                SMMU observes its stores weakly ordered (reference/store_order.py)
 
     def bitmap(self, pg_shift: int) -> int:
         return self.pgsize_bitmap if self.pgsize_bitmap is not None else PGSIZE_BITMAPS[pg_shift]
@@ -34,4 +36,5 @@ def caps(factory) -> VariantCaps:
         pgsize_bitmap=g(factory, "PGSIZE_BITMAP", None), no_perms=g(factory, "NO_PERMS", False),
         oas=g(factory, "OAS", 48), pa_min=g(factory, "PA_MIN", 0),
         chunk_extents=g(factory, "MAPPING_UNIT", "page") == "chunk", fq_default=g(factory, "FQ_DEFAULT", False),
-        concurrent=g(factory, "CONCURRENT", False))
+        concurrent=g(factory, "CONCURRENT", False),
+        store_barriers=g(g(g(factory, "driver_cls", None), "pgtable_cls", None), "STORE_BARRIERS", False))

@@ -123,6 +123,8 @@ class PgtableAllocError(ValueError):
 class ArmLpaeIoPgtable:
     """struct arm_lpae_io_pgtable with its map_pages / unmap_pages / iova_to_phys ops."""
 
+    STORE_BARRIERS = True      # the dma_wmb() and wmb() of io-pgtable-arm.c (_table_visible_before_pte, map_pages)
+
     def __init__(self, cfg: PgtableCfg, hw, tlb):
         self.cfg = cfg
         self.kernel = cfg.kernel
@@ -335,11 +337,16 @@ class ArmLpaeIoPgtable:
         self._init_pte_leaves(paddr, prot, lvl, num, ptep)
         return 0
 
+    def _table_visible_before_pte(self) -> None:
+        """arm_lpae_install_table()'s dma_wmb(): "Ensure the table itself is visible before its PTE can be"."""
+        self.mem.dma_wmb()
+
     def _install_table(self, table: int, ptep: int, curr: int) -> int:
         """arm_lpae_install_table(): cmpxchg the table PTE in, clean it once (ARM_LPAE_PTE_SW_SYNC)."""
         new = self.paddr_to_iopte(table) | PTE_TYPE_TABLE
         if self.cfg.quirks & IO_PGTABLE_QUIRK_ARM_NS:
             new |= PTE_NSTABLE
+        self._table_visible_before_pte()
         old = self.rd(ptep)
         if old == curr:
             self.mem.cpu_write(ptep, new)
@@ -397,6 +404,7 @@ class ArmLpaeIoPgtable:
             return -EINVAL, 0
         mapped = [0]
         ret = self._map(iova, paddr, pgsize, pgcount, self.prot_to_pte(prot), self.start_level, self.pgd, mapped)
+        self.mem.wmb()       # "Synchronise all PTE updates for the new mapping before ... a table walk"
         return ret, mapped[0]
 
     # ---- unmap -------------------------------------------------------------------------------

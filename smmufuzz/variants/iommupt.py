@@ -17,6 +17,7 @@ class PtIommu(ArmLpaeIoPgtable):
     version = "A"                 # gather_range_pages(): A (original), B (always add range), C (Robin)
     flush_range = True            # PT_FEAT_FLUSH_RANGE
     no_gaps = True                # PT_FEAT_FLUSH_RANGE_NO_GAPS (virtualised IOMMUs)
+    STORE_BARRIERS = False        # its table install's ordering is not modelled: judged with stores in order
 
     def __init__(self, cfg, hw, tlb, core=None):
         super().__init__(cfg, hw, tlb)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from .os_smmuv3 import SmmuV3Os
 from . import (alloc_fail_bugs, gather_rules, iommupt, kc_core, kc_full, kernel_c, lpae_drivers, own_table_drivers,
-               pte_sync, reset_bugs, sva_bugs, virtio_iommu)
+               pte_sync, reset_bugs, sva_bugs, store_order_bugs, virtio_iommu)
 from .arm_smmu_v3_invs import InvsDesign, invs_variant
 from .invs import InvsFlavor
 
@@ -35,6 +35,9 @@ register("smmuv3:reset-no-cfgi", reset_bugs.ResetNoCfgiOs, True, "spine", reset_
 register("smmuv3:reset-no-el2", reset_bugs.ResetNoEl2Os, True, "spine", reset_bugs.ResetNoEl2Driver.__doc__)
 # planted (issue 18 item 1): exposed only when an allocation fails (fail_nth op)
 register("smmuv3:map-no-unwind", alloc_fail_bugs.NoUnwindOs, True, "spine", alloc_fail_bugs.NoUnwindCore.__doc__)
+# planted (issue 18 item 5): exposed only with weakly ordered stores (reference/store_order.py)
+register("smmuv3:install-no-wmb", store_order_bugs.InstallNoWmbOs, True, "spine",
+         store_order_bugs.InstallNoWmbDriver.__doc__)
 # planted (issue 18 item 4): exposed only through an SVA PASID (docs/sva.md)
 register("smmuv3:sva-notifier-short", sva_bugs.NotifierShortOs, True, "spine", sva_bugs.NotifierShortDriver.__doc__)
 
