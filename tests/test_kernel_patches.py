@@ -50,6 +50,7 @@ REPRO_KIND = {
     "unmap-no-walk-flush": "MISSED_INVALIDATION",
     "gather-granule": "MISSED_INVALIDATION",
     "replace-table-free": "TABLE_UAF",
+    "install-no-wmb": "WRONG_PA",
 }
 # planted bug -> what its reproducer gives on kc-patch-diff and kc-diff where the oracle sees nothing:
 # the oracle does not judge partial block unmaps (caller misuse), only a return value tells

@@ -25,6 +25,7 @@ WARN_FN = C.CFUNCTYPE(None, _u64, C.c_char_p, C.c_int, C.c_char_p)
 FLUSH_ALL_FN = C.CFUNCTYPE(None, _u64, _u64)
 FLUSH_WALK_FN = C.CFUNCTYPE(None, _u64, _u64, _u64, _u64, _u64)
 ADD_PAGE_FN = C.CFUNCTYPE(None, _u64, _u64, _u64, _u64, _u64)
+BARRIER_FN = C.CFUNCTYPE(None, _u64, C.c_int)
 
 
 def declare(L, sigs) -> None:
@@ -54,7 +55,8 @@ class KernelCrash(Exception):
 
 class _Host(C.Structure):
     _fields_ = [("alloc_pages", ALLOC_FN), ("free_pages", FREE_FN), ("dma_sync", DMA_FN), ("warn", WARN_FN),
-                ("flush_all", FLUSH_ALL_FN), ("flush_walk", FLUSH_WALK_FN), ("add_page", ADD_PAGE_FN)]
+                ("flush_all", FLUSH_ALL_FN), ("flush_walk", FLUSH_WALK_FN), ("add_page", ADD_PAGE_FN),
+                ("store_barrier", BARRIER_FN)]
 
 
 _LIBS: dict[str, "KernelLib"] = {}
@@ -112,7 +114,7 @@ class KernelLib:
         hooks = _Host(ALLOC_FN(self._guard(self._alloc, 0)), FREE_FN(self._guard(self._free)),
                       DMA_FN(self._guard(self._dma)), WARN_FN(self._guard(self._warn)),
                       FLUSH_ALL_FN(self._guard(self._flush_all)), FLUSH_WALK_FN(self._guard(self._flush_walk)),
-                      ADD_PAGE_FN(self._guard(self._add_page)))
+                      ADD_PAGE_FN(self._guard(self._add_page)), BARRIER_FN(self._guard(self._barrier)))
         self._hooks = hooks                              # keep the trampolines alive
         _Host.in_dll(L, "kc_host").__init__(*[getattr(hooks, f) for f, _t in _Host._fields_])
         f = L.kc_features()
@@ -158,6 +160,11 @@ class KernelLib:
         m = self._live(host)
         if m:
             m.dma(pa, size, what)
+
+    def _barrier(self, host, complete):
+        m = self._live(host)
+        if m:
+            m.barrier(bool(complete))
 
     def _warn(self, host, file, line, cond):
         m = self._live(host)
@@ -262,6 +269,14 @@ class Machine:
 
     def warn(self, text: str) -> None:
         self.warns.append(text)
+
+    def barrier(self, complete: bool) -> None:
+        """wmb() (complete) or dma_wmb() in kernel code: its stores so far, then the barrier, reach the emulator."""
+        self.collect()
+        if complete:
+            self.mem.wmb()
+        else:
+            self.mem.dma_wmb()
 
     def collect(self) -> int:
         """Copy the words the C code stored since the last look into the emulator's CPU view."""

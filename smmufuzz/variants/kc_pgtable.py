@@ -26,6 +26,7 @@ class CArmLpaeIoPgtable:
     lib_for = staticmethod(lambda cfg: None)     # set by the variant: which build (patched or not)
     defer_sync_pte = False                       # cfg->defer_sync_pte (the seed-003 series sets it)
     fmt32 = False                                # ARM_32_LPAE_S1/S2 (qcom_iommu, ipmmu-vmsa)
+    STORE_BARRIERS = True                        # the tree's own dma_wmb()/wmb() reach the emulator (kc_barrier)
 
     def __init__(self, cfg: PgtableCfg, hw, tlb):
         self.cfg, self.hw, self.mem, self.tlb = cfg, hw, hw.mem, tlb

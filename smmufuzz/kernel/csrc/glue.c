@@ -165,6 +165,13 @@ void kc_dma(u64 phys, u64 size, int what)
 		KC_HOST(kc_host.dma_sync(kc_cur->host, phys, size, what));
 }
 
+void kc_barrier(int complete)
+{
+	__sync_synchronize();
+	if (kc_host.store_barrier && kc_cur)
+		KC_HOST(kc_host.store_barrier(kc_cur->host, complete));
+}
+
 struct page *alloc_pages_node(int nid, gfp_t gfp, unsigned int order)
 {
 	struct kc_ctx *c = kc_cur;

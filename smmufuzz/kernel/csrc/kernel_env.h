@@ -59,8 +59,8 @@
 #define barrier() __asm__ __volatile__("" ::: "memory")
 #define mb() __sync_synchronize()
 #define rmb() __sync_synchronize()
-#define wmb() __sync_synchronize()
-#define dma_wmb() __sync_synchronize()
+#define wmb() kc_barrier(1)          /* the SMMU observes every store so far (reference/store_order.py) */
+#define dma_wmb() kc_barrier(0)      /* ... every store so far before any later one */
 #define dma_rmb() __sync_synchronize()
 #define smp_mb() __sync_synchronize()
 #define smp_wmb() __sync_synchronize()
@@ -167,6 +167,7 @@ struct kc_host {
 	void (*flush_all)(u64 host, u64 cookie);
 	void (*flush_walk)(u64 host, u64 cookie, u64 iova, u64 size, u64 granule);
 	void (*add_page)(u64 host, u64 cookie, u64 gather, u64 iova, u64 granule);
+	void (*store_barrier)(u64 host, int complete);                 /* dma_wmb() 0, wmb() 1 */
 };
 struct page { struct list_head lru; unsigned long private; };
 struct kc_ctx {
@@ -251,6 +252,7 @@ struct fwnode_handle;
 static inline int dev_to_node(struct device *d) { return d ? d->numa_node : NUMA_NO_NODE; }
 enum dma_data_direction { DMA_BIDIRECTIONAL = 0, DMA_TO_DEVICE = 1, DMA_FROM_DEVICE = 2, DMA_NONE = 3 };
 void kc_dma(u64 phys, u64 size, int what);
+void kc_barrier(int complete);
 static inline dma_addr_t dma_map_single(struct device *d, void *p, size_t sz, enum dma_data_direction dir)
 { (void)d; (void)dir; kc_dma(virt_to_phys(p), sz, 0); return virt_to_phys(p); }
 static inline void dma_unmap_single(struct device *d, dma_addr_t a, size_t sz, enum dma_data_direction dir)
