@@ -112,3 +112,21 @@ dma_map(d0, paddr=0x0, size=0x1000, prot=RW)
 """)
     for name in ("smmuv3", "pte-sync:coherent"):
         assert not run_program(prog, [name]).findings, name
+
+
+S2_ATTACH = """config(granule=4K, ias=48, stage=2, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+"""
+
+
+def test_an_ste_step_without_its_sync_lets_the_smmu_see_the_critical_qword_first():
+    """abort -> stage 2 is hitless: VMID/VTCR and S2TTB (ignored by an abort STE), CFGI_STE + CMD_SYNC, then
+    qword 0. Without that sync every prefix is harmless, but qword 0 may be observed before the others."""
+    res = run_program(parse(S2_ATTACH), ["smmuv3", "smmuv3:ste-no-unused-sync"])
+    assert [(f.kind, f.variant) for f in res.findings] == [("TORN_STE", "smmuv3:ste-no-unused-sync")]
+    assert "ttb=0x0" in res.findings[0].message
+
+
+def test_the_unsynced_ste_step_is_invisible_with_stores_in_order(monkeypatch):
+    monkeypatch.setattr(runner, "caps", lambda factory: replace(caps(factory), store_barriers=False))
+    assert not run_program(parse(S2_ATTACH), ["smmuv3:ste-no-unused-sync"]).findings

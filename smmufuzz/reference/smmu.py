@@ -92,6 +92,8 @@ class Smmu:
         self.ste_ns: dict[int, int] = {}              # sid -> the ns of the instance whose table holds it
         self.cds: dict[int, Cd] = {}                  # address -> the stage-1 CD there (kept decoded)
         self.ste_updates: dict[int, tuple] = {}       # sid -> (STE before, STEs fetched since) of an update
+        self.ste_unsynced: dict[int, dict[int, int]] = {}  # sid -> qword -> its value before the stores the
+        #                                               SMMU may not observe in order yet (weak_stores)
         self.torn: list[str] = []                     # updates that showed a third configuration (TORN_STE)
         # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
         self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
@@ -163,17 +165,39 @@ class Smmu:
         away (IHI 0070 §3.21.1: an STE may be fetched at any time) and fills through it; what it fetched is
         judged at the end of the update (end_ste_update)."""
         self.ste_ns[sid] = ns
-        self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, val)
+        addr = self.ste_addr(sid, ns) + 8 * q
+        if self.cfg.weak_stores:
+            self.ste_unsynced.setdefault(sid, {}).setdefault(q, self.mem.smmu_read(addr))
+        self.mem.coherent_write(addr, val)
         self._fetch_ste(sid)
         if self.cfg.policy == "max-cache" and self.enabled:
             ste = self.strtab[sid]
             if sid in self.ste_updates:
                 self.ste_updates[sid][1].append(ste)
+                if self.cfg.weak_stores:
+                    self.ste_updates[sid][1].extend(self._unordered_fetches(sid))
             epoch = self.new_epoch()
             self.cache_ver += 1
             self.cfgc.setdefault(sid, {})[ste] = epoch
             if ste.translates:
                 self._fill_ste(ste, epoch)
+
+    def _unordered_fetches(self, sid: int) -> list[Ste]:
+        """The STEs a fetch may decode while the stores since the last command publication reach the SMMU in
+        any order (reference/store_order.py): every subset of the qwords they changed at its old value. Only
+        judged (end_ste_update), not cached: one that is neither configuration is already a TORN_STE."""
+        words = list(self.ste_words(sid))
+        old = {q: v for q, v in self.ste_unsynced.get(sid, {}).items() if words[q] != v}
+        qs = sorted(old)
+        out = []
+        for mask in range(1, (1 << len(qs)) - 1) if len(qs) <= 8 else ():
+            w = list(words)
+            for i, q in enumerate(qs):
+                if mask >> i & 1:
+                    w[q] = old[q]
+            ste, _why = W.decode(w, self.cds.get, self.ste_ns.get(sid, 0))
+            out.append(ste)
+        return out
 
     def begin_ste_update(self, sid: int) -> None:
         """The CPU starts moving sid's STE to a new configuration (e.g. arm_smmu_write_ste()): what the SMMU
@@ -280,6 +304,7 @@ class Smmu:
         commands before it in the same queue (IHI 0070 §4.1.4). ns: the tag namespace of the instance whose
         queue this is (see SmmuInstance)."""
         self.mem.wmb()                   # the dma_wmb() before PROD moves: the SMMU reads the commands after
+        self.ste_unsynced.clear()        # ... every store before them, STE stores too
         by_op = self.stats.by_op
         log = self.cmd_log
         pending = self.pending.setdefault(ns, [])

@@ -350,6 +350,8 @@ class ArmSmmuV3Driver(MasterTable):
         return S.make_s2_domain_ste(d.vmid, p.pgd, p.cfg.pg_shift, p.cfg.ias, p.cfg.oas, p.start_level,
                                     p.cfg.coherent_walk, m.ats_enabled)
 
+    write_entry = staticmethod(S.write_entry)
+
     def install_ste_for_dev(self, m: Master) -> None:
         """arm_smmu_install_ste_for_dev(): arm_smmu_write_ste() of the target STE to the master's stream."""
         self.write_ste(m.sid, self.target_ste(m))
@@ -361,8 +363,8 @@ class ArmSmmuV3Driver(MasterTable):
         hw = self.hw
         sync = [build_cmd(CmdqEnt(CMDQ_OP_CFGI_STE, sid=sid, leaf=True)), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))]
         hw.begin_ste_update(sid)
-        S.write_entry(list(hw.ste_words(sid)), target, lambda q, v: hw.store_ste(sid, q, v),
-                      lambda: hw.cmdq_publish(sync))
+        self.write_entry(list(hw.ste_words(sid)), target, lambda q, v: hw.store_ste(sid, q, v),
+                         lambda: hw.cmdq_publish(sync))
         hw.end_ste_update(sid)
         hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_PREFETCH_CFG, sid=sid))])
 
