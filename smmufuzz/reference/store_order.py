@@ -23,12 +23,15 @@ class StoreBuffer:
     """The stores (address, value before, value) not yet known to be visible to the SMMU, in program order,
     cut into dma_wmb() epochs."""
 
-    __slots__ = ("stores", "cuts", "on_complete")
+    __slots__ = ("stores", "cuts", "on_complete", "_gen", "_memo")
 
     def __init__(self):
         self.stores: list[tuple[int, int, int]] = []
         self.cuts: list[int] = [0]          # index in `stores` where each epoch starts
         self.on_complete = None             # called before pending stores become visible (the SMMU's last look)
+        self._gen = 0                       # completions so far
+        self._memo: tuple = (None, [])      # (key, views): the CPU's words at these addresses change only by
+        #                                     recorded stores, so the views change only when the buffer does
 
     def record(self, addr: int, old: int, new: int) -> None:
         """One CPU store that changed a word."""
@@ -49,12 +52,16 @@ class StoreBuffer:
             self.on_complete()
         self.stores.clear()
         self.cuts = [0]
+        self._gen += 1
         return True
 
     def views(self, cpu: dict) -> list[dict[int, int]]:
         """The adversarial partial views (see the module docstring), each as {address: value the SMMU sees}
         for the addresses where it differs from `cpu` (the CPU's view, every store visible). Views that differ
         only by zeros (entries not visible yet) are left out: they reach no translation the CPU's view lacks."""
+        key = (self._gen, len(self.stores), len(self.cuts))
+        if self._memo[0] == key:
+            return self._memo[1]
         stores, cuts = self.stores, self.cuts + [len(self.stores)]
         committed: dict[int, int] = {}
         for a, old, _ in stores:
@@ -73,4 +80,5 @@ class StoreBuffer:
                     out.append(diff)
             for a, _, new in epoch:
                 seen[a] = new
+        self._memo = (key, out)
         return out
