@@ -401,7 +401,7 @@ class InvsOs(SmmuV3Os):
 
     def _attach_steps(self, sid: int, new: InvsDomain):
         """iommu_attach_device(): if the driver's attach fails, the core attaches the group's domain again
-        (6.12 __iommu_group_set_domain_internal(), err_revert; none before the first attach)."""
+        (6.12 __iommu_group_set_domain_internal(), err_revert; a stream on no domain has nothing to go back to)."""
         drv = self.drv(sid)
         old = drv.master(sid).domain
         ret = yield from drv.attach_steps(sid, new)
