@@ -10,7 +10,7 @@ from smmufuzz.harness.runner import run_program
 
 DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "regressions", "smmuv3")
 FILES = ["fuzz_reset_no_cfgi.txt", "fuzz_reset_no_el2.txt", "fuzz_map_no_unwind.txt", "fuzz_sva_notifier_short.txt",
-         "fuzz_sva_notifier_short_hang.txt"]
+         "fuzz_sva_notifier_short_hang.txt", "fuzz_iova_reclaim_unflushed.txt"]
 
 
 @pytest.mark.parametrize("name", FILES)
