@@ -169,3 +169,18 @@ iommu_unmap_fast(d1, iova=0x200000, size=0x1000, gather=g1)
     ops.insert(3, Op("unmap_fast", (0, 0x201000, 0x1000, 0), 3))   # irq1: both of d0's gathers are taken: left as is
     assert own_gather(ops, 3) == ops[3]
     assert own_gather(ops, 1) == ops[1]                          # already its context's own: unchanged
+
+
+def test_a_fault_edit_fails_the_next_allocation_of_a_call_right_before_it(monkeypatch):
+    from smmufuzz.harness import mutator
+    monkeypatch.setattr(mutator, "EDITS", ("fault",))
+    rng = random.Random(3)
+    seen = set()
+    for _ in range(40):
+        prog = decode(structured(encode(PROG), 400, rng))
+        i = next(i for i, op in enumerate(prog.ops) if op.kind == "fail_alloc")
+        kind, n = prog.ops[i].args
+        assert n == 0 and kind in mutator.FAULT_SITES[prog.ops[i + 1].kind]
+        assert [op for j, op in enumerate(prog.ops) if j != i] == list(PROG.ops)
+        seen.add((prog.ops[i + 1].kind, kind))
+    assert seen == {("attach", "invs"), ("map", "pgtable")}

@@ -16,8 +16,9 @@ from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Pro
 # so raw corpora saved before keep their meaning (but for those starting with the magic byte, 1 in 256).
 # encode() writes the current format. A new op kind is appended to the op table and FORMAT_VERSION goes up.
 # Version 3 adds a third config byte (b2, the SMMU's latitude: latitude.py); older inputs read it as 0.
-# Version 4 appends arm_smmu_device_reset, version 5 fail_nth, version 6 the SVA ops.
-FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 6
+# Version 4 appends arm_smmu_device_reset, version 5 fail_nth, version 6 the SVA ops, version 7 fail_nth's "invs"
+# and "iova" (older inputs choose among the first two kinds: ops._Choice's `since`).
+FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 7
 KIND_TABLE = [k.kind for k in OP_KINDS for _ in range(k.weight)]
 KIND_CODE = {k: KIND_TABLE.index(k) for k in KINDS}
 KIND_TABLE_V1 = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2
@@ -61,7 +62,8 @@ class _Reader:
 class _Ctx:
     """Decoder state shared by decode and encode so that both make the same choices."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, fmt: int = FORMAT_VERSION):
+        self.format = fmt        # the input's format version (1: before the version byte)
         g = 1 << cfg.pg_shift
         bpl = cfg.pg_shift - 3
         b1 = g << bpl            # level-2 block: 2M / 32M / 512M
@@ -174,12 +176,12 @@ def reheader(data: bytes, config: bytes) -> bytes:
 def decode(data: bytes) -> Program:
     """Bytes -> program. Total: any input gives a valid program of at most MAX_OPS operations."""
     r = _Reader(data)
-    table = KIND_TABLE_V1
+    table, fmt = KIND_TABLE_V1, 1
     if data[:1] == bytes([FORMAT_MAGIC]):
         r.pos = 2                       # the version byte: every version so far reads with today's table
-        table = KIND_TABLE
+        table, fmt = KIND_TABLE, data[1] if len(data) > 1 else 0
     cfg, implicit_attach = _header(r, _config_len(data))
-    ctx = _Ctx(cfg)
+    ctx = _Ctx(cfg, fmt)
     ops = [Op("attach", (0, 0))] if implicit_attach else []
     cur = 0
     sched: dict[tuple, int] = {}

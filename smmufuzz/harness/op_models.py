@@ -90,13 +90,15 @@ def iommu_flush_iotlb_all(ex, i, op):
 
 
 def iommu_attach_device(ex, i, op):
-    """iommu_attach_device(), under the group mutex: the stream translates with the domain from then on."""
+    """iommu_attach_device(), under the group mutex: the stream translates with the domain from then on, once it
+    returned 0 (a failed attach leaves the group on its domain: the core re-attaches it)."""
     a = op.args
     dom, sid = a
     ex.dspec(dom)
     yield from ex._group_lock(sid, True)
     ret = yield from ex._os("attach", a, lambda d_, s_: ex.os.attach(s_, d_))
-    ex.spec.attached[sid] = dom
+    if not ret:
+        ex.spec.attached[sid] = dom
     yield from ex._group_lock(sid, False)
     return ret
 

@@ -21,7 +21,8 @@ PROTS = {3: "RW", 1: "R", 2: "W", 0: "NONE"}
 PROT_BY_NAME = {v: k for k, v in PROTS.items()}
 PROT_CODES = (3, 3, 3, 1, 1, 2, 3, 0)      # byte & 7 -> prot (IOMMU_READ | IOMMU_WRITE mostly)
 EVICT_WHAT = ("tlb", "walk", "all")
-ALLOC_KINDS = ("pgtable", "fq")      # reference/alloc_faults.py: io-pgtable table pages, the DMA flush queue
+# reference/alloc_faults.py: io-pgtable table pages, the DMA flush queue, arm-smmu-v3's invalidation arrays, IOVAs
+ALLOC_KINDS = ("pgtable", "fq", "invs", "iova")
 
 
 class FieldError(ValueError):
@@ -188,10 +189,12 @@ class _Bool(FieldType):
 
 
 class _Choice(FieldType):
-    """One of a few names, written bare: which cache a hardware eviction drops from, which allocation fails."""
+    """One of a few names, written bare: which cache a hardware eviction drops from, which allocation fails.
+    `since`: (format version, how many of the first values inputs of older formats choose from), so that values
+    appended later leave old fuzz inputs decoding as they did."""
 
-    def __init__(self, tag: str, values: tuple):
-        self.tag, self.values, self.example = tag, values, values[-1]
+    def __init__(self, tag: str, values: tuple, since: tuple[int, int] | None = None):
+        self.tag, self.values, self.example, self.since = tag, values, values[-1], since
 
     def text(self, name, v):
         return v
@@ -205,7 +208,8 @@ class _Choice(FieldType):
         return tok
 
     def decode(self, r, ctx):
-        return self.values[r.u8() % len(self.values)]
+        old = self.since and getattr(ctx, "format", self.since[0]) < self.since[0]
+        return self.values[r.u8() % (self.since[1] if old else len(self.values))]
 
     def encode(self, out, ctx, v):
         out.append(self.values.index(v))
@@ -324,7 +328,7 @@ IOVA = _Value("addr", "addr", 0x200000)
 PADDR = _Value("addr", "pa", 0x8000_0000)
 SIZE = _Value("size", "size", 0x1000)
 PROT, BOOL, HANDLE, SG = _Prot(), _Bool(), _Handle(), _Sg()
-WHAT, ALLOC = _Choice("what", EVICT_WHAT), _Choice("alloc", ALLOC_KINDS)
+WHAT, ALLOC = _Choice("what", EVICT_WHAT), _Choice("alloc", ALLOC_KINDS, since=(7, 2))    # format 7: invs, iova
 COUNT, COUNT_OR_ALL, NTH = _Count(False), _Count(True), _Count(False, 8)
 
 

@@ -484,14 +484,22 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
     by_name = {r.name: r for r in runs}
     for g in groups:
         grun = [by_name[n] for n in g]
-        d = _divergence(prog, grun) or _return_divergence(prog, grun)
+        end = _fault_taken_apart(grun)
+        d = _divergence(prog, grun, end) or _return_divergence(prog, grun, end)
         if d:
             findings.append(d)
     return RunResult(prog, runs, findings)
 
 
-def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
-    n = min(len(r.snapshots) for r in runs)
+def _fault_taken_apart(runs: list[VariantRun]) -> int:
+    """The first op some of the runs skipped as a fault they do not model (contract.NO_FAULT) and others
+    took: from there they may fail different allocations, and are not compared."""
+    n = min(len(r.returns) for r in runs)
+    return next((i for i in range(n) if len({r.returns[i] == contract.NO_FAULT for r in runs}) > 1), n)
+
+
+def _divergence(prog: Program, runs: list[VariantRun], end: int) -> Finding | None:
+    n = min(end, *(len(r.snapshots) for r in runs))
     for i in range(n):
         groups: dict = {}
         for r in runs:
@@ -510,10 +518,10 @@ def _divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
     return None
 
 
-def _return_divergence(prog: Program, runs: list[VariantRun]) -> Finding | None:
-    """The first op whose API return value differs between variants (runs that ended early excluded; an SVA op a
-    variant skips because it does not model SVA is not compared: contract.NO_SVA)."""
-    n = min(len(r.returns) for r in runs)
+def _return_divergence(prog: Program, runs: list[VariantRun], end: int) -> Finding | None:
+    """The first op before `end` whose API return value differs between variants (runs that ended early excluded;
+    an SVA op a variant skips because it does not model SVA is not compared: contract.NO_SVA)."""
+    n = min(end, *(len(r.returns) for r in runs))
     for i in range(n):
         if any(r.returns[i] == contract.NO_SVA for r in runs):
             continue

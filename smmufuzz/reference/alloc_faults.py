@@ -1,6 +1,8 @@
 """The kernel allocations a program makes fail, in the manner of fault injection's fail_nth (Documentation/
 fault-injection/fault-injection.rst): "the n-th allocation of kind K from now on fails", once. Kinds:
-"pgtable" (__arm_lpae_alloc_pages() of a table page while mapping), "fq" (iommu_dma_init_fq()'s queue).
+"pgtable" (__arm_lpae_alloc_pages() of a table page while mapping), "fq" (iommu_dma_init_fq()'s queue), "invs"
+(arm_smmu_invs_alloc() in arm_smmu_invs_merge() or arm_smmu_invs_purge(): seed 002's invalidation array), "iova"
+(iommu_dma_alloc_iova(): the IOVA space exhausted, alloc_iova_fast() failing even after flushing the rcaches).
 """
 
 

@@ -16,7 +16,7 @@ from .arm_smmu_v3 import (ATC_INV_SIZE_ALL, CMDQ_OP_ATC_INV, CMDQ_OP_CMD_SYNC, C
 from .core import gather_init
 from .gather import Gather
 from .invs import (INV_TYPE_ATS, INV_TYPE_ATS_FULL, INV_TYPE_S1_ASID, INV_TYPE_S2_VMID, INV_TYPE_S2_VMID_S1_CLEAR,
-                   Inv, Invs, InvsFlavor, invs_alloc, invs_merge, invs_purge, invs_unref, num_invs_of,
+                   ErrPtr, Inv, Invs, InvsFlavor, invs_alloc, invs_merge, invs_purge, invs_unref, num_invs_of,
                    users_of)
 from .kthread import Acquire, Lock, Point, Release, drain
 from .os_smmuv3 import SmmuV3Os
@@ -44,6 +44,7 @@ class InvsDesign:
     ats_rwlock: bool = True          # the reader holds invs->rwlock (shared) when the array has ATS entries
     end_batch_on_smmu: bool = True   # a batch never spans two SMMU instances (arm_smmu_invs_end_batch)
     ats_after_tlbi: bool = False     # fix (docs/invs-ats-race.md): TLBIs + CMD_SYNC, smp_mb(), reload, ATC
+    unref_on_merge_fail: bool = False  # planted: a failed merge's error path unrefs what it never referenced
 
 
 @dataclass
@@ -263,7 +264,15 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             to_merge = self.build_invs(m, ats_new, IOMMU_NO_PASID, new)
             cur = new.invs
             yield Point("prepare: load new_domain->invs", reads=(invs_ptr(new),))
-            new_invs = yield from invs_merge(fl, cur, to_merge)
+            new_invs = yield from invs_merge(fl, cur, to_merge, self.hw.mem.faults)
+            if isinstance(new_invs, ErrPtr):
+                # arm_smmu_attach_prepare() returns the error before touching anything: both arrays, the
+                # devices lists, the STE and ATS stay as they were
+                if des.unref_on_merge_fail:
+                    yield from self._unref(new.invs, to_merge)
+                if des.asid_mutex:
+                    yield Release(self.asid_lock)
+                return new_invs.err
         if old is not None:
             old_invs = new_invs if old is new else old.invs
             yield Point("prepare: load old_domain->invs", reads=(invs_ptr(old),))
@@ -305,15 +314,22 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
         d.invs = new_invs
         yield Point("install new: rcu_assign_pointer(new_domain->invs)", writes=(invs_ptr(d),))
 
-    def _install_old(self, d: InvsDomain, invs: Invs, to_unref: Invs):
-        """arm_smmu_install_old_domain_invs(): unref (tags reaching 0 flushed), purge, publish."""
+    def _unref(self, invs: Invs, to_unref: Invs):
+        """arm_smmu_invs_unref() with the tags whose users reach 0 flushed (free_fn, or merged: the caller
+        reading to_unref's first entry)."""
         des = self.design
         fl = des.flavor
         free_fn = self.flush_tag if des.flush_tag and not fl.notify_to_unref else None
         yield from invs_unref(fl, invs, to_unref, free_fn)
         if des.flush_tag and fl.notify_to_unref and to_unref.num_invs and not to_unref.inv[0].users:
             yield from self.flush_tag(to_unref.inv[0])
-        purged = yield from invs_purge(fl, invs)
+
+    def _install_old(self, d: InvsDomain, invs: Invs, to_unref: Invs):
+        """arm_smmu_install_old_domain_invs(): unref (tags reaching 0 flushed), purge, publish. A purge that
+        could not allocate returns NULL (merged): the old array stays, trimmed in place by the unref; v9 as
+        posted checks only for NULL and publishes its ERR_PTR(-ENOMEM) (and frees the old array)."""
+        yield from self._unref(invs, to_unref)
+        purged = yield from invs_purge(self.design.flavor, invs, self.hw.mem.faults)
         if purged is not None:
             d.invs = purged
             yield Point("install old: rcu_assign_pointer(old_domain->invs)", writes=(invs_ptr(d),))
@@ -360,11 +376,14 @@ class InvsOs(SmmuV3Os):
         """The driver instance behind a stream."""
         return self.driver
 
+    def alloc_can_fail(self, kind: str) -> bool:
+        """The invalidation array's allocations (merge, purge) fail too."""
+        return kind == "invs" or super().alloc_can_fail(kind)
+
     def start(self, kind: str, args: tuple):
         """The op as a task body (a generator returning what the API returns)."""
         if kind == "attach":
-            sid = args[1]
-            return self.drv(sid).attach_steps(sid, self.domain(args[0]).priv)
+            return self._attach_steps(args[1], self.domain(args[0]).priv)
         if kind == "detach":
             return self.drv(args[0]).attach_steps(args[0], None)
         if kind == "ats":
@@ -376,6 +395,19 @@ class InvsOs(SmmuV3Os):
         if kind == "flush_all":
             return self.driver.flush_all_steps(self.domain(args[0]).priv)
         return None                            # the rest runs as one step
+
+    def attach(self, sid, dom) -> int:
+        return drain(self._attach_steps(sid, self.domain(dom).priv))
+
+    def _attach_steps(self, sid: int, new: InvsDomain):
+        """iommu_attach_device(): if the driver's attach fails, the core attaches the group's domain again
+        (6.12 __iommu_group_set_domain_internal(), err_revert; a stream on no domain has nothing to go back to)."""
+        drv = self.drv(sid)
+        old = drv.master(sid).domain
+        ret = yield from drv.attach_steps(sid, new)
+        if ret and old is not None:
+            yield from drv.attach_steps(sid, old)
+        return ret
 
     def _unmap_steps(self, dom: int, iova: int, size: int):
         """iommu_unmap(): __iommu_unmap() into an on-stack gather, then iommu_iotlb_sync()."""
@@ -416,9 +448,6 @@ class InvsTwoSmmuOs(InvsOs):
 
     def drv(self, sid: int) -> ArmSmmuV3InvsDriver:
         return self.drivers[sid * self.INSTANCES // 4]
-
-    def attach(self, sid, dom) -> int:
-        return self.drv(sid).attach_dev(sid, self.domain(dom).priv)
 
     def detach(self, sid) -> None:
         d = self.drv(sid)

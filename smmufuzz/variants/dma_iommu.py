@@ -45,20 +45,24 @@ class FlushQueue:
 class DmaIommu:
     """One DMA domain's cookie and the dma-iommu paths that matter for invalidation."""
 
-    def __init__(self, core, domain, limit: int, granule: int, free_table_pages):
+    def __init__(self, core, domain, limit: int, granule: int, free_table_pages, faults=None):
         self.core, self.domain = core, domain
+        self.faults = faults                        # reference/alloc_faults.py (None: nothing fails)
         self.iovad = IovaAllocator(limit, granule)
         self.granule = granule
         self.fq: FlushQueue | None = None          # cookie->fq_domain
         self.free_table_pages = free_table_pages
         self.tried: tuple[int, int] | None = None    # the IOVA range the last map() allocated (for the harness)
 
-    def enable_fq(self, mem=None) -> bool:
+    def _fails(self, kind: str) -> bool:
+        return self.faults is not None and self.faults.fails(kind)
+
+    def enable_fq(self, fallible: bool = True) -> bool:
         """iommu_dma_init_fq(): a live strict domain becomes DMA-FQ (fq_domain published last); if the queue's
         allocation fails (iommu_dma_init_fq_percpu() -ENOMEM, "iova flush queue initialization failed") the
         domain stays strict (iommu_dma_init_domain() sets IOMMU_DOMAIN_DMA)."""
         if self.fq is None:
-            if mem is not None and mem.faults.fails("fq"):
+            if fallible and self._fails("fq"):
                 return False
             self.fq = FlushQueue()
         return True
@@ -67,7 +71,7 @@ class DmaIommu:
         """__iommu_dma_map(): allocate an IOVA, iommu_map(); on failure free the IOVA."""
         off = paddr & (self.granule - 1)
         size = (size + off + self.granule - 1) & ~(self.granule - 1)
-        iova = self.iovad.alloc(size)
+        iova = self.alloc_iova(size)
         self.tried = None if iova is None else (iova, size)
         if iova is None:
             return -12
@@ -76,6 +80,13 @@ class DmaIommu:
             self.iovad.free(iova)
             return ret
         return iova + off
+
+    def alloc_iova(self, size: int) -> int | None:
+        """iommu_dma_alloc_iova(): alloc_iova_fast() with flush_rcache (the rcaches hold only IOVAs already
+        flushed: here they are simply free); None (0) once the space is exhausted, as fail_nth("iova") makes it."""
+        if self._fails("iova"):
+            return None
+        return self.iovad.alloc(size)
 
     def unmap(self, dma_addr: int, size: int) -> int:
         """__iommu_dma_unmap(): unmap_fast into a gather marked queued in FQ mode; strict syncs now."""

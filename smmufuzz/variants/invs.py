@@ -61,6 +61,7 @@ class InvsFlavor:
     notify_to_unref: bool = False  # merged: unref reports 1/0 in to_unref.inv[j].users instead of free_fn
     fair_rwlock: bool = False
     writer_irqsave: bool = True    # write_lock_irqsave around the num_invs update (B11 without it)
+    purge_err_ptr: bool = False    # v9 as posted: a failed purge allocation returns ERR_PTR(-ENOMEM), not NULL
 
 
 def inv_cmp(fl: InvsFlavor, a: Inv, b: Inv) -> int:
@@ -108,9 +109,29 @@ class Warn(Exception):
     """A WARN_ON the kernel code would hit (reported as a crash-like finding by the caller's harness)."""
 
 
-def invs_merge(fl: InvsFlavor, invs: Invs, to_merge: Invs):
-    """arm_smmu_invs_merge(): a new sorted array; shared entries get users + 1, new ones users = 1."""
+class KernelOops(Exception):
+    """A dereference the kernel would fault on."""
+
+
+ENOMEM = 12
+
+
+class ErrPtr:
+    """ERR_PTR(-errno) (include/linux/err.h): IS_ERR() tells it apart; any dereference oopses."""
+
+    def __init__(self, err: int):
+        self.err = err
+
+    def __getattr__(self, name):
+        raise KernelOops(f"Unable to handle kernel paging request: ERR_PTR({self.err})->{name}")
+
+
+def invs_merge(fl: InvsFlavor, invs: Invs, to_merge: Invs, faults=None):
+    """arm_smmu_invs_merge(): a new sorted array; shared entries get users + 1, new ones users = 1.
+    ERR_PTR(-ENOMEM) if the allocation fails (`faults`: reference/alloc_faults.py, kind "invs")."""
     n = sum(1 for _ in for_each_cmp(fl, invs, to_merge))
+    if faults is not None and faults.fails("invs"):
+        return ErrPtr(-ENOMEM)
     new = invs_alloc(n, fl.fair_rwlock)
     k = 0
     for c, i, j in for_each_cmp(fl, invs, to_merge):
@@ -174,12 +195,15 @@ def invs_unref(fl: InvsFlavor, invs: Invs, to_unref: Invs, free_fn=None):
     yield Release(invs.rwlock, shared=False, irqsave=fl.writer_irqsave)
 
 
-def invs_purge(fl: InvsFlavor, invs: Invs):
-    """arm_smmu_invs_purge(): a new array without trash, or None if there is nothing to purge."""
+def invs_purge(fl: InvsFlavor, invs: Invs, faults=None):
+    """arm_smmu_invs_purge(): a new array without trash, or None if there is nothing to purge or (merged) the
+    allocation failed; v9 as posted returns ERR_PTR(-ENOMEM) then."""
     if invs.num_invs < invs.num_trashes:
         return None                       # WARN_ON
     if not invs.num_invs or not invs.num_trashes:
         return None
+    if faults is not None and faults.fails("invs"):
+        return ErrPtr(-ENOMEM) if fl.purge_err_ptr else None
     new = invs_alloc(invs.num_invs - invs.num_trashes, fl.fair_rwlock)
     k = 0
     i = iter_next(invs, 0)

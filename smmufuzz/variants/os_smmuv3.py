@@ -90,9 +90,10 @@ class SmmuV3Os:
             d = self.domain(dom)
             g = 1 << self.pg_shift
             c = self.dma[dom] = self.dma_cls(self.core, d, 1 << self.ias, g,
-                                             lambda pages: [self.hw.mem.free_pages(p, g) for p in pages])
+                                             lambda pages: [self.hw.mem.free_pages(p, g) for p in pages],
+                                             self.hw.mem.faults)
             if getattr(type(self), "FQ_DEFAULT", False):
-                c.enable_fq()                      # an IOMMU_DOMAIN_DMA_FQ domain
+                c.enable_fq(fallible=False)        # an IOMMU_DOMAIN_DMA_FQ domain
         return c
 
     def dma_map(self, dom, paddr, size, prot) -> int:
@@ -115,7 +116,7 @@ class SmmuV3Os:
         allocation failed and it stays strict."""
         if not self.DEFERRED_FLUSH:
             return False
-        return True if self.cookie(dom).enable_fq(self.hw.mem) else -12
+        return True if self.cookie(dom).enable_fq() else -12
 
     def alloc_can_fail(self, kind: str) -> bool:
         """Does this variant model the failure of allocation `kind` (fail_nth; reference/alloc_faults.py)? Not
@@ -125,7 +126,7 @@ class SmmuV3Os:
         if kind == "pgtable":
             return getattr(self.driver, "PGTABLE_ALLOC_FAILS", True) and \
                 issubclass(getattr(self.driver, "pgtable_cls", object), ArmLpaeIoPgtable)
-        return True
+        return kind in ("fq", "iova")          # dma-iommu.c's; "invs" is the invalidation array's (InvsOs)
 
     def has_device_reset(self) -> bool:
         """Does the driver re-initialise the SMMU (arm_smmu_device_reset(), SMMUv3 drivers only)?"""

@@ -35,6 +35,8 @@ register("smmuv3:reset-no-cfgi", reset_bugs.ResetNoCfgiOs, True, "spine", reset_
 register("smmuv3:reset-no-el2", reset_bugs.ResetNoEl2Os, True, "spine", reset_bugs.ResetNoEl2Driver.__doc__)
 # planted (issue 18 item 1): exposed only when an allocation fails (fail_nth op)
 register("smmuv3:map-no-unwind", alloc_fail_bugs.NoUnwindOs, True, "spine", alloc_fail_bugs.NoUnwindCore.__doc__)
+register("smmuv3:iova-reclaim-unflushed", alloc_fail_bugs.UnflushedReclaimOs, True, "spine",
+         alloc_fail_bugs.UnflushedReclaimOs.__doc__)
 # planted (issue 18 item 5): exposed only with weakly ordered stores (reference/store_order.py)
 register("smmuv3:install-no-wmb", store_order_bugs.InstallNoWmbOs, True, "spine",
          store_order_bugs.InstallNoWmbDriver.__doc__)
@@ -91,7 +93,8 @@ _V9 = InvsDesign()
 _MERGED = InvsDesign(flavor=InvsFlavor(refcount=False, ssid_cmp=True, notify_to_unref=True), v9_reader=False,
                      reader_irqsave=True)
 INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
-    "v9": (_V9, False, False, "v9 as posted (refcount_t users, read_lock), ordinary domains"),
+    "v9": (_V9, False, False, "v9 as posted (refcount_t users, read_lock), ordinary domains; a failed purge "
+                              "allocation handled as merged (v9's own handling: invs:v9-purge-errptr)"),
     "merged": (_MERGED, False, False, "merged: plain users with READ_ONCE/WRITE_ONCE, read_lock_irqsave"),
     "merged-refcount": (replace(_MERGED, flavor=replace(_MERGED.flavor, refcount=True)), False, False,
                         "merged with users as refcount_t"),
@@ -125,6 +128,15 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
     "merged-ats-order": (replace(_MERGED, ats_after_tlbi=True), False, False,
                          "merged with the ATS-enable race fixed: TLBIs + CMD_SYNC, smp_mb(), reload the array, "
                          "then its ATC invalidations (docs/invs-ats-race.md)"),
+    # issue 18 item 1: the arrays' allocations failing (fail_nth invs)
+    "v9-purge-errptr": (replace(_V9, flavor=replace(_V9.flavor, purge_err_ptr=True)), False, True,
+                        "v9 as posted when arm_smmu_invs_purge() cannot allocate: it returns ERR_PTR(-ENOMEM), "
+                        "which arm_smmu_install_old_domain_invs() (checking only for NULL) publishes as "
+                        "domain->invs, freeing the old array (merged: purge returns NULL, the array stays)"),
+    "merge-fail-unref": (replace(_MERGED, unref_on_merge_fail=True), False, True,
+                         "planted: when arm_smmu_invs_merge() cannot allocate, the attach's error path unrefs the "
+                         "master's entries from the new domain's array, references the failed merge never took "
+                         "(another master's ASID/VMID entry reaches 0 users and is trashed while in use)"),
 }
 for _n, (_des, _nest, _bug, _why) in INVS_DESIGNS.items():
     register(f"invs:{_n}", invs_variant(_n, _des, _nest), _bug, "002-invs", _why)
