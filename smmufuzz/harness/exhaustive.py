@@ -150,12 +150,17 @@ def collide_candidates(prog: Program, trace, pairs: list[tuple[int, int]] | None
     return out
 
 
+STALE_TAIL = 3          # steps after op i's last read of an object op j writes (a stale copy in use)
+
+
 def conflict_steps(trace, i: int, j: int) -> set[int]:
     """The steps of op i after which running op j is most likely to matter (the accesses `trace`
     recorded; AVIO's unserialisable interleavings): for each shared object both access, one of them
     writing, every step from op i's first access of it up to its last (op j lands between them: a
     lost update, a torn read, a lock held across) and the step just before the first (op j's access
-    goes first)."""
+    goes first); for an object op i only reads and op j writes, also the STALE_TAIL steps from op i's
+    last read on (op j's write lands while op i acts on what it read: a time-of-check-to-time-of-use
+    window, e.g. a reader that loaded an array and has not yet issued what the array told it to)."""
     mine: dict = {}
     for step, reads, writes in trace.accesses_of(i):
         for x in reads:
@@ -168,6 +173,8 @@ def conflict_steps(trace, i: int, j: int) -> set[int]:
     for x, (first, last, wrote) in mine.items():
         if x in theirs and (wrote or theirs[x]):
             hot.update(range(max(1, first - 1), max(first, last)))
+            if theirs[x] and not wrote:
+                hot.update(range(last, last + STALE_TAIL))
     return hot
 
 
