@@ -64,7 +64,12 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=0,
                     help="schedules per search (one more switch, and collisions) instead of the fuzz target's "
                          "RACE_SCHEDULES / COLLIDE_SCHEDULES: what a larger search would find")
+    ap.add_argument("--stale-tail", type=int, default=None,
+                    help="exhaustive.STALE_TAIL instead of its value (0: no stale-load conflict window)")
     args = ap.parse_args(argv)
+    if args.stale_tail is not None:
+        from smmufuzz.harness import exhaustive
+        exhaustive.STALE_TAIL = args.stale_tail
     if args.budget:
         from smmufuzz.harness import fuzz_target
         fuzz_target.RACE_SCHEDULES = fuzz_target.COLLIDE_SCHEDULES = args.budget
