@@ -66,7 +66,12 @@ def main(argv=None) -> int:
                          "RACE_SCHEDULES / COLLIDE_SCHEDULES: what a larger search would find")
     ap.add_argument("--stale-tail", type=int, default=None,
                     help="exhaustive.STALE_TAIL instead of its value (0: no stale-load conflict window)")
+    ap.add_argument("--nest-runs", type=int, default=None,
+                    help="exhaustive.NEST_RUNS instead of its value (0: no nested switches)")
     args = ap.parse_args(argv)
+    if args.nest_runs is not None:
+        from smmufuzz.harness import exhaustive
+        exhaustive.NEST_RUNS = args.nest_runs
     if args.stale_tail is not None:
         from smmufuzz.harness import exhaustive
         exhaustive.STALE_TAIL = args.stale_tail
