@@ -41,6 +41,7 @@ def test_the_collision_search_nests_the_three_switches_the_race_needs(monkeypatc
     collisions and NEST_RUNS nested runs; the rwlock reader stays clean; without nesting the search misses it."""
     from smmufuzz.harness import exhaustive
     from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", exhaustive.NEST_RUNS_ON)
     seq, header = _sequential()
     ex = exhaustive.explore_collisions(seq, header["target"], COLLIDE_SCHEDULES)
     assert ex.kinds() == {header["expect"]: 1}
@@ -54,12 +55,15 @@ def test_the_collision_search_nests_the_three_switches_the_race_needs(monkeypatc
     assert not exhaustive.explore_collisions(seq, header["target"], COLLIDE_SCHEDULES).findings
 
 
-def test_nesting_is_bounded_and_only_where_three_switches_fit():
+def test_nesting_is_bounded_and_only_where_three_switches_fit(monkeypatch):
     """A search nests at most NEST_RUNS schedules, and none for a program that already has a switch (the fuzz
-    target's inputs have at most DEFAULT_PREEMPTIONS switches)."""
+    target's inputs have at most DEFAULT_PREEMPTIONS switches), nor with NEST_RUNS 0 (the default)."""
     from smmufuzz.harness import exhaustive
     prog, header = load_program(REPRO)
     bare = replace(prog, schedule=())
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", 0)
+    assert not exhaustive.Nesting(bare).on
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", exhaustive.NEST_RUNS_ON)
     assert exhaustive.Nesting(bare).on and not exhaustive.Nesting(replace(prog, schedule=prog.schedule[:1])).on
     counts = []
     for p in (bare, replace(prog, schedule=prog.schedule[:1])):
