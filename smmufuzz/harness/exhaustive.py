@@ -268,7 +268,7 @@ class Nesting:
         from .sched import DEFAULT_PREEMPTIONS
         self.on = NEST_RUNS > 0 and len(prog.schedule) + 3 <= DEFAULT_PREEMPTIONS
         self.first: dict = {}           # searched program -> the switch it added
-        self.second: dict = {}          # nested program -> (the first switch, j, the object)
+        self.second: dict = {}          # nested program -> (the first switch, the object)
         self.deep: set = set()          # programs run with their own number of switches as the bound
         self.runs = 0
 
