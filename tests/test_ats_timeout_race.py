@@ -27,3 +27,47 @@ def test_every_schedule_up_to_three_preemptions_is_clean_with_the_rwlock():
     assert header["expect"] in explore(bare, header["target"], bound=3).kinds()
     ex = explore(bare, "invs:merged", bound=3)
     assert ex.complete and ex.schedules > 100 and not ex.findings, ex.findings
+
+
+def _sequential():
+    prog, header = load_program(REPRO)
+    return replace(prog, schedule=(), ops=tuple(replace(op, ctx=0) for op in prog.ops)), header
+
+
+def test_the_collision_search_nests_the_three_switches_the_race_needs(monkeypatch):
+    """One more switch per search never reaches this race from a program without one (it needs three: the
+    reader preempted after its array load, the detach preempted before pci_disable_ats(), the reader preempted
+    in its CMD_SYNC poll). The nested switches of a collision (exhaustive.Nesting) do, within COLLIDE_SCHEDULES
+    collisions and NEST_RUNS nested runs; the rwlock reader stays clean; without nesting the search misses it."""
+    from smmufuzz.harness import exhaustive
+    from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", exhaustive.NEST_RUNS_ON)
+    seq, header = _sequential()
+    ex = exhaustive.explore_collisions(seq, header["target"], COLLIDE_SCHEDULES)
+    assert ex.kinds() == {header["expect"]: 1}
+    found = ex.findings[0][0]
+    assert len(found.schedule) == 3
+    assert [f.kind for f in run_program(found, [header["target"]]).findings] == [header["expect"]]
+    assert ex.schedules <= COLLIDE_SCHEDULES + exhaustive.FAR_COLLISIONS + exhaustive.NEST_RUNS + 1
+    clean = exhaustive.explore_collisions(seq, "invs:merged", COLLIDE_SCHEDULES)
+    assert not clean.findings
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", 0)
+    assert not exhaustive.explore_collisions(seq, header["target"], COLLIDE_SCHEDULES).findings
+
+
+def test_nesting_is_bounded_and_only_where_three_switches_fit(monkeypatch):
+    """A search nests at most NEST_RUNS schedules, and none for a program that already has a switch (the fuzz
+    target's inputs have at most DEFAULT_PREEMPTIONS switches), nor with NEST_RUNS 0 (the default)."""
+    from smmufuzz.harness import exhaustive
+    prog, header = load_program(REPRO)
+    bare = replace(prog, schedule=())
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", 0)
+    assert not exhaustive.Nesting(bare).on
+    monkeypatch.setattr(exhaustive, "NEST_RUNS", exhaustive.NEST_RUNS_ON)
+    assert exhaustive.Nesting(bare).on and not exhaustive.Nesting(replace(prog, schedule=prog.schedule[:1])).on
+    counts = []
+    for p in (bare, replace(prog, schedule=prog.schedule[:1])):
+        seen = []
+        exhaustive.explore_races(p, "invs:merged", 32, observe=seen.append)
+        counts.append(sum(len(q.schedule) > len(p.schedule) + 1 for q in seen))
+    assert 0 < counts[0] <= exhaustive.NEST_RUNS and counts[1] == 0, counts

@@ -96,3 +96,42 @@ def test_the_fix_costs_no_command_when_alone():
     merged, fix = (runs[v].stats for v in ("invs:merged", FIX))
     assert merged["cmds"].get("ATC_INV") and merged["syncs"] > 0
     assert fix["cmds"] == merged["cmds"] and fix["syncs"] == merged["syncs"]
+
+
+def _sequential(name: str):
+    prog = _bare(name)
+    return replace(prog, ops=tuple(replace(op, ctx=0) for op in prog.ops))
+
+
+def test_a_readers_stale_load_is_a_conflict_window():
+    """The unmap loads domain->invs and acts on it later (TLBIs, then no ATC_INV); a pci_ats(on) of another CPU
+    that replaces the array right after that load is the race. The conflict window of the pair covers the
+    STALE_TAIL steps from the unmap's last read of domain->invs on, not only the steps between its reads."""
+    from smmufuzz.harness.exhaustive import STALE_TAIL, conflict_steps
+    from smmufuzz.harness.runner import run_program
+    prog = _sequential("ats_enable_on_attached_stream.txt")
+    i = next(k for k, op in enumerate(prog.ops) if op.kind == "unmap")
+    assert prog.ops[i + 1].kind == "ats"
+    two = replace(prog, ops=prog.ops[:i + 1] + (replace(prog.ops[i + 1], ctx=1),) + prog.ops[i + 2:])
+    trace = run_program(two, ["invs:merged"], keep_log=True).runs[0].trace
+    mine = [label for _p, ctx, label in trace.log if ctx == "cpu0" and label.startswith(("unmap", "smp_mb", "reader"))]
+    load = mine.index("smp_mb(); rcu_dereference(domain->invs)") + 1
+    hot = conflict_steps(trace, i, i + 1)
+    assert set(range(load, load + STALE_TAIL)) <= hot and STALE_TAIL >= 2
+    assert load + STALE_TAIL not in hot
+
+
+@pytest.mark.parametrize("name", RACES[:3])
+def test_the_collision_search_finds_the_race_in_the_sequential_program(name, monkeypatch):
+    """The fuzz target's collision search of a sequential input (COLLIDE_SCHEDULES runs: the next op on the
+    domain moved to the other CPU, switched to inside the unmap) finds the race on merged, and not on the fix;
+    without the stale-load window it spends its runs elsewhere on at least one of these programs."""
+    from smmufuzz.harness import exhaustive
+    from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES
+    prog = _sequential(name)
+    ex = exhaustive.explore_collisions(prog, "invs:merged", COLLIDE_SCHEDULES)
+    assert ex.kinds() == {"MISSED_INVALIDATION": 1}
+    assert not exhaustive.explore_collisions(prog, FIX, COLLIDE_SCHEDULES).findings
+    monkeypatch.setattr(exhaustive, "STALE_TAIL", 0)
+    if name == "ats_enable_on_attached_stream.txt":
+        assert not exhaustive.explore_collisions(prog, "invs:merged", COLLIDE_SCHEDULES).findings

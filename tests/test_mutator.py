@@ -3,9 +3,10 @@ deterministically per seed, and retargeting picks IOVAs that are mapped at that 
 
 import random
 
+from smmufuzz.harness import mutator
 from smmufuzz.harness.codec import decode, encode
 from smmufuzz.harness.mutator import HybridMutator, hybrid, live_iovas, live_op, retarget, structured
-from smmufuzz.harness.program import MAX_OPS, parse, touched_domains
+from smmufuzz.harness.program import MAX_OPS, Op, parse, touched_domains
 
 PROG = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
 iommu_attach_device(d0, sid=0)
@@ -184,3 +185,46 @@ def test_a_fault_edit_fails_the_next_allocation_of_a_call_right_before_it(monkey
         assert [op for j, op in enumerate(prog.ops) if j != i] == list(PROG.ops)
         seen.add((prog.ops[i + 1].kind, kind))
     assert seen == {("attach", "invs"), ("map", "pgtable")}
+
+
+def test_generated_partners_change_the_domain_of_an_invalidation_in_flight():
+    """With a partner share, an op that invalidates a domain is followed by another CPU's op on that domain
+    (attach, detach, pci_ats, map or unmap), which the race search can interleave with it; without, no
+    program has such a pair from the generator's own ops. Same seed, same programs."""
+    from smmufuzz.harness.generate import INVALIDATING, PARTNER_KINDS, generate
+    from smmufuzz.harness.program import touched_domains
+
+    def partnered(p) -> int:
+        doms = touched_domains(p.ops)
+        return sum(1 for i in range(len(p.ops) - 1)
+                   if p.ops[i].kind in INVALIDATING and p.ops[i + 1].kind in PARTNER_KINDS
+                   and p.ops[i + 1].ctx == 1 - (p.ops[i].ctx & 1) and doms[i] & doms[i + 1])
+
+    with_, without = [], []
+    for partner, out in ((1.0, with_), (0.0, without)):
+        rng = random.Random(11)
+        for _ in range(300):
+            p = generate(rng, mutator.RACE_GEN_OPS, mutator.RACE_GEN_LIVE, partner)
+            assert decode(encode(p)) == p and len(p.ops) <= mutator.RACE_GEN_OPS
+            out.append(p)
+    rng = random.Random(11)
+    assert generate(rng, mutator.RACE_GEN_OPS, mutator.RACE_GEN_LIVE, 1.0) == with_[0]
+    assert sum(map(partnered, with_)) >= 200, sum(map(partnered, with_))
+    # the codec's own ops on another context are rare: blind bytes seldom pair one with an invalidation
+    assert sum(map(partnered, without)) * 10 < sum(map(partnered, with_))
+
+
+def test_partner_op_is_another_cpus_op_on_the_invalidated_domain():
+    from smmufuzz.harness.generate import partner_op
+    rng = random.Random(4)
+    prog = PROG.with_ops(PROG.ops[:4] + (Op("unmap", (0, 0x200000, 0x1000)),))
+    seen = set()
+    for _ in range(200):
+        op = partner_op(prog, 5, rng)
+        assert op is not None and op.ctx == 1
+        seen.add(op.kind)
+        assert 0 in touched_domains(prog.ops + (op,))[-1] or op.kind in ("attach", "ats", "detach")
+        if op.kind == "ats":
+            assert mutator._attached(prog, 5).get(op.args[0]) == 0
+    assert {"attach", "map", "unmap"} <= seen
+    assert partner_op(prog, 2, rng) is None         # op 1, a map, invalidates nothing

@@ -271,11 +271,12 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
 def hybrid_mutator(target_variants: list[str]):
     """The hybrid mutator for a target: where inputs get schedule searches (explores), fewer and shorter
     generated programs (RACE_GEN_*: a race needs few ops, every op costs scheduler steps and more pairs to
-    search) with more resource-aware ops; of any length otherwise."""
+    search) with more resource-aware ops, and another CPU's op on the domain of an invalidation in flight; of
+    any length otherwise."""
     from smmufuzz.harness import mutator
     if explores(target_variants):
         return mutator.HybridMutator(gen_ops=mutator.RACE_GEN_OPS, gen_floor=mutator.RACE_GEN_FLOOR,
-                                     gen_live=mutator.RACE_GEN_LIVE)
+                                     gen_live=mutator.RACE_GEN_LIVE, gen_partner=mutator.RACE_GEN_PARTNER)
     return mutator.HybridMutator()
 
 

@@ -13,16 +13,40 @@ are about. Deterministic given the rng.
 import random
 
 from .codec import FORMAT_MAGIC, FORMAT_VERSION, decode
-from .mutator import live_op
-from .program import MAX_OPS, Program
+from .contract import own_gather
+from .mutator import live_op, live_op_of
+from .program import MAX_OPS, Op, Program, touched_domains
 
 GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) draws
 GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
+INVALIDATING = frozenset({"unmap", "unmap_fast", "sync", "flush_all"})
+PARTNER_KINDS = ("attach", "ats", "detach", "map", "unmap")   # what another CPU does to a domain meanwhile
 
 
-def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE) -> Program:
+def partner_op(prog: Program, at: int, rng: random.Random) -> Op | None:
+    """After an op that invalidates a domain (an unmap, an iotlb_sync, a flush), an op on the other CPU that
+    changes that domain's state while the invalidation is in flight: a stream attached to it (mostly one not on
+    it yet) or detached from it, its endpoint's ATS toggled, a map or an unmap of another of its ranges (from
+    the resources live at `at`, mutator.live_op_of). None if the op before `at` invalidates nothing or none of
+    these is possible."""
+    op = prog.ops[at - 1] if at else None
+    if op is None or op.kind not in INVALIDATING:
+        return None
+    doms = touched_domains(prog.ops[:at])[-1]
+    kinds = list(PARTNER_KINDS)
+    rng.shuffle(kinds)
+    for kind in kinds:
+        new = live_op_of(prog, at, kind, doms, rng)
+        if new is not None:
+            return Op(new.kind, new.args, 1 - (op.ctx & 1))
+    return None
+
+
+def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE, partner: float = 0.0) -> Program:
     """A fresh program of at most `max_ops` ops: a random configuration and codec ops, with resource-aware
-    ops interleaved (after a `live` share of the codec's ops)."""
+    ops interleaved (after a `live` share of the codec's ops), and, with probability `partner` after each op
+    that invalidates a domain, an op of another CPU on that domain (partner_op: a program that the race
+    search, which tries switches between ops of different contexts on a common domain, can interleave)."""
     base = decode(bytes([FORMAT_MAGIC, FORMAT_VERSION]) + rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
@@ -31,8 +55,18 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE)
             break
         sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
         ops.append(op)
-        if len(ops) < max_ops and rng.random() < live:
-            new = live_op(Program(base.config, tuple(ops), ()), len(ops), rng)
-            if new is not None:
-                ops.append(new)
+        for _k in range(2):         # a live op, then maybe the other CPU's op on the domain it invalidated
+            if len(ops) >= max_ops:
+                break
+            prog = Program(base.config, tuple(ops), ())
+            if partner and ops[-1].kind in INVALIDATING and rng.random() < partner:
+                new = partner_op(prog, len(ops), rng)
+                new = new and own_gather(ops + [new], len(ops))
+            elif _k == 0 and rng.random() < live:
+                new = live_op(prog, len(ops), rng)
+            else:
+                new = None
+            if new is None:
+                break
+            ops.append(new)
     return Program(base.config, tuple(ops), tuple(sched))
