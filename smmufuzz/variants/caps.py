@@ -37,4 +37,12 @@ def caps(factory) -> VariantCaps:
         oas=g(factory, "OAS", 48), pa_min=g(factory, "PA_MIN", 0),
         chunk_extents=g(factory, "MAPPING_UNIT", "page") == "chunk", fq_default=g(factory, "FQ_DEFAULT", False),
         concurrent=g(factory, "CONCURRENT", False),
-        store_barriers=g(g(g(factory, "driver_cls", None), "pgtable_cls", None), "STORE_BARRIERS", False))
+        store_barriers=_store_barriers(g(factory, "driver_cls", None)))
+
+
+def _store_barriers(driver) -> bool:
+    """Does the driver's page-table code have the kernel's barriers? A driver with its own table format says so
+    itself; else its io-pgtable class does."""
+    if hasattr(driver, "STORE_BARRIERS"):
+        return driver.STORE_BARRIERS
+    return getattr(getattr(driver, "pgtable_cls", None), "STORE_BARRIERS", False)

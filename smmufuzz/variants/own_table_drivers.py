@@ -18,6 +18,7 @@ class _OwnTableDriver(ContextDriver):
     """Stage-1-only drivers whose page table is not io-pgtable-arm."""
 
     PGTABLE_ALLOC_FAILS = False       # its own table format: fail_nth(pgtable) is not modelled
+    STORE_BARRIERS = False            # ... nor its barriers: judged with stores in order (reference/store_order.py)
 
     def flush_context(self, d) -> None:
         """A whole-context TLB flush with its completion wait."""
