@@ -90,6 +90,8 @@ UNITS = [TARGETS[t] for t in _ALL_CORRECT] + [[v] for v, info in VARIANTS.items(
 @given(data=st.binary(min_size=16, max_size=300), unit=st.sampled_from(UNITS))
 @example(data=b"\x00" * 8 + b"\xc7\x01p\x01\x00\x00\x00s\x00\xde",       # a queued virtio UNMAP, TLB evicted
          unit=["gather:legacy:virtio", "gather:robin-draft:virtio", "gather:robin-v2:virtio"])
+@example(data=b"\x00" * 26 + b"\x10\x01\x00\x01\x00\x03",   # DART's own table: judged with stores in order
+         unit=["gather:legacy:dart", "gather:robin-draft:dart", "gather:robin-v2:dart"])
 def test_correct_variants_are_clean_on_random_sequential_programs(data, unit):
     """Mainline and every variant the registry marks correct, alone or side by side in a target made only of correct
     variants (no DIVERGENCE either)."""
