@@ -29,7 +29,7 @@ class Memory:
         self.coherent = coherent
         # coherent walks under the weak memory model: the stores the SMMU may not observe yet (store_order.py)
         self.stores: StoreBuffer | None = StoreBuffer() if coherent and weak else None
-        self.overlay: dict[int, int] | None = None   # a partial view a walk reads through (partial_view)
+        self.overlay: dict[int, int] | None = None   # a partial view walks read through (look_through)
         self._saved_version = 0
         self.faults = AllocFaults()        # allocations a program makes fail (alloc_faults.py)
         self.cpu: dict[int, int] = {}      # qword address -> value, CPU view (cache or memory)
@@ -149,9 +149,7 @@ class Memory:
 
     def partial_views(self) -> list[dict[int, int]]:
         """The views of memory the SMMU may have observed, with stores still on their way (store_order.py)."""
-        if self.stores is None or not self.stores.stores:
-            return []
-        return self.stores.views(self.cpu)
+        return self.stores.views(self.cpu) if self.stores_pending else []
 
     def look_through(self, view: dict[int, int] | None) -> None:
         """Make table walks read through `view` (None: back to the CPU's view). `version` takes a value of
