@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-ops", type=int, default=mutator.RACE_GEN_OPS)
     ap.add_argument("--live", type=float, default=mutator.RACE_GEN_LIVE)
     ap.add_argument("--partner", type=float, default=getattr(mutator, "RACE_GEN_PARTNER", 0.0))
+    ap.add_argument("--faults", type=float, default=mutator.RACE_GEN_FAULT)
     ap.add_argument("--policy", default="max-cache")
     ap.add_argument("--show", type=int, default=2, help="print this many exposing programs")
     ap.add_argument("--budget", type=int, default=0,
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     writers: dict = {}
     t0 = time.perf_counter()
     for n in range(args.programs):
-        prog = generate(rng, args.gen_ops, args.live, args.partner)
+        prog = generate(rng, args.gen_ops, args.live, args.partner, args.faults)
         for k, v in shape(prog).items():
             shapes[k] = shapes.get(k, 0) + bool(v)
         res = run_program(prog, variants, args.policy, keep_log=False)
@@ -111,7 +112,8 @@ def main(argv=None) -> int:
             print(f"--- exposure {exposed} (program {n}): {r.findings[0].kind}\n{p.text()}")
     secs = time.perf_counter() - t0
     print(f"variant {args.variant}, control {control or '-'}, seed {args.seed}: {args.programs} generated programs "
-          f"(<= {args.gen_ops} ops, live {args.live}, partner {args.partner}), {runs} program runs, {secs:.0f} s")
+          f"(<= {args.gen_ops} ops, live {args.live}, partner {args.partner}, faults {args.faults}), {runs} program runs, "
+          f"{secs:.0f} s")
     print(f"exposed by {exposed} ({exposed / args.programs:.2%}); runs per exposure "
           f"{runs / exposed if exposed else float('inf'):.0f}; kinds {kinds}")
     for k, v in shapes.items():

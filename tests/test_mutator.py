@@ -172,19 +172,21 @@ iommu_unmap_fast(d1, iova=0x200000, size=0x1000, gather=g1)
     assert own_gather(ops, 1) == ops[1]                          # already its context's own: unchanged
 
 
-def test_a_fault_edit_fails_the_next_allocation_of_a_call_right_before_it(monkeypatch):
+def test_a_fault_edit_fails_an_allocation_of_the_call_right_before_it(monkeypatch):
     from smmufuzz.harness import mutator
     monkeypatch.setattr(mutator, "EDITS", ("fault",))
     rng = random.Random(3)
-    seen = set()
+    seen, nths = set(), set()
     for _ in range(40):
         prog = decode(structured(encode(PROG), 400, rng))
         i = next(i for i, op in enumerate(prog.ops) if op.kind == "fail_alloc")
         kind, n = prog.ops[i].args
-        assert n == 0 and kind in mutator.FAULT_SITES[prog.ops[i + 1].kind]
+        assert n in mutator.FAULT_NTH and kind in mutator.FAULT_SITES[prog.ops[i + 1].kind]
         assert [op for j, op in enumerate(prog.ops) if j != i] == list(PROG.ops)
         seen.add((prog.ops[i + 1].kind, kind))
+        nths.add(n)
     assert seen == {("attach", "invs"), ("map", "pgtable")}
+    assert nths == set(mutator.FAULT_NTH)              # mostly the first allocation, sometimes a later one
 
 
 def test_generated_partners_change_the_domain_of_an_invalidation_in_flight():
@@ -228,3 +230,49 @@ def test_partner_op_is_another_cpus_op_on_the_invalidated_domain():
             assert mutator._attached(prog, 5).get(op.args[0]) == 0
     assert {"attach", "map", "unmap"} <= seen
     assert partner_op(prog, 2, rng) is None         # op 1, a map, invalidates nothing
+
+
+def test_generated_calls_get_fault_injection_and_race_targets_none_from_generation():
+    """generate() puts a fail_nth right before a share of the calls that allocate (syzkaller's fault
+    injection into generated calls), for a kind that call allocates; with faults=0 none come from it
+    (the codec's own fail_nth ops, rare and anywhere, remain)."""
+    from smmufuzz.harness.generate import GEN_FAULT, generate
+
+    def injected(p) -> list:
+        return [(p.ops[i].args, p.ops[i + 1].kind) for i in range(len(p.ops) - 1)
+                if p.ops[i].kind == "fail_alloc" and p.ops[i + 1].kind in mutator.FAULT_SITES
+                and p.ops[i].args[0] in mutator.FAULT_SITES[p.ops[i + 1].kind]]
+
+    rng = random.Random(5)
+    progs = [generate(rng) for _ in range(300)]
+    sites = sum(1 for p in progs for op in p.ops if op.kind in mutator.FAULT_SITES)
+    got = [x for p in progs for x in injected(p)]
+    assert GEN_FAULT / 2 * sites < len(got) < GEN_FAULT * 2 * sites, (len(got), sites)
+    assert {n for (_kind, n), _call in got} >= set(mutator.FAULT_NTH)
+    assert {call for _args, call in got} >= {"map", "dma_map", "attach"}
+    rng = random.Random(5)
+    quiet = [generate(rng, faults=0.0) for _ in range(300)]
+    assert len([x for p in quiet for x in injected(p)]) * 5 < len(got)
+
+
+def test_dma_api_live_ops_use_live_handles_and_attached_domains():
+    """In a program that uses the DMA API, live ops include its calls: a dma_unmap names a handle whose
+    dma_map came before and was not unmapped since; a dma_map or iommu_dma_init_fq a domain with a stream."""
+    prog = PROG.with_ops(PROG.ops + (Op("dma_map", (0, 0x80000000, 0x1000, 3)), Op("dma_map", (0, 0x80001000, 0x1000, 3)),
+                                     Op("dma_unmap", (0,))))
+    assert mutator._live_handles(prog, len(prog.ops)) == [1]
+    rng = random.Random(2)
+    kinds = set()
+    for _ in range(400):
+        op = live_op(prog, len(prog.ops), rng)
+        if op is None:
+            continue
+        kinds.add(op.kind)
+        if op.kind == "dma_unmap":
+            assert op.args == (1,)
+        elif op.kind in ("dma_map", "dma_enable_fq"):
+            assert op.args[0] == 0                     # d0 has sid 0; d1 has no stream
+    assert {"dma_map", "dma_unmap", "dma_enable_fq"} <= kinds
+    for _ in range(200):                               # a program without the DMA API gets none of them
+        op = live_op(PROG, len(PROG.ops), rng)
+        assert op is None or op.kind not in ("dma_map", "dma_unmap", "dma_enable_fq")

@@ -5,7 +5,8 @@ The ops come from random bytes through the codec in its current format (every op
 latitude in the header; its value anchors: block boundaries, 1 GiB and 2 MiB
 sizes, reuse of addresses the program already used), and between them, at GEN_LIVE of the positions, an op
 built from the resources live there (mutator.live_op: unmap what is mapped, DMA through a stream that is
-attached to a domain with mappings, ATS on a stream that is attached, a flush of a domain in use). Blind
+attached to a domain with mappings, ATS on a stream that is attached, a flush of a domain in use), and before
+GEN_FAULT of the calls that allocate, a fail_nth that makes one of the call's allocations fail. Blind
 random bytes rarely line those up; a program that does exercises what the gather and invalidation rules
 are about. Deterministic given the rng.
 """
@@ -14,11 +15,12 @@ import random
 
 from .codec import FORMAT_MAGIC, FORMAT_VERSION, decode
 from .contract import own_gather
-from .mutator import live_op, live_op_of
+from .mutator import FAULT_SITES, fault_before, live_op, live_op_of
 from .program import MAX_OPS, Op, Program, touched_domains
 
 GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) draws
 GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
+GEN_FAULT = 0.1        # share of allocating calls that get a fail_nth right before them
 INVALIDATING = frozenset({"unmap", "unmap_fast", "sync", "flush_all"})
 PARTNER_KINDS = ("attach", "ats", "detach", "map", "unmap")   # what another CPU does to a domain meanwhile
 
@@ -42,17 +44,21 @@ def partner_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     return None
 
 
-def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE, partner: float = 0.0) -> Program:
+def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE, partner: float = 0.0,
+             faults: float = GEN_FAULT) -> Program:
     """A fresh program of at most `max_ops` ops: a random configuration and codec ops, with resource-aware
     ops interleaved (after a `live` share of the codec's ops), and, with probability `partner` after each op
     that invalidates a domain, an op of another CPU on that domain (partner_op: a program that the race
-    search, which tries switches between ops of different contexts on a common domain, can interleave)."""
+    search, which tries switches between ops of different contexts on a common domain, can interleave), and
+    a fail_nth before a `faults` share of the calls that allocate."""
     base = decode(bytes([FORMAT_MAGIC, FORMAT_VERSION]) + rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
     for i, op in enumerate(base.ops):
         if len(ops) >= max_ops:
             break
+        if op.kind in FAULT_SITES and len(ops) + 1 < max_ops and rng.random() < faults:
+            ops.append(fault_before(op, rng))      # syzkaller's fault injection into a generated call
         sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
         ops.append(op)
         for _k in range(2):         # a live op, then maybe the other CPU's op on the domain it invalidated
@@ -68,5 +74,7 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE,
                 new = None
             if new is None:
                 break
+            if new.kind in FAULT_SITES and len(ops) + 2 < max_ops and rng.random() < faults:
+                ops.append(fault_before(new, rng))
             ops.append(new)
     return Program(base.config, tuple(ops), tuple(sched))

@@ -34,6 +34,16 @@ FAULT_SITES = {"attach": ("invs",), "ats": ("invs",), "detach": ("invs",), "map"
                "map_sg": ("pgtable",), "dma_map": ("iova", "pgtable"), "dma_enable_fq": ("fq",)}
 
 
+FAULT_NTH = (0, 0, 0, 0, 1, 1, 2)   # which allocation of the kind fails: mostly the call's first
+
+
+def fault_before(op: Op, rng: random.Random) -> Op:
+    """A fail_nth op for the call `op` (a FAULT_SITES kind): one allocation of a kind it makes fails, mostly
+    its first; a later one reaches a call's second allocation (a move's purge of the old array after the
+    new domain's merge)."""
+    return Op("fail_alloc", (rng.choice(FAULT_SITES[op.kind]), rng.choice(FAULT_NTH)), op.ctx)
+
+
 def _shift(sched: list, at: int, by: int) -> list:
     """Preemptions follow their ops when ops are inserted at `at`."""
     return [(j + by if j >= at else j, a, c) for j, a, c in sched]
@@ -124,6 +134,20 @@ def _ats_on(prog: Program, upto: int) -> dict[int, bool]:
     return {op.args[0]: bool(op.args[1]) for op in prog.ops[:upto] if op.kind == "ats"}
 
 
+def _live_handles(prog: Program, upto: int) -> list[int]:
+    """The dma_unmap handles (the index of their dma_map) of DMA API mappings made before op `upto` and not
+    unmapped since (whether the dma_map succeeded is known only when the program runs)."""
+    handles: list[int] = []
+    live: set[int] = set()
+    for op in prog.ops[:upto]:
+        if op.kind == "dma_map":
+            live.add(len(handles))
+            handles.append(len(handles))
+        elif op.kind == "dma_unmap" and handles:
+            live.discard(op.args[0] % len(handles))
+    return sorted(live)
+
+
 def _pending_gathers(prog: Program, upto: int) -> dict[int, int]:
     """gather -> the domain of the iommu_unmap_fast calls it holds, not yet synced, before op `upto`."""
     pending: dict[int, int] = {}
@@ -140,7 +164,8 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     from the resources earlier calls created: an unmap (or an unmap_fast into a gather, mostly one that
     already holds ranges of that domain) of a mapped range, the iotlb_sync of a gather holding ranges, a
     detach, DMA or ATS change of an attached stream, an attach to a domain with mappings, a flush of a
-    domain in use, a map.
+    domain in use, a map; in a program that uses the DMA API, its calls on a domain in use (a small dma_map,
+    the dma_unmap of a live handle, iommu_dma_init_fq).
     Half the time the op works on a domain the previous op worked on (syzkaller's choice table: a call
     mostly follows one on the same resource), so that state built a step at a time (a stream attached,
     then ATS enabled on it, then a flush that takes the array's lock) is used by the next op."""
@@ -153,9 +178,14 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     kinds = ["map", "attach"] + (["unmap", "unmap_fast"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
     kinds += ["sync"] * any(d in doms for d in _pending_gathers(prog, at).values())
     kinds += ["dma"] * any(d in live for d in att.values())
+    handles = _live_handles(prog, at)
+    dma_api = (["dma_map", "dma_enable_fq"] * bool(att) + ["dma_unmap"] * bool(handles)
+               if any(op.kind in ("dma_map", "dma_enable_fq") for op in prog.ops[:at]) else [])
+    kinds += ["dma_api"] * bool(dma_api)       # in a program that uses the DMA API; one choice: it is one API
     if prog.config.stage == 1 and prog.config.coherent and rng.random() < SVA_SHARE:
         return sva_live_op(prog, at, rng)
-    return live_op_of(prog, at, rng.choice(kinds), doms, rng)
+    kind = rng.choice(kinds)
+    return live_op_of(prog, at, rng.choice(dma_api) if kind == "dma_api" else kind, doms, rng)
 
 
 def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.Random,
@@ -193,8 +223,16 @@ def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.R
         d = rng.choice(sorted(live) or sorted(doms))
         sids = [s for s in range(NUM_SIDS) if full.get(s) != d]
         return Op("attach", (d, rng.choice(sids) if sids and rng.random() < 0.75 else rng.randrange(NUM_SIDS)))
+    if kind == "dma_unmap":
+        handles = _live_handles(prog, at)
+        return Op("dma_unmap", (rng.choice(handles),)) if handles else None
     if not att:
         return None
+    if kind == "dma_map":            # a streaming mapping of a few pages, as a driver's dma_map_single()
+        d = rng.choice(sorted(set(att.values())))
+        return Op("dma_map", (d, 0x80000000 + rng.randrange(64) * g, g * rng.choice((1, 1, 2, 4)), 3))
+    if kind == "dma_enable_fq":
+        return Op("dma_enable_fq", (rng.choice(sorted(set(att.values()))),))
     if kind == "detach":
         return Op("detach", (rng.choice(sorted(att)),))
     if kind == "flush_all":
@@ -302,12 +340,12 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
         sched = [(k if k < i + 1 or k > j else (i + 1 if k == j else k + 1), a, c) for k, a, c in sched]
         sched = _race_at(sched, i, ops[i + 1].ctx, rng)
     elif edit == "fault" and n < MAX_OPS:
-        # fault injection into one call, as syzkaller's fail_nth: the first allocation of a kind it makes fails
+        # fault injection into one call, as syzkaller's fail_nth
         cands = [i for i, op in enumerate(ops) if op.kind in FAULT_SITES]
         if not cands:
             return None
         i = rng.choice(cands)
-        ops.insert(i, Op("fail_alloc", (rng.choice(FAULT_SITES[ops[i].kind]), 0), ops[i].ctx))
+        ops.insert(i, fault_before(ops[i], rng))
         sched = _shift(sched, i, 1)
     elif edit == "context" and n:
         i = rng.randrange(n)
@@ -342,18 +380,21 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
 
 
 def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.0, limit: int | None = None,
-           gen_ops: int = MAX_OPS, gen_live: float | None = None, gen_partner: float = 0.0) -> bytes:
+           gen_ops: int = MAX_OPS, gen_live: float | None = None, gen_partner: float = 0.0,
+           gen_faults: float | None = None) -> bytes:
     """The custom mutator: with probability `gen` a freshly generated program (generate.py, up to
     max_size bytes and `gen_ops` ops, a resource-aware op after a `gen_live` share of the others, another
-    CPU's op on the domain after a `gen_partner` share of the invalidating ones) in
+    CPU's op on the domain after a `gen_partner` share of the invalidating ones, a fail_nth before a
+    `gen_faults` share of the allocating calls) in
     place of the input, else an op-level edit (up to `limit` bytes, default max_size) half the time, else
     libFuzzer's mutation (`fallback`, default atheris.Mutate), which is also used when the edit cannot be
     encoded."""
-    from .generate import GEN_LIVE, generate      # generate.py builds on this module's live_op
+    from .generate import GEN_FAULT, GEN_LIVE, generate      # generate.py builds on this module's live_op
     rng = random.Random(seed)
     limit = max_size if limit is None else limit
     if gen and rng.random() < gen:
-        out = encode(generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live, gen_partner))
+        out = encode(generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live, gen_partner,
+                              GEN_FAULT if gen_faults is None else gen_faults))
         if len(out) <= max_size:
             return out
     if rng.random() < 0.5:
@@ -375,6 +416,8 @@ RACE_GEN_FLOOR = 0.2   # ... and a lower floor: a race needs a few ops in one or
 RACE_GEN_LIVE = 0.6    # ... and more resource-aware ops: a race needs ops on one domain's live state
 RACE_GEN_PARTNER = 0.7  # ... and after this share of the ops that invalidate a domain, another CPU's op on that
 #                        domain (generate.partner_op: an attach, detach, pci_ats, map or unmap while it is in flight)
+RACE_GEN_FAULT = 0.0   # ... and no fail_nth in generated programs: in 12 ops it crowds out the ops a race needs
+#                        (the fault edit still injects them)
 
 
 class HybridMutator:
@@ -384,13 +427,15 @@ class HybridMutator:
     to libFuzzer's max_size (an input already longer keeps its length as the limit); generated programs
     are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator):
     up to `gen_ops` ops, `gen_live` of them followed by a resource-aware op, `gen_partner` of the invalidating
-    ones by another CPU's op on their domain (generate.py); `gen_half` and
+    ones by another CPU's op on their domain, `gen_faults` of the allocating calls after a fail_nth
+    (generate.py); `gen_half` and
     `gen_floor` set the decay (fuzz_target.hybrid_mutator)."""
 
     def __init__(self, start: int = 16, per: int = 100, gen_ops: int = MAX_OPS, gen_half: int | None = None,
-                 gen_floor: float | None = None, gen_live: float | None = None, gen_partner: float = 0.0):
+                 gen_floor: float | None = None, gen_live: float | None = None, gen_partner: float = 0.0,
+                 gen_faults: float | None = None):
         self.start, self.per, self.calls, self.gen_ops, self.gen_live = start, per, 0, gen_ops, gen_live
-        self.gen_partner = gen_partner
+        self.gen_partner, self.gen_faults = gen_partner, gen_faults
         self.gen_half = GEN_HALF if gen_half is None else gen_half
         self.gen_floor = GEN_FLOOR if gen_floor is None else gen_floor
 
@@ -401,4 +446,4 @@ class HybridMutator:
         self.calls += 1
         limit = min(max_size, max(self.start + self.calls // self.per, len(data)))
         return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops,
-                      gen_live=self.gen_live, gen_partner=self.gen_partner)
+                      gen_live=self.gen_live, gen_partner=self.gen_partner, gen_faults=self.gen_faults)
