@@ -15,7 +15,7 @@ from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
 from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
 from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
-from ..variants.kthread import Acquire, Deadlock, Livelock, Lock, Release
+from ..variants.kthread import Acquire, Deadlock, Livelock, Release
 from . import contract, feature_cov, inflight, latitude, op_models
 from .figures import OpFigures
 from .program import CONTEXTS, NUM_SIDS, OS_KINDS, Config, Op, Program
@@ -107,7 +107,6 @@ class _Exec:
         self.inflight: dict = {}                 # op index -> op, while concurrent
         self.claims: dict = {}                   # op index -> (domain, lo, hi) it is changing
         self.conflicts: set = set()
-        self.group_locks: dict = {}
         self.gather_owner: dict = {}             # (domain, gather id) -> context using it (contract.gather_taken)
         self.mms: dict = {}                      # mm -> reference.process_mm.ProcessMm (op_models.process_mm)
         self.sva_handles: dict = {}              # (sid, mm) -> (PASID, users) of a live iommu_sva handle
@@ -179,14 +178,10 @@ class _Exec:
         return fn(*args)
 
     def _group_lock(self, sid: int, take: bool):
-        """The iommu core's group->mutex around attach/detach (one change per device at a time); the
-        intent is updated inside it, where the change takes effect."""
-        if not self.concurrent:
-            return
-        lk = self.group_locks.get(sid)
-        if lk is None:
-            lk = self.group_locks[sid] = Lock(f"group[sid {sid}]->mutex")
-        yield (Acquire if take else Release)(lk)
+        """The variant's group->mutex of the device (SmmuV3Os.group_mutex) taken or released, where ops can be
+        in flight together; the intent is updated inside it, where the change takes effect."""
+        if self.concurrent:
+            yield (Acquire if take else Release)(self.os.group_mutex(sid))
 
     def step_gen(self, i: int, op: Op):
         """Execute one op as a task body; returns (return value, violation or None)."""

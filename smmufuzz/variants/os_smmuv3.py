@@ -9,6 +9,7 @@ from .core import Domain, IommuCore
 from .dma_iommu import DmaIommu
 from .gather import Gather
 from .io_pgtable_arm import ArmLpaeIoPgtable, LpaeKernelBehaviour, PgtableCfg
+from .kthread import Lock
 
 
 class SmmuV3Os:
@@ -32,6 +33,7 @@ class SmmuV3Os:
         self.dma: dict[int, DmaIommu] = {}
         self.ias = ias
         self.pg_shift = pg_shift
+        self.groups: dict[int, Lock] = {}
 
     def domain(self, dom: int) -> Domain:
         """iommu_paging_domain_alloc() on first use."""
@@ -73,6 +75,14 @@ class SmmuV3Os:
     def has_flush_iotlb_all(self, dom) -> bool:
         """Does domain->ops provide flush_iotlb_all (iommu_flush_iotlb_all() is a no-op otherwise)?"""
         return getattr(self.domain(dom).ops, "flush_iotlb_all", None) is not None
+
+    def group_mutex(self, sid: int) -> Lock:
+        """struct iommu_group's mutex (iommu.c), which iommu_attach_device(), iommu_detach_device() and an ATS
+        change of the device hold: each StreamID is a device alone in its group."""
+        lk = self.groups.get(sid)
+        if lk is None:
+            lk = self.groups[sid] = Lock(f"group[sid {sid}]->mutex")
+        return lk
 
     def attach(self, sid, dom) -> int:
         return self.driver.attach_dev(sid, self.domain(dom).priv)
