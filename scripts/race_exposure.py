@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from smmufuzz.harness import mutator  # noqa: E402
 from smmufuzz.harness.exhaustive import drain  # noqa: E402
 from smmufuzz.harness.fuzz_target import control_shows, race_steps  # noqa: E402
-from smmufuzz.harness.generate import generate  # noqa: E402
+from smmufuzz.harness.generate import GEN_FAULT, generate  # noqa: E402
 from smmufuzz.harness.program import touched_domains  # noqa: E402
 from smmufuzz.harness.runner import run_program  # noqa: E402
 
@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-ops", type=int, default=mutator.RACE_GEN_OPS)
     ap.add_argument("--live", type=float, default=mutator.RACE_GEN_LIVE)
     ap.add_argument("--partner", type=float, default=getattr(mutator, "RACE_GEN_PARTNER", 0.0))
-    ap.add_argument("--faults", type=float, default=mutator.RACE_GEN_FAULT)
+    ap.add_argument("--faults", type=float, default=GEN_FAULT,
+                    help="share of allocating calls with a fail_nth before them (generate.GEN_FAULT)")
     ap.add_argument("--policy", default="max-cache")
     ap.add_argument("--show", type=int, default=2, help="print this many exposing programs")
     ap.add_argument("--budget", type=int, default=0,

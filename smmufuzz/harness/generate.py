@@ -20,7 +20,9 @@ from .program import MAX_OPS, Op, Program, touched_domains
 
 GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) draws
 GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
-GEN_FAULT = 0.1        # share of allocating calls that get a fail_nth right before them
+GEN_FAULT = 0.1        # share of allocating calls that get a fail_nth right before them (race targets too: on
+#                        invs:no-mb and new-after-ste, 800 generated programs each, the race search exposed them
+#                        as often with it as without, scripts/race_exposure.py --faults)
 INVALIDATING = frozenset({"unmap", "unmap_fast", "sync", "flush_all"})
 PARTNER_KINDS = ("attach", "ats", "detach", "map", "unmap")   # what another CPU does to a domain meanwhile
 
