@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-ops", type=int, default=mutator.RACE_GEN_OPS)
     ap.add_argument("--live", type=float, default=mutator.RACE_GEN_LIVE)
     ap.add_argument("--partner", type=float, default=getattr(mutator, "RACE_GEN_PARTNER", 0.0))
+    ap.add_argument("--long", type=float, default=getattr(mutator, "RACE_GEN_LONG", 0.0),
+                    help="share of programs generated with generate()'s own settings (mutator.RACE_GEN_LONG)")
     ap.add_argument("--faults", type=float, default=GEN_FAULT,
                     help="share of allocating calls with a fail_nth before them (generate.GEN_FAULT)")
     ap.add_argument("--policy", default="max-cache")
@@ -89,7 +91,10 @@ def main(argv=None) -> int:
     writers: dict = {}
     t0 = time.perf_counter()
     for n in range(args.programs):
-        prog = generate(rng, args.gen_ops, args.live, args.partner, args.faults)
+        if args.long and rng.random() < args.long:
+            prog = generate(rng, faults=args.faults)
+        else:
+            prog = generate(rng, args.gen_ops, args.live, args.partner, args.faults)
         for k, v in shape(prog).items():
             shapes[k] = shapes.get(k, 0) + bool(v)
         res = run_program(prog, variants, args.policy, keep_log=False)

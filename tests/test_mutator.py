@@ -276,3 +276,16 @@ def test_dma_api_live_ops_use_live_handles_and_attached_domains():
     for _ in range(200):                               # a program without the DMA API gets none of them
         op = live_op(PROG, len(PROG.ops), rng)
         assert op is None or op.kind not in ("dma_map", "dma_unmap", "dma_enable_fq")
+
+
+def test_race_targets_generate_a_share_of_long_programs():
+    """On targets that search schedules, RACE_GEN_LONG of the generated programs are long (generate()'s own
+    settings), the rest at most RACE_GEN_OPS ops."""
+    from smmufuzz.harness.fuzz_target import hybrid_mutator
+    m = hybrid_mutator(["invs:v9", "invs:merged"])
+    assert m.gen_long == mutator.RACE_GEN_LONG > 0
+    lens = [len(decode(hybrid(b"", 4096, seed, gen=1.0, gen_ops=m.gen_ops, gen_live=m.gen_live,
+                              gen_partner=m.gen_partner, gen_long=m.gen_long)).ops) for seed in range(300)]
+    long_ = sum(n > mutator.RACE_GEN_OPS for n in lens)
+    assert 0.03 * 300 < long_ < 0.2 * 300, long_
+    assert hybrid_mutator(["smmuv3"]).gen_long == 0.0

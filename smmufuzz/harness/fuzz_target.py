@@ -276,7 +276,8 @@ def hybrid_mutator(target_variants: list[str]):
     from smmufuzz.harness import mutator
     if explores(target_variants):
         return mutator.HybridMutator(gen_ops=mutator.RACE_GEN_OPS, gen_floor=mutator.RACE_GEN_FLOOR,
-                                     gen_live=mutator.RACE_GEN_LIVE, gen_partner=mutator.RACE_GEN_PARTNER)
+                                     gen_live=mutator.RACE_GEN_LIVE, gen_partner=mutator.RACE_GEN_PARTNER,
+                                     gen_long=mutator.RACE_GEN_LONG)
     return mutator.HybridMutator()
 
 

@@ -380,10 +380,12 @@ def structured(data: bytes, max_size: int, rng: random.Random) -> bytes | None:
 
 
 def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.0, limit: int | None = None,
-           gen_ops: int = MAX_OPS, gen_live: float | None = None, gen_partner: float = 0.0) -> bytes:
+           gen_ops: int = MAX_OPS, gen_live: float | None = None, gen_partner: float = 0.0,
+           gen_long: float = 0.0) -> bytes:
     """The custom mutator: with probability `gen` a freshly generated program (generate.py, up to
     max_size bytes and `gen_ops` ops, a resource-aware op after a `gen_live` share of the others, another
-    CPU's op on the domain after a `gen_partner` share of the invalidating ones) in
+    CPU's op on the domain after a `gen_partner` share of the invalidating ones; a `gen_long` share of them with
+    generate()'s own settings instead: MAX_OPS ops, GEN_LIVE, no partner) in
     place of the input, else an op-level edit (up to `limit` bytes, default max_size) half the time, else
     libFuzzer's mutation (`fallback`, default atheris.Mutate), which is also used when the edit cannot be
     encoded."""
@@ -391,7 +393,10 @@ def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.
     rng = random.Random(seed)
     limit = max_size if limit is None else limit
     if gen and rng.random() < gen:
-        out = encode(generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live, gen_partner))
+        if gen_long and rng.random() < gen_long:
+            out = encode(generate(rng))
+        else:
+            out = encode(generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live, gen_partner))
         if len(out) <= max_size:
             return out
     if rng.random() < 0.5:
@@ -413,6 +418,8 @@ RACE_GEN_FLOOR = 0.2   # ... and a lower floor: a race needs a few ops in one or
 RACE_GEN_LIVE = 0.6    # ... and more resource-aware ops: a race needs ops on one domain's live state
 RACE_GEN_PARTNER = 0.7  # ... and after this share of the ops that invalidate a domain, another CPU's op on that
 #                        domain (generate.partner_op: an attach, detach, pci_ats, map or unmap while it is in flight)
+RACE_GEN_LONG = 0.1    # ... but this share of them long, as on other targets: a bug of a sequence (an attach whose
+#                        merge fails, then DMA API calls) needs more ops than a race does (docs/bench.md)
 
 
 class HybridMutator:
@@ -422,13 +429,15 @@ class HybridMutator:
     to libFuzzer's max_size (an input already longer keeps its length as the limit); generated programs
     are realistic lengths from the first execution (libFuzzer's -len_control is off with a custom mutator):
     up to `gen_ops` ops, `gen_live` of them followed by a resource-aware op, `gen_partner` of the invalidating
-    ones by another CPU's op on their domain (generate.py); `gen_half` and
+    ones by another CPU's op on their domain, a `gen_long` share with generate()'s own settings (generate.py);
+    `gen_half` and
     `gen_floor` set the decay (fuzz_target.hybrid_mutator)."""
 
     def __init__(self, start: int = 16, per: int = 100, gen_ops: int = MAX_OPS, gen_half: int | None = None,
-                 gen_floor: float | None = None, gen_live: float | None = None, gen_partner: float = 0.0):
+                 gen_floor: float | None = None, gen_live: float | None = None, gen_partner: float = 0.0,
+                 gen_long: float = 0.0):
         self.start, self.per, self.calls, self.gen_ops, self.gen_live = start, per, 0, gen_ops, gen_live
-        self.gen_partner = gen_partner
+        self.gen_partner, self.gen_long = gen_partner, gen_long
         self.gen_half = GEN_HALF if gen_half is None else gen_half
         self.gen_floor = GEN_FLOOR if gen_floor is None else gen_floor
 
@@ -439,4 +448,4 @@ class HybridMutator:
         self.calls += 1
         limit = min(max_size, max(self.start + self.calls // self.per, len(data)))
         return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops,
-                      gen_live=self.gen_live, gen_partner=self.gen_partner)
+                      gen_live=self.gen_live, gen_partner=self.gen_partner, gen_long=self.gen_long)
