@@ -43,12 +43,15 @@ class KnownFinding:
                    for op in prog.ops)
 
 
+# the ops whose invalidation walks domain->invs (arm_smmu_domain_inv_range())
+INVALIDATING_OPS = frozenset({"unmap", "unmap_fast", "sync", "flush_all", "dma_unmap", "fq_timeout"})
+
 KNOWN_FINDINGS = (
     KnownFinding(
         name="ats-enable-races-inflight-unmap",
         kind="MISSED_INVALIDATION",
         family="002-invs",
-        at_ops=frozenset({"unmap", "unmap_fast", "sync", "flush_all", "dma_unmap", "fq_timeout"}),
+        at_ops=INVALIDATING_OPS,
         stale="device ATC entry",
         partners=frozenset({"attach", "ats"}),
         needs=(("ats", "on", True),),
@@ -68,7 +71,7 @@ KNOWN_FINDINGS = (
         name="ats-disable-fences-the-new-array",
         kind="CMD_ERROR",
         family="002-invs",
-        at_ops=frozenset({"unmap", "unmap_fast", "sync", "flush_all", "dma_unmap", "fq_timeout"}),
+        at_ops=INVALIDATING_OPS,
         stale="CERROR_ATC_INV_SYNC",
         partners=frozenset({"ats"}),
         partner_args=(("on", False),),
