@@ -5,8 +5,9 @@ A finding on a correct variant is UNEXPECTED unless it matches one entry here. A
 survives minimisation and a fresh corpus, not on one minimised program's exact op sequence (which varies
 from campaign to campaign): the finding's kind, the variant family (correct variants only), the kind of op
 the finding is reported at, what stale translation the oracle saw (a phrase of its message), and the op
-kinds of which one must run on another context than that op (the race partner). Anything else on a correct
-variant, including a finding of the same kind from a sequential program, stays UNEXPECTED.
+kinds of which one must run on another context than that op (the race partner), with the arguments
+`partner_args` names. Anything else on a correct variant, including a finding of the same kind from a
+sequential program, stays UNEXPECTED.
 """
 
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class KnownFinding:
     explanation: str
     reproducer: str                # path in the repository
     fixed_by: frozenset = frozenset()   # variants of the family that fix it: there it stays UNEXPECTED
+    partner_args: tuple = ()            # (argument, value) pairs the partner op must have too
 
     def matches(self, finding, prog, family: str, buggy: bool) -> bool:
         if buggy or family != self.family or finding.kind != self.kind or self.stale not in finding.message:
@@ -37,15 +39,19 @@ class KnownFinding:
             return False
         if not any(op.kind == k and op.get(a) == v for op in prog.ops for k, a, v in self.needs):
             return False
-        return any(op.kind in self.partners and op.ctx != at.ctx for op in prog.ops)
+        return any(op.kind in self.partners and op.ctx != at.ctx and all(op.get(a) == v for a, v in self.partner_args)
+                   for op in prog.ops)
 
+
+# the ops whose invalidation walks domain->invs (arm_smmu_domain_inv_range())
+INVALIDATING_OPS = frozenset({"unmap", "unmap_fast", "sync", "flush_all", "dma_unmap", "fq_timeout"})
 
 KNOWN_FINDINGS = (
     KnownFinding(
         name="ats-enable-races-inflight-unmap",
         kind="MISSED_INVALIDATION",
         family="002-invs",
-        at_ops=frozenset({"unmap", "unmap_fast", "sync", "flush_all", "dma_unmap", "fq_timeout"}),
+        at_ops=INVALIDATING_OPS,
         stale="device ATC entry",
         partners=frozenset({"attach", "ats"}),
         needs=(("ats", "on", True),),
@@ -60,6 +66,29 @@ KNOWN_FINDINGS = (
             "takes that order (docs/invs-ats-race.md); there the finding is UNEXPECTED."),
         reproducer="corpus/regressions/invs/ats_enable_races_inflight_unmap.txt",
         fixed_by=frozenset({"invs:merged-ats-order", "invs:merged-ats-order:2smmu"}),
+    ),
+    KnownFinding(
+        name="ats-disable-fences-the-new-array",
+        kind="CMD_ERROR",
+        family="002-invs",
+        at_ops=INVALIDATING_OPS,
+        stale="CERROR_ATC_INV_SYNC",
+        partners=frozenset({"ats"}),
+        partner_args=(("on", False),),
+        needs=(("ats", "on", True),),
+        explanation=(
+            "invs->rwlock fences only readers of the array the ATS-disabling attach unreferences. On a re-attach "
+            "to the same arm_smmu_domain (seed 002 v9, arm_smmu_attach_prepare_invs(): 'if (new_smmu_domain == "
+            "old_smmu_domain) invst->old_invs = state->new_domain_invst.new_invs'; in the kernel a nested domain "
+            "over its S2 parent with the vSTE's EATS changed, our pci_ats(off)) that is the array the same attach "
+            "has just merged and installed, which no reader holds: an invalidation that loaded the previous array, "
+            "holds its read lock and publishes its ATC_INV for the stream has its CMD_SYNC outstanding when ATS "
+            "goes off (arm_smmu_invs_unref() write-locks the new array, the old one is only kfree_rcu()'d). The "
+            "same happens without a same-domain re-attach when another attach replaced the array between the "
+            "reader's load and a detach (four switches, beyond the search's bound). v9, merged and "
+            "merged-ats-order alike. A candidate: the model disables ATS after the old array's unref; the posted "
+            "code calls pci_disable_ats() earlier, in arm_smmu_attach_prepare()."),
+        reproducer="corpus/regressions/invs/ats_off_reattach_reader_of_old_array.txt",
     ),
 )
 

@@ -245,7 +245,8 @@ def each_run(ex: Exploration, progs, variant: str, policy: str, observe, follow=
 # in docs/bench.md (issue 18 items 6 and 8): on, it lets the fuzzer's search reach invs:no-ats-rwlock's three
 # switches (5 of 1,500 generated programs under a full search) but the bench did not find it in 3 x 300 s, the
 # design race's first exposure came later, and a campaign on the correct invs targets found a three-switch
-# CMD_ERROR (corpus/regressions/invs/ats_off_reattach_reader_of_old_array.txt) not yet triaged.
+# CMD_ERROR (corpus/regressions/invs/ats_off_reattach_reader_of_old_array.txt), since triaged as a design race
+# (known finding ats-disable-fences-the-new-array).
 # SMMUFUZZ_NEST_RUNS=16 switches it on (a knob for benchmarks and campaigns, as SMMUFUZZ_FEATURES).
 NEST_RUNS = int(os.environ.get("SMMUFUZZ_NEST_RUNS", "0"))
 NEST_RUNS_ON = 16       # what the measurements and tests use
