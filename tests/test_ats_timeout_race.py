@@ -57,7 +57,7 @@ def test_the_collision_search_nests_the_three_switches_the_race_needs(monkeypatc
 
 def test_nesting_is_bounded_and_only_where_three_switches_fit(monkeypatch):
     """A search nests at most NEST_RUNS schedules, and none for a program that already has a switch (the fuzz
-    target's inputs have at most DEFAULT_PREEMPTIONS switches), nor with NEST_RUNS 0 (the default)."""
+    target's inputs have at most DEFAULT_PREEMPTIONS switches), nor with NEST_RUNS 0 (SMMUFUZZ_NEST_RUNS=0)."""
     from smmufuzz.harness import exhaustive
     prog, header = load_program(REPRO)
     bare = replace(prog, schedule=())

@@ -241,15 +241,14 @@ def each_run(ex: Exploration, progs, variant: str, policy: str, observe, follow=
     return ex
 
 
-# nested schedules (second and third switches) per search at most; 0, the default: none. Measured on (16) and off
-# in docs/bench.md (issue 18 items 6 and 8): on, it lets the fuzzer's search reach invs:no-ats-rwlock's three
-# switches (5 of 1,500 generated programs under a full search) but the bench did not find it in 3 x 300 s, the
-# design race's first exposure came later, and a campaign on the correct invs targets found a three-switch
-# CMD_ERROR (corpus/regressions/invs/ats_off_reattach_reader_of_old_array.txt), since triaged as a design race
-# (known finding ats-disable-fences-the-new-array).
-# SMMUFUZZ_NEST_RUNS=16 switches it on (a knob for benchmarks and campaigns, as SMMUFUZZ_FEATURES).
-NEST_RUNS = int(os.environ.get("SMMUFUZZ_NEST_RUNS", "0"))
-NEST_RUNS_ON = 16       # what the measurements and tests use
+# nested schedules (second and third switches) per search at most (0: none). On by default since 2026-12-04: the
+# three-switch CMD_ERROR a campaign on the correct invs targets found with it is triaged as a design race (known
+# finding ats-disable-fences-the-new-array), and scripts/race_exposure.py (500 generated programs, seed 4, runs per
+# exposure with the search's own runs) gave invs:new-after-ste 644 with it against 2,610 without, invs:no-mb 494
+# against 393; the bench found invs:no-ats-rwlock's three switches 2/3 with it, 0/3 without (docs/bench.md).
+# SMMUFUZZ_NEST_RUNS=0 switches it off (a knob for benchmarks and campaigns, as SMMUFUZZ_FEATURES).
+NEST_RUNS_ON = 16       # the default, and what the measurements and tests use
+NEST_RUNS = int(os.environ.get("SMMUFUZZ_NEST_RUNS", str(NEST_RUNS_ON)))
 NEST_SECOND = 2         # second switches tried per searched schedule
 
 
@@ -262,7 +261,7 @@ class Nesting:
     detach that flushes the ATC and has not yet disabled ATS, the reader's ATC invalidation published, then
     ATS disabled under its CMD_SYNC: three switches, which one more switch per search never reaches from a
     program without one. Only for programs whose switches leave room for both (DEFAULT_PREEMPTIONS); at most
-    NEST_RUNS runs per search (off by default, see NEST_RUNS), so the search's runs (and its share of the fuzzer's,
+    NEST_RUNS runs per search (see NEST_RUNS), so the search's runs (and its share of the fuzzer's,
     race_queue.py) grow by a bounded amount."""
 
     def __init__(self, prog: Program):
