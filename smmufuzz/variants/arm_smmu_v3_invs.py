@@ -45,6 +45,8 @@ class InvsDesign:
     end_batch_on_smmu: bool = True   # a batch never spans two SMMU instances (arm_smmu_invs_end_batch)
     ats_after_tlbi: bool = False     # fix (docs/invs-ats-race.md): TLBIs + CMD_SYNC, smp_mb(), reload, ATC
     unref_on_merge_fail: bool = False  # planted: a failed merge's error path unrefs what it never referenced
+    ats_disable_in_prepare: bool = False   # pci_disable_ats() where the source has it: at the end of
+    #                                        arm_smmu_attach_prepare(), before the STE (docs/invs-ats-race.md)
 
 
 @dataclass
@@ -283,8 +285,11 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             yield from self._install_new(new, new_invs)
         if old is not None and not des.unref_old_after_ste:
             yield from self._install_old(old, old_invs, to_unref)
-        # the STE (EATS follows the new state), CFGI_STE + CMD_SYNC
         was_ats = m.ats_enabled
+        if was_ats and not ats_new and des.ats_disable_in_prepare:
+            self.hw.set_ats(sid, False)          # arm_smmu_attach_prepare(): pci_disable_ats(); wmb();
+            yield Point(f"pci_disable_ats(sid {sid})", writes=(("ats", sid),))
+        # the STE (EATS follows the new state), CFGI_STE + CMD_SYNC
         m.domain = new
         m.ats_enabled = ats_new
         self.install_ste_for_dev(m)
@@ -302,7 +307,7 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             old.devices.remove(m)
         if old is not None and des.unref_old_after_ste:
             yield from self._install_old(old, old_invs, to_unref)
-        if was_ats and not ats_new:
+        if was_ats and not ats_new and not des.ats_disable_in_prepare:
             self.hw.set_ats(sid, False)
             yield Point(f"pci_disable_ats(sid {sid})", writes=(("ats", sid),))
         if des.asid_mutex:

@@ -128,6 +128,11 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
     "merged-ats-order": (replace(_MERGED, ats_after_tlbi=True), False, False,
                          "merged with the ATS-enable race fixed: TLBIs + CMD_SYNC, smp_mb(), reload the array, "
                          "then its ATC invalidations (docs/invs-ats-race.md)"),
+    "merged-ats-disable-in-prepare": (replace(_MERGED, ats_disable_in_prepare=True), False, True,
+                                      "merged with pci_disable_ats() where the source has it, at the end of "
+                                      "arm_smmu_attach_prepare() (6.12 and the series): under the model's rule an "
+                                      "ATC_INV a reader has outstanding then times out (docs/invs-ats-race.md: "
+                                      "kernel bug or too strict a rule, the question for upstream)"),
     # issue 18 item 1: the arrays' allocations failing (fail_nth invs)
     "v9-purge-errptr": (replace(_V9, flavor=replace(_V9.flavor, purge_err_ptr=True)), False, True,
                         "v9 as posted when arm_smmu_invs_purge() cannot allocate: it returns ERR_PTR(-ENOMEM), "
