@@ -289,3 +289,18 @@ def test_race_targets_generate_a_share_of_long_programs():
     long_ = sum(n > mutator.RACE_GEN_OPS for n in lens)
     assert 0.03 * 300 < long_ < 0.2 * 300, long_
     assert hybrid_mutator(["smmuv3"]).gen_long == 0.0
+
+
+def test_generated_programs_encode_and_an_unencodable_one_falls_back_to_an_edit(monkeypatch):
+    """Generated programs hold only values the byte format can (an SVA page range ending past 2^64 - 1 once
+    gave an mm op at 2^64: the fuzzer's mutator raised and libFuzzer's worker died, found by `bench` seed 3);
+    and should one not encode, the mutator makes an edit instead of raising."""
+    from smmufuzz.harness import generate as gen_mod
+    for seed in (1285534663, 1330918204):            # those that gave an address of 2^64 and more
+        rng = random.Random(seed)
+        rng.random()
+        assert decode(encode(gen_mod.generate(rng))).ops
+    huge = PROG.with_ops(PROG.ops + (Op("mm_unmap", (0, 1 << 64, 0x1000)),))
+    monkeypatch.setattr(gen_mod, "generate", lambda *a, **k: huge)
+    out = hybrid(encode(PROG), 400, 5, fallback=lambda d, n: d[:n], gen=1.0)
+    assert decode(out).ops

@@ -393,11 +393,14 @@ def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.
     rng = random.Random(seed)
     limit = max_size if limit is None else limit
     if gen and rng.random() < gen:
-        if gen_long and rng.random() < gen_long:
-            out = encode(generate(rng))
-        else:
-            out = encode(generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live, gen_partner))
-        if len(out) <= max_size:
+        long_ = gen_long and rng.random() < gen_long
+        prog = generate(rng) if long_ else generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live,
+                                                      gen_partner)
+        try:
+            out = encode(prog)
+        except (ValueError, OverflowError):     # a value the byte format cannot hold: an edit instead
+            out = None
+        if out is not None and len(out) <= max_size:
             return out
     if rng.random() < 0.5:
         out = structured(data, limit, rng)

@@ -18,10 +18,10 @@ def sva_state(prog: Program, upto: int) -> tuple[dict, dict, dict]:
     bonds: dict = {}
     for op in prog.ops[:upto]:
         k, a = op.kind, op.args
-        if k == "mm_map":
-            mapped.setdefault(a[0], []).append((a[1], a[1] + a[3]))
+        if k == "mm_map":                 # (ends past 2^64 - 1 cut there: they are values ops take)
+            mapped.setdefault(a[0], []).append((a[1], min(a[1] + a[3], M64)))
         elif k == "mm_unmap":
-            lo, hi = a[1], a[1] + a[2]
+            lo, hi = a[1], min(a[1] + a[2], M64)
             keep = []
             for x, y in mapped.get(a[0], []):
                 if x < hi and lo < y:
