@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stale-tail", type=int, default=None,
                     help="exhaustive.STALE_TAIL instead of its value (0: no stale-load conflict window)")
     ap.add_argument("--nest-runs", type=int, default=None,
-                    help="exhaustive.NEST_RUNS instead of its value (default 16, exhaustive.NEST_RUNS_ON; 0: off)")
+                    help="exhaustive.NEST_RUNS instead of its value (SMMUFUZZ_NEST_RUNS, else 16; 0: off)")
     args = ap.parse_args(argv)
     if args.nest_runs is not None:
         from smmufuzz.harness import exhaustive

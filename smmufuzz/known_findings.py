@@ -6,7 +6,7 @@ survives minimisation and a fresh corpus, not on one minimised program's exact o
 from campaign to campaign): the finding's kind, the variant family (correct variants only), the kind of op
 the finding is reported at, what stale translation the oracle saw (a phrase of its message), and the op
 kinds of which one must run on another context than that op (the race partner), with the arguments
-`partner_args` names. Anything else on a correct variant, including a finding of the same kind from a
+`partner_args` names, under at least `min_switches` preemptions. Anything else on a correct variant, including a finding of the same kind from a
 sequential program, stays UNEXPECTED.
 """
 
@@ -26,11 +26,12 @@ class KnownFinding:
     reproducer: str                # path in the repository
     fixed_by: frozenset = frozenset()   # variants of the family that fix it: there it stays UNEXPECTED
     partner_args: tuple = ()            # (argument, value) pairs the partner op must have too
+    min_switches: int = 0               # preemptions the race needs: a program with fewer is something else
 
     def matches(self, finding, prog, family: str, buggy: bool) -> bool:
         if buggy or family != self.family or finding.kind != self.kind or self.stale not in finding.message:
             return False
-        if finding.variant in self.fixed_by:
+        if finding.variant in self.fixed_by or len(prog.schedule) < self.min_switches:
             return False
         if not 0 <= finding.op_index < len(prog.ops):
             return False
@@ -75,6 +76,7 @@ KNOWN_FINDINGS = (
         stale="CERROR_ATC_INV_SYNC",
         partners=frozenset({"ats"}),
         partner_args=(("on", False),),
+        min_switches=3,                 # clean under every schedule of up to two (tests/test_ats_disable_new_array.py)
         needs=(("ats", "on", True),),
         explanation=(
             "invs->rwlock fences only readers of the array the ATS-disabling attach unreferences. On a re-attach "

@@ -80,3 +80,16 @@ def test_the_known_finding_needs_an_ats_disable_on_another_context():
     detach = replace(prog, ops=tuple(replace(op, kind="detach", args=(3,)) if op.ctx else op for op in prog.ops))
     assert classify(f, detach).cls == UNEXPECTED
     assert classify(replace(f, message="some other command error"), prog).cls == UNEXPECTED
+
+
+def test_the_known_finding_needs_ats_going_off_and_the_three_switches():
+    """partner_args: an ATS enable on the other context is not the race; min_switches: a timeout under fewer
+    than the three preemptions the race needs (e.g. ATS disabled before the write lock, one switch:
+    ats_disable_in_prepare.txt) is something else, and stays UNEXPECTED."""
+    prog, _ = load_program(S1)
+    f = _timeout(prog, "invs:merged")
+    assert classify(f, prog).cls != UNEXPECTED
+    enable = replace(prog, ops=tuple(replace(op, args=(op.args[0], True)) if op.ctx and op.kind == "ats" else op
+                                     for op in prog.ops))
+    assert classify(f, enable).cls == UNEXPECTED
+    assert classify(f, replace(prog, schedule=prog.schedule[:2])).cls == UNEXPECTED

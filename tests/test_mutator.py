@@ -98,7 +98,7 @@ def test_generated_programs_are_state_aware_and_encode_back():
     from smmufuzz.harness.generate import generate
     from smmufuzz.harness.mutator import live_iovas
     rng = random.Random(5)
-    unmaps_of_mapped = 0            # blind random bytes (GEN_LIVE = 0) give 346 here, the generator 630
+    unmaps_of_mapped = 0            # seeds 1-5: blind codec ops (live=0) give 240-282, the generator 457-547
     for _ in range(200):
         p = generate(rng)
         assert decode(encode(p)) == p
@@ -106,7 +106,7 @@ def test_generated_programs_are_state_aware_and_encode_back():
             if op.kind in ("unmap", "unmap_fast"):
                 dom, iova = op.args[:2]
                 unmaps_of_mapped += any(lo <= iova < hi for lo, hi in live_iovas(p, i).get(dom, []))
-    assert unmaps_of_mapped >= 500
+    assert unmaps_of_mapped >= 400
 
 
 def test_live_ops_use_the_resources_live_at_their_position():
@@ -232,7 +232,7 @@ def test_partner_op_is_another_cpus_op_on_the_invalidated_domain():
     assert partner_op(prog, 2, rng) is None         # op 1, a map, invalidates nothing
 
 
-def test_generated_calls_get_fault_injection_and_race_targets_none_from_generation():
+def test_generated_calls_get_fault_injection_and_none_with_faults_off():
     """generate() puts a fail_nth right before a share of the calls that allocate (syzkaller's fault
     injection into generated calls), for a kind that call allocates; with faults=0 none come from it
     (the codec's own fail_nth ops, rare and anywhere, remain)."""
@@ -284,7 +284,7 @@ def test_race_targets_generate_a_share_of_long_programs():
     from smmufuzz.harness.fuzz_target import hybrid_mutator
     m = hybrid_mutator(["invs:v9", "invs:merged"])
     assert m.gen_long == mutator.RACE_GEN_LONG > 0
-    lens = [len(decode(hybrid(b"", 4096, seed, gen=1.0, gen_ops=m.gen_ops, gen_live=m.gen_live,
+    lens = [len(decode(hybrid(b"", 4096, seed, fallback=lambda d, n: d[:n], gen=1.0, gen_ops=m.gen_ops, gen_live=m.gen_live,
                               gen_partner=m.gen_partner, gen_long=m.gen_long)).ops) for seed in range(300)]
     long_ = sum(n > mutator.RACE_GEN_OPS for n in lens)
     assert 0.03 * 300 < long_ < 0.2 * 300, long_

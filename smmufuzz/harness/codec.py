@@ -19,6 +19,7 @@ from .program import CONTEXTS, MAX_AFTER, MAX_OPS, MAX_SWITCHES, Config, Op, Pro
 # Version 4 appends arm_smmu_device_reset, version 5 fail_nth, version 6 the SVA ops, version 7 fail_nth's "invs"
 # and "iova" (older inputs choose among the first two kinds: ops._Choice's `since`).
 FORMAT_MAGIC, FORMAT_VERSION = 0xA9, 7
+CURRENT_HEADER = bytes([FORMAT_MAGIC, FORMAT_VERSION])   # before random bytes: read in today's format
 KIND_TABLE = [k.kind for k in OP_KINDS for _ in range(k.weight)]
 KIND_CODE = {k: KIND_TABLE.index(k) for k in KINDS}
 KIND_TABLE_V1 = (["map"] * 6 + ["unmap"] * 4 + ["unmap_fast"] * 3 + ["sync"] * 3 + ["map_sg"] * 2

@@ -13,7 +13,7 @@ are about. Deterministic given the rng.
 
 import random
 
-from .codec import FORMAT_MAGIC, FORMAT_VERSION, decode
+from .codec import CURRENT_HEADER, decode
 from .contract import own_gather
 from .mutator import FAULT_SITES, fault_before, live_op, live_op_of
 from .program import MAX_OPS, Op, Program, touched_domains
@@ -53,7 +53,7 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE,
     that invalidates a domain, an op of another CPU on that domain (partner_op: a program that the race
     search, which tries switches between ops of different contexts on a common domain, can interleave), and
     a fail_nth before a `faults` share of the calls that allocate."""
-    base = decode(bytes([FORMAT_MAGIC, FORMAT_VERSION]) + rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
+    base = decode(CURRENT_HEADER + rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
     for i, op in enumerate(base.ops):
@@ -76,7 +76,7 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE,
                 new = None
             if new is None:
                 break
-            if new.kind in FAULT_SITES and len(ops) + 2 < max_ops and rng.random() < faults:
+            if new.kind in FAULT_SITES and len(ops) + 1 < max_ops and rng.random() < faults:
                 ops.append(fault_before(new, rng))
             ops.append(new)
     return Program(base.config, tuple(ops), tuple(sched))

@@ -18,6 +18,7 @@ is set, so HybridMutator grows its own length limit with the number of mutations
 """
 
 import random
+import sys
 
 from .codec import M64, decode, encode, reheader
 from .contract import own_gather
@@ -35,13 +36,16 @@ FAULT_SITES = {"attach": ("invs",), "ats": ("invs",), "detach": ("invs",), "map"
 
 
 FAULT_NTH = (0, 0, 0, 0, 1, 1, 2)   # which allocation of the kind fails: mostly the call's first
+SEVERAL = frozenset({"invs", "pgtable"})   # kinds one call may allocate more than once (a merge and a purge;
+#                                            table pages at several levels); the others once per call
 
 
 def fault_before(op: Op, rng: random.Random) -> Op:
     """A fail_nth op for the call `op` (a FAULT_SITES kind): one allocation of a kind it makes fails, mostly
-    its first; a later one reaches a call's second allocation (a move's purge of the old array after the
-    new domain's merge)."""
-    return Op("fail_alloc", (rng.choice(FAULT_SITES[op.kind]), rng.choice(FAULT_NTH)), op.ctx)
+    its first; for a kind it may allocate several times, sometimes a later one (a move's purge of the old
+    array after the new domain's merge, a table page below the first)."""
+    kind = rng.choice(FAULT_SITES[op.kind])
+    return Op("fail_alloc", (kind, rng.choice(FAULT_NTH) if kind in SEVERAL else 0), op.ctx)
 
 
 def _shift(sched: list, at: int, by: int) -> list:
@@ -441,6 +445,7 @@ class HybridMutator:
                  gen_long: float = 0.0):
         self.start, self.per, self.calls, self.gen_ops, self.gen_live = start, per, 0, gen_ops, gen_live
         self.gen_partner, self.gen_long = gen_partner, gen_long
+        self.failed = 0                  # mutations that raised (reported once)
         self.gen_half = GEN_HALF if gen_half is None else gen_half
         self.gen_floor = GEN_FLOOR if gen_floor is None else gen_floor
 
@@ -450,5 +455,13 @@ class HybridMutator:
     def __call__(self, data: bytes, max_size: int, seed: int) -> bytes:
         self.calls += 1
         limit = min(max_size, max(self.start + self.calls // self.per, len(data)))
-        return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops,
-                      gen_live=self.gen_live, gen_partner=self.gen_partner, gen_long=self.gen_long)
+        try:
+            return hybrid(data, max_size, seed, gen=self.gen_share(), limit=limit, gen_ops=self.gen_ops,
+                          gen_live=self.gen_live, gen_partner=self.gen_partner, gen_long=self.gen_long)
+        except Exception as e:          # a bug of ours must not kill libFuzzer's worker: say it, mutate plainly
+            if not self.failed:
+                sys.stderr.write(f"smmufuzz: hybrid mutator failed on seed {seed} ({type(e).__name__}: {e}); "
+                                 f"libFuzzer's own mutation instead\n")
+            self.failed += 1
+            import atheris
+            return atheris.Mutate(data, max_size)

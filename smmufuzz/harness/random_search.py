@@ -5,13 +5,10 @@ import random
 import time
 from typing import NamedTuple
 
-from .codec import FORMAT_MAGIC, FORMAT_VERSION, decode
+from .codec import CURRENT_HEADER, decode
 from .generate import generate
 from .program import Program
 from .runner import Finding, run_program
-
-
-CURRENT = bytes([FORMAT_MAGIC, FORMAT_VERSION])   # random bytes read in today's format: every op kind
 
 
 class Search(NamedTuple):
@@ -36,7 +33,7 @@ def random_search(variants: list[str], seconds: float, seed: int, policy: str = 
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds:
             return Search(None, elapsed, execs)
-        prog = generate(rng) if generated else decode(CURRENT + rng.randbytes(rng.randrange(2, max_len + 1)))
+        prog = generate(rng) if generated else decode(CURRENT_HEADER + rng.randbytes(rng.randrange(2, max_len + 1)))
         res = run_program(prog, variants, policy)
         execs += 1
         if res.findings and not (control and run_program(res.program, control, policy).findings):

@@ -54,7 +54,7 @@ def sva_live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     if kind == "sva_bind":
         return Op("sva_bind", (rng.randrange(NUM_SIDS) if rng.random() < 0.3 else 0, mm))
     if kind == "mm_map":
-        ends = [hi for _lo, hi in mapped.get(mm, [])]
+        ends = [hi for _lo, hi in mapped.get(mm, []) if hi < M64]     # not a range cut at 2^64 - 1
         va = rng.choice(ends) if ends and rng.random() < 0.5 else MM_BASE + rng.randrange(64) * PAGE
         return Op("mm_map", (mm, va, 0x8000_0000 + rng.randrange(256) * PAGE, rng.choice(SMALL_PAGES[:12]) * PAGE,
                              3 if rng.random() < 0.8 else 1))
@@ -69,7 +69,7 @@ def sva_live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
             return Op("mm_invalidate", (mm, 0, M64))
         lo, hi = rng.choice(pending[mm])
         jitter = lambda: rng.choice((0, 0, 0, 1, 2)) * PAGE
-        return Op("mm_invalidate", (mm, max(0, lo - jitter()), hi + jitter()))
+        return Op("mm_invalidate", (mm, max(0, lo - jitter()), min(hi + jitter(), M64)))
     (sid, mm), = rng.sample(sorted(bonds), 1)
     if kind == "sva_unbind":
         return Op("sva_unbind", (sid, mm))
