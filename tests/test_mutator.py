@@ -291,10 +291,12 @@ def test_race_targets_generate_a_share_of_long_programs():
     assert hybrid_mutator(["smmuv3"]).gen_long == 0.0
 
 
-def test_generated_programs_encode_and_an_unencodable_one_falls_back_to_an_edit(monkeypatch):
+def test_generated_programs_encode_and_a_mutator_failure_does_not_kill_the_worker(monkeypatch, capsys):
     """Generated programs hold only values the byte format can (an SVA page range ending past 2^64 - 1 once
     gave an mm op at 2^64: the fuzzer's mutator raised and libFuzzer's worker died, found by `bench` seed 3);
-    and should one not encode, the mutator makes an edit instead of raising."""
+    and should the mutator raise anyway, HybridMutator says so once (with the seed) and falls back to
+    libFuzzer's own mutation instead of raising."""
+    import atheris
     from smmufuzz.harness import generate as gen_mod
     for seed in (1285534663, 1330918204):            # those that gave an address of 2^64 and more
         rng = random.Random(seed)
@@ -302,5 +304,9 @@ def test_generated_programs_encode_and_an_unencodable_one_falls_back_to_an_edit(
         assert decode(encode(gen_mod.generate(rng))).ops
     huge = PROG.with_ops(PROG.ops + (Op("mm_unmap", (0, 1 << 64, 0x1000)),))
     monkeypatch.setattr(gen_mod, "generate", lambda *a, **k: huge)
-    out = hybrid(encode(PROG), 400, 5, fallback=lambda d, n: d[:n], gen=1.0)
-    assert decode(out).ops
+    monkeypatch.setattr(atheris, "Mutate", lambda d, n: d[:n])
+    m = HybridMutator()                                # generates only, at first
+    data = encode(PROG)
+    assert [m(data, 400, seed) for seed in (5, 6)] == [data, data] and m.failed == 2
+    err = capsys.readouterr().err
+    assert err.count("hybrid mutator failed") == 1 and "seed 5" in err and "OverflowError" in err

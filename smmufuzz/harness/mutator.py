@@ -141,14 +141,14 @@ def _ats_on(prog: Program, upto: int) -> dict[int, bool]:
 def _live_handles(prog: Program, upto: int) -> list[int]:
     """The dma_unmap handles (the index of their dma_map) of DMA API mappings made before op `upto` and not
     unmapped since (whether the dma_map succeeded is known only when the program runs)."""
-    handles: list[int] = []
+    maps = 0
     live: set[int] = set()
     for op in prog.ops[:upto]:
         if op.kind == "dma_map":
-            live.add(len(handles))
-            handles.append(len(handles))
-        elif op.kind == "dma_unmap" and handles:
-            live.discard(op.args[0] % len(handles))
+            live.add(maps)
+            maps += 1
+        elif op.kind == "dma_unmap" and maps:
+            live.discard(op.args[0] % maps)
     return sorted(live)
 
 
@@ -182,9 +182,9 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     kinds = ["map", "attach"] + (["unmap", "unmap_fast"] if live else []) + (["detach", "flush_all", "ats"] if att else [])
     kinds += ["sync"] * any(d in doms for d in _pending_gathers(prog, at).values())
     kinds += ["dma"] * any(d in live for d in att.values())
-    handles = _live_handles(prog, at)
-    dma_api = (["dma_map", "dma_enable_fq"] * bool(att) + ["dma_unmap"] * bool(handles)
-               if any(op.kind in ("dma_map", "dma_enable_fq") for op in prog.ops[:at]) else [])
+    uses_dma_api = any(op.kind in ("dma_map", "dma_enable_fq") for op in prog.ops[:at])
+    dma_api = (["dma_map", "dma_enable_fq"] * bool(att) + ["dma_unmap"] * bool(_live_handles(prog, at))
+               if uses_dma_api else [])
     kinds += ["dma_api"] * bool(dma_api)       # in a program that uses the DMA API; one choice: it is one API
     if prog.config.stage == 1 and prog.config.coherent and rng.random() < SVA_SHARE:
         return sva_live_op(prog, at, rng)
@@ -398,13 +398,9 @@ def hybrid(data: bytes, max_size: int, seed: int, fallback=None, gen: float = 0.
     limit = max_size if limit is None else limit
     if gen and rng.random() < gen:
         long_ = gen_long and rng.random() < gen_long
-        prog = generate(rng) if long_ else generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live,
-                                                      gen_partner)
-        try:
-            out = encode(prog)
-        except (ValueError, OverflowError):     # a value the byte format cannot hold: an edit instead
-            out = None
-        if out is not None and len(out) <= max_size:
+        out = encode(generate(rng) if long_ else generate(rng, gen_ops, GEN_LIVE if gen_live is None else gen_live,
+                                                          gen_partner))
+        if len(out) <= max_size:
             return out
     if rng.random() < 0.5:
         out = structured(data, limit, rng)
