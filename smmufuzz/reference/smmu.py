@@ -339,7 +339,11 @@ class Smmu:
     def tlbi(self, op: int, asid: int = 0, vmid: int = 0, addr: int = 0, leaf: bool = False,
              end: int | None = None, sid: int = 0) -> None:
         """A TLB-invalidate register write (IOMMUs without a command queue): it takes effect at some
-        point before the next tlb_sync() completes. `end` makes a by-address one cover [addr, end)."""
+        point before the next tlb_sync() completes. `end` makes a by-address one cover [addr, end). The PTE
+        stores before it are visible to the walker first: arm-smmu.c's wmb() before its relaxed TLBI writes with
+        coherent walks ("ensure that PTEs cleared by the current CPU are visible beforehand"), the barrier in
+        writel()/iowrite32() for qcom_iommu and ipmmu-vmsa."""
+        self.mem.wmb()
         self.tick()
         self._spend(1)
         cmd = C.Command(op, vmid=vmid, asid=asid, leaf=int(leaf), addr=addr, sid=sid)
@@ -358,6 +362,7 @@ class Smmu:
         """`count` single-address register TLBIs at addr + k * stride, written back to back (a driver's
         per-granule loop, e.g. arm_smmu_tlb_inv_range_s1()): the same state as count tlbi() calls, computed
         per run of addresses whose walks find the same leaves rather than per write."""
+        self.mem.wmb()                   # as tlbi()
         if (self.cfg.policy != "max-cache" or op not in _VA_OPS or count < 2 or stride <= 0 or stride & 0xFFF
                 or addr & 0xFFF or self.steps + count > self.cfg.step_budget
                 or self.commands + count > self.cfg.command_budget):
