@@ -250,6 +250,7 @@ def each_run(ex: Exploration, progs, variant: str, policy: str, observe, follow=
 NEST_RUNS_ON = 16       # the default, and what the measurements and tests use
 NEST_RUNS = int(os.environ.get("SMMUFUZZ_NEST_RUNS", str(NEST_RUNS_ON)))
 NEST_SECOND = 2         # second switches tried per searched schedule
+NEST_PER = int(os.environ.get("SMMUFUZZ_NEST_PER", "0"))  # nested runs per searched schedule at most (0: no cap)
 
 
 class Nesting:
@@ -264,31 +265,37 @@ class Nesting:
     NEST_RUNS runs per search (see NEST_RUNS), so the search's runs (and its share of the fuzzer's,
     race_queue.py) grow by a bounded amount."""
 
-    def __init__(self, prog: Program):
+    def __init__(self, prog: Program, base=None):
         from .sched import DEFAULT_PREEMPTIONS
         self.on = NEST_RUNS > 0 and len(prog.schedule) + 3 <= DEFAULT_PREEMPTIONS
+        self.base = base                # the searched program's own run (its trace), if known
         self.first: dict = {}           # searched program -> the switch it added
         self.second: dict = {}          # nested program -> (the first switch, the object)
         self.deep: set = set()          # programs run with their own number of switches as the bound
         self.runs = 0
+        self.spent: dict = {}           # first switch -> nested runs it has had
 
     def searched(self, p: Program, switch: tuple) -> None:
         if self.on:
             self.first[p] = switch
 
-    def _take(self, progs: list) -> list:
-        progs = progs[:max(0, NEST_RUNS - self.runs)]
+    def _take(self, progs: list, root: tuple) -> list:
+        room = NEST_RUNS - self.runs
+        if NEST_PER:
+            room = min(room, NEST_PER - self.spent.get(root, 0))
+        progs = progs[:max(0, room)]
         self.runs += len(progs)
+        self.spent[root] = self.spent.get(root, 0) + len(progs)
         self.deep.update(progs)
         return progs
 
     def follow(self, p: Program, trace) -> list:
         if p in self.first:
-            i, s, c = self.first.pop(p)
-            return self._take(self._seconds(p, i, s, c, trace))
+            i, s, c = root = self.first.pop(p)
+            return self._take(self._seconds(p, i, s, c, trace), root)
         if p in self.second:
-            (i, s, c), x = self.second.pop(p)
-            return self._take(self._thirds(p, i, s, c, x, trace))
+            (i, s, c), x, before = self.second.pop(p)
+            return self._take(self._thirds(p, i, s, c, _same_objects(before, trace).get(x, x), trace), (i, s, c))
         return []
 
     def _seconds(self, p: Program, i: int, s: int, c: int, trace) -> list:
@@ -296,7 +303,18 @@ class Nesting:
         j = next((k for k in range(i + 1, len(ops)) if ops[k].ctx == c), None)
         if j is None:
             return []
+        waited = set(trace.waits)
+        order = [k for k, step, _r, _w in trace.access if (k, step) not in waited]
+        if j not in order or i not in order or order.index(j) > len(order) - 1 - order[::-1].index(i):
+            return []               # op j did not run inside op i (it waited for a lock op i held): no sandwich
+        # what op i goes on to access after step s: in this run, where op j has already run inside it (and
+        # may have changed what op i sees: a trashed entry it now skips), and in the undisturbed run, where
+        # it reads what op j's write would change
         later = {x for step, reads, writes in trace.accesses_of(i) if step > s for x in reads + writes}
+        if self.base is not None:
+            same = _same_objects(self.base, trace)
+            later |= {same.get(x, x) for step, reads, writes in self.base.accesses_of(i) if step > s
+                      for x in reads + writes}
         firsts: dict = {}
         for step, _reads, writes in trace.accesses_of(j):
             for x in writes:
@@ -309,7 +327,7 @@ class Nesting:
                 continue
             steps.add(w - 1)
             q = Program(p.config, ops, tuple(sorted(p.schedule + ((j, w - 1, ops[i].ctx),))))
-            self.second[q] = ((i, s, c), x)
+            self.second[q] = ((i, s, c), x, trace)
             out.append(q)
         return out
 
@@ -321,6 +339,27 @@ class Nesting:
         taken = {(k, a) for k, a, _c in p.schedule}
         return [Program(p.config, p.ops, tuple(sorted(p.schedule + ((i, a, c),))))
                 for a in range(last, last + STALE_TAIL) if (i, a) not in taken]
+
+
+def _same_objects(base, trace) -> dict:
+    """base's shared objects -> the same objects in trace, a run of the same program that follows base up to
+    a switch: paired by position in the two runs' common prefix of accesses (objects are named by identity,
+    which differs between runs; those with a stable name, a StreamID's STE or ATS, are equal anyway)."""
+    def shape(accesses):
+        return [(step, len(reads), len(writes)) for step, reads, writes in accesses]
+
+    same: dict = {}
+    for (i, step, reads, writes), (i2, step2, reads2, writes2) in zip(base.access, trace.access):
+        if (i, step) != (i2, step2) or len(reads) != len(reads2) or len(writes) != len(writes2):
+            break
+        same.update(zip(reads + writes, reads2 + writes2))
+    for i in {a[0] for a in base.access}:     # then an op that made the same accesses in both runs (the op
+        mine, theirs = base.accesses_of(i), trace.accesses_of(i)      # that ran inside another, unaffected)
+        if shape(mine) == shape(theirs):
+            for (_s, r, w), (_s2, r2, w2) in zip(mine, theirs):
+                for x, y in zip(r + w, r2 + w2):
+                    same.setdefault(x, y)
+    return same
 
 
 def drain(steps):
@@ -393,7 +432,7 @@ def iter_collisions(prog: Program, variant: str, budget: int, policy: str = "max
         cands = first + (hot[:room] if len(hot) >= room else hot + rng.sample(cold, room - len(hot)))
     cands += far[:FAR_COLLISIONS]
     pair_of = {}                        # collision program -> i (op i+1 runs inside op i)
-    nest = Nesting(prog)
+    nest = Nesting(prog, trace)
 
     def progs():
         for ops, sched, switch, _hot in cands:
@@ -473,7 +512,7 @@ def iter_races(prog: Program, variant: str, budget: int, policy: str = "max-cach
     taken = {(i, a) for i, a, _c in prog.schedule}
     cands = [c for c in race_candidates(prog, trace, shared_only) if c[0][:2] not in taken]
     ex.complete = len(cands) <= budget
-    nest = Nesting(prog)
+    nest = Nesting(prog, trace)
 
     def progs():
         for (sw,) in cands[:budget]:
