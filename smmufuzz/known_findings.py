@@ -88,8 +88,10 @@ KNOWN_FINDINGS = (
             "goes off (arm_smmu_invs_unref() write-locks the new array, the old one is only kfree_rcu()'d). The "
             "same happens without a same-domain re-attach when another attach replaced the array between the "
             "reader's load and a detach (four switches, beyond the search's bound). v9, merged and "
-            "merged-ats-order alike. A candidate: the model disables ATS after the old array's unref; the posted "
-            "code calls pci_disable_ats() earlier, in arm_smmu_attach_prepare()."),
+            "merged-ats-order alike, and merged-ats-disable-fenced (its fence is the array published when the "
+            "attach began; an older one a reader still holds is not fenced). invs:merged disables ATS after the "
+            "old array's unref; the source calls pci_disable_ats() earlier, in arm_smmu_attach_prepare(), where "
+            "the race needs one switch (invs:merged-ats-disable-in-prepare, docs/invs-ats-race.md)."),
         reproducer="corpus/regressions/invs/ats_off_reattach_reader_of_old_array.txt",
     ),
 )

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from smmufuzz.harness.exhaustive import explore
 from smmufuzz.harness.load import load_program
+from smmufuzz.harness.program import parse
 from smmufuzz.harness.runner import run_program
 from smmufuzz.reference import smmu
 
@@ -87,3 +88,43 @@ def test_the_sources_ats_disable_order_times_out_under_one_preemption():
     assert header["expect"] in explore(bare, header["target"], bound=1).kinds()
     ex = explore(bare, "invs:merged", bound=2)
     assert ex.complete and ex.schedules > 100 and not ex.findings, ex.findings
+
+
+def test_the_fenced_disable_in_prepare_is_clean_under_three_preemptions():
+    """The smaller fix (invs:merged-ats-disable-fenced): pci_disable_ats() kept in arm_smmu_attach_prepare(),
+    under the write side of the old domain's published array. The reader's outstanding ATC_INV completes before
+    the disable, so there is no finding under any schedule of up to three switches. merged-ats-disable-in-prepare
+    (the same design without the fence) times out on the same ops."""
+    prog, header = load_program(PREPARE)
+    bare = replace(prog, schedule=())
+    ex = explore(bare, "invs:merged-ats-disable-fenced", bound=3)
+    assert ex.complete and ex.schedules > 1000 and not ex.findings, ex.findings
+    assert not run_program(prog, ["invs:merged-ats-disable-fenced"]).findings
+
+
+FLUSH_THEN_DETACH = """\
+config(granule=16K, ias=35, stage=1, coherent=1, range_inv=1, ats=1, e2h=0)
+iommu_attach_device(d0, sid=0)
+pci_ats(sid=0, on=1)
+iommu_flush_iotlb_all(d0)
+cpu1: iommu_detach_device(sid=0)
+"""
+
+
+def test_nested_switches_name_objects_across_runs():
+    """Item 6's race in a shape the generator writes (a flush, then the other CPU's detach), which needs three
+    switches. The nested search must recognise the objects of the undisturbed run (the users count of the
+    stream's ATS entry, which the detach trashes) in the runs it derives from it. Objects are named by identity,
+    and identities differ between runs (exhaustive._same_objects pairs them). It must also spend no nested runs
+    on a switch whose other op only waited for a lock (the group mutex). Found within the fuzz target's own
+    search."""
+    from smmufuzz.harness import exhaustive
+    from smmufuzz.harness.fuzz_target import race_steps
+    prog = parse(FLUSH_THEN_DETACH)
+    v = "invs:no-ats-rwlock"
+    res = run_program(prog, [v])
+    assert not res.findings
+    found = exhaustive.drain(race_steps(prog, res, [v], "max-cache", None, None, {}))
+    assert found is not None and found[1].findings[0].kind == "CMD_ERROR"
+    assert len(found[0].schedule) == 3
+    assert not run_program(found[0], ["invs:merged"]).findings

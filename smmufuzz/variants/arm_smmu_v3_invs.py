@@ -47,6 +47,8 @@ class InvsDesign:
     unref_on_merge_fail: bool = False  # planted: a failed merge's error path unrefs what it never referenced
     ats_disable_in_prepare: bool = False   # pci_disable_ats() where the source has it: at the end of
     #                                        arm_smmu_attach_prepare(), before the STE (docs/invs-ats-race.md)
+    ats_disable_fenced: bool = False       # fix: that pci_disable_ats() under the write side of the rwlock of
+    #                                        the old domain's published array (no ATC_INV of a reader in flight)
 
 
 @dataclass
@@ -281,14 +283,20 @@ class ArmSmmuV3InvsDriver(ArmSmmuV3Driver):
             to_unref = self.build_invs(m, m.ats_enabled, IOMMU_NO_PASID, old)
         if new is not None and m not in new.devices:
             new.devices.append(m)
+        published = old.invs if old is not None else None      # what a reader of the old domain may hold
         if new is not None and des.install_new_before_ste:
             yield from self._install_new(new, new_invs)
         if old is not None and not des.unref_old_after_ste:
             yield from self._install_old(old, old_invs, to_unref)
         was_ats = m.ats_enabled
         if was_ats and not ats_new and des.ats_disable_in_prepare:
+            fence = published if des.ats_disable_fenced else None
+            if fence is not None:
+                yield Acquire(fence.rwlock, shared=False, irqsave=True)
             self.hw.set_ats(sid, False)          # arm_smmu_attach_prepare(): pci_disable_ats(); wmb();
             yield Point(f"pci_disable_ats(sid {sid})", writes=(("ats", sid),))
+            if fence is not None:
+                yield Release(fence.rwlock, shared=False, irqsave=True)
         # the STE (EATS follows the new state), CFGI_STE + CMD_SYNC
         m.domain = new
         m.ats_enabled = ats_new

@@ -132,7 +132,11 @@ INVS_DESIGNS = {   # name: (design, nest-parent S2 domains, buggy, summary)
                                       "merged with pci_disable_ats() where the source has it, at the end of "
                                       "arm_smmu_attach_prepare() (6.12 and the series): under the model's rule an "
                                       "ATC_INV a reader has outstanding then times out (docs/invs-ats-race.md: "
-                                      "kernel bug or too strict a rule, the question for upstream)"),
+                                      "a design race of the source under the series' own endpoint rule)"),
+    "merged-ats-disable-fenced": (replace(_MERGED, ats_disable_in_prepare=True, ats_disable_fenced=True), False,
+                                  False, "fix of that race: pci_disable_ats() kept in arm_smmu_attach_prepare(), "
+                                  "under the write side of the old domain's published array's rwlock "
+                                  "(docs/invs-ats-race.md)"),
     # issue 18 item 1: the arrays' allocations failing (fail_nth invs)
     "v9-purge-errptr": (replace(_V9, flavor=replace(_V9.flavor, purge_err_ptr=True)), False, True,
                         "v9 as posted when arm_smmu_invs_purge() cannot allocate: it returns ERR_PTR(-ENOMEM), "
