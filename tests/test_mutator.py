@@ -232,6 +232,46 @@ def test_partner_op_is_another_cpus_op_on_the_invalidated_domain():
     assert partner_op(prog, 2, rng) is None         # op 1, a map, invalidates nothing
 
 
+def test_partners_follow_only_ops_that_send_invalidations():
+    """An unmap of nothing returns before iotlb_sync, a sync of an empty gather and a flush of a domain no stream
+    uses send no command: no invalidation is in flight for another CPU's op to race (generate.invalidates)."""
+    from smmufuzz.harness.generate import invalidates, partner_op
+    ops = PROG.ops[:4] + (Op("unmap", (0, 0x900000, 0x1000)), Op("unmap_fast", (0, 0x202000, 0x1000, 1)),
+                          Op("sync", (0, 0)), Op("sync", (0, 1)), Op("flush_all", (1,)), Op("flush_all", (0,)))
+    prog = PROG.with_ops(ops)
+    assert [invalidates(prog, i) for i in range(len(ops))] == [False, False, False, True, False, True, False,
+                                                                True, False, True]
+    rng = random.Random(2)
+    assert partner_op(prog, 5, rng) is None and partner_op(prog, 7, rng) is None
+    assert partner_op(prog, 4, rng) is not None and partner_op(prog, 8, rng) is not None
+
+
+def test_ats_capable_streams_from_the_start_when_the_smmu_has_ats():
+    """With ATS in the config, an ats_setup share of the streams get pci_ats(on) right before their first attach
+    (an ATS-capable endpoint, as probed), so that their domains' invalidations carry ATC invalidations; none
+    without ATS in the config or with ats_setup 0. Same seed, same programs otherwise deterministic."""
+    from smmufuzz.harness.generate import generate
+
+    def setups(p) -> int:
+        first = {}
+        for i, op in enumerate(p.ops):
+            if op.kind in ("attach", "ats"):
+                first.setdefault(op.args[1] if op.kind == "attach" else op.args[0], i)
+        return sum(1 for sid, i in first.items() if p.ops[i].kind == "ats" and p.ops[i].args[1]
+                   and i + 1 < len(p.ops) and p.ops[i + 1].kind == "attach" and p.ops[i + 1].args[1] == sid)
+
+    counts = {}
+    for share in (1.0, 0.0):
+        rng = random.Random(5)
+        progs = [generate(rng, ats_setup=share) for _ in range(200)]
+        assert all(decode(encode(p)) == p for p in progs)
+        counts[share] = (sum(setups(p) for p in progs if p.config.ats),
+                         sum(setups(p) for p in progs if not p.config.ats))
+    with_ats, without_ats = counts[1.0]
+    assert with_ats >= 100 and without_ats == 0, counts
+    assert counts[0.0][0] * 5 < with_ats, counts       # blind bytes seldom put pci_ats(on) right before an attach
+
+
 def test_generated_calls_get_fault_injection_and_none_with_faults_off():
     """generate() puts a fail_nth right before a share of the calls that allocate (syzkaller's fault
     injection into generated calls), for a kind that call allocates; with faults=0 none come from it
