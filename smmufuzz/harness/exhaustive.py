@@ -250,7 +250,6 @@ def each_run(ex: Exploration, progs, variant: str, policy: str, observe, follow=
 NEST_RUNS_ON = 16       # the default, and what the measurements and tests use
 NEST_RUNS = int(os.environ.get("SMMUFUZZ_NEST_RUNS", str(NEST_RUNS_ON)))
 NEST_SECOND = 2         # second switches tried per searched schedule
-NEST_PER = int(os.environ.get("SMMUFUZZ_NEST_PER", "0"))  # nested runs per searched schedule at most (0: no cap)
 
 
 class Nesting:
@@ -273,29 +272,24 @@ class Nesting:
         self.second: dict = {}          # nested program -> (the first switch, the object)
         self.deep: set = set()          # programs run with their own number of switches as the bound
         self.runs = 0
-        self.spent: dict = {}           # first switch -> nested runs it has had
 
     def searched(self, p: Program, switch: tuple) -> None:
         if self.on:
             self.first[p] = switch
 
-    def _take(self, progs: list, root: tuple) -> list:
-        room = NEST_RUNS - self.runs
-        if NEST_PER:
-            room = min(room, NEST_PER - self.spent.get(root, 0))
-        progs = progs[:max(0, room)]
+    def _take(self, progs: list) -> list:
+        progs = progs[:max(0, NEST_RUNS - self.runs)]
         self.runs += len(progs)
-        self.spent[root] = self.spent.get(root, 0) + len(progs)
         self.deep.update(progs)
         return progs
 
     def follow(self, p: Program, trace) -> list:
         if p in self.first:
-            i, s, c = root = self.first.pop(p)
-            return self._take(self._seconds(p, i, s, c, trace), root)
+            i, s, c = self.first.pop(p)
+            return self._take(self._seconds(p, i, s, c, trace))
         if p in self.second:
             (i, s, c), x, before = self.second.pop(p)
-            return self._take(self._thirds(p, i, s, c, _same_objects(before, trace).get(x, x), trace), (i, s, c))
+            return self._take(self._thirds(p, i, s, c, _same_objects(before, trace).get(x, x), trace))
         return []
 
     def _seconds(self, p: Program, i: int, s: int, c: int, trace) -> list:
