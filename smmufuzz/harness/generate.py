@@ -6,7 +6,8 @@ latitude in the header; its value anchors: block boundaries, 1 GiB and 2 MiB
 sizes, reuse of addresses the program already used), and between them, at GEN_LIVE of the positions, an op
 built from the resources live there (mutator.live_op: unmap what is mapped, DMA through a stream that is
 attached to a domain with mappings, ATS on a stream that is attached, a flush of a domain in use), and before
-GEN_FAULT of the calls that allocate, a fail_nth that makes one of the call's allocations fail. Blind
+GEN_FAULT of the calls that allocate, a fail_nth that makes one of the call's allocations fail; with ATS in
+the config, GEN_ATS_SETUP of the streams are ATS-capable endpoints before their first attach. Blind
 random bytes rarely line those up; a program that does exercises what the gather and invalidation rules
 are about. Deterministic given the rng.
 """
