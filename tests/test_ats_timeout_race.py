@@ -128,3 +128,45 @@ def test_nested_switches_name_objects_across_runs():
     assert found is not None and found[1].findings[0].kind == "CMD_ERROR"
     assert len(found[0].schedule) == 3
     assert not run_program(found[0], ["invs:merged"]).findings
+
+
+PCI_ATS_OFF_FORM = """\
+config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
+iommu_attach_device(d0, sid=0)
+pci_ats(sid=0, on=1)
+iommu_flush_iotlb_all(d0)
+preempt(after=2, to=cpu1)
+preempt(after=6, to=cpu1)
+cpu1: pci_ats(sid=0, on=0)
+preempt(after=16, to=cpu0)
+"""
+
+DETACH_FORM = """\
+config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
+iommu_attach_device(d0, sid=0)
+pci_ats(sid=0, on=1)
+iommu_flush_iotlb_all(d0)
+preempt(after=5, to=cpu1)
+preempt(after=6, to=cpu1)
+cpu1: iommu_detach_device(sid=0)
+preempt(after=13, to=cpu0)
+"""
+
+
+def test_a_three_switch_race_the_control_shares_does_not_count(monkeypatch):
+    """The bench found invs:no-ats-rwlock's timeout in both forms. With a pci_ats(off) partner, the same ops time
+    out on invs:merged too (the same-domain re-attach write-locks the array it just installed: known finding
+    ats-disable-fences-the-new-array), under three switches at other steps. With a detach partner they do not.
+    The control's quick searches add one switch at a time; for a small race, control_shows then runs the control
+    under every schedule with as many switches, and tells the two forms apart."""
+    from smmufuzz.harness import fuzz_target
+    monkeypatch.setattr(fuzz_target, "CONTROL_SCHEDULES", 0)       # the quick searches find nothing
+    v = "invs:no-ats-rwlock"
+    for text, shared in ((PCI_ATS_OFF_FORM, True), (DETACH_FORM, False)):
+        prog = parse(text)
+        res = run_program(prog, [v])
+        assert [f.kind for f in res.findings] == ["CMD_ERROR"]
+        assert not run_program(prog, ["invs:merged"]).findings        # the schedule itself is clean there
+        assert fuzz_target.control_shows(prog, res.findings, ["invs:merged"], "max-cache", [v]) is shared
+    monkeypatch.setattr(fuzz_target, "CONTROL_EXHAUSTIVE_OPS", 0)
+    assert not fuzz_target.control_shows(parse(PCI_ATS_OFF_FORM), res.findings, ["invs:merged"], "max-cache", [v])

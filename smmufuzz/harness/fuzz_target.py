@@ -54,6 +54,8 @@ def race_budget(prog) -> int:
 
 CONTROL_SCHEDULES = 64     # schedules a correct control is searched with before a race finding counts
 CONTROL_MINIMIZE = 400     # runs to minimise a finding's program before the control is searched again
+CONTROL_EXHAUSTIVE_OPS = 6  # a minimised race of at most this many ops: the control under all its schedules
+CONTROL_EXHAUSTIVE = 12000  # ... up to this many (a 4-op race under 3 switches takes about 6,000)
 
 
 def control_shows(prog, findings, control: list[str], policy: str, variants: list[str] = ()) -> bool:
@@ -88,7 +90,16 @@ def control_shows(prog, findings, control: list[str], policy: str, variants: lis
         small, _f = minimize(prog, list(variants), policy, budget=CONTROL_MINIMIZE)
     except ValueError:
         return False
-    return small != prog and shows(small)
+    if small != prog and shows(small):
+        return True
+    # a small race: the control under every schedule with as many switches as the finding needed (the quick
+    # searches above add one switch at a time and can miss a three-switch race both variants share)
+    if small.schedule and len(small.ops) <= CONTROL_EXHAUSTIVE_OPS:
+        from smmufuzz.harness.exhaustive import explore
+        bare = Program(small.config, small.ops, ())
+        return any(f.kind in kinds for v in control
+                   for _p, f in explore(bare, v, len(small.schedule), policy, CONTROL_EXHAUSTIVE).findings)
+    return False
 
 
 def input_name(prefix: str, prog) -> str:
