@@ -407,6 +407,7 @@ os._exit(9)
 def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_not_called_flaky(tmp_path):
     from dataclasses import replace as _replace
     from smmufuzz.harness.fuzz_target import input_name
+    from smmufuzz.harness.triage import search_schedules
     target = "invs:merged"
     prog, _ = load_program(os.path.join(ROOT, "corpus", "regressions", "invs", "ats_enable_races_inflight_unmap.txt"))
     late = _replace(prog, schedule=((3, 20, 1),))            # a switch past the window: clean as it stands
@@ -416,9 +417,12 @@ def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_no
     d.mkdir(parents=True)
     (d / "crash-aaa").write_bytes(encode(late))
     (d / "crash-bbb").write_bytes(encode(bare))
-    # the worker that found crash-bbb's race saved the program it found beside it (fuzz_target._race)
-    twin = input_name(str(d / "crash-race-"), prog)
-    open(twin, "wb").write(encode(prog))
+    # the worker that found crash-bbb's race saved the program its search found beside it (fuzz_target._race;
+    # the search is deterministic, so triage's own search finds the same program and its twin)
+    found = search_schedules(bare, [target])
+    assert found is not None and run_program(found, [target]).findings
+    twin = input_name(str(d / "crash-race-"), found)
+    open(twin, "wb").write(encode(found))
     _c, s, out, _err = campaign(tmp_path, target=target)
     assert s["unreproduced_artifacts"] == [] and "flaky" not in out
     assert s["race_only_artifacts"] == [str(d / "crash-bbb")]   # its twin carries the hit
