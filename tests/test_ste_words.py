@@ -10,7 +10,7 @@ from smmufuzz.harness.program import parse
 from smmufuzz.harness.runner import run_variant
 from smmufuzz.reference import cmdq as C
 from smmufuzz.reference import ste_words as W
-from smmufuzz.reference.lpae import Geometry
+from smmufuzz.reference.lpae import Geometry, geometry_for
 from smmufuzz.reference.smmu import HwConfig, Smmu, SmmuInstance
 from smmufuzz.reference.ste import Cd, Ste
 from smmufuzz.variants import arm_smmu_v3_ste as S
@@ -116,14 +116,42 @@ def test_the_config_cache_keeps_the_old_ste_until_a_cfgi_ste_completes():
     assert smmu.configs(1) == [new]
 
 
+def _store_cd(smmu, addr, words):
+    for q, v in enumerate(words):
+        smmu.store_cd(addr, q, v)
+
+
 def test_a_cd_rewritten_in_place_is_what_the_ste_fetches_next():
     smmu = Smmu(HwConfig(policy="none"))
     cd = smmu.mem.alloc_coherent(64)
-    smmu.write_cd(cd, Cd(1, 0x4000_0000_0000, GEOS[0]))
+    _store_cd(smmu, cd, S.make_s1_cd(1, 0x4000_0000_0000, 12, 48, 48, True))
     smmu.write_ste_words(0, S.make_cdtable_ste(cd, False, False))
-    assert smmu.strtab[0].asid == 1
-    smmu.write_cd(cd, Cd(2, 0x4000_0000_0000, GEOS[0]))
+    assert smmu.strtab[0].asid == 1 and smmu.strtab[0].geo == geometry_for(12, 48, 1)
+    smmu.store_cd(cd, 0, S.make_s1_cd(2, 0x4000_0000_0000, 12, 48, 48, True)[0])
     assert smmu.strtab[0].asid == 2 and smmu.strtab[0].ttb == 0x4000_0000_0000
+    smmu.store_cd(cd, 0, 0)                                         # V=0: translates nothing, and no C_BAD_STE
+    assert smmu.strtab[0].config == "abort" and not smmu.errors
+
+
+def test_the_cd_words_are_the_kernels_layout_and_decode_back():
+    w = S.make_s1_cd(0x1234, 0x8_1234_5000, 16, 39, 44, False)
+    assert W.cd_field(w, "ASID") == 0x1234 and w[0] >> 31 & 1 and w[1] == 0x8_1234_5000   # CTXDESC_CD_0_V, TTB0
+    assert W.cd_field(w, "T0SZ") == 25 and W.cd_field(w, "TG0") == 1 and W.cd_field(w, "IPS") == 4
+    assert W.cd_decode(w) == Cd(0x1234, 0x8_1234_5000, geometry_for(16, 39, 1))
+    assert not W.cd_decode((w[0] | 1 << 14,) + w[1:]).valid              # EPD0: no TTB0 walks
+
+
+def test_the_cd_writer_breaks_a_live_cd_whose_asid_and_table_both_change():
+    """arm_smmu_write_cd_entry() from one stage-1 domain's CD to another's: ASID (qword 0) and TTB0 (qword 1)
+    both used, so V=0 first; each fetch meanwhile is the old CD, the new one, or none (arm_smmu_get_cd_used)."""
+    old = S.make_s1_cd(1, 0x4000_0000_0000, 12, 48, 48, True)
+    new = S.make_s1_cd(2, 0x4000_0001_0000, 12, 48, 48, True)
+    diff, _u = S.entry_qword_diff(list(old), new, S.get_cd_used)
+    assert diff == 0b11
+    seen = []
+    cur = list(old)
+    S.write_entry(cur, new, lambda q, v: seen.append((q, v)), lambda: seen.append("sync"), S.get_cd_used)
+    assert cur == list(new) and seen[0] == (0, 0) and seen[1] == "sync" and seen[-2] == (0, new[0])
 
 
 def test_each_instance_has_its_own_table_and_tags():
@@ -249,10 +277,11 @@ def test_the_models_attach_writes_ste_steps_with_a_cfgi_ste_each():
     assert run_variant(prog, "smmuv3", probe=probe).finding is None
     first = [C.OPCODE_NAMES[c.op] for c in logs[0]]
     second = [C.OPCODE_NAMES[c.op] for c in logs[1][len(logs[0]):]]
-    # V=0 -> s2: the unused qwords, then qword 0 (hitless); the model's re-attach detaches first: s2 -> abort
-    # (qword 0, then the now unused qwords 1-3 cleared), abort -> s2 as the first; PREFETCH_CFG after each STE
+    # V=0 -> s2: the unused qwords, then qword 0 (hitless); 6.12's re-attach goes s2 -> s2 with the stream live
+    # (arm_smmu_attach_dev(): no abort between): S2VMID (qword 2) and S2TTB (qword 3) both change, so it breaks:
+    # V=0, qwords 1-7, qword 0, a CFGI_STE + CMD_SYNC after each; PREFETCH_CFG after each STE
     one = ["CFGI_STE", "CMD_SYNC"] * 2 + ["PREFETCH_CONFIG"]
-    assert first == one and second == one * 2
+    assert first == one and second == ["CFGI_STE", "CMD_SYNC"] * 3 + ["PREFETCH_CONFIG"]
 
 
 def _torn_after(stores, before, geo=GEOS[0]):

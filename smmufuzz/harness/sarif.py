@@ -35,7 +35,7 @@ KINDS = {
                   "(oracle I8)."),
     "IOVA_REUSE": ("An IOVA was handed out again before the flush covering its unmap",
                    "DMA-FQ: the IOVA allocator reused an address whose TLB invalidation had not completed."),
-    "TORN_STE": ("The SMMU could fetch an STE that was neither the old nor the new configuration",
+    "TORN_STE": ("The SMMU could fetch an STE (with its CD) that was neither the old nor the new configuration",
                  "Between two CFGI_STEs of an STE update the stream table held a mix of the two configurations "
                  "(arm_smmu_write_entry()'s hitless-update promise broken)."),
     "HANG": ("The variant did not finish: a deadlock, livelock or CMD_SYNC that never completes",

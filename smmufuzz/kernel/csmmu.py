@@ -260,10 +260,11 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
         """arm_smmu_atc_inv_domain()."""
         self._call(d, ATC_DOMAIN, iova, size)
 
-    def atc_inv_master(self, m, ssid: int = 0) -> None:
-        """arm_smmu_atc_inv_master(master, ssid) (m is still on its domain's list: arm_smmu_disable_ats() runs
-        before it leaves)."""
-        self._call(m.domain, ATC_MASTER, iova=ssid, arg=m.domain.devices.index(m))
+    def atc_inv_master(self, m, ssid: int = 0, listed_on=None) -> None:
+        """arm_smmu_atc_inv_master(master, ssid), marshalled through a domain whose list holds m (its own, or
+        `listed_on` mid-detach: arm_smmu_attach_commit() flushes before the master leaves the old list)."""
+        d = listed_on if listed_on is not None else m.domain
+        self._call(d, ATC_MASTER, iova=ssid, arg=d.devices.index(m))
 
     # ---- SVA's invalidation (arm-smmu-v3-sva.c calls these; the notifier itself is the model's) -----------
     def tlb_inv_asid(self, d) -> None:

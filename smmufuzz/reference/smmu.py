@@ -94,6 +94,7 @@ class Smmu:
         self.ste_updates: dict[int, tuple] = {}       # sid -> (STE before, STEs fetched since) of an update
         self.ste_unsynced: dict[int, dict[int, int]] = {}  # sid -> qword -> its value before the stores the
         #                                               SMMU may not observe in order yet (weak_stores)
+        self.cd_unsynced: dict[int, dict[int, int]] = {}   # the same for the CDs at these addresses
         self.torn: list[str] = []                     # updates that showed a third configuration (TORN_STE)
         # cached objects map to a fill epoch; eseq[epoch] is the sequence number of its latest fill
         self.cfgc: dict[int, dict[Ste, int]] = {}     # sid -> possible cached STEs -> epoch
@@ -169,6 +170,29 @@ class Smmu:
         if self.cfg.weak_stores:
             self.ste_unsynced.setdefault(sid, {}).setdefault(q, self.mem.smmu_read(addr))
         self.mem.coherent_write(addr, val)
+        self._refetch(sid)
+
+    def cd_words(self, addr: int) -> tuple[int, ...]:
+        """The 8 words of the CD at addr as the SMMU reads them."""
+        read = self.mem.smmu_read
+        return tuple(read(addr + 8 * q) for q in range(W.CD_DWORDS))
+
+    def store_cd(self, addr: int, q: int, val: int) -> None:
+        """A CPU store of qword q of the CD at addr (64-bit single-copy atomic, coherent CD table): the streams
+        whose STE points at it fetch it from now on, max-cache at once (a CD may be fetched whenever the STE
+        is, IHI 0070 §3.21.1), judged like an STE store (end_ste_update) while an update is open."""
+        a = addr + 8 * q
+        if self.cfg.weak_stores:
+            self.cd_unsynced.setdefault(addr, {}).setdefault(q, self.mem.smmu_read(a))
+        self.mem.coherent_write(a, val)
+        self.cds[addr] = W.cd_decode(self.cd_words(addr))
+        for sid in list(self.ste_ns):
+            if W.field(self.ste_words(sid), "S1ContextPtr") == addr:
+                self._refetch(sid)
+
+    def _refetch(self, sid: int) -> None:
+        """After a store to sid's STE or to its CD: decode it again; max-cache fetches it and fills through it,
+        and an open update (begin_ste_update) records what a fetch could have decoded."""
         self._fetch_ste(sid)
         if self.cfg.policy == "max-cache" and self.enabled:
             ste = self.strtab[sid]
@@ -182,12 +206,11 @@ class Smmu:
             if ste.translates:
                 self._fill_ste(ste, epoch)
 
-    def _unordered_fetches(self, sid: int) -> list[Ste]:
-        """The STEs a fetch may decode while the stores since the last command publication reach the SMMU in
-        any order (reference/store_order.py): every subset of the qwords they changed at its old value. Only
-        judged (end_ste_update), not cached: one that is neither configuration is already a TORN_STE."""
-        words = list(self.ste_words(sid))
-        old = {q: v for q, v in self.ste_unsynced.get(sid, {}).items() if words[q] != v}
+    @staticmethod
+    def _subsets(words, unsynced: dict[int, int]) -> list[list[int]]:
+        """The words with every proper, non-empty subset of the changed qwords still at its old value (None
+        if too many qwords changed to enumerate)."""
+        old = {q: v for q, v in unsynced.items() if words[q] != v}
         qs = sorted(old)
         out = []
         for mask in range(1, (1 << len(qs)) - 1) if len(qs) <= 8 else ():
@@ -195,8 +218,28 @@ class Smmu:
             for i, q in enumerate(qs):
                 if mask >> i & 1:
                     w[q] = old[q]
-            ste, _why = W.decode(w, self.cds.get, self.ste_ns.get(sid, 0))
-            out.append(ste)
+            out.append(w)
+        return out
+
+    def _unordered_fetches(self, sid: int) -> list[Ste]:
+        """The STEs a fetch may decode while the stores since the last command publication reach the SMMU in
+        any order (reference/store_order.py): every subset of the qwords they changed, in the STE and in its
+        CD, at its old value. Only judged (end_ste_update), not cached: one that is neither configuration is
+        already a TORN_STE."""
+        ns = self.ste_ns.get(sid, 0)
+        words = list(self.ste_words(sid))
+        cd_ptr = W.field(words, "S1ContextPtr")
+        steps = [words] + self._subsets(words, self.ste_unsynced.get(sid, {}))
+        cds = [self.cds.get(cd_ptr)]
+        if cd_ptr in self.cd_unsynced:
+            cds += [W.cd_decode(w) for w in self._subsets(self.cd_words(cd_ptr), self.cd_unsynced[cd_ptr])]
+        out = []
+        for w in steps:
+            for cd in cds:
+                if w is words and cd is cds[0]:
+                    continue
+                ste, _why = W.decode(w, lambda a, cd=cd: cd if a == cd_ptr else self.cds.get(a), ns)
+                out.append(ste)
         return out
 
     def begin_ste_update(self, sid: int) -> None:
@@ -212,8 +255,8 @@ class Smmu:
         bad = next((s for s in fetched if s != before and s != now and s.config != "abort"), None)
         if bad is not None:
             txt = lambda s: s.text() + (" streamworld=EL2-E2H" if s.el2 else "")  # noqa: E731
-            self.torn.append(f"sid {sid}: updating its STE from [{txt(before)}] to [{txt(now)}] let the SMMU "
-                             f"fetch [{txt(bad)}]")
+            self.torn.append(f"sid {sid}: updating its STE (with its CD) from [{txt(before)}] to [{txt(now)}] let "
+                             f"the SMMU fetch [{txt(bad)}]")
 
     def write_ste_words(self, sid: int, words, ns: int = 0) -> None:
         """The CPU stores a whole STE, qword 0 last (no fetch between the stores)."""
@@ -222,13 +265,6 @@ class Smmu:
             self.ste_ns[sid] = ns
             self.mem.coherent_write(self.ste_addr(sid, ns) + 8 * q, words[q])
         self._fetch_ste(sid)
-
-    def write_cd(self, addr: int, cd: Cd) -> None:
-        """The CPU writes a stage-1 CD at addr (kept decoded); the STEs pointing at it fetch it from now on."""
-        self.cds[addr] = cd
-        for sid in list(self.ste_ns):
-            if W.field(self.ste_words(sid), "S1ContextPtr") == addr:
-                self._fetch_ste(sid)
 
     def write_ste(self, sid: int, ste: Ste, ns: int = 0) -> None:
         """A stream mapping given decoded (an IOMMU whose mapping is no SMMUv3 STE, e.g. an arm-smmu context
@@ -304,7 +340,8 @@ class Smmu:
         commands before it in the same queue (IHI 0070 §4.1.4). ns: the tag namespace of the instance whose
         queue this is (see SmmuInstance)."""
         self.mem.wmb()                   # the dma_wmb() before PROD moves: the SMMU reads the commands after
-        self.ste_unsynced.clear()        # ... every store before them, STE stores too
+        self.ste_unsynced.clear()        # ... every store before them, STE and CD stores too
+        self.cd_unsynced.clear()
         by_op = self.stats.by_op
         log = self.cmd_log
         pending = self.pending.setdefault(ns, [])
@@ -671,10 +708,19 @@ class Smmu:
     def _cfgi_cd(self, pub: int, sid: int) -> None:
         """CFGI_CD(_ALL) for sid: the CD fields (ASID, TTB0, TCR) of an older cached stage-1 STE are
         fetched again, from the CD the stream table now gives; its STE fields (Config, S2VMID, EATS,
-        StreamWorld) stay cached. With no stage-1 CD there now, the cached one is kept."""
+        StreamWorld) stay cached; a CD that translates nothing (V=0) ends them. With no stage-1 STE there now,
+        the cached one is kept."""
         snaps = self.cfgc.get(sid)
         cur = self.strtab.get(sid)
-        if not snaps or cur is None or cur.config != "s1":
+        if not snaps or cur is None:
+            return
+        if cur.config != "s1":
+            words = self.ste_words(sid)
+            cd = self.cds.get(W.field(words, "S1ContextPtr"))
+            if W.field(words, "V") and W.field(words, "Config") == W.CONFIG_S1 and cd is not None and not cd.valid:
+                for ste, e in list(snaps.items()):
+                    if ste.config == "s1" and self.eseq[e] < pub:
+                        del snaps[ste]
             return
         for ste, e in list(snaps.items()):
             if ste.config == "s1" and self.eseq[e] < pub:

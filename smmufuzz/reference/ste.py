@@ -7,10 +7,12 @@ from .lpae import Geometry
 
 @dataclass(frozen=True, slots=True)
 class Cd:
-    """A stage-1 context descriptor, kept decoded: ASID, TTB0 and the TCR geometry (IHI 0070 §5.4)."""
+    """A stage-1 context descriptor, kept decoded: ASID, TTB0 and the TCR geometry (IHI 0070 §5.4); not `valid`:
+    one that translates nothing (V=0, or TTB0 walks disabled)."""
     asid: int
     ttb: int
     geo: object
+    valid: bool = True
 
 
 @dataclass(frozen=True, slots=True)

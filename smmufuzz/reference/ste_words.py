@@ -1,6 +1,7 @@
-"""The STE as 8 little-endian 64-bit words: its field layout, encoder and decoder (IHI 0070 §5.2)."""
+"""The STE and the CD as 8 little-endian 64-bit words each: field layouts, encoders and decoders (IHI 0070 §5.2,
+§5.4)."""
 
-from .lpae import Geometry
+from .lpae import Geometry, geometry_for
 from .ste import Cd, Ste
 
 STE_DWORDS = 8
@@ -47,24 +48,83 @@ S2TG = {12: 0, 16: 1, 14: 2}                    # granule shift -> S2TG (VTCR_EL
 S2TG_SHIFT = {v: k for k, v in S2TG.items()}
 
 
-def encode(**fields: int) -> tuple[int, ...]:
-    """The 8 words holding these field values (unnamed fields 0); an address field takes the address."""
-    words = [0] * STE_DWORDS
+# the stage-1 context descriptor: IHI 0070 §5.4 (Linux's CTXDESC_CD_* names, less prefixes)
+CD_DWORDS = 8
+CD_FIELDS = {
+    "T0SZ": (0, 0, 6),
+    "TG0": (0, 6, 2),
+    "IRGN0": (0, 8, 2),
+    "ORGN0": (0, 10, 2),
+    "SH0": (0, 12, 2),
+    "EPD0": (0, 14, 1),
+    "ENDI": (0, 15, 1),
+    "EPD1": (0, 30, 1),
+    "V": (0, 31, 1),
+    "IPS": (0, 32, 3),
+    "TBI0": (0, 38, 1),
+    "HD": (0, 42, 1),
+    "HA": (0, 43, 1),
+    "AA64": (0, 41, 1),
+    "S": (0, 44, 1),
+    "R": (0, 45, 1),
+    "A": (0, 46, 1),
+    "ASET": (0, 47, 1),
+    "ASID": (0, 48, 16),
+    "TTB0": (1, 4, 48),              # address bits [51:4]
+    "MAIR": (3, 0, 64),
+}
+CD_ADDR_FIELDS = {"TTB0": 4}
+TG0 = {12: 0, 16: 1, 14: 2}                     # granule shift -> TCR.TG0
+TG0_SHIFT = {v: k for k, v in TG0.items()}
+
+
+def _encode(layout, addr_fields, n: int, what: str, fields) -> tuple[int, ...]:
+    words = [0] * n
     for name, val in fields.items():
-        q, lo, width = FIELDS[name]
-        if name in ADDR_FIELDS:
-            val >>= ADDR_FIELDS[name]
+        q, lo, width = layout[name]
+        if name in addr_fields:
+            val >>= addr_fields[name]
         if val >> width:
-            raise ValueError(f"STE {name}={val:#x} does not fit in {width} bits")
+            raise ValueError(f"{what} {name}={val:#x} does not fit in {width} bits")
         words[q] |= val << lo
     return tuple(words)
 
 
-def field(words, name: str) -> int:
-    """One field's value (an address field as the address)."""
-    q, lo, width = FIELDS[name]
+def _field(layout, addr_fields, words, name: str) -> int:
+    q, lo, width = layout[name]
     v = (words[q] >> lo) & ((1 << width) - 1)
-    return v << ADDR_FIELDS[name] if name in ADDR_FIELDS else v
+    return v << addr_fields[name] if name in addr_fields else v
+
+
+def encode(**fields: int) -> tuple[int, ...]:
+    """The 8 words of an STE holding these field values (unnamed fields 0); an address field takes the address."""
+    return _encode(FIELDS, ADDR_FIELDS, STE_DWORDS, "STE", fields)
+
+
+def field(words, name: str) -> int:
+    """One STE field's value (an address field as the address)."""
+    return _field(FIELDS, ADDR_FIELDS, words, name)
+
+
+def cd_encode(**fields: int) -> tuple[int, ...]:
+    """The 8 words of a CD holding these field values (unnamed fields 0)."""
+    return _encode(CD_FIELDS, CD_ADDR_FIELDS, CD_DWORDS, "CD", fields)
+
+
+def cd_field(words, name: str) -> int:
+    """One CD field's value (TTB0 as the address)."""
+    return _field(CD_FIELDS, CD_ADDR_FIELDS, words, name)
+
+
+def cd_decode(words) -> Cd:
+    """The CD the SMMU uses for these words (IHI 0070 §5.4): V=0, EPD0=1 (no TTB0 walks), AA64=0 or a reserved
+    TG0 translate nothing (`valid` False: each transaction faults, C_BAD_CD or a translation fault; not an
+    error of the stream's configuration). The start level is the one T0SZ and TG0 give (stage 1 concatenates
+    nothing)."""
+    pg_shift = TG0_SHIFT.get(cd_field(words, "TG0"))
+    if not cd_field(words, "V") or cd_field(words, "EPD0") or not cd_field(words, "AA64") or pg_shift is None:
+        return Cd(0, 0, None, valid=False)
+    return Cd(cd_field(words, "ASID"), cd_field(words, "TTB0"), geometry_for(pg_shift, 64 - cd_field(words, "T0SZ"), 1))
 
 
 def s2_start_level(pg_shift: int, sl0: int) -> int | None:
@@ -100,6 +160,8 @@ def decode(words, cd_at, ns: int = 0) -> tuple[Ste, str | None]:
         cd = cd_at(field(words, "S1ContextPtr"))
         if cd is None or field(words, "S1Fmt"):
             return Ste("abort"), "no CD at S1ContextPtr (or a 2-level CD table: not modelled)"
+        if not cd.valid:
+            return Ste("abort"), None
         el2 = field(words, "STRW") == STRW_EL2
         return Ste("s1", asid=cd.asid + ns, vmid=vmid, ttb=cd.ttb, geo=cd.geo, eats=eats, el2=el2,
                    s1cdmax=field(words, "S1CDMax")), None

@@ -303,54 +303,48 @@ class ArmSmmuV3Driver(MasterTable):
             batch.add(cmd)
         batch.submit()
 
-    def atc_inv_master(self, m: Master, ssid: int = IOMMU_NO_PASID) -> None:
-        """arm_smmu_atc_inv_master(): invalidate everything the endpoint may have cached (for one PASID)."""
+    def atc_inv_master(self, m: Master, ssid: int = IOMMU_NO_PASID, listed_on=None) -> None:
+        """arm_smmu_atc_inv_master(): invalidate everything the endpoint may have cached (for one PASID).
+        `listed_on`: a domain whose devices list holds m, if m.domain is not one (mid-detach)."""
         cmd = self.atc_inv_to_cmd(ssid, 0, 0)
         cmd.sid = m.sid
         self.hw.cmdq_publish([build_cmd(cmd), build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])
 
-    def enable_ats(self, m: Master) -> None:
-        """arm_smmu_enable_ats(): count the master, flush the domain's ATCs, enable ATS at the endpoint."""
-        if not m.ats_enabled:
-            return
-        d = m.domain
-        d.nr_ats_masters += 1
-        self.atc_inv_domain(d, 0, 0)
-        self.hw.set_ats(m.sid, True)
-
-    def disable_ats(self, m: Master) -> None:
-        """arm_smmu_disable_ats(): disable at the endpoint first, then invalidate its ATC."""
-        if not m.ats_enabled:
-            return
-        self.hw.set_ats(m.sid, False)
-        self.atc_inv_master(m)
-        m.domain.nr_ats_masters -= 1
-
     # ---- STE -------------------------------------------------------------------------------
     def target_ste(self, m: Master) -> tuple[int, ...]:
         """The STE arm_smmu_attach_dev() (or the blocked domain's attach) asks for: abort when detached; for
-        a stage-1 domain the CD table's one CD (arm_smmu_make_s1_cd() + arm_smmu_write_cd_entry(), kept
-        decoded: written at once where it changes, then CFGI_CD + CMD_SYNC) is written first. Not modelled:
-        arm_smmu_clear_cd() after an attach away from stage 1 (the CD stays, unused)."""
+        a stage-1 domain the CD table's SSID 0 CD (arm_smmu_make_s1_cd()) is written first
+        (arm_smmu_write_cd_entry()), over the live one if the stream was on another stage-1 domain."""
         d = m.domain
         if d is None:
             return S.make_abort_ste()
         p = d.pgtbl
         if d.stage == 1:
-            from ..reference.ste import Cd
-            from ..reference.lpae import Geometry
             if m.cdtab_dma is None:     # arm_smmu_alloc_cd_tables(): a linear table of 2^s1cdmax CDs
                 m.cdtab_dma = self.hw.mem.alloc_coherent(64 << self.CD_TABLE_BITS)
-            cd = Cd(d.asid, p.pgd, Geometry(p.cfg.pg_shift, p.cfg.ias, p.start_level))
-            if self.hw.cds.get(m.cdtab_dma) != cd:
-                self.hw.write_cd(m.cdtab_dma, cd)
-                self.hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_CFGI_CD, sid=m.sid, ssid=IOMMU_NO_PASID, leaf=True)),
-                                      build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))])      # arm_smmu_sync_cd()
+            self.write_cd_entry(m, S.make_s1_cd(d.asid, p.pgd, p.cfg.pg_shift, p.cfg.ias, p.cfg.oas,
+                                                p.cfg.coherent_walk))
             return S.make_cdtable_ste(m.cdtab_dma, m.ats_enabled, self.features_e2h, s1cdmax=self.CD_TABLE_BITS)
         return S.make_s2_domain_ste(d.vmid, p.pgd, p.cfg.pg_shift, p.cfg.ias, p.cfg.oas, p.start_level,
                                     p.cfg.coherent_walk, m.ats_enabled)
 
     write_entry = staticmethod(S.write_entry)
+    cd_write_entry = staticmethod(S.write_entry)     # the CD writer's arm_smmu_write_entry()
+
+    def write_cd_entry(self, m: Master, target) -> None:
+        """arm_smmu_write_cd_entry() for SSID 0: arm_smmu_write_entry() over the CD, a CFGI_CD (leaf) + CMD_SYNC
+        (arm_smmu_cd_writer_sync_entry()) after each step that changed it; the stream's configuration (its
+        STE with this CD folded in) is judged like an STE update meanwhile."""
+        hw, addr = self.hw, m.cdtab_dma
+        cur = list(hw.cd_words(addr))
+        if cur == list(target):
+            return
+        sync = [build_cmd(CmdqEnt(CMDQ_OP_CFGI_CD, sid=m.sid, ssid=IOMMU_NO_PASID, leaf=True)),
+                build_cmd(CmdqEnt(CMDQ_OP_CMD_SYNC))]
+        hw.begin_ste_update(m.sid)
+        self.cd_write_entry(cur, target, lambda q, v: hw.store_cd(addr, q, v), lambda: hw.cmdq_publish(sync),
+                            S.get_cd_used)
+        hw.end_ste_update(m.sid)
 
     def install_ste_for_dev(self, m: Master) -> None:
         """arm_smmu_install_ste_for_dev(): arm_smmu_write_ste() of the target STE to the master's stream."""
@@ -368,27 +362,52 @@ class ArmSmmuV3Driver(MasterTable):
         hw.end_ste_update(sid)
         hw.cmdq_publish([build_cmd(CmdqEnt(CMDQ_OP_PREFETCH_CFG, sid=sid))])
 
-    def detach_dev(self, m: Master) -> None:
-        """arm_smmu_detach_dev(): disable ATS, leave the domain, install an abort STE."""
-        d = m.domain
-        if d is None:
-            return
-        self.disable_ats(m)
-        d.devices.remove(m)
-        m.domain = None
-        m.ats_enabled = False
+    def clear_cd(self, m: Master) -> None:
+        """arm_smmu_clear_cd(master, IOMMU_NO_PASID): an all-zero CD (V=0) through arm_smmu_write_cd_entry()."""
+        if m.cdtab_dma is not None:
+            self.write_cd_entry(m, (0,) * 8)
+
+    def switch_domain(self, m: Master, d: SmmuDomain | None, ats: bool) -> None:
+        """arm_smmu_attach_prepare() + the STE (and CD) + arm_smmu_attach_commit() (6.12), the stream live
+        throughout (no abort STE between two domains). Prepare: the new domain lists the master (counted in
+        nr_ats_masters if ATS will be on) before any hardware changes, so both domains send it ATC
+        invalidations until commit; ATS going off is disabled at the endpoint (pci_disable_ats(); wmb()).
+        The STE's EATS is the new state. Commit: ATS enabled (arm_smmu_enable_ats(): ATC flush, then
+        pci_enable_ats()), or the ATC flushed (the translation changed, or ATS went off); the master leaves
+        the old domain's list (arm_smmu_remove_master_domain(), uncounted if it had ATS)."""
+        old, was = m.domain, m.ats_enabled
+        if d is not None:
+            if ats:
+                d.nr_ats_masters += 1
+            d.devices.append(m)
+        if was and not ats:
+            self.hw.set_ats(m.sid, False)
+        m.domain, m.ats_enabled = d, ats
         self.install_ste_for_dev(m)
+        if d is not None and d.stage != 1:
+            self.clear_cd(m)
+        if ats or was:
+            self.atc_inv_master(m, IOMMU_NO_PASID, d if d is not None else old)
+        if ats and not was:
+            self.hw.set_ats(m.sid, True)
+        if old is not None:
+            old.devices.remove(m)
+            if was:
+                old.nr_ats_masters -= 1
+
+    def detach_dev(self, m: Master) -> None:
+        """iommu_detach_device() -> the blocking domain: arm_smmu_attach_dev_ste() with an abort STE (prepare,
+        STE, commit), then arm_smmu_clear_cd(). Not modelled: a CD table kept for PASIDs in use (S1DSS)."""
+        if m.domain is None:
+            return
+        self.switch_domain(m, None, False)
+        self.clear_cd(m)
 
     def attach_dev(self, sid: int, d: SmmuDomain) -> int:
-        """arm_smmu_attach_dev(): detach, point the STE at the new domain, then enable ATS."""
+        """arm_smmu_attach_dev() (6.12): finalise, then switch_domain() with ATS on if the master supports it."""
         m = self.master(sid)
-        self.detach_dev(m)
         d.smmu_attached = True
-        m.domain = d
-        m.ats_enabled = m.ats_supported and self.features_ats
-        self.install_ste_for_dev(m)
-        d.devices.append(m)
-        self.enable_ats(m)
+        self.switch_domain(m, d, m.ats_supported and self.features_ats)
         return 0
 
     def set_ats_supported(self, sid: int, on: bool) -> None:

@@ -1,4 +1,5 @@
-"""The STEs arm-smmu-v3.c builds: arm_smmu_make_{abort,bypass,cdtable,s2_domain}_ste() (6.12), as words."""
+"""The STEs and CDs arm-smmu-v3.c builds (arm_smmu_make_{abort,bypass,cdtable,s2_domain}_ste(), arm_smmu_make_s1_cd(),
+6.12), as words, and arm_smmu_write_entry(), the writer of both."""
 
 from ..reference import ste_words as W   # the STE layout is the hardware's (IHI 0070 §5.2)
 
@@ -39,6 +40,36 @@ def make_s2_domain_ste(vmid: int, pgd: int, pg_shift: int, ias: int, oas: int, s
                     S2PS=TCR_PS[oas], S2AA64=1, S2PTW=1, S2R=1, S2TTB=pgd)
 
 
+MAIR = 0xf404ff44            # io-pgtable-arm's MAIR: NC, WBRWA, DEVICE, INC_OWBRWA at indexes 0-3
+
+
+def make_s1_cd(asid: int, ttbr: int, pg_shift: int, ias: int, oas: int, coherent_walk: bool) -> tuple[int, ...]:
+    """arm_smmu_make_s1_cd(), with the TCR arm_64_lpae_alloc_pgtable_s1() computes (little-endian, no stalls,
+    no HTTU)."""
+    return W.cd_encode(T0SZ=64 - ias, TG0=W.TG0[pg_shift], IRGN0=TCR_RGN_WBWA if coherent_walk else TCR_RGN_NC,
+                       ORGN0=TCR_RGN_WBWA if coherent_walk else TCR_RGN_NC,
+                       SH0=TCR_SH_IS if coherent_walk else TCR_SH_OS, EPD1=1, V=1, IPS=TCR_PS[oas], AA64=1, R=1,
+                       A=1, ASET=1, ASID=asid, TTB0=ttbr, MAIR=MAIR)
+
+
+_CD_TCR0 = sum(((1 << w) - 1) << lo for n, (_q, lo, w) in W.CD_FIELDS.items()
+               if n in ("T0SZ", "TG0", "IRGN0", "ORGN0", "SH0"))
+_CD_TTB0 = ((1 << W.CD_FIELDS["TTB0"][2]) - 1) << W.CD_FIELDS["TTB0"][1]
+
+
+def get_cd_used(ent) -> list[int]:
+    """arm_smmu_get_cd_used(): V alone while V=0; else every bit, less TTB0 and its TCR fields under EPD0."""
+    used = [0] * W.CD_DWORDS
+    used[0] = 1 << W.CD_FIELDS["V"][1]
+    if not W.cd_field(ent, "V"):
+        return used
+    used = [(1 << 64) - 1] * W.CD_DWORDS
+    if W.cd_field(ent, "EPD0"):
+        used[0] &= ~_CD_TCR0
+        used[1] &= ~_CD_TTB0
+    return used
+
+
 def _mask(*names: str) -> list[int]:
     """The bits of these fields, per qword."""
     out = [0] * W.STE_DWORDS
@@ -74,23 +105,24 @@ def get_ste_used(ent) -> list[int]:
     return used
 
 
-def entry_qword_diff(entry, target) -> tuple[int, list[int]]:
+def entry_qword_diff(entry, target, get_used=get_ste_used) -> tuple[int, list[int]]:
     """arm_smmu_entry_qword_diff(): the qwords whose used bits must change (a bit mask), and the entry with
-    every bit the current configuration ignores already at its target value."""
-    cur_used, target_used = get_ste_used(entry), get_ste_used(target)
+    every bit the current configuration ignores already at its target value (`get_used`: the writer's
+    get_used op, the STE's or the CD's)."""
+    cur_used, target_used = get_used(entry), get_used(target)
     unused_update = [(e & c) | (t & ~c) for e, c, t in zip(entry, cur_used, target)]
     diff = 0
-    for i in range(W.STE_DWORDS):
+    for i in range(len(entry)):
         if unused_update[i] & target_used[i] != target[i]:
             diff |= 1 << i
     return diff, unused_update
 
 
-def write_entry(entry: list[int], target, store, sync) -> None:
+def write_entry(entry: list[int], target, store, sync, get_used=get_ste_used) -> None:
     """arm_smmu_write_entry(): from entry (the current words, updated in place) to target, in steps the SMMU
-    may observe one by one: store(q, value) is one 64-bit store, sync() the CFGI_STE + CMD_SYNC after a step
-    that changed something. One used qword to change: a hitless update (ignored bits, then that "critical"
-    qword, then the rest); more: V=0, qwords 1..7, then qword 0."""
+    may observe one by one: store(q, value) is one 64-bit store, sync() the CFGI_STE (CFGI_CD) + CMD_SYNC
+    after a step that changed something. One used qword to change: a hitless update (ignored bits, then that
+    "critical" qword, then the rest); more: V=0, qwords 1..7, then qword 0."""
     def entry_set(words, start: int, n: int) -> bool:
         changed = False
         for i in range(start, start + n):
@@ -102,17 +134,18 @@ def write_entry(entry: list[int], target, store, sync) -> None:
             sync()
         return changed
 
-    diff, unused_update = entry_qword_diff(entry, target)
+    n = len(entry)
+    diff, unused_update = entry_qword_diff(entry, target, get_used)
     if bin(diff).count("1") == 1:
         crit = (diff & -diff).bit_length() - 1
         unused_update[crit] = entry[crit]
-        entry_set(unused_update, 0, W.STE_DWORDS)
+        entry_set(unused_update, 0, n)
         entry_set(target, crit, 1)
-        entry_set(target, 0, W.STE_DWORDS)
+        entry_set(target, 0, n)
     elif diff:
         unused_update[0] = 0
         entry_set(unused_update, 0, 1)
-        entry_set(target, 1, W.STE_DWORDS - 1)
+        entry_set(target, 1, n - 1)
         entry_set(target, 0, 1)
     else:
-        entry_set(target, 0, W.STE_DWORDS)
+        entry_set(target, 0, n)
