@@ -132,6 +132,47 @@ def test_the_unsynced_ste_step_is_invisible_with_stores_in_order(monkeypatch):
     assert not run_program(parse(S2_ATTACH), ["smmuv3:ste-no-unused-sync"]).findings
 
 
+S1_REATTACH = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+iommu_attach_device(d1, sid=0)
+"""
+
+
+def test_a_live_cd_moved_to_another_domain_breaks_and_syncs_after_clearing_v():
+    """arm_smmu_attach_dev() from one stage-1 domain to another (6.12: the stream stays live, its STE unchanged):
+    the SSID 0 CD's ASID and TTB0 both change, so arm_smmu_write_entry() clears V, syncs, writes the rest. The
+    planted writer skips the sync after V=0: in program order every fetch sees V=0, but the SMMU may observe
+    the new TTB0 before V=0 and fetch the old ASID with the new table."""
+    res = run_program(parse(S1_REATTACH), ["smmuv3", "smmuv3:cd-break-no-sync"])
+    assert [(f.kind, f.variant) for f in res.findings] == [("TORN_STE", "smmuv3:cd-break-no-sync")]
+    assert "fetch [s1 asid=1 vmid=0 ttb=0x400000004000" in res.findings[0].message
+
+
+def test_the_unsynced_cd_step_is_invisible_with_stores_in_order(monkeypatch):
+    monkeypatch.setattr(runner, "caps", lambda factory: replace(caps(factory), store_barriers=False))
+    assert not run_program(parse(S1_REATTACH), ["smmuv3:cd-break-no-sync"]).findings
+
+
+def test_a_cd_that_translates_nothing_ends_the_cached_configuration_at_its_cfgi_cd():
+    """CFGI_CD + CMD_SYNC after V=0: the stream's cached stage-1 configuration (its CD folded in) may not be
+    used any more; before it completes it may."""
+    from smmufuzz.reference import cmdq as C
+    from smmufuzz.reference.smmu import HwConfig, Smmu
+    from smmufuzz.variants import arm_smmu_v3_ste as S
+    smmu = Smmu(HwConfig(policy="max-cache"))
+    cd = smmu.mem.alloc_coherent(64)
+    for q, v in enumerate(S.make_s1_cd(1, 0x4000_0000_0000, 12, 48, 48, True)):
+        smmu.store_cd(cd, q, v)
+    smmu.write_ste_words(0, S.make_cdtable_ste(cd, False, False))
+    smmu.fill_all()
+    assert [s.config for s in smmu.configs(0)] == ["s1"]
+    smmu.store_cd(cd, 0, 0)
+    assert sorted(s.config for s in smmu.configs(0)) == ["abort", "s1"]
+    smmu.cmdq_publish([(C.CMD_CFGI_CD, 0), (C.CMD_SYNC, 0)])
+    assert [s.config for s in smmu.configs(0)] == ["abort"]
+
+
 REGISTER_TLBI = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
 iommu_map(d0, iova=0x10000, paddr=0x0, size=0x1000, prot=RW)
 iommu_attach_device(d0, sid=0)

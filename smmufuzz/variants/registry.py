@@ -42,6 +42,8 @@ register("smmuv3:install-no-wmb", store_order_bugs.InstallNoWmbOs, True, "spine"
          store_order_bugs.InstallNoWmbDriver.__doc__)
 register("smmuv3:ste-no-unused-sync", store_order_bugs.SteNoUnusedSyncOs, True, "spine",
          store_order_bugs.SteNoUnusedSyncDriver.__doc__)
+register("smmuv3:cd-break-no-sync", store_order_bugs.CdBreakNoSyncOs, True, "spine",
+         store_order_bugs.CdBreakNoSyncDriver.__doc__)
 # planted (issue 18 item 4): exposed only through an SVA PASID (docs/sva.md)
 register("smmuv3:sva-notifier-short", sva_bugs.NotifierShortOs, True, "spine", sva_bugs.NotifierShortDriver.__doc__)
 

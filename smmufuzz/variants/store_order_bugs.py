@@ -54,3 +54,33 @@ class SteNoUnusedSyncDriver(ArmSmmuV3SvaDriver):
 
 class SteNoUnusedSyncOs(SmmuV3Os):
     driver_cls = SteNoUnusedSyncDriver
+
+
+def write_entry_break_no_sync(entry: list[int], target, store, sync, get_used=S.get_ste_used) -> None:
+    """arm_smmu_write_entry() whose breaking update stores V=0 and then the other qwords with no sync between
+    them: in program order every fetch sees V=0 until qword 0 comes back, but the SMMU may observe a new
+    qword before the V=0 store and fetch the old entry with a new table."""
+    diff, unused_update = S.entry_qword_diff(entry, target, get_used)
+    if bin(diff).count("1") < 2:
+        S.write_entry(entry, target, store, sync, get_used)
+        return
+    entry[0] = 0
+    store(0, 0)
+    for i in range(1, len(entry)):
+        if entry[i] != target[i]:
+            entry[i] = target[i]
+            store(i, target[i])
+    sync()
+    entry[0] = target[0]
+    store(0, target[0])
+    sync()
+
+
+class CdBreakNoSyncDriver(ArmSmmuV3SvaDriver):
+    """arm-smmu-v3 whose CD writer does not sync after clearing V in a breaking update (planted)."""
+
+    cd_write_entry = staticmethod(write_entry_break_no_sync)
+
+
+class CdBreakNoSyncOs(SmmuV3Os):
+    driver_cls = CdBreakNoSyncDriver
