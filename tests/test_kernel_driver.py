@@ -283,3 +283,40 @@ def test_the_planted_ste_writer_bug_is_a_torn_ste_on_the_patched_c_only():
         FD.trace(prog, v, st)
         words[v] = st[-1][1]
     assert words["kc-core:smmuv3"] == words["kc-full:smmuv3"] == words["kc-full-patched:smmuv3"]
+
+
+S1_REATTACH = """config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
+pci_ats(sid=0, on=1)
+iommu_attach_device(d0, sid=0)
+iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)
+dev_dma(sid=0, iova=0x200000, write=0)
+iommu_attach_device(d1, sid=0)
+iommu_detach_device(sid=0)
+"""
+
+
+def test_the_cd_is_the_trees_writer_word_for_word(monkeypatch):
+    """A stage-1 stream moved to another stage-1 domain, then detached: arm_smmu_make_s1_cd() and
+    arm_smmu_write_cd_entry() of the tree (the breaking update: V=0, CFGI_CD + CMD_SYNC, the rest, qword 0) and
+    arm_smmu_clear_cd()'s zeroes; every CD the C leaves in the emulator and every command it issues is the model's."""
+    from smmufuzz.harness.runner import run_variant
+    from smmufuzz.kernel import csmmu
+    b = _build()
+    by_c = []                                              # the C wrote them: its stores, copied at each command
+    real = csmmu.CSmmuV3Driver.cd_stores
+    monkeypatch.setattr(csmmu.CSmmuV3Driver, "cd_stores",
+                        lambda self: (by_c.append(self._cd_master is not None), real(self))[1])
+    gen = open(os.path.join(os.path.dirname(b.lib), "gen", cdriver.GENERATED)).read()
+    assert "void arm_smmu_write_cd_entry(struct arm_smmu_master" in gen and "void arm_smmu_make_s1_cd(" in gen
+    prog = parse(S1_REATTACH)
+    cds = {}
+    for v in (FD.MODEL, "kc-full:smmuv3"):
+        seen = cds[v] = []
+        run_variant(prog, v, "none", probe=lambda ex, i, op, ret, seen=seen: seen.append(
+            sorted(ex.smmu.cd_words(a) for a in ex.smmu.cds)))
+    assert cds["kc-full:smmuv3"] == cds[FD.MODEL] and by_c.count(True) >= 4
+    assert any(w[0] >> 31 & 1 for after in cds[FD.MODEL] for w in after)          # a valid CD was written
+    assert cds[FD.MODEL][-1] == [(0,) * 8]                                       # and cleared on detach
+    model, c = _writes(S1_REATTACH, FD.MODEL), _writes(S1_REATTACH, "kc-full:smmuv3")
+    assert c == model
+    assert sum(x[0] & 0xFF == V3.CMDQ_OP_CFGI_CD for w in c for x in w) >= 4

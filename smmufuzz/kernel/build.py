@@ -205,6 +205,7 @@ def _driver_unit(src: str, gen: str, tmp: str, compile_unit) -> str | None:
     os.makedirs(own, exist_ok=True)
     shutil.copyfile(os.path.join(src, cdriver.BITFIELD), os.path.join(own, "bitfield.h"))
     sva = {"arm_smmu_tlb_inv_range_asid", "arm_smmu_tlb_inv_asid"} <= set(names)    # SVA's entries (csrc/driver.c)
+    cd = cdriver.CD_WRITER <= set(names)                                            # the CD writer
     return compile_unit(cdriver.UNIT, ["-I", os.path.dirname(own),
                                        "-I", os.path.join(src, os.path.dirname(cdriver.HEADER))]
-                        + ["-DKC_HAVE_SVA_INV"] * sva)
+                        + ["-DKC_HAVE_SVA_INV"] * sva + ["-DKC_HAVE_CD_WRITER"] * cd)

@@ -46,8 +46,13 @@ NEEDS = {
     "arm_smmu_make_cdtable_ste": (_STE, _M, "bool", "unsigned int"),
     "arm_smmu_make_s2_domain_ste": (_STE, _M, _D, "bool"),
 }
+_CD = "struct arm_smmu_cd *"
 OPTIONAL = {"arm_smmu_tlb_inv_range_asid": ("unsigned long", "size_t", "int", "size_t", "bool", _D),
-            "arm_smmu_tlb_inv_asid": (_S, "u16")}
+            "arm_smmu_tlb_inv_asid": (_S, "u16"),
+            # the CD writer (6.10 on; before it the CD stays the model's)
+            "arm_smmu_make_s1_cd": (_CD, _M, _D),
+            "arm_smmu_write_cd_entry": (_M, "int", _CD, "const struct arm_smmu_cd *")}
+CD_WRITER = {"arm_smmu_make_s1_cd", "arm_smmu_write_cd_entry"}
 # the tree's functions csrc/driver.c defines itself (same name and shape): the hardware queue, and
 # arm_smmu_domain_finalise()'s ASID and VMID allocators (the model's ASID/VMID)
 REPLACED = {"arm_smmu_cmdq_issue_cmdlist": (_S, "struct arm_smmu_cmdq *", "u64 *", "int", "bool"),

@@ -8,7 +8,8 @@ needs, the C builds it (arm_smmu_make_*_ste) and writes it (arm_smmu_write_ste),
 receiving each of its 64-bit stores before the command that follows it. Each domain is finalised by the tree's
 arm_smmu_domain_finalise(): the io-pgtable it asks for (coherent_walk, quirks, seed 003's defer_sync_pte) is the
 one kc_pgtable builds, and the function the file sets as domain->ops->iotlb_sync_map (seed 003 PATCH 2/2) is what
-the core calls. Attach, detach, ATS enabling and the CD stay the model's. The state the C reads is marshalled from
+the core calls. The SSID 0 CD likewise where the tree has the CD writer (arm_smmu_make_s1_cd, arm_smmu_write_cd_entry,
+6.10 on). Attach, detach, ATS enabling and the PASIDs' CDs stay the model's. The state the C reads is marshalled from
 the model before each call, and only that: the SMMU's features (struct arm_smmu_device), each domain's stage, ASID
 or VMID and page sizes (struct arm_smmu_domain), and its masters in attach order with ats_enabled and
 nr_ats_masters. Every command list the C issues
@@ -62,9 +63,12 @@ class DriverLib:
                          ("kc_drv_op", [vp, C.c_int, _u64, _u64, _u64, _u64, vp], C.c_long),
                          ("kc_sdom_pgtbl", [vp, vp], None), ("kc_pgtbl_ops", [vp], vp),
                          ("kc_ste_write", [vp, vp, C.c_uint32, C.c_int, C.c_int, _u64, C.c_int], C.c_long),
-                         ("kc_ste_words", [vp, C.c_uint32], C.POINTER(_u64))))
+                         ("kc_ste_words", [vp, C.c_uint32], C.POINTER(_u64)),
+                         ("kc_cd_write", [vp, vp, C.c_uint32, _u64, C.c_int], C.c_long),
+                         ("kc_cd_words", [vp, C.c_uint32], C.POINTER(_u64))))
         self.smmus: "weakref.WeakValueDictionary[int, CSmmuV3Driver]" = weakref.WeakValueDictionary()
         self.have_sva_inv = bool(C.c_int.in_dll(L, "kc_drv_have_sva_inv").value)
+        self.have_cd_writer = bool(C.c_int.in_dll(L, "kc_drv_have_cd_writer").value)
         self.error: BaseException | None = None
         self.has_iotlb_sync_map = bool(L.kc_drv_features() & 1)
         self._hooks = _Host(CMDQ_FN(clib.guard(self, self._cmdq)),
@@ -78,6 +82,7 @@ class DriverLib:
             entries.append((sync[0], sync[1]))
         drv = self.smmus[smmu_id]
         drv.ste_stores()
+        drv.cd_stores()
         drv.hw.cmdq_publish(entries)
 
     def _pgtbl_sync_map(self, smmu_id, dom_id, iova, size):
@@ -123,8 +128,8 @@ class _CDomain:
 
 class CSmmuV3Driver(ArmSmmuV3SvaDriver):
     """arm-smmu-v3's invalidation path of the tree, compiled (ArmSmmuV3SvaDriver's interface: SVA's invalidation
-    too, where the tree has arm_smmu_tlb_inv_range_asid() and arm_smmu_tlb_inv_asid(); the CD writer stays the
-    model's, as the STE writer does)."""
+    too, where the tree has arm_smmu_tlb_inv_range_asid() and arm_smmu_tlb_inv_asid(); the STE writer, and the SSID
+    0 CD's where the tree has arm_smmu_write_cd_entry(); the PASIDs' CDs stay the model's)."""
 
     lib_for = staticmethod(lambda: None)       # set by the variant: the build's library (patched or not)
 
@@ -192,6 +197,49 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
             raise err
         if r:
             raise ValueError(f"kc_ste_write(sid {m.sid}): no stream table entry or no C io-pgtable for the domain")
+
+    _cd_master = None                             # the master whose SSID 0 CD the C is writing
+
+    def write_cd_entry(self, m, target) -> None:
+        """arm_smmu_write_cd_entry() by the tree, where it has the CD writer and the domain the tree's
+        io-pgtable (its TCR and TTBR): the model asks for the stage-1 domain's CD or none (`target` all zero:
+        arm_smmu_clear_cd()), the C builds it (arm_smmu_make_s1_cd) and writes it, the emulator's CD receiving
+        each 64-bit store before the CFGI_CD that follows it. Otherwise the model's writer."""
+        d = m.domain if any(target) else None
+        if not self.c.have_cd_writer or (d is not None and not getattr(d.pgtbl, "t", None)):
+            return super().write_cd_entry(m, target)
+        view, mem = self.c.L.kc_cd_words(self.smmu_ptr, m.sid), self.hw.cd_words(m.cdtab_dma)
+        for q, v in enumerate(mem):          # the C's view of the CD is the memory (the model may have written it)
+            view[q] = v
+        self.hw.tick()
+        self._cd_master = m
+        self.hw.begin_ste_update(m.sid)
+        try:
+            r = self.c.L.kc_cd_write(self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, m.cdtab_dma,
+                                     self.CD_TABLE_BITS)
+            self.cd_stores()
+        finally:
+            self._cd_master = None
+            self.hw.end_ste_update(m.sid)
+        err, self.c.error = self.c.error, None
+        if r == clib.CRASHED:
+            raise self.c.lib.crash()
+        if err is not None:
+            raise err
+        if r:
+            raise ValueError(f"kc_cd_write(sid {m.sid}): no stream table entry or no C io-pgtable for the domain")
+
+    def cd_stores(self) -> None:
+        """The C's stores to the CD being written since the last look, into the emulator's memory, one 64-bit
+        store per changed qword in qword order (arm_smmu_write_entry's entry_set() order)."""
+        m = self._cd_master
+        if m is None:
+            return
+        words = self.c.L.kc_cd_words(self.smmu_ptr, m.sid)
+        cur = self.hw.cd_words(m.cdtab_dma)
+        for q in range(len(cur)):
+            if words[q] != cur[q]:
+                self.hw.store_cd(m.cdtab_dma, q, words[q])
 
     def ste_stores(self) -> None:
         """The C's stores to the STE being written since the last look, into the emulator's stream table, one

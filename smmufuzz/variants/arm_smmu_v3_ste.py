@@ -40,7 +40,9 @@ def make_s2_domain_ste(vmid: int, pgd: int, pg_shift: int, ias: int, oas: int, s
                     S2PS=TCR_PS[oas], S2AA64=1, S2PTW=1, S2R=1, S2TTB=pgd)
 
 
-MAIR = 0xf404ff44            # io-pgtable-arm's MAIR: NC, WBRWA, DEVICE, INC_OWBRWA at indexes 0-3
+# io-pgtable-arm's MAIR: NC, WBRWA, DEVICE, INC_OWBRWA at indexes 0-3, computed in int: 0xf4 << 24 is negative and
+# sign-extends into the u64 (the tree's arm_64_lpae_alloc_pgtable_s1() gives 0xfffffffff404ff44)
+MAIR = 0xffff_ffff_f404_ff44
 
 
 def make_s1_cd(asid: int, ttbr: int, pg_shift: int, ias: int, oas: int, coherent_walk: bool) -> tuple[int, ...]:

@@ -41,6 +41,9 @@ struct kc_smmu {
 	struct arm_smmu_device smmu;
 	u64 id;                               /* the host's id of this SMMU */
 	struct arm_smmu_ste strtab[KC_STES];  /* the CPU's view; the host copies each store to the emulator */
+#ifdef KC_HAVE_CD_WRITER
+	struct arm_smmu_cd cds[KC_STES];      /* each stream's SSID 0 CD, the CPU's view (copied the same way) */
+#endif
 };
 
 /* A domain and the masters attached to it (one stream each). */
@@ -55,7 +58,8 @@ struct kc_sdom {
 	int allocs;                           /* alloc_io_pgtable_ops() calls by arm_smmu_domain_finalise() */
 	struct io_pgtable iop;                /* smmu_domain->pgtbl_ops is iop.ops: its ops go to the host's table;
 					       * iop.fmt and iop.cfg: what the finalise asked for, then the host
-					       * table's cfg (VTCR, VTTBR for the STE) */
+					       * table's cfg (VTCR, VTTBR for the STE; TCR, TTBR for the CD) */
+	int has_pgtbl;                        /* iop.cfg is the host table's (kc_sdom_pgtbl) */
 	int ret;
 };
 
@@ -124,6 +128,13 @@ static int arm_smmu_domain_finalise_s2(struct arm_smmu_device *smmu, struct arm_
 int kc_drv_have_sva_inv = 1;
 #else
 int kc_drv_have_sva_inv = 0;
+#endif
+
+/* Does the tree have the CD writer, arm_smmu_make_s1_cd() and arm_smmu_write_cd_entry() (6.10 on)? */
+#ifdef KC_HAVE_CD_WRITER
+int kc_drv_have_cd_writer = 1;
+#else
+int kc_drv_have_cd_writer = 0;
 #endif
 
 /* Stands in for the tree's arm_smmu_cmdq_issue_cmdlist(): the queue writes and the CMD_SYNC poll are the
@@ -331,7 +342,11 @@ long kc_drv_op(struct kc_sdom *c, int op, u64 iova, u64 size, u64 granule, u64 a
 /* The domain's io-pgtable (the tree's io-pgtable-arm.c, glue.c's kc_pgtbl): arm_smmu_make_s2_domain_ste()
  * reads its VTCR and VTTBR through io_pgtable_ops_to_pgtable(smmu_domain->pgtbl_ops)->cfg, so the cfg the
  * table was made with is copied into the forwarders' struct io_pgtable (pgtbl_ops stays the forwarders). */
-void kc_sdom_pgtbl(struct kc_sdom *c, struct io_pgtable_ops *ops) { c->iop.cfg = io_pgtable_ops_to_pgtable(ops)->cfg; }
+void kc_sdom_pgtbl(struct kc_sdom *c, struct io_pgtable_ops *ops)
+{
+	c->iop.cfg = io_pgtable_ops_to_pgtable(ops)->cfg;
+	c->has_pgtbl = 1;
+}
 
 enum kc_ste_kind { KC_STE_ABORT, KC_STE_BYPASS, KC_STE_CDTABLE, KC_STE_S2 };
 
@@ -390,3 +405,61 @@ long kc_ste_write(struct kc_smmu *s, struct kc_sdom *c, u32 sid, int kind, int a
 
 /* The 8 words of sid's STE as the C last stored them. */
 const u64 *kc_ste_words(struct kc_smmu *s, u32 sid) { return sid < KC_STES ? (const u64 *)s->strtab[sid].data : NULL; }
+
+#ifdef KC_HAVE_CD_WRITER
+struct kc_cd_call {
+	struct kc_smmu *s;
+	struct kc_sdom *c;
+	u32 sid;
+	u64 cdtab_dma;
+	u8 s1cdmax;
+};
+
+static void kc_cd_call(void *p)
+{
+	struct kc_cd_call *k = p;
+	struct arm_smmu_stream stream = { .id = k->sid };
+	struct arm_smmu_master master;
+	struct arm_smmu_cd target;
+
+	memset(&master, 0, sizeof(master));
+	master.smmu = &k->s->smmu;
+	master.streams = &stream;
+	master.num_streams = 1;
+	master.cd_table.cdtab_dma = k->cdtab_dma;
+	master.cd_table.s1cdmax = k->s1cdmax;
+	if (k->c)
+		arm_smmu_make_s1_cd(&target, &master, &k->c->d);
+	else
+		memset(&target, 0, sizeof(target));       /* arm_smmu_clear_cd() */
+	arm_smmu_write_cd_entry(&master, IOMMU_NO_PASID, &k->s->cds[k->sid], &target);
+}
+#endif
+
+/* The SSID 0 CD of the stream `sid` (its master's CD table at cdtab_dma, 2^s1cdmax CDs): the stage-1 domain c's
+ * (arm_smmu_make_s1_cd()), or none (c NULL: arm_smmu_clear_cd()'s zeroes), written with the tree's
+ * arm_smmu_write_cd_entry().  -1 for a sid out of the table, a domain without the C io-pgtable (its TCR and
+ * TTBR), or a tree without the CD writer; else 0 or KC_DRV_CRASHED. */
+long kc_cd_write(struct kc_smmu *s, struct kc_sdom *c, u32 sid, u64 cdtab_dma, int s1cdmax)
+{
+#ifdef KC_HAVE_CD_WRITER
+	struct kc_cd_call k = { .s = s, .c = c, .sid = sid, .cdtab_dma = cdtab_dma, .s1cdmax = s1cdmax };
+	if (sid >= KC_STES || (c && !c->has_pgtbl))
+		return -1;
+	return kc_run(kc_cd_call, &k);
+#else
+	(void)s; (void)c; (void)sid; (void)cdtab_dma; (void)s1cdmax;
+	return -1;
+#endif
+}
+
+/* The 8 words of sid's SSID 0 CD as the C last stored them (NULL without the CD writer). */
+const u64 *kc_cd_words(struct kc_smmu *s, u32 sid)
+{
+#ifdef KC_HAVE_CD_WRITER
+	return sid < KC_STES ? (const u64 *)s->cds[sid].data : NULL;
+#else
+	(void)s; (void)sid;
+	return NULL;
+#endif
+}
