@@ -35,6 +35,7 @@ EXPECT = {
     "s2-vmall-nosync": ("smmuv3", "MISSED_INVALIDATION"),
     "ttl-nonleaf": ("smmuv3", "MISSED_INVALIDATION"),
     "ste-critical-first": ("smmuv3", "TORN_STE"),        # the STE writer's (docs/kc-driver.md, its own section)
+    "cd-live-in-place": ("smmuv3", "TORN_STE"),          # the CD writer's (docs/kc-driver.md, the STE writer's section)
 }
 # planted bug -> a change to its reproducer's program under which the patched driver is right again, and why:
 # the patch is seen only where the driver takes the path it breaks
