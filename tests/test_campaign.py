@@ -627,3 +627,12 @@ Campaign(Options([({TARGET!r}, [{TARGET!r}]), ("smmuv3", ["smmuv3"])], 120, 1, 3
     os.unlink(path)
     assert cli_main(["report", str(tmp_path / "campaigns" / cdir)]) == 0
     assert ET.fromstring(path.read_text()) is not None
+
+
+def test_the_summary_lists_crash_inputs_still_waiting_for_triage(tmp_path):
+    """A live summary (report.html's, every few seconds) while crash inputs wait: each pending entry is (target,
+    artifact, seed, seconds, execs); the summary names the artifacts (it raised on the five-field entries)."""
+    c = Campaign(Options([(TARGET, [TARGET])], 1, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
+    t = c.targets[0]
+    c.pending.append((t, "/x/crash-aaa", 7, 1.5, 10))
+    assert c.summary("running")["untriaged"] == ["/x/crash-aaa"]

@@ -729,7 +729,7 @@ class Campaign:
             "worker_deaths": self.deaths, "distinct_findings": len(set(self.hits) | set(self.tolerated)),
             "new_findings": len(self.new_keys), "verdicts": counts(r["verdict"] for r in findings),
             "hits": sum(self.hits.values()),
-            "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p for _t, p, _s, _w in self.pending],
+            "tolerated_hits": sum(self.tolerated.values()), "tolerate_known": self.o.tolerate_known, "untriaged": [p[1] for p in self.pending],
             "unreproduced_artifacts": self.unreproduced, "race_only_artifacts": [r for r, _t in self.race_only], "problems": self.problems,
             "seed_inputs": sum(t.seeds for t in self.targets),
             "per_target": per_target,
