@@ -171,7 +171,7 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
         return d
 
     # ---- the STE: the model decides which, the tree's C builds and writes it --------------------------------
-    _ste_sid = None                               # the stream whose STE the C is writing
+    _ste_master = None                            # the master whose STE the C is writing
 
     def install_ste_for_dev(self, m) -> None:
         """arm_smmu_install_ste_for_dev() by the tree: the model picks the STE (and writes the stage-1 CD:
@@ -180,15 +180,24 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
         self.target_ste(m)
         d = m.domain
         kind = STE_ABORT if d is None else STE_CDTABLE if d.stage == 1 else STE_S2
+        self._entry_write(m, "_ste_master", "kc_ste_write", lambda: self.c.L.kc_ste_write(
+            self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, kind, int(m.ats_enabled), m.cdtab_dma or 0,
+            self.CD_TABLE_BITS))
+
+    def _entry_write(self, m, writing: str, name: str, call) -> None:
+        """`call`, one of the tree's entry writers on m's stream, as one update of the stream's configuration
+        (begin_ste_update .. end_ste_update), the attribute `writing` naming m meanwhile so that the C's stores
+        reach the emulator before each command it issues and at the end (ste_stores, cd_stores); raises its
+        crash, a hook's error, or a ValueError for its nonzero return."""
         self.hw.tick()
-        self._ste_sid = m.sid
+        setattr(self, writing, m)
         self.hw.begin_ste_update(m.sid)
         try:
-            r = self.c.L.kc_ste_write(self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, kind,
-                                      int(m.ats_enabled), m.cdtab_dma or 0, self.CD_TABLE_BITS)
+            r = call()
             self.ste_stores()
+            self.cd_stores()
         finally:
-            self._ste_sid = None
+            setattr(self, writing, None)
             self.hw.end_ste_update(m.sid)
         err, self.c.error = self.c.error, None
         if r == clib.CRASHED:
@@ -196,7 +205,7 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
         if err is not None:
             raise err
         if r:
-            raise ValueError(f"kc_ste_write(sid {m.sid}): no stream table entry or no C io-pgtable for the domain")
+            raise ValueError(f"{name}(sid {m.sid}): no stream table entry or no C io-pgtable for the domain")
 
     _cd_master = None                             # the master whose SSID 0 CD the C is writing
 
@@ -211,23 +220,8 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
         view, mem = self.c.L.kc_cd_words(self.smmu_ptr, m.sid), self.hw.cd_words(m.cdtab_dma)
         for q, v in enumerate(mem):          # the C's view of the CD is the memory (the model may have written it)
             view[q] = v
-        self.hw.tick()
-        self._cd_master = m
-        self.hw.begin_ste_update(m.sid)
-        try:
-            r = self.c.L.kc_cd_write(self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, m.cdtab_dma,
-                                     self.CD_TABLE_BITS)
-            self.cd_stores()
-        finally:
-            self._cd_master = None
-            self.hw.end_ste_update(m.sid)
-        err, self.c.error = self.c.error, None
-        if r == clib.CRASHED:
-            raise self.c.lib.crash()
-        if err is not None:
-            raise err
-        if r:
-            raise ValueError(f"kc_cd_write(sid {m.sid}): no stream table entry or no C io-pgtable for the domain")
+        self._entry_write(m, "_cd_master", "kc_cd_write", lambda: self.c.L.kc_cd_write(
+            self.smmu_ptr, d.c.ptr if d is not None else None, m.sid, m.cdtab_dma, self.CD_TABLE_BITS))
 
     def cd_stores(self) -> None:
         """The C's stores to the CD being written since the last look, into the emulator's memory, one 64-bit
@@ -244,9 +238,9 @@ class CSmmuV3Driver(ArmSmmuV3SvaDriver):
     def ste_stores(self) -> None:
         """The C's stores to the STE being written since the last look, into the emulator's stream table, one
         64-bit store per changed qword in qword order (arm_smmu_write_entry's entry_set() order)."""
-        sid = self._ste_sid
-        if sid is None:
+        if self._ste_master is None:
             return
+        sid = self._ste_master.sid
         words = self.c.L.kc_ste_words(self.smmu_ptr, sid)
         cur = self.hw.ste_words(sid)
         for q in range(len(cur)):

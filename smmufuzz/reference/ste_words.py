@@ -102,8 +102,10 @@ def encode(**fields: int) -> tuple[int, ...]:
 
 
 def field(words, name: str) -> int:
-    """One STE field's value (an address field as the address)."""
-    return _field(FIELDS, ADDR_FIELDS, words, name)
+    """One STE field's value (an address field as the address); on every STE decode, so not through _field."""
+    q, lo, width = FIELDS[name]
+    v = (words[q] >> lo) & ((1 << width) - 1)
+    return v << ADDR_FIELDS[name] if name in ADDR_FIELDS else v
 
 
 def cd_encode(**fields: int) -> tuple[int, ...]:

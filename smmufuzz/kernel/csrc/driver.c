@@ -350,6 +350,20 @@ void kc_sdom_pgtbl(struct kc_sdom *c, struct io_pgtable_ops *ops)
 
 enum kc_ste_kind { KC_STE_ABORT, KC_STE_BYPASS, KC_STE_CDTABLE, KC_STE_S2 };
 
+/* A master with one stream `sid` on SMMU s and a linear CD table (s1fmt 0) of 2^s1cdmax CDs at cdtab_dma: what
+ * the tree's STE and CD builders and writers read of it. */
+static void kc_master_init(struct arm_smmu_master *master, struct arm_smmu_stream *stream, struct kc_smmu *s,
+			   u32 sid, u64 cdtab_dma, u8 s1cdmax)
+{
+	memset(master, 0, sizeof(*master));
+	stream->id = sid;
+	master->smmu = &s->smmu;
+	master->streams = stream;
+	master->num_streams = 1;
+	master->cd_table.cdtab_dma = cdtab_dma;
+	master->cd_table.s1cdmax = s1cdmax;
+}
+
 struct kc_ste_call {
 	struct kc_smmu *s;
 	struct kc_sdom *c;
@@ -362,16 +376,11 @@ struct kc_ste_call {
 static void kc_ste_call(void *p)
 {
 	struct kc_ste_call *k = p;
-	struct arm_smmu_stream stream = { .id = k->sid };
+	struct arm_smmu_stream stream;
 	struct arm_smmu_master master;
 	struct arm_smmu_ste target;
 
-	memset(&master, 0, sizeof(master));
-	master.smmu = &k->s->smmu;
-	master.streams = &stream;
-	master.num_streams = 1;
-	master.cd_table.cdtab_dma = k->cdtab_dma;           /* a linear table (s1fmt 0) of 2^s1cdmax CDs */
-	master.cd_table.s1cdmax = k->s1cdmax;
+	kc_master_init(&master, &stream, k->s, k->sid, k->cdtab_dma, k->s1cdmax);
 	switch (k->kind) {
 	case KC_STE_ABORT:
 		arm_smmu_make_abort_ste(&target);
@@ -418,16 +427,11 @@ struct kc_cd_call {
 static void kc_cd_call(void *p)
 {
 	struct kc_cd_call *k = p;
-	struct arm_smmu_stream stream = { .id = k->sid };
+	struct arm_smmu_stream stream;
 	struct arm_smmu_master master;
 	struct arm_smmu_cd target;
 
-	memset(&master, 0, sizeof(master));
-	master.smmu = &k->s->smmu;
-	master.streams = &stream;
-	master.num_streams = 1;
-	master.cd_table.cdtab_dma = k->cdtab_dma;
-	master.cd_table.s1cdmax = k->s1cdmax;
+	kc_master_init(&master, &stream, k->s, k->sid, k->cdtab_dma, k->s1cdmax);
 	if (k->c)
 		arm_smmu_make_s1_cd(&target, &master, &k->c->d);
 	else
