@@ -32,26 +32,31 @@ def check_translation(ds: DomainSpec | None, va: int, span: int, pa: int, perms:
     """Is a possible translation [va, va+span) -> pa (perms) allowed by the domain's intent?"""
     if not perms:
         return None          # a leaf that grants no access translates nothing
-    where = f"{source} entry va={va:#x} span={span:#x} -> pa={pa:#x} {perms}"
     if ds is None:
-        return Violation(MISSED, f"detached stream can still translate: {where}", _witness(seq, cmd_log))
+        return Violation(MISSED, f"detached stream can still translate: {_where(source, va, span, pa, perms)}",
+                         _witness(seq, cmd_log))
     cur = va
     end = va + span
     for e in ds.overlapping(va, end):
         if e.base > cur:
-            return _gap(ds, cur, e.base, where, seq, cmd_log)
+            return _gap(ds, cur, e.base, _where(source, va, span, pa, perms), seq, cmd_log)
         cur = max(cur, e.base + e.span)
         if e.state != MAPPED:
             continue
         if pa - va != e.pa - e.base:
-            return Violation(WRONG_PA, f"{where}, but iova {max(va, e.base):#x} is mapped to "
-                             f"{e.pa + max(va, e.base) - e.base:#x} (op {e.op})", _witness(seq, cmd_log))
+            return Violation(WRONG_PA, f"{_where(source, va, span, pa, perms)}, but iova {max(va, e.base):#x} is "
+                             f"mapped to {e.pa + max(va, e.base) - e.base:#x} (op {e.op})", _witness(seq, cmd_log))
         if not set(perms) <= set(e.perms):
-            return Violation(WRONG_PA, f"{where}: permissions exceed the mapping's {e.perms!r} (op {e.op})",
-                             _witness(seq, cmd_log))
+            return Violation(WRONG_PA, f"{_where(source, va, span, pa, perms)}: permissions exceed the mapping's "
+                             f"{e.perms!r} (op {e.op})", _witness(seq, cmd_log))
     if cur < end:
-        return _gap(ds, cur, end, where, seq, cmd_log)
+        return _gap(ds, cur, end, _where(source, va, span, pa, perms), seq, cmd_log)
     return None
+
+
+def _where(source: str, va: int, span: int, pa: int, perms: str) -> str:
+    """The translation, as a finding names it (built only for a finding: check_translation runs per entry)."""
+    return f"{source} entry va={va:#x} span={span:#x} -> pa={pa:#x} {perms}"
 
 
 def _gap(ds: DomainSpec, lo: int, hi: int, where: str, seq: int, cmd_log) -> Violation:
@@ -159,8 +164,7 @@ class Oracle:
                 return v
         if eats and sid in smmu.ats_enabled:
             for (va, span, pa, perms), s in smmu.atc_pasid.get((sid, ssid), {}).items():
-                v = check_translation(ds, va, span, pa, perms, f"sid {sid} device ATC{where}", smmu.fill_seq(s),
-                                      smmu.cmd_log)
+                v = self._check_one(ds, va, span, pa, perms, sid, "device ATC", where, s)
                 if v:
                     return v
         return None
@@ -186,7 +190,6 @@ class Oracle:
         smmu, spec = self.smmu, self.spec
         dom = spec.attached.get(sid)
         ds0 = spec.domains.get(dom) if dom is not None else None
-        log = smmu.cmd_log
         configs = smmu.configs(sid)
         current = configs[0]
         eats_possible = False
@@ -242,7 +245,7 @@ class Oracle:
                              f"iova {e.base:#x} (op {e.op}) cannot be translated")
         if eats_possible and sid in smmu.ats_enabled:
             for (va, span, pa, perms), s in smmu.atc.get(sid, {}).items():
-                v = check_translation(ds, va, span, pa, perms, f"sid {sid} device ATC", smmu.fill_seq(s), log)
+                v = self._check_one(ds, va, span, pa, perms, sid, "device ATC", "", s)
                 if v:
                     return v
         return None

@@ -19,6 +19,7 @@ from .ste import Cd, Ste
 from .substream import ssid_allowed, substream_config
 
 TG_SHIFT = {1: 12, 2: 14, 3: 16}
+_NO_STE = Ste()             # a stream with no STE stored (Ste is frozen: one shared instance)
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
 _PLAIN_VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_S2_IPA)   # always legal with TG=NUM=SCALE=0
 
@@ -745,7 +746,7 @@ class Smmu:
 
     def configs(self, sid: int) -> list[Ste]:
         """Every STE the SMMU may use for sid now: the stream table's and any cached snapshot."""
-        cur = self.strtab.get(sid, Ste())
+        cur = self.strtab.get(sid, _NO_STE)
         out = [cur]
         for s in self.cfgc.get(sid, ()):
             if s != cur:
