@@ -781,9 +781,17 @@ class Smmu:
             self._tree_cache[key] = r
         return r
 
-    def _fill_ste(self, ste: Ste, seq: int) -> None:
-        leaves, tables = self.tree(ste)
+    def _fill_ste(self, ste: Ste, seq: int, done: set | None = None, by_tag: dict | None = None) -> None:
+        """Cache every translation and walk the STE's tables give now, at fill epoch seq. Within one fill pass
+        (done: the walks already filled in it; by_tag: the TLB keys of each tag, in TLB order, kept up to date
+        once built) a walk another STE of the pass shares is not filled twice: it would change nothing."""
         tag = ste.tag
+        if done is not None:
+            walk = (ste.ttb, ste.geo, ste.stage, tag)
+            if walk in done:
+                return
+            done.add(walk)
+        leaves, tables = self.tree(ste)
         pgs = ste.geo.pg_shift
         tlb, wc, token = self.tlb, self.wc, self.mem.page_token
         key = ("tlb_keys", self.mem.version, ste.ttb, ste.geo, ste.stage, tag)
@@ -791,6 +799,8 @@ class Smmu:
         if keys is None:                 # the TLB keys of this walk, made once per memory version
             keys = self._tree_cache[key] = [(tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, pgs) for lf in leaves]
         tlb.update(dict.fromkeys(keys, seq))
+        if by_tag:
+            by_tag.setdefault(tag, {}).update(dict.fromkeys(keys))
         geo = ste.geo
         if not self.cfg.walk_cache:
             return
@@ -851,39 +861,53 @@ class Smmu:
 
     def _fill_caches(self, seq: int) -> None:
         """Cache every STE, walk and translation reachable in the memory view walks read now."""
+        done: set = set()
+        by_tag: dict = {}             # built at the first ATC fill (_tlb_by_tag), then kept up to date
         for sid, ste in self.strtab.items():
             snaps = self.cfgc.setdefault(sid, {})
             snaps[ste] = seq
             for s in list(snaps):
                 if s.translates:
-                    self._fill_ste(s, seq)
+                    self._fill_ste(s, seq, done, by_tag)
             if sid in self.ats_enabled:
-                self._fill_atc(sid, seq)
+                by_tag = by_tag or self._tlb_by_tag()
+                self._fill_atc(sid, seq, by_tag)
         for sid, ssid in self.substreams():
             cd = self.cdtab.get((sid, ssid))
             if cd is not None and any(ssid_allowed(s, ssid) for s in self.configs(sid)):
                 self.cdc.setdefault((sid, ssid), {})[cd] = seq
             confs = self.substream_configs(sid, ssid)
             for s in confs:
-                self._fill_ste(s, seq)
+                self._fill_ste(s, seq, done, by_tag)
             if sid in self.ats_enabled:
+                by_tag = by_tag or self._tlb_by_tag()
                 atc = self.atc_pasid.setdefault((sid, ssid), {})
                 for s in confs:
                     if s.eats:
-                        tag = s.tag
-                        for k in self.tlb:
-                            if k[0] == tag:
-                                atc[(k[1], k[2], k[3], k[4])] = seq
+                        for k in by_tag.get(s.tag, ()):
+                            atc[(k[1], k[2], k[3], k[4])] = seq
 
-    def _fill_atc(self, sid: int, seq: int) -> None:
+    def _tlb_by_tag(self) -> dict:
+        """The TLB's keys grouped by tag, each group in TLB order."""
+        by_tag: dict = {}
+        for k in self.tlb:
+            g = by_tag.get(k[0])
+            if g is None:
+                g = by_tag[k[0]] = {}
+            g[k] = None
+        return by_tag or {None: {}}   # never empty: an empty dict would be built again
+
+    def _fill_atc(self, sid: int, seq: int, by_tag: dict | None = None) -> None:
+        """A device with ATS on caches any translation the TLB holds for an STE it may use with EATS
+        (IHI 0070 §3.9: the ATC is filled from the SMMU's translations)."""
         atc = self.atc.setdefault(sid, {})
+        if by_tag is None:
+            by_tag = self._tlb_by_tag()
         for s in self.configs(sid):
             if not (s.translates and s.eats):
                 continue
-            tag = s.tag
-            for k in self.tlb:
-                if k[0] == tag:
-                    atc[(k[1], k[2], k[3], k[4])] = seq
+            for k in by_tag.get(s.tag, ()):
+                atc[(k[1], k[2], k[3], k[4])] = seq
 
     def cache_shape(self, limit: int = 256) -> frozenset:
         """The kinds of entry the TLB holds (the first `limit`) and the ATCs hold, for coverage: TLB entries
