@@ -10,6 +10,7 @@ import time
 from .codec import IAS_TABLE, M64, _Ctx
 from .ops import PROT_CODES
 from .program import EVICT_WHAT, MAX_OPS, NUM_SIDS, Config, Op, Program
+from .fuzz_target import control_shows
 from .random_search import Search
 from .runner import run_program
 
@@ -165,7 +166,7 @@ def _machine(variants: list[str], policy: str, deadline: float, state: dict, con
             prog = Program(self.cfg, tuple(self.ops))
             res = run_program(prog, variants, policy)
             state["execs"] += 1
-            if res.findings and not (control and run_program(prog, control, policy).findings):
+            if res.findings and not (control and control_shows(prog, res.findings, control, policy)):
                 state["finding"] = res.findings[0]
                 state["at"] = time.perf_counter()
                 state["execs_at"] = state["execs"]
