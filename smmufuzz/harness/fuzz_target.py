@@ -89,10 +89,10 @@ def control_shows(prog, findings, control: list[str], policy: str, variants: lis
     if not (variants and searched):
         return False
     try:
-        small, _f = minimize(prog, list(variants), policy, budget=CONTROL_MINIMIZE)
+        small, f_small = minimize(prog, list(variants), policy, budget=CONTROL_MINIMIZE)
     except ValueError:
         return False
-    if small != prog and shows(small):
+    if small != prog and (shared_design([f_small], small) or shows(small)):
         return True
     # a small race: the control under every schedule with as many switches as the finding needed (the quick
     # searches above add one switch at a time and can miss a three-switch race both variants share)
@@ -250,7 +250,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
 
     def search(prog, res, prefer):
         """race_steps of one input; a clean end is remembered (many byte strings decode to one program)."""
-        found = yield from race_steps(prog, res, target_variants, policy, artifacts, keep_fresh, writers, prefer)
+        found = yield from race_steps(prog, res, target_variants, policy, None, keep_fresh, writers, prefer)
         if found is None:
             if len(raced_clean) >= RACED_CLEAN_MAX:
                 raced_clean.clear()
@@ -280,8 +280,9 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                 prog, res = found
         if res.findings and not tally.tolerate(res.findings, prog) \
                 and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
-            if found and artifacts is not None:     # libFuzzer saves this input: name the program that gave it
-                import hashlib
+            if found and artifacts is not None:     # libFuzzer saves this input: save and name the program that
+                import hashlib                      # gave it (only now: one the control rules out is no crash)
+                _write_input(f"{artifacts}crash-race-", prog)
                 with open(f"{artifacts}{RACE_OF}{hashlib.sha1(data).hexdigest()}", "w") as f:
                     f.write(os.path.basename(input_name(f"{artifacts}crash-race-", prog)) + "\n")
             if clock:
