@@ -799,7 +799,7 @@ class Smmu:
         if keys is None:                 # the TLB keys of this walk, made once per memory version
             keys = self._tree_cache[key] = [(tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, pgs) for lf in leaves]
         tlb.update(dict.fromkeys(keys, seq))
-        if by_tag:
+        if by_tag is not None:
             by_tag.setdefault(tag, {}).update(dict.fromkeys(keys))
         geo = ste.geo
         if not self.cfg.walk_cache:
@@ -862,7 +862,7 @@ class Smmu:
     def _fill_caches(self, seq: int) -> None:
         """Cache every STE, walk and translation reachable in the memory view walks read now."""
         done: set = set()
-        by_tag: dict = {}             # built at the first ATC fill (_tlb_by_tag), then kept up to date
+        by_tag: dict | None = None    # built at the first ATC fill (_tlb_by_tag), then kept up to date
         for sid, ste in self.strtab.items():
             snaps = self.cfgc.setdefault(sid, {})
             snaps[ste] = seq
@@ -870,7 +870,7 @@ class Smmu:
                 if s.translates:
                     self._fill_ste(s, seq, done, by_tag)
             if sid in self.ats_enabled:
-                by_tag = by_tag or self._tlb_by_tag()
+                by_tag = self._tlb_by_tag() if by_tag is None else by_tag
                 self._fill_atc(sid, seq, by_tag)
         for sid, ssid in self.substreams():
             cd = self.cdtab.get((sid, ssid))
@@ -880,7 +880,7 @@ class Smmu:
             for s in confs:
                 self._fill_ste(s, seq, done, by_tag)
             if sid in self.ats_enabled:
-                by_tag = by_tag or self._tlb_by_tag()
+                by_tag = self._tlb_by_tag() if by_tag is None else by_tag
                 atc = self.atc_pasid.setdefault((sid, ssid), {})
                 for s in confs:
                     if s.eats:
@@ -895,14 +895,12 @@ class Smmu:
             if g is None:
                 g = by_tag[k[0]] = {}
             g[k] = None
-        return by_tag or {None: {}}   # never empty: an empty dict would be built again
+        return by_tag
 
-    def _fill_atc(self, sid: int, seq: int, by_tag: dict | None = None) -> None:
+    def _fill_atc(self, sid: int, seq: int, by_tag: dict) -> None:
         """A device with ATS on caches any translation the TLB holds for an STE it may use with EATS
         (IHI 0070 §3.9: the ATC is filled from the SMMU's translations)."""
         atc = self.atc.setdefault(sid, {})
-        if by_tag is None:
-            by_tag = self._tlb_by_tag()
         for s in self.configs(sid):
             if not (s.translates and s.eats):
                 continue
