@@ -388,7 +388,8 @@ class Campaign:
                                   f"{tri.finding.kind.lower()}-{key}.txt")
         origin = f"seed {seed} of campaign {self.id}" if seed else "an earlier campaign"
         text = reproducer_text(tri.program, tri.finding, t.name, f"smmufuzz fuzz {t.name}, libFuzzer {origin} "
-                               f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds), verdict=tri.verdict)
+                               f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds), verdict=tri.verdict,
+                               variants=t.variants)
         replay = f"smmufuzz replay {repro_path} --target {t.name}"
         if key not in self.store.records:
             atomic_write(repro_path, text)
@@ -405,7 +406,8 @@ class Campaign:
             print(f"[{when}] NEW finding on {t.name}, {tri.verdict.text()}:\n"
                   f"{tri.finding.text()}".replace("\n", "\n  "), file=self.out)
             print(f"  reproducer: {repro_path}\n  replay: {replay}", file=self.out)
-            print("    " + tri.program.text().rstrip().replace("\n", "\n    "), file=self.out, flush=True)
+            prog_text = text[text.index("\nconfig(") + 1:] if "\nconfig(" in text else tri.program.text()
+            print("    " + prog_text.rstrip().replace("\n", "\n    "), file=self.out, flush=True)
 
     def verdict_of(self, key: str) -> str:
         """A stored finding's verdict class: the record's, or (a record from before verdicts) its reproducer's

@@ -261,6 +261,9 @@ def encode(prog: Program) -> bytes:
     cur = 0
     sw: dict[int, list] = {}
     for i, after, c in prog.schedule:
+        if not isinstance(after, int):
+            raise ValueError(f"preempt(at=...) names a preemption point, which has no byte form: give it as "
+                             f"after=N (program.resolve_anchors on a variant), or run the text")
         if not (0 <= after < MAX_AFTER and 0 <= c < len(CONTEXTS) and 0 <= i < len(prog.ops)):
             raise ValueError(f"preempt entry {(i, after, c)} out of range")
         sw.setdefault(i, []).append(bytes([OP_SWITCH + c, after]))

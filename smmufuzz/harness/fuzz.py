@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .codec import encode
 from .lifeline import die_with_parent
 from .load import LoadError, header_fields, load_program
-from .program import OS_KINDS, Config, Op, Program
+from .program import OS_KINDS, Anchor, Config, Op, Program
 from .minimize import minimize, reproducer_text
 from .fuzz_target import explores
 from .runner import Finding, run_program
@@ -135,6 +135,25 @@ def seed_files(corpus_root: str, target: str, variants: list[str]) -> list[str]:
     return out
 
 
+def _steps(prog: Program, header: dict) -> Program:
+    """A text seed's switches as step counts: named points (preempt(at=...)) resolved on the variant of its
+    `# variant:` line, where its finding was made."""
+    from .anchors import resolve_anchors
+    if not any(isinstance(a, Anchor) for _i, a, _c in prog.schedule):
+        return prog
+    variant = header.get("variant", "").split("+")[0]
+    if not variant:
+        raise ValueError("its preempt(at=...) lines name preemption points, and it has no '# variant:' line "
+                         "to count their steps on")
+    try:
+        steps = resolve_anchors(prog, variant)
+    except KeyError:
+        raise ValueError(f"its '# variant: {variant}' names no known variant") from None
+    if steps is None:
+        raise ValueError(f"a preempt(at=...) point is not passed on {variant}")
+    return steps
+
+
 def seed_inputs(seeds: list[str], out_dir: str, keep=None, problems: list[str] | None = None) -> int:
     """Encode hand-written text seeds (files, or directories searched for *.txt) into fuzzer inputs. A seed
     that cannot be read or parsed is reported (printed, or appended to `problems`) and skipped, never
@@ -145,8 +164,8 @@ def seed_inputs(seeds: list[str], out_dir: str, keep=None, problems: list[str] |
         paths = sorted(glob.glob(os.path.join(d, "**", "*.txt"), recursive=True)) if os.path.isdir(d) else [d]
         for p in paths:
             try:
-                prog, _ = load_program(p)
-                data = encode(prog)
+                prog, header = load_program(p)
+                data = encode(_steps(prog, header))
             except (LoadError, ValueError) as e:
                 msg = f"skipping seed {p}: {e}"
                 if problems is None:
@@ -232,7 +251,7 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
             res.findings.append((path, fnd, small))
             with open(path + ".txt", "w") as f:
                 f.write(reproducer_text(small, fnd, target, f"smmufuzz fuzz {target} --seed {seed} "
-                                        f"(minimised from {len(prog.ops)} ops)"))
+                                        f"(minimised from {len(prog.ops)} ops)", variants=variants))
     if rc not in (0, 1, 77, 130) and not res.findings and not quiet:
         tail = "\n".join(text.splitlines()[-15:])
         print(f"smmufuzz: libFuzzer exited with {rc}; last lines of {log_path}:\n{tail}", file=sys.stderr)

@@ -14,12 +14,16 @@ DMA API ops refer to mappings by handle: dma_unmap(handle=k) unmaps what the k-t
 Concurrency: a line prefixed `cpu1:` (or `irq0:`, `irq1:`, an interrupt on CPU 0 or 1) is issued by
 that context; unprefixed lines are cpu0's. Each context runs its ops in program order; how they
 interleave is the schedule: `preempt(after=3, to=cpu1)` on the line after an op switches to cpu1 once
-that op has run 3 steps (preemption points). Without a switch an op runs to its end and the next op
-in program order follows, so a program without preempt lines runs sequentially.
+that op has run 3 steps (preemption points); `preempt(at="STE[0] written", to=cpu1)` (`n=2` for the second
+time the op passes it) names the point instead, as the schedule log prints it, and so means the same kernel
+point on every variant that passes it (reproducers are written so, anchors.py). Without a switch an op runs to
+its end and the next op in program order follows, so a program without preempt lines runs sequentially.
 """
 
+import json
 import re
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from .latitude import LATITUDE_KEYS, WALK_ALL, latitude_text, parse_latitude
 from .ops import (EVICT_WHAT, KIND_BY_NAME, KINDS, MAX_SG, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, OS_KINDS,  # noqa: F401
@@ -83,17 +87,41 @@ class Op:
         return f"{pre}{k.name}({args})"
 
 
+class Anchor(NamedTuple):
+    """A preemption point of an op named by its label (a kthread.Point's, or a lock step's, as the schedule
+    log prints it) and which occurrence of that label in the op it is: the same kernel point on every
+    variant, where a step count moves whenever a variant has more or fewer points before it."""
+    label: str
+    nth: int = 1
+
+    def text(self) -> str:
+        return f"at={json.dumps(self.label)}" + (f", n={self.nth}" if self.nth != 1 else "")
+
+    @staticmethod
+    def writable(label: str) -> bool:
+        """Whether a label prints as an anchor that parses back (a comment starts at '#')."""
+        return "#" not in label and "\n" not in label
+
+
+def schedule_key(entry: tuple) -> tuple:
+    """Sort key of a schedule entry (op index, after, context), `after` a step count or an Anchor."""
+    i, after, c = entry
+    return (i, 1, 0, after.label, after.nth, c) if isinstance(after, Anchor) else (i, 0, after, "", 0, c)
+
+
 @dataclass(frozen=True)
 class Program:
     config: Config = field(default_factory=Config)
     ops: tuple = ()
-    schedule: tuple = ()   # ((op index, after steps, context index), ...), sorted
+    schedule: tuple = ()   # ((op index, after, context index), ...), sorted by schedule_key; after is a step
+    #                        count, or an Anchor in a program parsed from text (reproducers name the point)
 
     def text(self) -> str:
         lines = [self.config.text()]
         sw: dict[int, list] = {}
         for i, after, c in self.schedule:
-            sw.setdefault(i, []).append(f"preempt(after={after}, to={CONTEXTS[c]})")
+            at = after.text() if isinstance(after, Anchor) else f"after={after}"
+            sw.setdefault(i, []).append(f"preempt({at}, to={CONTEXTS[c]})")
         for i, op in enumerate(self.ops):
             lines.append(op.text())
             lines += sw.get(i, [])
@@ -231,17 +259,31 @@ def parse(text: str) -> Program:
         ops.append(replace(op, ctx=ctx) if ctx else op)
     if len(ops) > MAX_OPS:
         raise ProgramSyntaxError(f"a program has at most {MAX_OPS} operations", len(text.splitlines()), 1)
-    return Program(config, tuple(ops), tuple(sorted((i, a, c) for (i, a), c in schedule.items())))
+    return Program(config, tuple(ops), tuple(sorted(((i, a, c) for (i, a), c in schedule.items()), key=schedule_key)))
 
 
 _CTX_PREFIX = re.compile(r"^\s*(cpu0|cpu1|irq0|irq1)\s*:")
 
 
-def _parse_preempt(body: str, ln: int, col0: int) -> tuple[int, int]:
+_ANCHOR = re.compile(r'\s*at\s*=\s*("(?:[^"\\]|\\.)*")\s*(?:,\s*n\s*=\s*(\d+)\s*)?,\s*to\s*=\s*(\w+)\s*')
+
+
+def _parse_preempt(body: str, ln: int, col0: int) -> tuple:
+    """preempt(after=N, to=CONTEXT): N steps into the op; preempt(at="LABEL"[, n=K], to=CONTEXT): at the K-th
+    (default first) preemption point of the op with that label."""
+    usage = (f"expected preempt(after=N, to=CONTEXT) or preempt(at=\"LABEL\", n=K, to=CONTEXT) with CONTEXT one "
+             f"of {', '.join(CONTEXTS)}")
+    a = _ANCHOR.fullmatch(body)
+    if a:
+        if a.group(3) not in CONTEXTS:
+            raise ProgramSyntaxError(usage, ln, col0 + 1)
+        nth = int(a.group(2) or 1)
+        if not 1 <= nth < MAX_AFTER:
+            raise ProgramSyntaxError(f"n must be 1..{MAX_AFTER - 1}", ln, col0 + 1)
+        return Anchor(json.loads(a.group(1)), nth), CONTEXTS.index(a.group(3))
     m = re.fullmatch(r"\s*after\s*=\s*(\d+)\s*,\s*to\s*=\s*(\w+)\s*", body)
     if not m or m.group(2) not in CONTEXTS:
-        raise ProgramSyntaxError(f"expected preempt(after=N, to=CONTEXT) with CONTEXT one of {', '.join(CONTEXTS)}",
-                                 ln, col0 + 1)
+        raise ProgramSyntaxError(usage, ln, col0 + 1)
     after = int(m.group(1))
     if not 0 <= after < MAX_AFTER:
         raise ProgramSyntaxError(f"after must be 0..{MAX_AFTER - 1}", ln, col0 + 1)

@@ -2,7 +2,8 @@
 
 Each context (cpu0, cpu1, irq0, irq1) is a task that executes its ops in program order; an op's body
 yields at every preemption point (variants/kthread.py). `preempt(after=s, to=ctx)` on op i switches
-to ctx once op i has run s steps (one preemption); otherwise the current task finishes its op and the
+to ctx once op i has run s steps (one preemption), `preempt(at="label", n=k, to=ctx)` once it has passed
+its k-th point with that label (program.Anchor: the same kernel point on every variant); otherwise the current task finishes its op and the
 next op in program order follows, so an empty schedule is the sequential program. irqN is an interrupt on CPU N: while it runs, cpuN's
 task cannot; it cannot start while cpuN holds an irqsave lock. A lock wait is a blocked task; no
 runnable task left with work outstanding is a deadlock, too many steps in one op a livelock.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..variants.kthread import Acquire, Point, Release, can_acquire, grant, release
 from .feature_cov import interleaving_event
-from .program import CONTEXTS, Program
+from .program import CONTEXTS, Anchor, Program
 
 OP_STEP_LIMIT = 20000          # one op that takes more steps than this never finishes (a livelock)
 DEFAULT_PREEMPTIONS = 3
@@ -34,6 +35,7 @@ class Task:
     steps: int = 0
     irq_off: int = 0
     label: str = ""                               # the latest preemption point it passed
+    seen: dict = field(default_factory=dict)      # label -> occurrences in the running op (for anchors)
 
     @property
     def name(self) -> str:
@@ -60,6 +62,7 @@ class SchedTrace:
     access: list = field(default_factory=list)      # [(op index, step, reads, writes)]: shared objects
     #                                                 (kthread.Point's; a lock is written, or read if shared)
     waits: list = field(default_factory=list)       # [(op index, step)]: a lock wait began after that step
+    anchors: dict = field(default_factory=dict)     # (op index, step) -> (label, occurrence) (with keep_log)
     _by_op: dict | None = None
 
     def accesses_of(self, op: int) -> list:
@@ -80,7 +83,10 @@ class Scheduler:
         for i, op in enumerate(prog.ops):
             self.tasks.setdefault(op.ctx, Task(op.ctx)).queue.append((i, op))
         self.order = [self.tasks[c] for c in sorted(self.tasks)]
-        self.switches = {(i, a): c for i, a, c in prog.schedule}
+        self.switches = {(i, a): c for i, a, c in prog.schedule if not isinstance(a, Anchor)}
+        self.anchored = {(i, a.label, a.nth): c for i, a, c in prog.schedule if isinstance(a, Anchor)}
+        self.count_labels = keep_log or bool(self.anchored)
+        self.last_anchor: tuple | None = None          # (op index, label, occurrence) of the latest step
         self.ops = prog.ops
         self.last: tuple | None = None                # (op index, steps of it done) after the latest step
         self.start = start
@@ -129,7 +135,10 @@ class Scheduler:
             forced = cur not in runnable
             chosen = default
             key = self.last
-            tgt = self.tasks.get(self.switches.get(key, -1)) if key is not None else None
+            to = self.switches.get(key, -1) if key is not None else -1
+            if to < 0 and self.anchored:
+                to = self.anchored.get(self.last_anchor, -1)
+            tgt = self.tasks.get(to)
             if tgt is not None and tgt is not default and (forced or self.trace.preemptions < self.max_preemptions):
                 if tgt not in runnable:                  # masked interrupt, lock wait: the switch waits
                     interleaving_event("deferred", self._where(cur), tgt.name)
@@ -174,6 +183,8 @@ class Scheduler:
         if t.gen is None:
             i, op = t.queue.pop(0)
             t.gen, t.op_index, t.steps = self.start(i, op), i, 0
+            if self.count_labels:
+                t.seen = {}
             self.inflight[i] = op
             if self.keep_log:
                 self.trace.log.append((point, t.name, f"begin op {i}: {op.text()}"))
@@ -182,6 +193,8 @@ class Scheduler:
             t.steps += 1
             self.last = (t.op_index, t.steps)
             self._grant(t, req)
+            if self.count_labels:
+                self._anchor(t, f"acquired {req.lock.name}")
             if self.keep_log:
                 self.trace.log.append((point, t.name, f"acquired {req.lock.name}"))
             return None
@@ -193,6 +206,8 @@ class Scheduler:
             req = t.gen.send(None)
         except StopIteration as e:
             ret, violation = e.value
+            if self.count_labels:
+                self._anchor(t, "return")
             t.gen = None
             del self.inflight[t.op_index]
             kind = self.ops[t.op_index].kind
@@ -231,9 +246,18 @@ class Scheduler:
         else:
             label = str(req)
         t.label = label
+        if self.count_labels:
+            self._anchor(t, label)
         if self.keep_log:
             self.trace.log.append((point, t.name, label))
         return None
+
+    def _anchor(self, t: Task, label: str) -> None:
+        """Name the step just run by its label and the label's occurrence in the op (program.Anchor)."""
+        n = t.seen[label] = t.seen.get(label, 0) + 1
+        self.last_anchor = (t.op_index, label, n)
+        if self.keep_log:
+            self.trace.anchors[(t.op_index, t.steps)] = (label, n)
 
     def _alias(self, op: int, label: str, reads: tuple, writes: tuple) -> None:
         """KRACE's alias coverage, for windows: an access that lands between two accesses of the same
