@@ -33,7 +33,7 @@ def test_jason_v1_over_invalidates_disjoint_unmap_fast_on_smmuv3():
     prog, _ = load_program(os.path.join(ROOT, "seeds", "gather_b3_disjoint_unmap_fast.txt"))
     pages = {}
     for rule in ("jason-v1", "robin-v2"):
-        run = run_program(prog, [f"gather:{rule}:arm-smmu-v3"]).runs[0]
+        run = run_program(prog, [f"gather:{rule}:arm-smmu-v3"], figures=True).runs[0]
         assert run.finding is None
         pages[rule] = sum(run.stats["per_op"][k]["inv_pages"] for k in ("unmap_fast", "sync"))
     assert pages["robin-v2"] == 2                              # one 4K TLBI per disjoint page

@@ -10,9 +10,22 @@ from smmufuzz.harness.runner import run_variant
 from smmufuzz.reference import cmdq as C
 
 
+def _pending(queue: list) -> list:
+    """A queue with tlbi_run's one entry for a run of back-to-back writes, (pub, first command, (stride,
+    count)), as the writes it stands for, one entry each."""
+    out = []
+    for pub, cmd, end in queue:
+        if isinstance(end, tuple):
+            stride, count = end
+            out += [(pub + k, cmd._replace(addr=cmd.addr + k * stride), None) for k in range(count)]
+        else:
+            out.append((pub, cmd, end))
+    return out
+
+
 def _state(smmu) -> tuple:
     return (list(smmu.tlb.items()), list(smmu.wc.items()), smmu.eseq, smmu.seq, smmu.cache_ver, smmu.steps,
-            smmu.commands, smmu.cmd_log, {k: list(v) for k, v in smmu.pending.items()}, dict(smmu.stats.by_op))
+            smmu.commands, smmu.cmd_log, {k: _pending(v) for k, v in smmu.pending.items()}, dict(smmu.stats.by_op))
 
 
 def _machines(n: int, seed: int, variant: str):

@@ -28,7 +28,7 @@ def cost_table(variants: list[str], pages_list: list[int]) -> list[dict]:
     for pages in pages_list:
         for label, prog in cost_programs(pages).items():
             for v in variants:
-                run = run_program(prog, [v]).runs[0]
+                run = run_program(prog, [v], figures=True).runs[0]
                 f = run.stats["last_op"]
                 rows.append({"workload": label, "variant": v, "finding": run.finding.kind if run.finding else "",
                              "clean_ops": f.get("cleans", 0), "lines_cleaned": f.get("lines_cleaned", 0),
@@ -62,7 +62,7 @@ def fq_table(versions: str, n: int) -> list[dict]:
     for label, prog in fq_programs(n).items():
         for v in versions:
             for mode in ("pt", "pt-fq"):
-                run = run_program(prog, [f"{mode}:{v}"]).runs[0]
+                run = run_program(prog, [f"{mode}:{v}"], figures=True).runs[0]
                 po = run.stats["per_op"]
                 tot = {k: sum(po.get(o, {}).get(k, 0) for o in ("dma_unmap", "fq_timeout"))
                        for k in ("cmds", "syncs", "inv_pages", "full_flushes")}

@@ -38,22 +38,31 @@ class OpFigures:
         f["redundant_cleans"] = m.redundant_cleans - r0
         g = self.granule
         runs: list[list[int]] = []          # contiguous runs of by-address TLBI scopes
+        syncs = cmds = inv_pages = full = 0
+        run = None                          # the last of runs
+        sync, va_tlbi, full_tlbi, atc_inv, all_ = C.CMD_SYNC, _VA_TLBI, _FULL_TLBI, C.CMD_ATC_INV, C.ATC_INV_SIZE_ALL
         for _seq, c in smmu.cmd_log[start:]:
             o = c.op
-            if o == C.CMD_SYNC:
-                f["syncs"] += 1
+            if o == sync:
+                syncs += 1
                 continue
-            f["cmds"] += 1
-            if o in _VA_TLBI:
-                lo, hi, _ttl, _g = smmu.scope(c)
-                hi = max(hi, (lo & ~(g - 1)) + g)
-                f["inv_pages"] += (hi - lo + g - 1) // g
-                if runs and runs[-1][1] == lo:
-                    runs[-1][1] = hi
+            cmds += 1
+            if o in va_tlbi:
+                if c.tg:
+                    lo, hi, _ttl, _g = smmu.scope(c)
+                    hi = max(hi, (lo & ~(g - 1)) + g)
+                else:                                   # scope(): the single address (a register loop's)
+                    lo = c.addr
+                    hi = max(lo + 1, (lo & ~(g - 1)) + g)
+                inv_pages += (hi - lo + g - 1) // g
+                if run is not None and run[1] == lo:
+                    run[1] = hi
                 else:
-                    runs.append([lo, hi])
-            elif o in _FULL_TLBI or (o == C.CMD_ATC_INV and c.size == C.ATC_INV_SIZE_ALL):
-                f["full_flushes"] += 1
+                    run = [lo, hi]
+                    runs.append(run)
+            elif o in full_tlbi or (o == atc_inv and c.size == all_):
+                full += 1
+        f["syncs"], f["cmds"], f["inv_pages"], f["full_flushes"] = syncs, cmds, inv_pages, full
         if ds is not None:
             for lo, hi in runs:
                 for e in ds.overlapping(lo, hi):

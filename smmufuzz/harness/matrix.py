@@ -28,7 +28,7 @@ def gather_matrix(root: str) -> dict:
             kinds: dict[str, list[str]] = {}
             inv_pages = cmds = full = 0
             for path, prog in progs:
-                run = run_program(prog, [name]).runs[0]
+                run = run_program(prog, [name], figures=True).runs[0]
                 if run.finding:
                     kinds.setdefault(run.finding.kind, []).append(path)
                 for k in ("unmap", "unmap_fast", "sync"):

@@ -74,7 +74,7 @@ def hw_config(cfg: Config, policy: str) -> HwConfig:
 class _Exec:
     """One variant executing one program against its own SMMU and Spec."""
 
-    def __init__(self, prog: Program, name: str, policy: str, snapshots: bool):
+    def __init__(self, prog: Program, name: str, policy: str, snapshots: bool, figures: bool = False):
         factory = lookup_variant(name).factory
         self.factory = factory
         self.caps = c = caps(factory)
@@ -100,7 +100,9 @@ class _Exec:
         self.want_snapshots = snapshots
         self.granule = 1 << cfg.pg_shift
         self.budget_used = 0
-        self.figures = OpFigures(self.granule)   # invalidation and cache-maintenance cost, per op kind
+        # invalidation and cache-maintenance cost per op kind: an observer the cost tools turn on (it reads
+        # every command an op sends, a quarter-million for one io-pgtable walk flush by register TLBIs)
+        self.figures = OpFigures(self.granule) if figures else None
         self.handles: list = []                  # dma_map results, by program order
         self.dom_tags: dict[int, set] = {}
         self.concurrent = False                  # set by the scheduler: ops may be in flight together
@@ -191,7 +193,7 @@ class _Exec:
         if why:
             return why, None
         contract.gather_taken(self, op)
-        mark = self.figures.start(smmu)
+        mark = self.figures.start(smmu) if self.figures is not None else None
         if self.concurrent:
             inflight.claim(self, i, op)
         ret = op_models.MODELS[k](self, i, op)
@@ -210,7 +212,8 @@ class _Exec:
         if spec.fq_pending:
             self._settle_fq()
         if k in OS_KINDS:
-            self.figures.add(i, op, mark, smmu, spec.domains.get(op.args[0]) if op.kind in _DOM_FIRST else None)
+            if mark is not None:
+                self.figures.add(i, op, mark, smmu, spec.domains.get(op.args[0]) if op.kind in _DOM_FIRST else None)
             if self.policy == "max-cache":
                 smmu.fill_all()
         if feature_cov.collecting_cache_shapes():
@@ -346,19 +349,21 @@ def sg_chunks(iova: int, sg) -> list[tuple[int, int, int]]:
     return chunks
 
 
-def _setup(prog: Program, name: str, policy: str, snapshots: bool) -> tuple[VariantRun, "_Exec | None"]:
+def _setup(prog: Program, name: str, policy: str, snapshots: bool,
+           figures: bool = False) -> tuple[VariantRun, "_Exec | None"]:
     run = VariantRun(name)
     try:
-        return run, _Exec(prog, name, policy, snapshots)
+        return run, _Exec(prog, name, policy, snapshots, figures)
     except Exception as e:  # the variant failed to even set up
         run.finding = Finding(CRASH, name, -1, "setup", f"{type(e).__name__}: {e}", traceback.format_exc(limit=-4))
         return run, None
 
 
 def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: bool = False,
-                probe=None) -> VariantRun:
-    """Run prog on one variant; probe(ex, i, op, ret), if given, sees the machine after each op."""
-    run, ex = _setup(prog, name, policy, snapshots)
+                probe=None, figures: bool = False) -> VariantRun:
+    """Run prog on one variant; probe(ex, i, op, ret), if given, sees the machine after each op; with
+    `figures`, run.stats["per_op"] and ["last_op"] hold the cost figures (figures.py)."""
+    run, ex = _setup(prog, name, policy, snapshots, figures)
     if ex is None:
         return run
     for i, op in enumerate(prog.ops):
@@ -393,10 +398,11 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
 
 
 def run_variant_concurrent(prog: Program, name: str, policy: str = "max-cache",
-                           max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> VariantRun:
+                           max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True,
+                           figures: bool = False) -> VariantRun:
     """Run prog's contexts as cooperative tasks under its schedule (harness/sched.py); the oracle
     judges each op when it returns, and the max-cache policy refills after every step."""
-    run, ex = _setup(prog, name, policy, False)
+    run, ex = _setup(prog, name, policy, False, figures)
     if ex is None:
         return run
     ex.concurrent = True
@@ -450,8 +456,9 @@ def _stats(run: VariantRun, ex: "_Exec") -> None:
     st = ex.smmu.stats
     run.stats = {"cmds": dict(st.cmds), "syncs": st.syncs, "inv_pages": st.inv_pages,
                  "full_flushes": st.full_flushes, "cleans": m.cleans, "lines_cleaned": m.lines_cleaned,
-                 "redundant_cleans": m.redundant_cleans, "per_op": ex.figures.per_op,
-                 "last_op": ex.figures.last_op}
+                 "redundant_cleans": m.redundant_cleans,
+                 "per_op": ex.figures.per_op if ex.figures is not None else {},
+                 "last_op": ex.figures.last_op if ex.figures is not None else {}}
 
 
 def _last_frames() -> str:
@@ -459,9 +466,10 @@ def _last_frames() -> str:
 
 
 def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
-                max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True) -> RunResult:
+                max_preemptions: int = DEFAULT_PREEMPTIONS, keep_log: bool = True, figures: bool = False) -> RunResult:
     """Run prog on every variant; findings are per variant, plus DIVERGENCE between variants of one driver model
-    (registry.comparable; for sequential programs: under a schedule each variant has its own preemption points)."""
+    (registry.comparable; for sequential programs: under a schedule each variant has its own preemption points).
+    `figures`: each run's cost figures per op kind (run.stats["per_op"], the cost and matrix tools)."""
     concurrent = prog.concurrent()
     groups = [g for g in comparable(variants) if len(g) > 1] if not concurrent else []
     many = bool(groups)
@@ -469,9 +477,9 @@ def run_program(prog: Program, variants: list[str], policy: str = "max-cache",
     gc.disable()        # long command logs make the cyclic collector the hot spot; collect between runs
     try:
         if concurrent:
-            runs = [run_variant_concurrent(prog, v, policy, max_preemptions, keep_log) for v in variants]
+            runs = [run_variant_concurrent(prog, v, policy, max_preemptions, keep_log, figures) for v in variants]
         else:
-            runs = [run_variant(prog, v, policy, snapshots=many) for v in variants]
+            runs = [run_variant(prog, v, policy, snapshots=many, figures=figures) for v in variants]
     finally:
         if gc_was:
             gc.enable()

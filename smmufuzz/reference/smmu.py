@@ -8,6 +8,7 @@ Compact IOTLB bookkeeping in the spirit of QEMU hw/arm/smmu-common.c (smmu_iotlb
 """
 
 import bisect
+from itertools import repeat
 from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
@@ -116,6 +117,7 @@ class Smmu:
         self.enabled = True                           # SMMU_CR0.SMMUEN (set_enabled)
         self.atc_ignored: set[int] = set()            # pub seqs of ATC_INVs an endpoint dropped (ats_timeout.py)
         self.pending: dict[int, list[tuple]] = {}     # queue (instance ns) -> [(pub seq, command, end)] not complete
+        #                                               (end: a register TLBI's span, or tlbi_run's (stride, count))
         self.seq = 1
         self.steps = 0
         self.errors: list[str] = []
@@ -413,6 +415,7 @@ class Smmu:
         configs = [ste for sid in self.strtab for ste in self.configs(sid) if ste.translates]
         regions = [(0, 0, None)] * len(configs)      # per config: [lo, hi) where every walk finds `leaf`
         log, pend, tlb, eseq = self.cmd_log, self.pending.setdefault(0, []), self.tlb, self.eseq
+        new, Command, lf_bit = tuple.__new__, C.Command, int(leaf)
         k = 0
         while k < count:
             va = addr + k * stride
@@ -426,23 +429,28 @@ class Smmu:
                     found.append((ste, lf))
                 nxt = hi if nxt is None else min(nxt, hi)
             k1 = count if nxt is None else min(count, max(k + 1, -(-(nxt - addr) // stride)))
-            for j in range(k, k1):
-                self.seq += 1
-                cmd = C.Command(op, vmid=vmid, asid=asid, leaf=int(leaf), addr=addr + j * stride, sid=0)
-                log.append((self.seq, cmd))
-                pend.append((self.seq, cmd, None))
-                if found:
-                    self.seq += 1
-                    eseq.append(self.seq)
-                    self.cache_ver += 1
-                    if j == k:                    # the run's first write inserts its leaves in walk order
-                        epoch = len(eseq) - 1
-                        for ste, lf in found:
-                            tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
-            if found and k1 - 1 > k:
-                epoch = len(eseq) - 1                 # ...and the last one leaves them at its fill time
-                for ste, lf in found:
-                    tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
+            m = k1 - k
+            va0 = addr + k * stride               # the run's writes, each a command and (walks finding leaves)
+            cmds = [new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0 + j * stride, 0, 0, 0, 0, 0))
+                    for j in range(m)]            # a fill point after it, numbered as one by one
+            base = self.seq
+            if found:
+                seqs = range(base + 1, base + 2 * m, 2)
+                first = len(eseq)
+                eseq.extend(range(base + 2, base + 2 * m + 1, 2))
+                self.cache_ver += m
+                self.seq = base + 2 * m
+                for epoch in ((first, first + m - 1) if m > 1 else (first,)):
+                    for ste, lf in found:         # the first write inserts its leaves in walk order, the
+                        tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
+            else:                                 # last leaves them at its fill time
+                seqs = range(base + 1, base + m + 1)
+                self.seq = base + m
+            log.extend(zip(seqs, cmds))
+            if found or m == 1:
+                pend.extend(zip(seqs, cmds, repeat(None)))
+            else:                                 # back to back, no fill between: pending as one run
+                pend.append((base + 1, cmds[0], (stride, m)))   # (_complete_pending applies it so anyway)
             k = k1
 
     def _walk_region(self, ste: Ste, va: int) -> tuple:
@@ -517,27 +525,34 @@ class Smmu:
         completes the commands before it in its queue). A run of single-address TLBIs of one scope at a constant stride,
         published back to back (no fill in between), is applied in one pass over the caches as the
         arithmetic progression of its addresses: an entry goes only if it holds one of them, exactly
-        what the commands do one by one, in linear time for long per-page loops."""
+        what the commands do one by one, in linear time for long per-page loops (tlbi_run queues such a run
+        as one entry, which joins its neighbours as its writes would)."""
         pend = self.pending.pop(ns, [])
         i = 0
         n = len(pend)
         while i < n:
             pub, cmd, end = pend[i]
-            if end is None and cmd.op in _VA_OPS and not cmd.tg:
+            run = type(end) is tuple             # tlbi_run's writes at pub, pub + 1, ...: (stride, count)
+            if (end is None or run) and cmd.op in _VA_OPS and not cmd.tg:
+                step, count = end if run else (None, 1)
+                last_pub, last_addr = pub + count - 1, cmd.addr + (count - 1) * (step or 0)
                 j = i + 1
-                step = None
                 while j < n:
                     p2, c2, e2 = pend[j]
-                    if p2 != pub + (j - i) or e2 is not None or c2.op != cmd.op or c2.tg or c2.asid != cmd.asid \
-                            or c2.vmid != cmd.vmid or c2.leaf != cmd.leaf:
+                    more = type(e2) is tuple
+                    if p2 != last_pub + 1 or not (e2 is None or more) or c2.op != cmd.op or c2.tg \
+                            or c2.asid != cmd.asid or c2.vmid != cmd.vmid or c2.leaf != cmd.leaf:
                         break
-                    d = c2.addr - pend[j - 1][1].addr
-                    if d <= 0 or (step is not None and d != step):
+                    d = c2.addr - last_addr
+                    if d <= 0 or (step is not None and d != step) or (more and e2[0] != d):
                         break
                     step = d
+                    n2 = e2[1] if more else 1
+                    last_pub, last_addr = p2 + n2 - 1, c2.addr + (n2 - 1) * d
+                    count += n2
                     j += 1
-                if j - i > 1:
-                    self._apply(pub, cmd, run=(step, j - i))
+                if count > 1:
+                    self._apply(pub, cmd, run=(step, count))
                     i = j
                     continue
             self._apply(pub, cmd, span_hi=end)
