@@ -7,8 +7,7 @@ sizes, reuse of addresses the program already used), and between them, at GEN_LI
 built from the resources live there (mutator.live_op: unmap what is mapped, DMA through a stream that is
 attached to a domain with mappings, ATS on a stream that is attached, a flush of a domain in use), and before
 GEN_FAULT of the calls that allocate, a fail_nth that makes one of the call's allocations fail; with ATS in
-the config, GEN_ATS_SETUP of the streams are ATS-capable endpoints before their first attach; and GEN_ATTACH of
-the first uses of a domain (a map, a dma_map) follow an attach of a stream to it, as a probe precedes DMA. Blind
+the config, GEN_ATS_SETUP of the streams are ATS-capable endpoints before their first attach. Blind
 random bytes rarely line those up; a program that does exercises what the gather and invalidation rules
 are about. Deterministic given the rng.
 """
@@ -18,7 +17,7 @@ import random
 from .codec import CURRENT_HEADER, decode
 from .contract import own_gather
 from .mutator import FAULT_SITES, _attached, _pending_gathers, fault_before, live_iovas, live_op, live_op_of
-from .program import MAX_OPS, NUM_SIDS, Op, Program, touched_domains
+from .program import MAX_OPS, Op, Program, touched_domains
 
 GEN_BYTES = 600        # random bytes at most, as the random mode (bench.py) draws
 GEN_LIVE = 0.3         # share of positions that get a resource-aware op after the codec's op
@@ -29,10 +28,6 @@ GEN_ATS_SETUP = 0.5    # in a program whose SMMU has ATS, the share of streams t
 #                        the start: a pci_ats(on) before the stream's first attach (what a probe of an ATS device
 #                        does), so that invalidations of its domain carry ATC invalidations for the races
 #                        against a detach or an ATS change to meet (issue 18 item 6)
-GEN_ATTACH = 0.5       # share of a program's first uses of a domain no stream is attached to (a map, a dma_map, an
-#                        FQ set-up) that get an attach of a stream to it right before, as a driver's probe attaches
-#                        its device before it maps: max-cache fills only what an attached stream can walk
-USES_DOMAIN = frozenset({"map", "dma_map", "dma_enable_fq"})
 INVALIDATING = frozenset({"unmap", "unmap_fast", "sync", "flush_all"})
 PARTNER_KINDS = ("attach", "ats", "detach", "map", "unmap")   # what another CPU does to a domain meanwhile
 
@@ -71,43 +66,21 @@ def partner_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     return None
 
 
-def attach_first(ops: list, op: Op, rng: random.Random) -> Op | None:
-    """An attach for a map, dma_map or FQ set-up of a domain that no earlier op attached a stream to, of a
-    stream not attached elsewhere if there is one; else None."""
-    if op.kind not in USES_DOMAIN or any(o.kind == "attach" and o.args[0] == op.args[0] for o in ops):
-        return None
-    att: dict = {}
-    for o in ops:
-        if o.kind == "attach":
-            att[o.args[1]] = o.args[0]
-        elif o.kind == "detach":
-            att.pop(o.args[0], None)
-    free = [s for s in range(NUM_SIDS) if s not in att]
-    return Op("attach", (op.args[0], rng.choice(free) if free else rng.randrange(NUM_SIDS)), op.ctx)
-
-
 def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE, partner: float = 0.0,
-             faults: float = GEN_FAULT, ats_setup: float = GEN_ATS_SETUP, attach: float = GEN_ATTACH) -> Program:
+             faults: float = GEN_FAULT, ats_setup: float = GEN_ATS_SETUP) -> Program:
     """A fresh program of at most `max_ops` ops: a random configuration and codec ops, with resource-aware
     ops interleaved (after a `live` share of the codec's ops), and, with probability `partner` after each op
     that invalidates a domain, an op of another CPU on that domain (partner_op: a program that the race
     search, which tries switches between ops of different contexts on a common domain, can interleave), and
     a fail_nth before a `faults` share of the calls that allocate, and, when the SMMU has ATS, an `ats_setup`
-    share of the streams made ATS-capable before their first attach, and an attach of a stream to a domain
-    right before an `attach` share of its first uses (attach_first)."""
+    share of the streams made ATS-capable before their first attach."""
     base = decode(CURRENT_HEADER + rng.randbytes(rng.randrange(2, GEN_BYTES + 1)))
     ops: list = []
     sched = []
     seen: set = set()           # streams whose ATS capability is decided (a pci_ats, or an attach without one)
-
-    def set_up(op: Op) -> None:
-        """What goes right before `op`: an attach of its domain (attach_first), a stream's ATS capability
-        before its first attach, a fail_nth."""
-        if attach and op.kind in USES_DOMAIN and len(ops) + 2 < max_ops:
-            first = attach_first(ops, op, rng)
-            if first is not None and rng.random() < attach:
-                set_up(first)
-                ops.append(first)
+    for i, op in enumerate(base.ops):
+        if len(ops) >= max_ops:
+            break
         sid = op.args[1] if op.kind == "attach" else op.args[0] if op.kind == "ats" else None
         if sid is not None and sid not in seen:
             seen.add(sid)
@@ -116,11 +89,6 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE,
                 ops.append(Op("ats", (sid, 1), op.ctx))
         if op.kind in FAULT_SITES and len(ops) + 1 < max_ops and rng.random() < faults:
             ops.append(fault_before(op, rng))      # syzkaller's fault injection into a generated call
-
-    for i, op in enumerate(base.ops):
-        if len(ops) >= max_ops:
-            break
-        set_up(op)
         sched += [(len(ops), a, c) for j, a, c in base.schedule if j == i]
         ops.append(op)
         for _k in range(2):         # a live op, then maybe the other CPU's op on the domain it invalidated
@@ -136,6 +104,7 @@ def generate(rng: random.Random, max_ops: int = MAX_OPS, live: float = GEN_LIVE,
                 new = None
             if new is None:
                 break
-            set_up(new)
+            if new.kind in FAULT_SITES and len(ops) + 1 < max_ops and rng.random() < faults:
+                ops.append(fault_before(new, rng))
             ops.append(new)
     return Program(base.config, tuple(ops), tuple(sched))
