@@ -7,12 +7,14 @@ flush_iotlb_all/attach/detach/set_ats, each returning what the kernel API return
 
 import gc
 import traceback
+from bisect import bisect_left
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
 from ..reference.oracle import Oracle, Violation, check_translation
 from ..reference.smmu import CommandBudgetExceeded, HangError, HwConfig, Smmu
-from ..reference.spec import MAPPED, DomainSpec, Spec, iommu_pgsize
+from ..reference.spec import DomainSpec, Spec, iommu_pgsize
 from ..variants.caps import caps
 from ..variants.registry import comparable, variant as lookup_variant
 from ..variants.kthread import Acquire, Deadlock, Livelock, Release
@@ -324,11 +326,11 @@ class _Exec:
             # only what has been promised: a pending unmap (or a range the caller contract leaves unknown)
             # may legitimately be visible on one variant and gone on another until its gather is synced
             unsettled = ds.unsettled() if ds is not None else ()
-            if len(unsettled) > 8:
-                reach = tuple(t for t in reach
-                              if all(e.state == MAPPED for e in ds.overlapping(t[0], t[0] + t[1])))
-            elif unsettled:
-                reach = tuple(t for t in reach if not any(lo < t[0] + t[1] and t[0] < hi for lo, hi in unsettled))
+            if unsettled:               # keep a leaf no unsettled [lo, hi) overlaps: the last lo below its end,
+                us = sorted(unsettled)  # and the highest hi up to it
+                los = [lo for lo, _hi in us]
+                top = list(accumulate((hi for _lo, hi in us), max))
+                reach = tuple(t for t in reach if (j := bisect_left(los, t[0] + t[1]) - 1) < 0 or top[j] <= t[0])
             out.append((sid, reach))
         return tuple(out)
 
