@@ -44,7 +44,7 @@ def iommu_unmap(ex, i, op):
     """iommu_unmap(): what it returned is gone when it returns (it syncs its own gather)."""
     a = op.args
     dom, iova, size = a
-    ret = yield from ex._os("unmap", a, ex.os.unmap)
+    ret = yield from ex._os(lambda: ex.os.unmap_task(*a), lambda: ex.os.unmap(*a))
     ex._spec_unmap(dom, iova, size, ret, i, None)
     return ret
 
@@ -63,7 +63,7 @@ def iommu_iotlb_sync(ex, i, op):
     """iommu_iotlb_sync(): the gather's pending extents are promised gone."""
     a = op.args
     dom, gid = a
-    yield from ex._os("sync", a, ex.os.iotlb_sync)
+    yield from ex._os(lambda: ex.os.iotlb_sync_task(*a), lambda: ex.os.iotlb_sync(*a))
     ex.dspec(dom).settle(ex.spec.gathers.pop((dom, gid), []), i)
     contract.gather_synced(ex, op)
     return None
@@ -83,7 +83,8 @@ def iommu_flush_iotlb_all(ex, i, op):
     a = op.args
     (dom,) = a
     before = ex.dspec(dom).pending()     # an unmap that lands while the flush runs may come after
-    yield from ex._os("flush_all", a, ex.os.flush_iotlb_all)      # its TLBI: not promised by it
+    # its TLBI: not promised by it
+    yield from ex._os(lambda: ex.os.flush_iotlb_all_task(dom), lambda: ex.os.flush_iotlb_all(dom))
     if ex.os.has_flush_iotlb_all(dom):   # without domain->ops->flush_iotlb_all nothing is promised
         ex.dspec(dom).settle(before, i)
     return None
@@ -96,7 +97,7 @@ def iommu_attach_device(ex, i, op):
     dom, sid = a
     ex.dspec(dom)
     yield from ex._group_lock(sid, True)
-    ret = yield from ex._os("attach", a, lambda d_, s_: ex.os.attach(s_, d_))
+    ret = yield from ex._os(lambda: ex.os.attach_task(sid, dom), lambda: ex.os.attach(sid, dom))
     if not ret:
         ex.spec.attached[sid] = dom
     yield from ex._group_lock(sid, False)
@@ -108,7 +109,7 @@ def iommu_detach_device(ex, i, op):
     a = op.args
     (sid,) = a
     yield from ex._group_lock(sid, True)
-    yield from ex._os("detach", a, ex.os.detach)
+    yield from ex._os(lambda: ex.os.detach_task(sid), lambda: ex.os.detach(sid))
     ex.spec.attached.pop(sid, None)
     yield from ex._group_lock(sid, False)
     return None
@@ -119,7 +120,7 @@ def pci_ats(ex, i, op):
     a = op.args
     sid, on = a
     yield from ex._group_lock(sid, True)
-    yield from ex._os("ats", a, ex.os.set_ats)
+    yield from ex._os(lambda: ex.os.set_ats_task(sid, on), lambda: ex.os.set_ats(sid, on))
     ex.spec.ats[sid] = on
     yield from ex._group_lock(sid, False)
     return None

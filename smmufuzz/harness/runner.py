@@ -172,14 +172,12 @@ class _Exec:
             return e.value
         raise AssertionError(f"op {i} yielded {req} outside a concurrent run")
 
-    def _os(self, kind: str, args: tuple, fn):
-        """The OS call: the variant's task body under the scheduler if it has one, else one step."""
-        if self.concurrent:
-            start = getattr(self.os, "start", None)
-            body = start(kind, args) if start is not None else None
-            if body is not None:
-                return (yield from body)
-        return fn(*args)
+    def _os(self, task, call):
+        """The OS call: under the scheduler, on a step-by-step variant (VariantCaps.concurrent), the task body
+        task() gives (its *_task() method: a generator returning what the API returns); else call(), one step."""
+        if self.concurrent and self.caps.concurrent:
+            return (yield from task())
+        return call()
 
     def _group_lock(self, sid: int, take: bool):
         """The variant's group->mutex of the device (SmmuV3Os.group_mutex) taken or released, where ops can be

@@ -380,7 +380,7 @@ def submit_polling(batch: CmdqBatch):
 
 
 class InvsOs(SmmuV3Os):
-    """Linux on one SMMUv3 with the invalidation array; `start()` gives the concurrent form of an op."""
+    """Linux on one SMMUv3 with the invalidation array; the `*_task()` methods give the concurrent form of an op."""
 
     driver_cls = ArmSmmuV3InvsDriver
     CONCURRENT = True
@@ -393,21 +393,31 @@ class InvsOs(SmmuV3Os):
         """The invalidation array's allocations (merge, purge) fail too."""
         return kind == "invs" or super().alloc_can_fail(kind)
 
-    def start(self, kind: str, args: tuple):
-        """The op as a task body (a generator returning what the API returns)."""
-        if kind == "attach":
-            return self._attach_steps(args[1], self.domain(args[0]).priv)
-        if kind == "detach":
-            return self.drv(args[0]).attach_steps(args[0], None)
-        if kind == "ats":
-            return self.drv(args[0]).ats_steps(args[0], bool(args[1]))
-        if kind == "unmap":
-            return self._unmap_steps(*args)
-        if kind == "sync":
-            return self._sync_steps(*args)
-        if kind == "flush_all":
-            return self.driver.flush_all_steps(self.domain(args[0]).priv)
-        return None                            # the rest runs as one step
+    # the ops as task bodies (generators returning what the API returns), for the scheduler: the kernel call
+    # of each, step by step at its shared-memory accesses and locks; the other ops run as one step
+    def attach_task(self, sid: int, dom: int):
+        """iommu_attach_device()."""
+        return self._attach_steps(sid, self.domain(dom).priv)
+
+    def detach_task(self, sid: int):
+        """iommu_detach_device(): the stream to a blocking domain."""
+        return self.drv(sid).attach_steps(sid, None)
+
+    def set_ats_task(self, sid: int, on: int):
+        """pci_enable_ats() / pci_disable_ats() through the driver."""
+        return self.drv(sid).ats_steps(sid, bool(on))
+
+    def unmap_task(self, dom: int, iova: int, size: int):
+        """iommu_unmap()."""
+        return self._unmap_steps(dom, iova, size)
+
+    def iotlb_sync_task(self, dom: int, gather: int):
+        """iommu_iotlb_sync()."""
+        return self._sync_steps(dom, gather)
+
+    def flush_iotlb_all_task(self, dom: int):
+        """iommu_flush_iotlb_all()."""
+        return self.driver.flush_all_steps(self.domain(dom).priv)
 
     def attach(self, sid, dom) -> int:
         return drain(self._attach_steps(sid, self.domain(dom).priv))
