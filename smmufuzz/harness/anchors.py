@@ -8,7 +8,7 @@ from dataclasses import replace
 from .program import Anchor, Program, schedule_key
 
 
-def _anchors_of(prog: Program, variant: str, policy: str) -> dict:
+def points_of(prog: Program, variant: str, policy: str = "max-cache") -> dict:
     """(op index, step) -> (label, occurrence) of every step prog's run on `variant` took."""
     from .runner import run_program
     run = run_program(prog, [variant], policy, keep_log=True).runs[0]
@@ -20,7 +20,7 @@ def anchor_schedule(prog: Program, variant: str, policy: str = "max-cache") -> P
     switch's step was not reached there (a switch that never fired) or its label does not print back."""
     if not prog.concurrent() or not any(isinstance(a, int) for _i, a, _c in prog.schedule):
         return None
-    names = _anchors_of(prog, variant, policy)
+    names = points_of(prog, variant, policy)
     out = []
     for i, after, c in prog.schedule:
         if isinstance(after, int):
@@ -37,7 +37,7 @@ def resolve_anchors(prog: Program, variant: str, policy: str = "max-cache") -> P
     the schedule searches take), or None when one of the points is not passed there."""
     if not any(isinstance(a, Anchor) for _i, a, _c in prog.schedule):
         return prog
-    steps = {(i, label, n): s for (i, s), (label, n) in _anchors_of(prog, variant, policy).items()}
+    steps = {(i, label, n): s for (i, s), (label, n) in points_of(prog, variant, policy).items()}
     out = []
     for i, after, c in prog.schedule:
         if isinstance(after, Anchor):

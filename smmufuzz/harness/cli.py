@@ -237,7 +237,7 @@ def cmd_race(args) -> int:
     total = 0
     for v in _variants_for(args, header):
         ex = explore(replace(prog, schedule=()), v, args.preemptions, args.policy, args.limit)
-        print(report(ex))
+        print(report(ex, args.policy))
         total += len(ex.findings)
     return 1 if total else 0
 
