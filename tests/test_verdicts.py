@@ -115,6 +115,36 @@ def test_workers_never_tolerate_an_unexpected_finding(marked_correct):
     assert Tally(frozenset({g.signature()}), None).tolerate([g], prog)
 
 
+def test_a_campaign_worker_saves_a_new_expected_finding_and_carries_on_but_stops_on_an_unexpected_one(
+        tmp_path, marked_correct):
+    """keep_going (a campaign's worker): a finding that is not UNEXPECTED is saved as libFuzzer saves a crash
+    input (crash-<sha1 of the bytes>, the bytes themselves) and learnt, so the next hit is tallied, not saved
+    again; an UNEXPECTED one still raises (the worker stops and it is triaged on its own)."""
+    import hashlib
+
+    from smmufuzz.harness.fuzz_target import FindingError, one_input
+    prog, _ = load_program(MISSED)
+    data = encode(prog)
+    art = str(tmp_path / "crashes") + "/"
+    os.makedirs(art)
+    tally = Tally(frozenset(), None)
+    run = one_input(["test-no-iotlb-sync"], "max-cache", art, None, tally, keep_going=True)
+    assert run(data) is None
+    assert os.listdir(art) == [f"crash-{hashlib.sha1(data).hexdigest()}"]
+    assert (tmp_path / "crashes" / os.listdir(art)[0]).read_bytes() == data
+    (f,) = run_program(prog, ["test-no-iotlb-sync"]).findings
+    assert f.signature() in tally.known
+    os.remove(art + os.listdir(art)[0])
+    run(data)                                  # a hit of a known finding: tallied, nothing saved
+    assert os.listdir(art) == [] and sum(tally.counts.values()) == 1
+    wrong = one_input([marked_correct], "max-cache", art, None, Tally(frozenset(), None), keep_going=True)
+    with pytest.raises(FindingError):
+        wrong(data)
+    stop = one_input(["test-no-iotlb-sync"], "max-cache", art, None, Tally(frozenset(), None))
+    with pytest.raises(FindingError):          # outside a campaign (the bench, smmufuzz fuzz's libFuzzer runs)
+        stop(data)
+
+
 def _crash(corpus, target, prog, name="crash-0001"):
     d = os.path.join(corpus, "crashes", target)
     os.makedirs(d, exist_ok=True)

@@ -32,7 +32,7 @@ from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, targe
 from .load import LoadError, load_program
 from .minimize import reproducer_text
 from .runner import run_program
-from .tolerated import HITS_ENV, KNOWN_ENV, read_tally, write_known
+from .tolerated import HITS_ENV, KEEP_GOING_ENV, KNOWN_ENV, read_tally, write_known
 from .fuzz_target import input_name, race_twin_of
 from .triage import search_schedules, triage
 from .verdict import ORDER, UNEXPECTED, Verdict, classify, counts, counts_text, sort_key, worst
@@ -50,6 +50,7 @@ SEED_SECONDS = 2.0        # a seed slower than this on its target is left out
 UNCOUNTED_GUESS = 2.0     # seconds of a launch outside -max_total_time until one has been measured
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 REPORT_EVERY = 60.0       # seconds between rewrites of report.html (and summary.json) while the campaign runs
+COLLECT_EVERY = 2.0       # seconds between looks for crash inputs that running workers saved and carried on from
 
 
 def slice_seconds(budget: int, workers: int, n_targets: int) -> int:
@@ -161,6 +162,7 @@ class Campaign:
         self.timeline: list[dict] = []          # finished launches: worker, target, start, end, how it ended
         self._tcov_sampled: dict[str, int] = {}  # each target's coverage as last written to the time series
         self._last_report = 0.0
+        self._last_collect = 0.0
         self._earlier: dict = {}                 # fuzz/.seconds.json as the campaign found it
         self._report_failed = False
 
@@ -284,6 +286,7 @@ class Campaign:
         if self.o.tolerate_known:
             env[KNOWN_ENV] = self.known_path
             env[HITS_ENV] = os.path.join(self.dir, "tally", f"launch{self.launch_count}.json")
+            env[KEEP_GOING_ENV] = "1"     # a new finding (not UNEXPECTED) is saved and the worker carries on
         env.update(campaign_env())
         slot.launch = Launch(slot.index, self.launch_count, t.name, seed, args, log, seconds, env,
                              keep_fds=(self.lock.fd,))
@@ -336,15 +339,28 @@ class Campaign:
             self.note(self.problems[-1])
             slot.target = None
 
-    def _collect(self, t: TargetState, seed: int, when: float) -> int:
+    def _collect(self, t: TargetState, seed: int, when: float, running_execs: int = 0) -> int:
+        """Queue the crash inputs of t's directory not queued or triaged yet; `running_execs`: the executions of
+        a launch still running (a worker that saves a finding and carries on), counted in the first-seen
+        figure."""
         known = {a.split("/", 1)[1] for a in self.store.processed if a.startswith(t.name + "/")}
         n = 0
         for path in fresh_artifacts(self.crash_dir(t), known):
             if path not in self.queued:
                 self.queued.add(path)
-                self.pending.append((t, path, seed, when - self.t0, t.execs if seed else None))
+                self.pending.append((t, path, seed, when - self.t0, t.execs + running_execs if seed else None))
                 n += 1
         return n
+
+    def _collect_running(self, now: float) -> None:
+        """What running workers saved and carried on from (tolerated.KEEP_GOING_ENV), every COLLECT_EVERY s."""
+        if now - self._last_collect < COLLECT_EVERY:
+            return
+        self._last_collect = now
+        for slot in self.slots:
+            la = slot.launch
+            if la is not None and slot.target is not None and la.poll() is None:
+                self._collect(slot.target, la.seed, now, la.execs_now())
 
     # -- triage ----------------------------------------------------------------------------------------
     def _triage_one(self) -> None:
@@ -594,6 +610,7 @@ class Campaign:
                         self._start(slot)
             elif now > self.deadline + OVERRUN_GRACE:
                 break
+            self._collect_running(now)
             if self.pending:
                 self._triage_one()
             self._tick()

@@ -126,8 +126,15 @@ def input_name(prefix: str, prog) -> str:
 def _write_input(prefix: str, prog) -> None:
     """Save a program as a fuzz input named by its content (input_name)."""
     from smmufuzz.harness.codec import encode
-    with open(input_name(prefix, prog), "wb") as f:
-        f.write(encode(prog))
+    _write_atomic(input_name(prefix, prog), encode(prog))
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Write a file a campaign may read while the worker runs: whole or not at all."""
+    tmp = f"{os.path.dirname(path) or '.'}/.tmp-{os.path.basename(path)}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def race_pairs(prog) -> dict:
@@ -221,11 +228,14 @@ def _kernel_preload(target_variants: list[str], argv: list[str], custom_mutator:
 
 
 def one_input(target_variants: list[str], policy: str, artifacts: str = "./", corpus: str | None = None,
-              tally=None, clock: str | None = None, control: list[str] = ()):
+              tally=None, clock: str | None = None, control: list[str] = (), keep_going: bool = False):
     """The fuzz target's function of one input: decode the bytes, run the target's variants (and, for seed-002
     targets, search the input's schedules), raise FindingError on a finding that is neither tolerated (`tally`,
-    a campaign's known findings) nor shown by a correct `control`. `smmufuzz replay` of the input saved under a
-    name without .txt runs the same program (load.py)."""
+    a campaign's known findings) nor shown by a correct `control`. With `keep_going` (a campaign's worker), a
+    finding that is not UNEXPECTED is saved as libFuzzer saves a crash input (crash-<sha1>) and learnt by the
+    tally, and the worker carries on: a restart costs seconds of instrumented start-up, and a target with
+    planted bugs finds them every few seconds. `smmufuzz replay` of the input saved under a name without .txt
+    runs the same program (load.py)."""
     from smmufuzz.harness import feature_cov
     from smmufuzz.harness.codec import decode
     from smmufuzz.harness.race_queue import RaceQueue
@@ -280,14 +290,17 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                 prog, res = found
         if res.findings and not tally.tolerate(res.findings, prog) \
                 and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
+            import hashlib
             if found and artifacts is not None:     # libFuzzer saves this input: save and name the program that
-                import hashlib                      # gave it (only now: one the control rules out is no crash)
-                _write_input(f"{artifacts}crash-race-", prog)
-                with open(f"{artifacts}{RACE_OF}{hashlib.sha1(data).hexdigest()}", "w") as f:
-                    f.write(os.path.basename(input_name(f"{artifacts}crash-race-", prog)) + "\n")
+                _write_input(f"{artifacts}crash-race-", prog)   # gave it (only now: one the control rules out
+                _write_atomic(f"{artifacts}{RACE_OF}{hashlib.sha1(data).hexdigest()}",     # is no crash)
+                              (os.path.basename(input_name(f"{artifacts}crash-race-", prog)) + "\n").encode())
             if clock:
                 with open(clock, "a") as f:
                     f.write(f"found {time.time()} {calls[0]}\n")
+            if keep_going and artifacts is not None and tally.learn(res.findings, prog):
+                _write_atomic(f"{artifacts}crash-{hashlib.sha1(data).hexdigest()}", data)   # the campaign triages it
+                return
             raise FindingError("\n".join(f.text() for f in res.findings) + "\n--- program ---\n" + prog.text())
 
     return test_one_input
@@ -346,14 +359,14 @@ def main(target_variants: list[str], policy: str, argv: list[str], plugins: tupl
     import_instrumented(plugins)
     _kernel_preload(target_variants, argv, mutator == "hybrid")   # may re-execute with libFuzzer preloaded
     import atheris
-    from smmufuzz.harness.tolerated import from_environment
+    from smmufuzz.harness.tolerated import KEEP_GOING_ENV, from_environment
     artifacts = next((a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")), "./")
     corpus = next((a for a in argv[1:] if not a.startswith("-") and os.path.isdir(a)), None)
     if any(a.startswith("-merge") for a in argv):
         corpus = None           # `corpus merge` (-merge=1): the destination gets only what libFuzzer adds
     control = [v for v in os.environ.get("SMMUFUZZ_CONTROL", "").split(",") if v]
     test_one_input = one_input(target_variants, policy, artifacts, corpus, from_environment(),
-                               os.environ.get("SMMUFUZZ_CLOCK"), control)
+                               os.environ.get("SMMUFUZZ_CLOCK"), control, os.environ.get(KEEP_GOING_ENV) == "1")
 
     kwargs = {}
     if mutator == "hybrid":

@@ -11,6 +11,7 @@ import os
 import time
 
 KNOWN_ENV, HITS_ENV = "SMMUFUZZ_KNOWN", "SMMUFUZZ_HITS"
+KEEP_GOING_ENV = "SMMUFUZZ_KEEP_GOING"   # "1": save a new finding that is not UNEXPECTED and carry on (Tally.learn)
 FLUSH_EVERY = 2.0
 
 
@@ -62,6 +63,16 @@ class Tally:
                 return False
         self.counts[sigs[0]] = self.counts.get(sigs[0], 0) + 1
         self.dirty = True
+        return True
+
+    def learn(self, findings, prog) -> bool:
+        """A new finding a worker saves and carries on from: unless one of them is UNEXPECTED (those stop the
+        worker), their signatures are known from now on (later hits are tallied; this one the campaign counts
+        when it triages the saved input). Returns whether the worker carries on."""
+        from .verdict import UNEXPECTED, classify
+        if any(classify(f, prog).cls == UNEXPECTED for f in findings):
+            return False
+        self.known = self.known | {f.signature() for f in findings}
         return True
 
     def maybe_flush(self) -> None:
