@@ -154,3 +154,31 @@ def test_cfgi_cd_all_and_cfgi_ste_drop_the_streams_cached_cds():
         assert {o.pa for o in smmu.translate(0, 0x400000, ssid=1)} == {0x90000000}, op
         assert {cd.asid for cd in smmu.cdc[(1, 1)]} == {16, 17}, op                # stream 1: both may be used
         assert 0x80000000 in {o.pa for o in smmu.translate(1, 0x400000, ssid=1)}, op
+
+
+def test_a_pte_cleared_before_the_flush_is_seen_by_a_later_bind():
+    """Found by `smmufuzz fuzz --time 60 --seed 1` as UNEXPECTED on smmuv3, a model bug: the CPU's TLB flush of a
+    range begins with dsb(ishst) before its TLBIs and the mm's notifier (arm64 __flush_tlb_range_nosync()), so a
+    PTE ptep_get_and_clear() cleared is visible to the SMMU once the notifier has run. The model lacked that
+    barrier: with nothing bound the notifier sends nothing, the cleared PTE stayed among the stores on their way,
+    and max-cache filled the old translation through the PASID the later bind set up. Without the flush, a bind
+    may still see the old PTE, and the spec holds it pending: no finding either."""
+    head = ("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+            "iommu_attach_device(d0, sid=0)\n"
+            "set_ptes(mm=0, va=0x200b0000, paddr=0x0, size=0x80000, prot=RW)\n"
+            "ptep_get_and_clear(mm=0, va=0x200ff000, size=0x1000)\n")
+    flushed = head + ("arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x0, end=0x20132000)\n"
+                      "iommu_sva_bind_device(sid=0, mm=0)\n"
+                      "dev_dma_pasid(sid=0, pasid=1, iova=0x200ff000, write=0)\n")
+    assert not run_program(parse(flushed), ["smmuv3"]).findings
+    unflushed = head + "iommu_sva_bind_device(sid=0, mm=0)\n"
+    assert not run_program(parse(unflushed), ["smmuv3"]).findings
+    # and the flush still matters once bound: the planted short notifier leaves a cleared page cached
+    bound = ("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
+             "iommu_attach_device(d0, sid=0)\n"
+             "iommu_sva_bind_device(sid=0, mm=0)\n"
+             "set_ptes(mm=0, va=0x200b0000, paddr=0x0, size=0x2000, prot=RW)\n"
+             "ptep_get_and_clear(mm=0, va=0x200b1000, size=0x1000)\n"
+             "arm_smmu_mm_arch_invalidate_secondary_tlbs(mm=0, start=0x200b0000, end=0x200b2000)\n")
+    assert not run_program(parse(bound), ["smmuv3"]).findings
+    assert run_program(parse(bound), ["smmuv3:sva-notifier-short"]).findings

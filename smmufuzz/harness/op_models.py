@@ -325,6 +325,8 @@ def arm_smmu_mm_arch_invalidate_secondary_tlbs(ex, i, op):
     when it returns; the table pages unlinked there are freed after it (tlb_finish_mmu())."""
     mm_id, start, end = op.args
     mm = process_mm(ex, mm_id)
+    ex.smmu.mem.wmb()       # the CPU TLB flush begins with dsb(ishst) (arm64 __flush_tlb_range_nosync(),
+    #                         __flush_tlb_page_nosync()): the cleared PTEs are visible before its TLBIs and the notifier
     ex.os.mm_invalidate(mm_id, start, end)
     ds = ex.spec.mms[mm_id]
     ds.settle([e for e in ds.overlapping(start, end) if start <= e.base and e.base + e.span <= end], i)
