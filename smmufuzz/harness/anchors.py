@@ -15,6 +15,13 @@ def points_of(prog: Program, variant: str, policy: str = "max-cache") -> dict:
     return run.trace.anchors if run.trace is not None else {}
 
 
+def anchor_at(names: dict, i: int, step: int) -> Anchor | None:
+    """The name of op i's step in `names` (points_of), or None if the run never took it or its label does not
+    print back."""
+    named = names.get((i, step))
+    return Anchor(*named) if named is not None and Anchor.writable(named[0]) else None
+
+
 def anchor_schedule(prog: Program, variant: str, policy: str = "max-cache") -> Program | None:
     """prog with each step-counted switch named by the point that step passed on `variant`, or None when a
     switch's step was not reached there (a switch that never fired) or its label does not print back."""
@@ -24,10 +31,9 @@ def anchor_schedule(prog: Program, variant: str, policy: str = "max-cache") -> P
     out = []
     for i, after, c in prog.schedule:
         if isinstance(after, int):
-            named = names.get((i, after))
-            if named is None or not Anchor.writable(named[0]):
+            after = anchor_at(names, i, after)
+            if after is None:
                 return None
-            after = Anchor(*named)
         out.append((i, after, c))
     return replace(prog, schedule=tuple(sorted(out, key=schedule_key)))
 
@@ -49,15 +55,13 @@ def resolve_anchors(prog: Program, variant: str, policy: str = "max-cache") -> P
     return replace(prog, schedule=tuple(sorted(out, key=schedule_key)))
 
 
-
-
 def named(prog: Program, finding, variants: list[str] | None = None, policy: str = "max-cache") -> Program:
     """A reproducer's form of prog: its switches named on the finding's variant (anchor_schedule), kept only if
     the named program gives the same findings (signatures, the first one first) on `variants` (default: the
     finding's variant), where a name can land at another step than the count did; else prog."""
     from .runner import run_program
     variant = finding.variant.split("+")[0]
-    cand = anchor_schedule(prog, variant, policy) if prog.concurrent() else None
+    cand = anchor_schedule(prog, variant, policy)
     if cand is None:
         return prog
     vs = list(variants or [variant])

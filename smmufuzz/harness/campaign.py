@@ -30,6 +30,7 @@ from .lifeline import campaign_env
 from .findings_store import DiskFull, FindingsStore, StoreError, atomic_write, signature_key
 from .fuzz import SHIPPED_CORPUS, libfuzzer_args, seed_files, seed_inputs, target_dirname, write_dict, write_wrapper
 from .load import LoadError, load_program
+from .anchors import named
 from .minimize import reproducer_text
 from .runner import run_program
 from .tolerated import HITS_ENV, KEEP_GOING_ENV, KNOWN_ENV, read_tally, write_known
@@ -403,9 +404,10 @@ class Campaign:
         repro_path = os.path.join(self.o.corpus_root, "regressions", target_dirname(t.name),
                                   f"{tri.finding.kind.lower()}-{key}.txt")
         origin = f"seed {seed} of campaign {self.id}" if seed else "an earlier campaign"
-        text = reproducer_text(tri.program, tri.finding, t.name, f"smmufuzz fuzz {t.name}, libFuzzer {origin} "
+        shown = named(tri.program, tri.finding, t.variants, self.o.policy)    # its switches named, as stored
+        text = reproducer_text(shown, tri.finding, t.name, f"smmufuzz fuzz {t.name}, libFuzzer {origin} "
                                f"(minimised from {tri.raw_ops} ops)", expect=",".join(tri.kinds), verdict=tri.verdict,
-                               variants=t.variants)
+                               variants=t.variants, policy=self.o.policy)
         replay = f"smmufuzz replay {repro_path} --target {t.name}"
         if key not in self.store.records:
             atomic_write(repro_path, text)
@@ -422,8 +424,7 @@ class Campaign:
             print(f"[{when}] NEW finding on {t.name}, {tri.verdict.text()}:\n"
                   f"{tri.finding.text()}".replace("\n", "\n  "), file=self.out)
             print(f"  reproducer: {repro_path}\n  replay: {replay}", file=self.out)
-            prog_text = text[text.index("\nconfig(") + 1:] if "\nconfig(" in text else tri.program.text()
-            print("    " + prog_text.rstrip().replace("\n", "\n    "), file=self.out, flush=True)
+            print("    " + shown.text().rstrip().replace("\n", "\n    "), file=self.out, flush=True)
 
     def verdict_of(self, key: str) -> str:
         """A stored finding's verdict class: the record's, or (a record from before verdicts) its reproducer's

@@ -279,7 +279,7 @@ def cmd_minimize(args) -> int:
     except ValueError as e:
         raise UsageError(f"{args.file}: {e}") from None
     text = reproducer_text(small, finding, target, f"smmufuzz minimize {args.file} ({len(prog.ops)} -> "
-                           f"{len(small.ops)} ops)", variants=variants)
+                           f"{len(small.ops)} ops)", variants=variants, policy=args.policy)
     out = args.out or os.path.join("corpus", "regressions", target.replace(":", "_").replace(",", "+"),
                                    os.path.basename(args.file).rsplit(".", 1)[0] + ".txt")
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)

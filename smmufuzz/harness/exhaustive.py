@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from .contract import own_gather
-from .program import CONTEXTS, SLEEPING_KINDS, Anchor, Program, touched_domains
+from .program import CONTEXTS, SLEEPING_KINDS, Program, touched_domains
 from .runner import Finding, run_program, run_variant_concurrent
 
 
@@ -544,15 +544,15 @@ def report(ex: Exploration, policy: str = "max-cache") -> str:
         return head + ": no finding"
     lines = [head + ": " + ", ".join(f"{k} under {n}" for k, n in ex.kinds().items())]
     from .verdict import classify
-    from .anchors import points_of
+    from .anchors import anchor_at, points_of
     for found, f in ex.findings:
         names = points_of(found, ex.variant, policy)          # the kernel point each switch follows
 
         def switch(i: int, a: int, c: int) -> str:
-            label, n = names.get((i, a), (None, 0))
-            if label is None or not Anchor.writable(label):
+            at = anchor_at(names, i, a)
+            if at is None:
                 return f"op {i} preempt(after={a}, to={CONTEXTS[c]})"
-            return f"op {i} preempt({Anchor(label, n).text()}, to={CONTEXTS[c]}) (step {a})"
+            return f"op {i} preempt({at.text()}, to={CONTEXTS[c]}) (step {a})"
         sw = "; ".join(switch(i, a, c) for i, a, c in found.schedule)
         lines.append(f"  first {f.kind}, {classify(f, found).text()}: {sw}\n    " + f.text().replace("\n", "\n    "))
     return "\n".join(lines)

@@ -251,7 +251,7 @@ def fuzz_target(target: str, variants: list[str], seconds: int, seed: int, corpu
             res.findings.append((path, fnd, small))
             with open(path + ".txt", "w") as f:
                 f.write(reproducer_text(small, fnd, target, f"smmufuzz fuzz {target} --seed {seed} "
-                                        f"(minimised from {len(prog.ops)} ops)", variants=variants))
+                                        f"(minimised from {len(prog.ops)} ops)", variants=variants, policy=policy))
     if rc not in (0, 1, 77, 130) and not res.findings and not quiet:
         tail = "\n".join(text.splitlines()[-15:])
         print(f"smmufuzz: libFuzzer exited with {rc}; last lines of {log_path}:\n{tail}", file=sys.stderr)

@@ -81,14 +81,14 @@ def _simpler_ops(op: Op):
 
 
 def reproducer_text(prog: Program, finding: Finding, target: str, how: str, expect: str | None = None,
-                    verdict=None, variants: list[str] | None = None) -> str:
+                    verdict=None, variants: list[str] | None = None, policy: str = "max-cache") -> str:
     """The program as a reproducer, its switches named (anchors.named: `preempt(at="label", to=cpu1)`) where
     that keeps its findings on `variants` (the target's; default the finding's variant).
     `expect` (default: the finding's kind) is what replaying on the target gives, e.g. "DIVERGENCE,WRONG_PA";
     `verdict` (default: the finding's own, verdict.py) is the program's on the target."""
     from .anchors import named
     from .verdict import classify
-    prog = named(prog, finding, variants)      # preempt lines name the kernel point they follow
+    prog = named(prog, finding, variants, policy)      # preempt lines name the kernel point they follow
     verdict = verdict or classify(finding, prog)
     head = [f"# target: {target}", f"# expect: {expect or finding.kind}", f"# verdict: {verdict.text()}",
             f"# variant: {finding.variant}", f"# how: {how}"]

@@ -28,7 +28,7 @@ def reproducer(message: str, target: str, variants: list[str], fuzzer: str) -> s
     kinds = ",".join(dict.fromkeys(f.kind for f in found))
     how = f"ClusterFuzzLite/OSS-Fuzz fuzzer {fuzzer} (its crash input replays with --target {target})"
     return findings + REPRODUCER_MARK + "\n" + reproducer_text(prog, found[0], target, how, expect=kinds,
-                                                               variants=variants)
+                                                               variants=variants, policy=POLICY)
 
 
 def fuzz_input(target: str, argv: list[str]):

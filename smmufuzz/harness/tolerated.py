@@ -57,10 +57,8 @@ class Tally:
         sigs = [f.signature() for f in findings]
         if not all(s in self.known for s in sigs):
             return False
-        if prog is not None:
-            from .verdict import UNEXPECTED, classify
-            if any(classify(f, prog).cls == UNEXPECTED for f in findings):
-                return False
+        if prog is not None and _unexpected(findings, prog):
+            return False
         self.counts[sigs[0]] = self.counts.get(sigs[0], 0) + 1
         self.dirty = True
         return True
@@ -69,8 +67,7 @@ class Tally:
         """A new finding a worker saves and carries on from: unless one of them is UNEXPECTED (those stop the
         worker), their signatures are known from now on (later hits are tallied; this one the campaign counts
         when it triages the saved input). Returns whether the worker carries on."""
-        from .verdict import UNEXPECTED, classify
-        if any(classify(f, prog).cls == UNEXPECTED for f in findings):
+        if _unexpected(findings, prog):
             return False
         self.known = self.known | {f.signature() for f in findings}
         return True
@@ -83,6 +80,12 @@ class Tally:
             os.replace(tmp, self.path)
             self.dirty = False
             self.last = time.monotonic()
+
+
+def _unexpected(findings, prog) -> bool:
+    """Is one of prog's findings UNEXPECTED (on a variant marked correct, and not a known design finding)?"""
+    from .verdict import UNEXPECTED, classify
+    return any(classify(f, prog).cls == UNEXPECTED for f in findings)
 
 
 def from_environment() -> Tally:
