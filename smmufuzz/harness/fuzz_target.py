@@ -328,13 +328,27 @@ def import_instrumented(plugins: tuple = ()) -> None:
     import importlib
 
     import atheris
+    plain = UNINSTRUMENTED + reference_modules(os.environ.get("SMMUFUZZ_INSTRUMENT", "all"))
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
                                              "smmufuzz.harness.feature_cov", *plugins],
-                                    exclude=UNINSTRUMENTED):
+                                    exclude=plain):
         for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry", "smmufuzz.harness.feature_cov",
-                    *UNINSTRUMENTED, *plugins):
+                    *plain, *plugins):
             importlib.import_module(mod)
     select_features()
+
+
+def reference_modules(instrument: str) -> list[str]:
+    """The emulator's modules SMMUFUZZ_INSTRUMENT leaves plain: none for `all` (the default), every one for
+    `variants` (only the code under test gives edges; an ablation knob for benchmarks, docs/bench.md)."""
+    if instrument not in ("all", "variants"):
+        raise SystemExit(f"SMMUFUZZ_INSTRUMENT={instrument!r}: one of all, variants")
+    if instrument == "all":
+        return []
+    import pkgutil
+
+    import smmufuzz.reference as ref
+    return [f"smmufuzz.reference.{m.name}" for m in pkgutil.iter_modules(ref.__path__)]
 
 
 def select_features() -> None:
