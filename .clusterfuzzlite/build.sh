@@ -19,7 +19,7 @@ targets=()
 for t in ${SMMUFUZZ_CFL_TARGETS:-}; do
   targets+=(--target "$t")
 done
-python3 -m smmufuzz.harness.cli oss-fuzz export --out "$fuzzers" --corpus "$project/corpus" ${targets[@]+"${targets[@]}"}
+python3 -m smmufuzz.cli oss-fuzz export --out "$fuzzers" --corpus "$project/corpus" ${targets[@]+"${targets[@]}"}
 
 # the checkout's smmufuzz (found by path: PyInstaller does not follow an editable install's import hook), all
 # of it, for what it imports by name (the instrumented models); what only the benchmark and `smmufuzz cov`

@@ -21,8 +21,8 @@ import time
 
 sys.path.insert(0, __file__.rsplit("/scripts/", 1)[0])
 
-from smmufuzz.harness.fidelity import random_programs  # noqa: E402
-from smmufuzz.harness.runner import run_program  # noqa: E402
+from smmufuzz.tools.fidelity import random_programs  # noqa: E402
+from smmufuzz.exec.runner import run_program  # noqa: E402
 from smmufuzz.kernel import session  # noqa: E402
 
 

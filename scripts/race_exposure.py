@@ -23,11 +23,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from smmufuzz.harness import mutator  # noqa: E402
-from smmufuzz.harness.exhaustive import drain  # noqa: E402
-from smmufuzz.harness.fuzz_target import control_shows, race_steps  # noqa: E402
-from smmufuzz.harness.generate import GEN_FAULT, generate  # noqa: E402
-from smmufuzz.harness.program import touched_domains  # noqa: E402
-from smmufuzz.harness.runner import run_program  # noqa: E402
+from smmufuzz.exec.exhaustive import drain  # noqa: E402
+from smmufuzz.fuzz.fuzz_target import control_shows, race_steps  # noqa: E402
+from smmufuzz.prog.generate import GEN_FAULT, generate  # noqa: E402
+from smmufuzz.prog.program import touched_domains  # noqa: E402
+from smmufuzz.exec.runner import run_program  # noqa: E402
 
 
 def shape(prog) -> dict:
@@ -74,13 +74,13 @@ def main(argv=None) -> int:
                     help="exhaustive.NEST_RUNS instead of its value (SMMUFUZZ_NEST_RUNS, else 16; 0: off)")
     args = ap.parse_args(argv)
     if args.nest_runs is not None:
-        from smmufuzz.harness import exhaustive
+        from smmufuzz.exec import exhaustive
         exhaustive.NEST_RUNS = args.nest_runs
     if args.stale_tail is not None:
-        from smmufuzz.harness import exhaustive
+        from smmufuzz.exec import exhaustive
         exhaustive.STALE_TAIL = args.stale_tail
     if args.budget:
-        from smmufuzz.harness import fuzz_target
+        from smmufuzz.fuzz import fuzz_target
         fuzz_target.RACE_SCHEDULES = fuzz_target.COLLIDE_SCHEDULES = args.budget
     control = [v for v in args.control.split(",") if v]
     variants = [args.variant]

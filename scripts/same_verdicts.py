@@ -24,6 +24,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from _layout import layout  # noqa: E402  (scripts/: either package layout)
 from speed import SEP, checkout, workload_path  # noqa: E402
 
 DEFAULT = ("smmuv3", "pte-sync", "gather:arm-smmu", "gather:virtio", "pt-fq", "invs")
@@ -32,8 +33,8 @@ DEFAULT = ("smmuv3", "pte-sync", "gather:arm-smmu", "gather:virtio", "pt-fq", "i
 def jobs(n_random: int, seed: int) -> list[tuple[str, str, str]]:
     """(name, program text, target) for every program to compare; built in the parent with this checkout."""
     sys.path.insert(0, ROOT)
-    from smmufuzz.harness.codec import decode
-    from smmufuzz.harness.load import header_fields
+    decode = layout("prog.codec").decode
+    header_fields = layout("prog.load").header_fields
     out = []
     for top in ("corpus", os.path.join("tests", "programs")):
         for d, _sub, files in sorted(os.walk(os.path.join(ROOT, top))):
@@ -59,8 +60,8 @@ def jobs(n_random: int, seed: int) -> list[tuple[str, str, str]]:
 
 
 def child(job_file: str) -> None:
-    from smmufuzz.harness.program import parse
-    from smmufuzz.harness.runner import run_program
+    parse = layout("prog.program").parse
+    run_program = layout("exec.runner").run_program
     from smmufuzz.variants.registry import target as target_variants
     import tests.broken_variants  # noqa: F401  (test-only variants some corpus files name)
     for line in open(job_file):
@@ -89,7 +90,8 @@ def _neutral(text: str) -> str:
 def codec_child(n: int, seed: int) -> None:
     """Per random byte string: the program it decodes to (text), and whether its re-encoding decodes back
     to it (the bytes themselves differ from format 2 on: encode() writes the version byte)."""
-    from smmufuzz.harness.codec import decode, encode
+    decode = layout("prog.codec").decode
+    encode = layout("prog.codec").encode
     rng = random.Random(seed)
     for _ in range(n):
         data = rng.randbytes(rng.randrange(2, 700))

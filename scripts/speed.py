@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 
+from _layout import layout  # scripts/: either package layout
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = os.path.join(ROOT, "scripts", "speed_workloads")
 SEQUENTIAL = ("smmuv3", "pte-sync", "gather:arm-smmu", "pt-fq")
@@ -46,7 +48,7 @@ def regen(seed: int) -> None:
     sys.path.insert(0, ROOT)
     from dataclasses import replace
 
-    from smmufuzz.harness.codec import decode
+    decode = layout("prog.codec").decode
     os.makedirs(WORKLOADS, exist_ok=True)
     for target in SEQUENTIAL + CONCURRENT:
         rng = random.Random(f"{seed}:{target}")
@@ -69,7 +71,7 @@ def child(target: str, mode: str) -> None:
     """One measurement in this process: smmufuzz comes from sys.path[0] (the checkout under test)."""
     import time
     if mode == "instr":
-        from smmufuzz.harness import fuzz_target as ft
+        ft = layout("fuzz.fuzz_target")
         if hasattr(ft, "import_instrumented"):
             ft.import_instrumented()                     # exactly what a fuzz worker instruments
         else:                                            # a checkout from before issue 16
@@ -81,16 +83,17 @@ def child(target: str, mode: str) -> None:
                 for mod in ("smmufuzz.reference.smmu", "smmufuzz.variants.registry",
                             "smmufuzz.harness.feature_cov", *ft.UNINSTRUMENTED):
                     importlib.import_module(mod)
-            from smmufuzz.harness import runner
+            runner = layout("exec.runner")
             runner.CACHE_FEATURES = True
-    from smmufuzz.harness.program import parse
+    parse = layout("prog.program").parse
     from smmufuzz.variants.registry import target as target_variants
     with gzip.open(workload_path(target), "rt") as f:
         progs = [parse(t) for t in f.read().split(SEP)]
     variants = target_variants(target)
     if mode == "instr":
-        from smmufuzz.harness.codec import encode
-        from smmufuzz.harness.fuzz_target import FindingError, one_input
+        encode = layout("prog.codec").encode
+        FindingError = layout("fuzz.fuzz_target").FindingError
+        one_input = layout("fuzz.fuzz_target").one_input
         one = one_input(variants, "max-cache", artifacts=None)
         inputs = [encode(p) for p in progs]
 
@@ -103,7 +106,7 @@ def child(target: str, mode: str) -> None:
                     found += 1
             return found
     else:
-        from smmufuzz.harness.runner import run_program
+        run_program = layout("exec.runner").run_program
 
         def run_all():
             return sum(1 for p in progs if run_program(p, variants, "max-cache").findings)

@@ -9,8 +9,8 @@ import glob
 import os
 import re
 
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.load import load_program
+from smmufuzz.exec.runner import run_program
 from smmufuzz.kernel import session
 from tests.test_kernel_patches import PATCHES, REPRO
 

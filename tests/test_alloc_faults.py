@@ -4,11 +4,11 @@ that does not is caught, and a flush queue that cannot be allocated leaves the d
 
 import pytest
 
-from smmufuzz.harness import contract
-from smmufuzz.harness.codec import KIND_CODE, decode, encode
-from smmufuzz.harness.ops import ALLOC_KINDS
-from smmufuzz.harness.program import ProgramSyntaxError, parse
-from smmufuzz.harness.runner import _fault_taken_apart, run_program, run_variant
+from smmufuzz.prog import contract
+from smmufuzz.prog.codec import KIND_CODE, decode, encode
+from smmufuzz.prog.ops import ALLOC_KINDS
+from smmufuzz.prog.program import ProgramSyntaxError, parse
+from smmufuzz.exec.runner import _fault_taken_apart, run_program, run_variant
 from smmufuzz.reference.alloc_faults import AllocFaults
 from smmufuzz.reference.smmu import HwConfig, Smmu
 from smmufuzz.variants.os_smmuv3 import SmmuV3Os

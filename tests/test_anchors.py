@@ -1,4 +1,4 @@
-"""Schedules named by preemption point (program.Anchor, harness/anchors.py): `preempt(at="label", n=k, to=ctx)`
+"""Schedules named by preemption point (program.Anchor, exec/anchors.py): `preempt(at="label", n=k, to=ctx)`
 parses and prints back, fires at that point, converts to and from step counts on a variant, means the same
 kernel point on variants whose step counts differ, and reproducers are written with it."""
 
@@ -6,13 +6,13 @@ import os
 
 import pytest
 
-from smmufuzz.harness.anchors import anchor_schedule, named, resolve_anchors
-from smmufuzz.harness.codec import encode
-from smmufuzz.harness.fuzz import seed_inputs
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.minimize import reproducer_text
-from smmufuzz.harness.program import Anchor, ProgramSyntaxError, parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.exec.anchors import anchor_schedule, named, resolve_anchors
+from smmufuzz.prog.codec import encode
+from smmufuzz.fuzz.fuzz import seed_inputs
+from smmufuzz.prog.load import load_program
+from smmufuzz.fuzz.minimize import reproducer_text
+from smmufuzz.prog.program import Anchor, ProgramSyntaxError, parse
+from smmufuzz.exec.runner import run_program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEW_AFTER_STE = os.path.join(ROOT, "corpus", "regressions", "invs", "fuzz_new_after_ste.txt")

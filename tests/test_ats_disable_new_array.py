@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness.exhaustive import explore
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
-from smmufuzz.harness.verdict import KNOWN_DESIGN, UNEXPECTED, classify
+from smmufuzz.exec.exhaustive import explore
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
+from smmufuzz.exec.verdict import KNOWN_DESIGN, UNEXPECTED, classify
 
 INVS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "regressions", "invs")
 S1 = os.path.join(INVS, "ats_off_reattach_reader_of_old_array.txt")

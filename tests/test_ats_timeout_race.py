@@ -5,10 +5,10 @@ CERROR_ATC_INV_SYNC timeout makes that visible."""
 import os
 from dataclasses import replace
 
-from smmufuzz.harness.exhaustive import explore
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.exec.exhaustive import explore
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.reference import smmu
 
 REPRO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "regressions", "invs",
@@ -40,8 +40,8 @@ def test_the_collision_search_nests_the_three_switches_the_race_needs(monkeypatc
     reader preempted after its array load, the detach preempted before pci_disable_ats(), the reader preempted
     in its CMD_SYNC poll). The nested switches of a collision (exhaustive.Nesting) do, within COLLIDE_SCHEDULES
     collisions and NEST_RUNS nested runs; the rwlock reader stays clean; without nesting the search misses it."""
-    from smmufuzz.harness import exhaustive
-    from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES
+    from smmufuzz.exec import exhaustive
+    from smmufuzz.fuzz.fuzz_target import COLLIDE_SCHEDULES
     monkeypatch.setattr(exhaustive, "NEST_RUNS", exhaustive.NEST_RUNS_ON)
     seq, header = _sequential()
     ex = exhaustive.explore_collisions(seq, header["target"], COLLIDE_SCHEDULES)
@@ -59,7 +59,7 @@ def test_the_collision_search_nests_the_three_switches_the_race_needs(monkeypatc
 def test_nesting_is_bounded_and_only_where_three_switches_fit(monkeypatch):
     """A search nests at most NEST_RUNS schedules, and none for a program that already has a switch (the fuzz
     target's inputs have at most DEFAULT_PREEMPTIONS switches), nor with NEST_RUNS 0 (SMMUFUZZ_NEST_RUNS=0)."""
-    from smmufuzz.harness import exhaustive
+    from smmufuzz.exec import exhaustive
     prog, header = load_program(REPRO)
     bare = replace(prog, schedule=())
     monkeypatch.setattr(exhaustive, "NEST_RUNS", 0)
@@ -118,8 +118,8 @@ def test_nested_switches_name_objects_across_runs():
     and identities differ between runs (exhaustive._same_objects pairs them). It must also spend no nested runs
     on a switch whose other op only waited for a lock (the group mutex). Found within the fuzz target's own
     search."""
-    from smmufuzz.harness import exhaustive
-    from smmufuzz.harness.fuzz_target import race_steps
+    from smmufuzz.exec import exhaustive
+    from smmufuzz.fuzz.fuzz_target import race_steps
     prog = parse(FLUSH_THEN_DETACH)
     v = "invs:no-ats-rwlock"
     res = run_program(prog, [v])
@@ -160,7 +160,7 @@ def test_a_three_switch_race_the_control_shares_does_not_count(monkeypatch):
     The control's quick searches add one switch at a time; for a small race, control_shows then runs the control
     under every schedule with as many switches, and tells the two forms apart."""
     from smmufuzz import known_findings
-    from smmufuzz.harness import fuzz_target
+    from smmufuzz.fuzz import fuzz_target
     monkeypatch.setattr(fuzz_target, "CONTROL_SCHEDULES", 0)       # the quick searches find nothing
     monkeypatch.setattr(known_findings, "KNOWN_FINDINGS", ())      # the control's own search alone (below: not)
     v = "invs:no-ats-rwlock"
@@ -180,7 +180,7 @@ def test_a_known_design_race_on_a_buggy_variant_exposes_no_planted_bug(monkeypat
     array, which their control's bounded search did not meet. A finding that matches a known design finding of
     its family (as if its variant were correct) is shared by the correct siblings whatever the control's search
     meets; the detach form, which matches none, still counts."""
-    from smmufuzz.harness import fuzz_target
+    from smmufuzz.fuzz import fuzz_target
     monkeypatch.setattr(fuzz_target, "CONTROL_SCHEDULES", 0)
     monkeypatch.setattr(fuzz_target, "CONTROL_EXHAUSTIVE_OPS", 0)  # no control search meets either race
     prog = parse(PCI_ATS_OFF_FORM.replace("after=2,", "after=3,").replace("after=6,", "after=7,"))

@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import tests.broken_variants  # noqa: F401  (registers test-wrong-pa)
-from smmufuzz.harness.bench import Exposure, expose
-from smmufuzz.harness.bench_report import format_markdown, format_text, summarize, svg_plot
-from smmufuzz.harness.cli import main
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.random_search import random_search
-from smmufuzz.harness.runner import run_program
+from smmufuzz.tools.bench import Exposure, expose
+from smmufuzz.tools.bench_report import format_markdown, format_text, summarize, svg_plot
+from smmufuzz.cli import main
+from smmufuzz.prog.program import parse
+from smmufuzz.fuzz.random_search import random_search
+from smmufuzz.exec.runner import run_program
 
 PLANTED = "test-wrong-pa"
 
@@ -37,8 +37,8 @@ def test_atheris_modes_time_from_the_first_input(mode):
     assert e.found and e.kind == "WRONG_PA" and e.execs >= 1
     assert 0 <= e.seconds < 30 and e.startup > 0
     # the minimised program is kept, and it replays to the same finding
-    from smmufuzz.harness.program import parse
-    from smmufuzz.harness.runner import run_program
+    from smmufuzz.prog.program import parse
+    from smmufuzz.exec.runner import run_program
     from smmufuzz.variants.registry import target
     assert [f.kind for f in run_program(parse(e.program), target(PLANTED)).findings] == ["WRONG_PA"]
 
@@ -99,7 +99,7 @@ def test_a_finding_the_control_also_gives_does_not_count():
 
 
 def test_controls_are_correct_siblings():
-    from smmufuzz.harness.bench import control_for
+    from smmufuzz.tools.bench import control_for
     assert control_for("gather:skip-empty:virtio") == ["gather:legacy:virtio"]
     assert control_for("pte-sync:deferred-v1") == ["pte-sync:eager"]
     assert control_for("pt:A") == ["pt:B"]

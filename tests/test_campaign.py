@@ -14,14 +14,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from smmufuzz.harness import findings_store
-from smmufuzz.harness.campaign import Campaign, Options, slice_seconds, target_dirname
-from smmufuzz.harness.cli import main as cli_main
-from smmufuzz.harness.codec import encode
-from smmufuzz.harness.corpus_lock import CorpusLock
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.fuzz import findings_store
+from smmufuzz.fuzz.campaign import Campaign, Options, slice_seconds, target_dirname
+from smmufuzz.cli import main as cli_main
+from smmufuzz.prog.codec import encode
+from smmufuzz.fuzz.corpus_lock import CorpusLock
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 TARGET = "gather:skip-empty:virtio"          # finds the empty-gather regression within seconds
@@ -123,7 +123,7 @@ def test_report_has_the_plots_and_the_findings_table(tmp_path):
 
 def test_second_campaign_on_the_same_corpus_is_refused_with_the_holders_pid(tmp_path):
     with CorpusLock(str(tmp_path)):
-        p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", TARGET, "--time", "5",
+        p = subprocess.run([sys.executable, "-m", "smmufuzz.cli", "fuzz", TARGET, "--time", "5",
                             "--corpus", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stdout == ""
     assert f"another campaign is running on this corpus (pid {os.getpid()}" in p.stderr
@@ -160,7 +160,7 @@ def test_a_worker_that_dies_is_restarted_counted_and_finally_dropped(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_workers_prints_the_summary_and_leaves_a_consistent_store(tmp_path, sig):
-    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", TARGET, "--time", "120",
+    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.cli", "fuzz", TARGET, "--time", "120",
                           "--seed", "3", "--corpus", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     findings = tmp_path / "findings"
@@ -214,7 +214,7 @@ def test_slice_policy():
 def test_every_target_gets_a_slice_even_when_launches_overrun(tmp_path, budget, overhead):
     """Scheduling only (no processes): 2 workers, all 23 targets, each launch taking `overhead` seconds
     more than its slice (interpreter start-up, a slow last input)."""
-    from smmufuzz.harness.campaign import Slot
+    from smmufuzz.fuzz.campaign import Slot
     from smmufuzz.variants.registry import TARGETS
     c = Campaign(Options(list(TARGETS.items()), budget, 2, 1, str(tmp_path)), io.StringIO(), io.StringIO())
     c.slots, c.deadline = [Slot(0), Slot(1)], float(budget)
@@ -248,7 +248,7 @@ def test_every_target_gets_a_slice_even_when_launches_overrun(tmp_path, budget, 
 
 
 def test_workers_tolerate_known_findings_and_their_tally_goes_to_the_earliest_record(tmp_path):
-    from smmufuzz.harness import tolerated
+    from smmufuzz.fuzz import tolerated
     crash_input(tmp_path, "crash-aaa", SKIP_EMPTY)
     _c, s, _out, _err = campaign(tmp_path)
     known = tolerated.read_known(str(tmp_path / ".run" / "known.json"))
@@ -264,14 +264,14 @@ def test_workers_tolerate_known_findings_and_their_tally_goes_to_the_earliest_re
     tally.last -= tolerated.FLUSH_EVERY
     tally.maybe_flush()
     assert tolerated.read_tally(str(tmp_path / "tally.json")) == {coarse: 2}
-    from smmufuzz.harness.findings_store import FindingsStore
+    from smmufuzz.fuzz.findings_store import FindingsStore
     store = FindingsStore(str(tmp_path / "findings"))
     assert store.add_tolerated(coarse, 2) == s["findings"][0]["key"]
     assert FindingsStore(str(tmp_path / "findings")).records[s["findings"][0]["key"]]["tolerated_hits"] == 2
 
 
 def test_an_unreadable_finding_record_is_reported_and_kept(tmp_path):
-    from smmufuzz.harness.findings_store import FindingsStore
+    from smmufuzz.fuzz.findings_store import FindingsStore
     (tmp_path / "findings").mkdir()
     (tmp_path / "findings" / "crash-0123456789ab.json").write_text('{"key": "0123456789ab", "kind": ')
     (tmp_path / "findings" / "processed.json").write_text("[1, 2")
@@ -289,7 +289,7 @@ def test_an_unreadable_finding_record_is_reported_and_kept(tmp_path):
      18301, 674),                                                                     # -fork=1
 ])
 def test_worker_log_figures(tmp_path, lines, execs, cov):
-    from smmufuzz.harness.worker import Launch
+    from smmufuzz.fuzz.worker import Launch
     la = Launch(0, 1, "t", 1, ["printf", lines.replace("%", "%%")], str(tmp_path / "w.log"), 5)
     la.proc.wait()
     assert la.poll() == 0 and la.inited_at is not None
@@ -314,7 +314,7 @@ def test_a_fresh_corpus_directory_still_starts_from_the_shipped_seeds(tmp_path):
 
 
 def test_the_campaign_says_how_many_seed_inputs(tmp_path, monkeypatch):
-    from smmufuzz.harness import campaign as campaign_mod
+    from smmufuzz.fuzz import campaign as campaign_mod
     monkeypatch.setattr(campaign_mod, "libfuzzer_args", lambda *a, **k: ["true"])     # a worker that ends at once
     out, err = io.StringIO(), io.StringIO()
     c = Campaign(Options([("smmuv3", ["smmuv3"])], 4, 1, 7, str(tmp_path)), out, err)
@@ -341,8 +341,8 @@ def _processes_mentioning(needle: str) -> list[int]:
 
 
 def test_kill_9_of_a_campaign_kills_its_workers_and_their_fork_jobs(tmp_path):
-    from smmufuzz.harness.corpus_lock import CorpusBusy
-    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.harness.cli", "fuzz", "smmuv3", "--time", "120",
+    from smmufuzz.fuzz.corpus_lock import CorpusBusy
+    p = subprocess.Popen([sys.executable, "-m", "smmufuzz.cli", "fuzz", "smmuv3", "--time", "120",
                           "--seed", "3", "--corpus", str(tmp_path), "--", "-fork=1", "-ignore_crashes=1"],
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -371,15 +371,15 @@ def test_the_corpus_lock_is_held_until_the_last_process_of_a_worker_is_gone(tmp_
     script = f"""
 import os, sys
 sys.path.insert(0, {ROOT!r})
-from smmufuzz.harness.corpus_lock import CorpusLock
-from smmufuzz.harness.worker import Launch
+from smmufuzz.fuzz.corpus_lock import CorpusLock
+from smmufuzz.fuzz.worker import Launch
 lock = CorpusLock({str(tmp_path)!r}).__enter__()
 la = Launch(0, 1, "t", 1, ["sh", "-c", "sleep 37.25 & wait"], {str(tmp_path / 'w.log')!r}, 30, keep_fds=(lock.fd,))
 lock.set_workers([la.proc.pid])
 import time; time.sleep(1.0)
 os._exit(9)
 """
-    from smmufuzz.harness.corpus_lock import CorpusBusy
+    from smmufuzz.fuzz.corpus_lock import CorpusBusy
     p = subprocess.run([sys.executable, "-c", script], timeout=30)
     assert p.returncode == 9
     deadline = time.time() + 5
@@ -406,8 +406,8 @@ os._exit(9)
 
 def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_not_called_flaky(tmp_path):
     from dataclasses import replace as _replace
-    from smmufuzz.harness.fuzz_target import input_name
-    from smmufuzz.harness.triage import search_schedules
+    from smmufuzz.fuzz.fuzz_target import input_name
+    from smmufuzz.fuzz.triage import search_schedules
     target = "invs:merged"
     prog, _ = load_program(os.path.join(ROOT, "corpus", "regressions", "invs", "ats_enable_races_inflight_unmap.txt"))
     late = _replace(prog, schedule=((3, 20, 1),))            # a switch past the window: clean as it stands
@@ -433,7 +433,7 @@ def test_a_race_only_crash_is_triaged_under_the_schedule_search_that_found_it_no
 def test_only_a_real_overrun_is_reported_not_a_slow_start_up(tmp_path, monkeypatch):
     """Two fake workers: one spends 4 s starting up before libFuzzer's clock runs, then fuzzes for its
     -max_total_time (not an overrun); one starts at once and never stops (an overrun)."""
-    from smmufuzz.harness import campaign as campaign_mod
+    from smmufuzz.fuzz import campaign as campaign_mod
     inited = "#2\tINITED cov: 1 ft: 1 corp: 1/1b exec/s: 0 rss: 1Mb"
 
     def fake_args(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, variants=()):
@@ -454,8 +454,8 @@ def test_only_a_real_overrun_is_reported_not_a_slow_start_up(tmp_path, monkeypat
 def test_the_exec_counter_never_goes_down_in_the_status_and_stays_below_libfuzzers_next_pulse(tmp_path):
     """A launch logs 1024 inputs at 2000/s, then nothing for 2.5 s, then a final count of 1100: the running
     estimate must not pass 2047 (libFuzzer logs a pulse line at every power of two) nor the total drop."""
-    from smmufuzz.harness.campaign import Slot
-    from smmufuzz.harness.worker import Launch
+    from smmufuzz.fuzz.campaign import Slot
+    from smmufuzz.fuzz.worker import Launch
     c = Campaign(Options([("smmuv3", ["smmuv3"])], 10, 1, 7, str(tmp_path)), io.StringIO(), io.StringIO())
     c.t0 = time.time()
     c.finished_execs = 500                                     # an earlier launch's final count
@@ -480,9 +480,9 @@ def test_a_seed_too_slow_on_its_target_is_left_out_and_reported(tmp_path, monkey
     10 s before the incremental oracle (issue 16) and well under a second since, so the limit is lowered here to
     a tenth of what the seed takes, measured first. (The first slow seed, a 1 TiB unmap over a hole, is now
     outside the caller contract and not issued.)"""
-    from smmufuzz.harness import campaign
-    from smmufuzz.harness.program import parse
-    from smmufuzz.harness.runner import run_program
+    from smmufuzz.fuzz import campaign
+    from smmufuzz.prog.program import parse
+    from smmufuzz.exec.runner import run_program
     regs = tmp_path / "regressions" / target_dirname("gather:arm-smmu")
     regs.mkdir(parents=True)
     maps = "".join(f"iommu_map(d0, iova={0x40000000 + k * 0x400000:#x}, paddr={0x80001000 + k * 0x400000:#x}, "
@@ -514,7 +514,7 @@ def _fake_worker(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, vari
 
 def test_the_report_is_rewritten_while_the_campaign_runs_with_each_targets_coverage_and_slices(tmp_path,
                                                                                                monkeypatch):
-    from smmufuzz.harness import campaign as campaign_mod, report
+    from smmufuzz.fuzz import campaign as campaign_mod, report
     monkeypatch.setattr(campaign_mod, "libfuzzer_args", _fake_worker)
     monkeypatch.setattr(campaign_mod, "SAMPLE_EVERY", 0.5)
     monkeypatch.setattr(campaign_mod, "SLICE_MIN", 4)
@@ -546,7 +546,7 @@ def test_the_report_is_rewritten_while_the_campaign_runs_with_each_targets_cover
     assert bars[0].startswith("worker 0, launch 1: smmuv3 from ") and "time slice done" in bars[0]
     assert any(" pte-sync from " in b for b in bars)
     # each target's own coverage: from its first figure up to where its launch got (not a sum that only climbs)
-    from smmufuzz.harness.report import target_cov_series
+    from smmufuzz.fuzz.report import target_cov_series
     series = json.load(open(os.path.join(s["directory"], "timeseries.json")))
     for name, base in (("smmuv3", 100), ("pte-sync", 500)):
         pts = target_cov_series(name, series, tl, None, s["elapsed"])
@@ -559,7 +559,7 @@ def test_the_report_is_rewritten_while_the_campaign_runs_with_each_targets_cover
 
 
 def test_a_campaign_stopped_by_an_error_leaves_a_last_report_saying_so(tmp_path, monkeypatch):
-    from smmufuzz.harness import campaign as campaign_mod
+    from smmufuzz.fuzz import campaign as campaign_mod
     monkeypatch.setattr(campaign_mod, "libfuzzer_args", _fake_worker)
     c = Campaign(Options([("smmuv3", ["smmuv3"])], 30, 1, 7, str(tmp_path), use_seeds=False, report_every=1.0),
                  io.StringIO(), io.StringIO())
@@ -586,7 +586,7 @@ def test_a_campaign_killed_with_sigkill_leaves_its_last_live_report(tmp_path):
     script = f"""
 import sys
 sys.path.insert(0, {ROOT!r})
-from smmufuzz.harness.campaign import Campaign, Options
+from smmufuzz.fuzz.campaign import Campaign, Options
 Campaign(Options([({TARGET!r}, [{TARGET!r}]), ("smmuv3", ["smmuv3"])], 120, 1, 3, {str(tmp_path)!r},
                  report_every=1.5)).run()
 """

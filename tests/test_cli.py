@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
-from smmufuzz.harness.codec import encode
-from smmufuzz.harness.load import load_program
+from smmufuzz.prog.codec import encode
+from smmufuzz.prog.load import load_program
 
 HERE = os.path.dirname(__file__)
 ROOT = os.path.dirname(HERE)
 
 
 def smmufuzz(*args, cwd=ROOT):
-    p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", *args], cwd=cwd, capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "smmufuzz.cli", *args], cwd=cwd, capture_output=True,
                        text=True, timeout=120)
     return p.returncode, p.stdout, p.stderr
 

@@ -1,4 +1,4 @@
-"""The caller contract (harness/contract.py): each rule is a skip (the op is not issued, and replay says so) or an
+"""The caller contract (prog/contract.py): each rule is a skip (the op is not issued, and replay says so) or an
 unknown range, and each one carries weight: its program is clean on correct variants, and where a correct
 variant gives a false finding without the rule, switching the rule off brings that finding back."""
 
@@ -10,10 +10,11 @@ import sys
 
 import pytest
 
-from smmufuzz.harness import contract, runner
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import _Exec, run_program, run_variant
+from smmufuzz.prog import contract
+from smmufuzz.exec import runner
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import _Exec, run_program, run_variant
 from smmufuzz.reference.spec import MAPPED, UNKNOWN
 from smmufuzz.variants.registry import target
 
@@ -211,7 +212,7 @@ def test_collisions_give_a_moved_gather_op_a_gather_of_its_own():
     """The fuzz target's collide search runs op i+1 on another context inside op i: the unmap_fast moved into cpu0's
     iotlb_sync(g0) takes g1 (contract.own_gather), a legal race (the campaign's false alarm shape, within the
     contract), instead of being skipped."""
-    from smmufuzz.harness.exhaustive import explore_collisions
+    from smmufuzz.exec.exhaustive import explore_collisions
     seq = parse(CFG + ("iommu_attach_device(d0, sid=0)\n"
                        "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
                        "iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)\n"
@@ -337,7 +338,7 @@ def test_replay_notes_every_contract_skip(tmp_path):
     path.write_text(CFG + "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x1000, prot=RW)\n"
                     "iommu_unmap(d0, iova=0x200000, size=0x2000)\n"
                     "dma_unmap(handle=0)\n")
-    p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "replay", str(path), "--target", "smmuv3"],
+    p = subprocess.run([sys.executable, "-m", "smmufuzz.cli", "replay", str(path), "--target", "smmuv3"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     assert f"note: op(s) 1 skipped: {contract.UNMAP_HOLE.split(': ', 1)[1]}" in p.stdout

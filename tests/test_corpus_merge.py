@@ -5,10 +5,10 @@ merging again adds nothing, and bad sources are one-line errors."""
 import hashlib
 import os
 
-from smmufuzz.harness.cli import main
-from smmufuzz.harness.codec import encode
-from smmufuzz.harness.corpus_lock import CorpusLock
-from smmufuzz.harness.program import parse
+from smmufuzz.cli import main
+from smmufuzz.prog.codec import encode
+from smmufuzz.fuzz.corpus_lock import CorpusLock
+from smmufuzz.prog.program import parse
 
 CFG = "config(granule=4K, ias=32, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\niommu_attach_device(d0, sid=0)\n"
 MAP = "iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)\n"
@@ -97,7 +97,7 @@ def test_bad_sources_are_one_line_errors_and_nothing_is_written(tmp_path, capsys
 def test_an_input_giving_only_a_known_finding_is_judged_by_its_coverage_as_while_fuzzing(tmp_path, capsys):
     """The source's findings store has the bug: its input is tolerated like a campaign worker tolerates it, and
     kept because it adds coverage (the unmap of a mapped page on an empty-gather variant)."""
-    from smmufuzz.harness.findings_store import FindingsStore
+    from smmufuzz.fuzz.findings_store import FindingsStore
     from tests.test_sarif import record
     a = _root(tmp_path / "a", BUGGY, {"clean": CLEAN, "bug": BUG})
     (tmp_path / "bug.txt").write_text(BUG)

@@ -7,8 +7,8 @@ import os
 import pytest
 
 import tests.broken_variants  # noqa: F401  (test-only variants named by some regressions)
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.load import load_program
+from smmufuzz.exec.runner import run_program
 from smmufuzz.variants.registry import target
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus")

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from smmufuzz.harness.cli import main
-from smmufuzz.harness.coverage_report import file_summaries, load, measure, newly_covered
+from smmufuzz.cli import main
+from smmufuzz.fuzz.coverage_report import file_summaries, load, measure, newly_covered
 
 HERE = os.path.dirname(__file__)
 COHERENT = os.path.join(HERE, "programs", "missed_invalidation.txt")
@@ -69,8 +69,8 @@ def test_cov_html_notes_cover_percentages_and_a_campaign_report_links_them(tmp_p
     import io
     import json
     import xml.etree.ElementTree as ET
-    from smmufuzz.harness import campaign as campaign_mod
-    from smmufuzz.harness.campaign import Campaign, Options
+    from smmufuzz.fuzz import campaign as campaign_mod
+    from smmufuzz.fuzz.campaign import Campaign, Options
     html = tmp_path / "cov" / "smmuv3"
     assert main(["cov", "--corpus", COHERENT, "--target", "smmuv3", "--html", str(html)]) == 0
     out = capsys.readouterr().out

@@ -4,8 +4,8 @@ caught, the one without TLBI_EL2_ALL only where the kernel runs at EL2 (e2h=1)."
 
 import pytest
 
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.reference.handover import FOREIGN_PA, leave_foreign_entries
 from tests.test_emulator_commands import Tables, attach, rig
 

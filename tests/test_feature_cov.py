@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from smmufuzz.harness import feature_cov
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.runner import run_program
+from smmufuzz.exec import feature_cov
+from smmufuzz.prog.load import load_program
+from smmufuzz.exec.runner import run_program
 
 
 def test_fresh_is_reported_once_per_new_bucket(monkeypatch):
@@ -39,7 +39,7 @@ def test_cache_shape_shows_the_orphan_stale_entry_b12c_leaves(monkeypatch):
 def test_cache_shape_tells_a_block_cached_while_a_table_replaces_it(monkeypatch):
     """A 2 MiB block in the TLB (and a 4 KiB piece of it in the ATC) unmapped without a sync, then a page
     mapped at its address: the walk now ends in a smaller leaf (gone-split); the sync drops both."""
-    from smmufuzz.harness.program import parse
+    from smmufuzz.prog.program import parse
     prog = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=0)
 iommu_attach_device(d0, sid=0)
 pci_ats(sid=0, on=1)
@@ -63,8 +63,8 @@ def test_alias_event_marks_an_install_inside_another_attachs_window(monkeypatch)
     """KRACE-style alias coverage: with writers unserialised, cpu1's attach loads and installs d0's array
     between cpu0's load and install (the lost update); the event names both accesses. Run one after the
     other, the two attaches give no alias event."""
-    from smmufuzz.harness import sched
-    from smmufuzz.harness.program import parse
+    from smmufuzz.exec import sched
+    from smmufuzz.prog.program import parse
     events = []
     monkeypatch.setattr(sched, "interleaving_event", lambda *parts: events.append(parts))
     text = ("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n"
@@ -82,19 +82,19 @@ def test_a_fuzz_worker_instruments_the_models_and_the_emulator(tmp_path):
     coverage, and the fuzzer is blind to the kernel models (13e0393 until issue 16)."""
     import subprocess
     import sys
-    code = ("import sys; from smmufuzz.harness.fuzz_target import main; "
+    code = ("import sys; from smmufuzz.fuzz.fuzz_target import main; "
             "main(['smmuv3'], 'max-cache', [sys.argv[0], '-runs=2', '-seed=1'])")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     done = set(re.findall(r"INFO: Instrumenting (\S+)", p.stderr))
     for mod in ("smmufuzz.variants.io_pgtable_arm", "smmufuzz.variants.arm_smmu_v3", "smmufuzz.variants.core",
-                "smmufuzz.reference.smmu", "smmufuzz.harness.feature_cov"):
+                "smmufuzz.reference.smmu", "smmufuzz.exec.feature_cov"):
         assert mod in done, (mod, sorted(done))
-    assert not done & {"smmufuzz.reference.oracle", "smmufuzz.harness.runner"}      # the judge and harness: not
+    assert not done & {"smmufuzz.reference.oracle", "smmufuzz.exec.runner"}      # the judge and harness: not
 
 
 def test_the_feature_ablation_knob_keeps_only_the_classes_asked_for(monkeypatch):
-    from smmufuzz.harness import fuzz_target
+    from smmufuzz.fuzz import fuzz_target
     monkeypatch.setattr(feature_cov, "_cache_shapes", [False])
     monkeypatch.setattr(feature_cov, "_interleavings", [True])
     monkeypatch.setenv("SMMUFUZZ_FEATURES", "cache")

@@ -8,8 +8,8 @@ import re
 import pytest
 
 import tests.broken_variants  # noqa: F401  (registers the test-only variants)
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.load import load_program
+from smmufuzz.exec.runner import run_program
 
 PROGRAMS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "programs", "*.txt")))
 

@@ -4,11 +4,11 @@ per signature, hits added up once per source, the earliest first-seen kept, repr
 import json
 import os
 
-from smmufuzz.harness.cli import main as cli_main
-from smmufuzz.harness.findings_store import FindingsStore, load_records
-from smmufuzz.harness.fuzz import target_dirname
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.runner import run_program
+from smmufuzz.cli import main as cli_main
+from smmufuzz.fuzz.findings_store import FindingsStore, load_records
+from smmufuzz.fuzz.fuzz import target_dirname
+from smmufuzz.prog.load import load_program
+from smmufuzz.exec.runner import run_program
 from smmufuzz.variants import registry
 from tests.test_sarif import ATS_RACE, JASON_V2_MTK, record
 

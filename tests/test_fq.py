@@ -1,8 +1,8 @@
 """Seed 001: DMA-FQ and iommupt's gather_range_pages versions."""
 
-from smmufuzz.harness.cost import fq_table
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.tools.cost import fq_table
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.variants.dma_iommu import FQ_SIZE
 
 

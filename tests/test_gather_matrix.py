@@ -4,7 +4,7 @@ plus the NULL-gather crash smmufuzz found in Jason v2's v7s hunk."""
 
 import os
 
-from smmufuzz.harness.matrix import gather_matrix
+from smmufuzz.tools.matrix import gather_matrix
 from smmufuzz.variants.registry import GATHER_BUGGY
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus")
@@ -28,8 +28,8 @@ def test_matrix_matches_the_thread():
 
 def test_jason_v1_over_invalidates_disjoint_unmap_fast_on_smmuv3():
     """B3: add_range before add_page defeats is_disjoint: one leaf TLBI range spans [A, B + 4K)."""
-    from smmufuzz.harness.load import load_program
-    from smmufuzz.harness.runner import run_program
+    from smmufuzz.prog.load import load_program
+    from smmufuzz.exec.runner import run_program
     prog, _ = load_program(os.path.join(ROOT, "seeds", "gather_b3_disjoint_unmap_fast.txt"))
     pages = {}
     for rule in ("jason-v1", "robin-v2"):

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness.exhaustive import explore
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_variant
-from smmufuzz.harness.verdict import KNOWN_DESIGN, UNEXPECTED, classify
+from smmufuzz.exec.exhaustive import explore
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_variant
+from smmufuzz.exec.verdict import KNOWN_DESIGN, UNEXPECTED, classify
 from smmufuzz.variants import arm_smmu_v3_invs
 from smmufuzz.variants.kthread import Acquire, Point, Release
 
@@ -107,8 +107,8 @@ def test_a_readers_stale_load_is_a_conflict_window():
     """The unmap loads domain->invs and acts on it later (TLBIs, then no ATC_INV); a pci_ats(on) of another CPU
     that replaces the array right after that load is the race. The conflict window of the pair covers the
     STALE_TAIL steps from the unmap's last read of domain->invs on, not only the steps between its reads."""
-    from smmufuzz.harness.exhaustive import STALE_TAIL, conflict_steps
-    from smmufuzz.harness.runner import run_program
+    from smmufuzz.exec.exhaustive import STALE_TAIL, conflict_steps
+    from smmufuzz.exec.runner import run_program
     prog = _sequential("ats_enable_on_attached_stream.txt")
     i = next(k for k, op in enumerate(prog.ops) if op.kind == "unmap")
     assert prog.ops[i + 1].kind == "ats"
@@ -126,8 +126,8 @@ def test_the_collision_search_finds_the_race_in_the_sequential_program(name, mon
     """The fuzz target's collision search of a sequential input (COLLIDE_SCHEDULES runs: the next op on the
     domain moved to the other CPU, switched to inside the unmap) finds the race on merged, and not on the fix;
     without the stale-load window it spends its runs elsewhere on at least one of these programs."""
-    from smmufuzz.harness import exhaustive
-    from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES
+    from smmufuzz.exec import exhaustive
+    from smmufuzz.fuzz.fuzz_target import COLLIDE_SCHEDULES
     prog = _sequential(name)
     ex = exhaustive.explore_collisions(prog, "invs:merged", COLLIDE_SCHEDULES)
     assert ex.kinds() == {"MISSED_INVALIDATION": 1}

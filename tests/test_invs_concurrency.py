@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness.exhaustive import conflict_steps, explore, explore_collisions, explore_races
-from smmufuzz.harness.fuzz_target import COLLIDE_SCHEDULES, RACE_SCHEDULES
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import Program, parse
-from smmufuzz.harness.runner import HANG, run_program
+from smmufuzz.exec.exhaustive import conflict_steps, explore, explore_collisions, explore_races
+from smmufuzz.fuzz.fuzz_target import COLLIDE_SCHEDULES, RACE_SCHEDULES
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import Program, parse
+from smmufuzz.exec.runner import HANG, run_program
 from smmufuzz.variants.invs import INV_TYPE_S1_ASID, Inv, Invs, InvsFlavor, invs_alloc, invs_merge, invs_unref
 from smmufuzz.variants.kthread import Acquire, Lock, Point, Release, drain
 
@@ -257,7 +257,7 @@ def test_a_design_race_the_control_shares_is_not_the_planted_bug():
     """The bench's control check searches the control's own schedules: the ATS-enable race of the design
     (all variants) found on the fair-rwlock variant at one step count is found on v9 at another, so it is
     not counted; the fair lock's deadlock is not shown by v9 under any schedule searched."""
-    from smmufuzz.harness.fuzz_target import control_shows
+    from smmufuzz.fuzz.fuzz_target import control_shows
     design = load_program(os.path.join(ROOT, "regressions", "invs", "ats_enable_races_inflight_unmap.txt"))[0]
     ex = explore_races(Program(design.config, design.ops, ()), "invs:v9-fair-rwlock", 64)
     found = [(p, f) for p, f in ex.findings if f.kind == "MISSED_INVALIDATION"]
@@ -272,7 +272,7 @@ def test_a_design_race_the_control_shares_is_not_the_planted_bug():
 
 def test_step_by_step_targets_count_an_edge_once():
     """-use_counters=0 for seed-002 targets only; the user's extra flags come after it (and win)."""
-    from smmufuzz.harness.fuzz import libfuzzer_args
+    from smmufuzz.fuzz.fuzz import libfuzzer_args
     args = libfuzzer_args("w", ["c"], 1, 1, "x", "d", ["-use_counters=1"], ["invs:v9"])
     assert args.index("-use_counters=0") < args.index("-use_counters=1")
     assert "-use_counters=0" not in libfuzzer_args("w", ["c"], 1, 1, "x", "d", [], ["gather:legacy:arm-smmu-v3"])
@@ -286,7 +286,7 @@ iommu_flush_iotlb_all(d0)
 
 
 def _trace(prog, v):
-    from smmufuzz.harness.exhaustive import Exploration, _base_trace
+    from smmufuzz.exec.exhaustive import Exploration, _base_trace
     return _base_trace(Exploration(v, 1), prog, v, "max-cache")
 
 
@@ -294,7 +294,7 @@ def test_a_reader_is_completed_with_a_learned_writer_into_the_interrupt_deadlock
     """A flush holding an ATS array's read lock, with no writer after it: its collisions find nothing;
     once the runs have shown which op kinds take that lock exclusive, the completion puts one after the
     reader and its collisions (and wait followers) give the fair rwlock's deadlock, and nothing on v9."""
-    from smmufuzz.harness.complete import explore_completions, learn_writers, unmatched_readers
+    from smmufuzz.exec.complete import explore_completions, learn_writers, unmatched_readers
     v = "invs:v9-fair-rwlock"
     prog = parse(READER_ONLY)
     assert not explore_collisions(prog, v, 100).findings

@@ -8,8 +8,8 @@ cleaned, and the flush-op calls with their arguments and order.
 
 import pytest
 
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.reference.lpae import geometry_for, walk
 from smmufuzz.reference.smmu import HwConfig, Smmu
 from smmufuzz.variants.gather import Gather
@@ -483,7 +483,7 @@ def test_model_at_612_says_what_the_612_c_does_on_partial_unmaps(name):
     tree = _kernel_tree()
     if tree.version[:2] != (6, 12):
         pytest.skip(f"the kernel tree is {tree.version_text}, these expectations are 6.12's")
-    from smmufuzz.harness.fidelity import compare
+    from smmufuzz.tools.fidelity import compare
     prog = parse(SPLIT_PROGRAMS[name])
     assert compare(prog, "kc-model:smmuv3", "kc:smmuv3") == []
     # control: the model's default (mainline: refuse) differs from 6.12's C at the first partial unmap

@@ -4,9 +4,9 @@ runs on every driver family, and a wrong answer is a finding."""
 
 import pytest
 
-from smmufuzz.harness.codec import FORMAT_MAGIC, decode, encode
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_variant
+from smmufuzz.prog.codec import FORMAT_MAGIC, decode, encode
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_variant
 from smmufuzz.variants.os_smmuv3 import SmmuV3Os
 
 PROG = """config(granule={g}, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.kernel import build as B
 from smmufuzz.kernel import patch as P
 from smmufuzz.kernel import session
@@ -55,7 +55,7 @@ def _make_patch(tmp_path, tree, rel: str, edit, name: str) -> str:
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "smmufuzz.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
 
 
@@ -90,7 +90,7 @@ def test_kc_smmuv3_runs_the_c_table_and_mirrors_its_stores():
     # returns 4K on 6.12 (arm_lpae_split_blk_unmap; mainline refuses since 33729a5fc0ca)
     assert run.returns[1] == 0 and run.returns[3] == 0x2000 and run.returns[7] == 0x1000
     # every word of the emulator's CPU view of the C's table pages is what the C memory holds
-    from smmufuzz.harness.runner import _Exec
+    from smmufuzz.exec.runner import _Exec
     ex = _Exec(prog, "kc:smmuv3", "max-cache", False)
     for i, op in enumerate(prog.ops[:3]):
         ex.step(i, op)
@@ -142,7 +142,7 @@ def test_seed003_posted_code_leaves_mappings_invisible_like_the_model():
     if not seed:
         pytest.skip("the seed-003 thread is not beside the project")
     session.configure(patches=[os.path.join(SEED003, seed[0]) + ":skip=include/linux/io-pgtable.h", PORT])
-    from smmufuzz.harness.load import load_program
+    from smmufuzz.prog.load import load_program
     for name in ("b14_a.txt", "b14_b.txt", "b14_c.txt", "b14_64k_ias32.txt"):
         prog, _h = load_program(os.path.join(ROOT, "corpus", "regressions", "pte-sync", name))
         res = run_program(prog, ["kc-patched:pte-sync", "kc:pte-sync", "pte-sync:deferred-v1"])

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from smmufuzz.harness import fidelity_core as F
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.kernel import session
 from smmufuzz.variants import gather as G
 from smmufuzz.variants.core import IommuCore
@@ -99,7 +99,7 @@ def test_a_wrong_model_is_caught(monkeypatch, name, fn, want):
 
 def test_kernel_check_core_layer_cli():
     _tree()
-    r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "kernel", "check", "--layer", "core",
+    r = subprocess.run([sys.executable, "-m", "smmufuzz.cli", "kernel", "check", "--layer", "core",
                         "--sequences", "300"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("core layer: 300 gather sequences") and ": no difference" in r.stdout
@@ -248,7 +248,7 @@ def test_jason_v1_leaves_the_own_table_drivers_broken():
 def test_the_fuzzer_finds_skip_empty_in_the_c_core_from_nothing():
     """libFuzzer's own search (bench mode "default"), empty corpus, against a gather-ignoring driver; a
     finding the unpatched tree also gives does not count."""
-    from smmufuzz.harness.bench import expose
+    from smmufuzz.tools.bench import expose
     _tree()
     session.configure(patches=[SKIP_EMPTY])
     e = expose("default", "kc-core-patched:arm-smmu", 1, 90, control=["kc-core:arm-smmu"])
@@ -288,7 +288,7 @@ def test_a_missing_or_reshaped_core_function_is_one_line_exit_2(tmp_path, monkey
     tree = _tree_copy(tmp_path, edit)
     for args in (("kernel", "check", "--layer", "core", "--sequences", "10", "--tree", tree),
                  ("replay", B1, "--target", "kc-core:arm-smmu", "--tree", tree)):
-        r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", *args], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "smmufuzz.cli", *args], capture_output=True, text=True,
                            cwd=ROOT, timeout=300)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         err = r.stderr.strip().splitlines()

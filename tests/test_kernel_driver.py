@@ -15,9 +15,9 @@ from dataclasses import replace
 import pytest
 
 from smmufuzz.harness import fidelity_driver as FD
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.kernel import cdriver, session
 from smmufuzz.kernel.extract import Source
 from smmufuzz.variants import arm_smmu_v3 as V3
@@ -116,7 +116,7 @@ def test_a_wrong_model_is_caught(monkeypatch, what, cls):
 
 def test_kernel_check_driver_layer_cli():
     _build()
-    r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "kernel", "check", "--layer", "driver",
+    r = subprocess.run([sys.executable, "-m", "smmufuzz.cli", "kernel", "check", "--layer", "driver",
                         "--driver-programs", "20"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("driver layer: 20 programs") and r.stdout.rstrip().endswith(": no difference")
@@ -154,14 +154,14 @@ def test_a_missing_or_reshaped_driver_function_is_one_line_exit_2(tmp_path, monk
             r"struct arm_smmu_cmdq \*cmdq,\s*u64 \*cmds, )int n", r"\1u32 n", s, count=1)
         want = "arm_smmu_cmdq_issue_cmdlist(struct arm_smmu_device *, struct arm_smmu_cmdq *, u64 *, u32, bool) changed"
     tree = _tree_copy(tmp_path, edit, cdriver.SOURCE)
-    r = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "replay",
+    r = subprocess.run([sys.executable, "-m", "smmufuzz.cli", "replay",
                         os.path.join(ROOT, "corpus", "seeds", "gather_b3_disjoint_unmap_fast.txt"),
                         "--target", "kc-full:smmuv3", "--tree", tree], capture_output=True, text=True, cwd=ROOT,
                        timeout=300)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert len([ln for ln in r.stderr.strip().splitlines() if cdriver.SOURCE in ln]) == 1 and want in r.stderr, r.stderr
     if case == "renamed":       # kernel check: one line, exit 2 if the layer is asked for; else the others still run
-        check = [sys.executable, "-m", "smmufuzz.harness.cli", "kernel", "check", "--tree", tree, "--programs", "2",
+        check = [sys.executable, "-m", "smmufuzz.cli", "kernel", "check", "--tree", tree, "--programs", "2",
                  "--sequences", "5", "--map-sequences", "5", "--driver-programs", "5"]
         r = subprocess.run(check + ["--layer", "driver"], capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert r.returncode == 2 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -299,7 +299,7 @@ def test_the_cd_is_the_trees_writer_word_for_word(monkeypatch):
     """A stage-1 stream moved to another stage-1 domain, then detached: arm_smmu_make_s1_cd() and
     arm_smmu_write_cd_entry() of the tree (the breaking update: V=0, CFGI_CD + CMD_SYNC, the rest, qword 0) and
     arm_smmu_clear_cd()'s zeroes; every CD the C leaves in the emulator and every command it issues is the model's."""
-    from smmufuzz.harness.runner import run_variant
+    from smmufuzz.exec.runner import run_variant
     from smmufuzz.kernel import csmmu
     b = _build()
     by_c = []                                              # the C wrote them: its stores, copied at each command

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program, run_variant
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program, run_variant
 from smmufuzz.kernel import cdriver, clib, session
 from smmufuzz.kernel.extract import ExtractError, Source
 from tests.test_kernel_c import PORT, ROOT, SEED003, _make_patch, _tree, fresh_session  # noqa: F401

@@ -1,7 +1,7 @@
 """Our planted bugs in 6.12's io-pgtable-arm.c (tests/kernel-patches/planted-*.diff), issue 14 item 5.
 
 Each planted patch must apply and build, the unpatched tree must be clean on the programs that expose the
-patches, and the search must find each bug: a short in-process random search (harness/random_search.py,
+patches, and the search must find each bug: a short in-process random search (fuzz/random_search.py,
 the bench's `random` mode) for the ones it finds in a few programs, and for the rest the minimised
 reproducer the fuzzer found (tests/kernel-patches/repro/) gives the finding patched and none unpatched.
 `split-idx-level` is a real bug the oracle cannot see (test_split_bug_is_real_but_invisible_to_the_oracle): only
@@ -17,11 +17,11 @@ import random
 
 import pytest
 
-from smmufuzz.harness.codec import decode
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.random_search import random_search
-from smmufuzz.harness.runner import run_program, run_variant
+from smmufuzz.prog.codec import decode
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.fuzz.random_search import random_search
+from smmufuzz.exec.runner import run_program, run_variant
 from smmufuzz.kernel import session
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

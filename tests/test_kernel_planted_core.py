@@ -14,9 +14,9 @@ import random
 
 import pytest
 
-from smmufuzz.harness.codec import decode
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.codec import decode
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from tests import kernel_planted as KP
 from tests.test_kernel_c import _tree, fresh_session  # noqa: F401  (an autouse fixture)
 

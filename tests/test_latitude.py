@@ -1,13 +1,13 @@
-"""The SMMU's latitude in the program config (harness/latitude.py): text and bytes round-trip, older inputs
+"""The SMMU's latitude in the program config (prog/latitude.py): text and bytes round-trip, older inputs
 keep the defaults, bad values give one clear error, and each choice changes what the emulator keeps."""
 
 import random
 
 import pytest
 
-from smmufuzz.harness.codec import FORMAT_MAGIC, decode, encode, reheader
-from smmufuzz.harness.latitude import DEFAULTS, WALK_ALL
-from smmufuzz.harness.program import Config, Program, ProgramSyntaxError, parse
+from smmufuzz.prog.codec import FORMAT_MAGIC, decode, encode, reheader
+from smmufuzz.prog.latitude import DEFAULTS, WALK_ALL
+from smmufuzz.prog.program import Config, Program, ProgramSyntaxError, parse
 from smmufuzz.reference import cmdq as C
 from tests.test_emulator_commands import TG4K, Tables, attach, publish, rig, tlb_levels, tlbi, walks
 

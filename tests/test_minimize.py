@@ -3,9 +3,9 @@
 import os
 
 import tests.broken_variants  # noqa: F401
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.minimize import minimize
-from smmufuzz.harness.program import parse
+from smmufuzz.prog.load import load_program
+from smmufuzz.fuzz.minimize import minimize
+from smmufuzz.prog.program import parse
 
 HERE = os.path.dirname(__file__)
 

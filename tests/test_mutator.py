@@ -3,10 +3,10 @@ deterministically per seed, and retargeting picks IOVAs that are mapped at that 
 
 import random
 
-from smmufuzz.harness import mutator
-from smmufuzz.harness.codec import decode, encode
-from smmufuzz.harness.mutator import HybridMutator, hybrid, live_iovas, live_op, retarget, structured
-from smmufuzz.harness.program import MAX_OPS, Op, parse, touched_domains
+from smmufuzz.prog import mutator
+from smmufuzz.prog.codec import decode, encode
+from smmufuzz.prog.mutator import HybridMutator, hybrid, live_iovas, live_op, retarget, structured
+from smmufuzz.prog.program import MAX_OPS, Op, parse, touched_domains
 
 PROG = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
 iommu_attach_device(d0, sid=0)
@@ -66,7 +66,7 @@ def test_retarget_moves_a_dma_to_a_mapped_iova_of_its_stream_domain():
 def test_the_length_limit_grows_with_the_number_of_mutations(monkeypatch):
     import atheris
 
-    from smmufuzz.harness import mutator
+    from smmufuzz.prog import mutator
     monkeypatch.setattr(atheris, "Mutate", lambda d, n: (d + b"\x07" * n)[:n])    # grows to the limit
     monkeypatch.setattr(mutator, "GEN_FIRST", 0.0)        # edits only: generated programs are not limited
     monkeypatch.setattr(mutator, "GEN_FLOOR", 0.0)
@@ -83,7 +83,7 @@ def test_the_length_limit_grows_with_the_number_of_mutations(monkeypatch):
 def test_a_young_search_runs_generated_programs_of_realistic_length_then_mostly_mutates(monkeypatch):
     import atheris
 
-    from smmufuzz.harness import mutator
+    from smmufuzz.prog import mutator
     monkeypatch.setattr(atheris, "Mutate", lambda d, n: d[:n])
     m = HybridMutator()
     first = [decode(m(b"", 600, seed)) for seed in range(50)]
@@ -95,8 +95,8 @@ def test_a_young_search_runs_generated_programs_of_realistic_length_then_mostly_
 
 
 def test_generated_programs_are_state_aware_and_encode_back():
-    from smmufuzz.harness.generate import generate
-    from smmufuzz.harness.mutator import live_iovas
+    from smmufuzz.prog.generate import generate
+    from smmufuzz.prog.mutator import live_iovas
     rng = random.Random(5)
     unmaps_of_mapped = 0            # seeds 1-5: blind codec ops (live=0) give 240-282, the generator 457-547
     for _ in range(200):
@@ -110,7 +110,7 @@ def test_generated_programs_are_state_aware_and_encode_back():
 
 
 def test_live_ops_use_the_resources_live_at_their_position():
-    from smmufuzz.harness.mutator import live_op
+    from smmufuzz.prog.mutator import live_op
     rng = random.Random(3)
     live = live_iovas(PROG, 4)           # d0: [0x200000, 0x201000) and [0x202000, 0x204000); d1 one page
     kinds = set()
@@ -155,8 +155,8 @@ pci_ats(sid=1, on=1)
 def test_an_op_moved_to_another_context_takes_a_gather_of_its_own():
     """contract.gather_of_another_context: a fork, hoist or context edit (and a collision) of an unmap_fast/iotlb_sync
     gives the op a gather no other context uses on its domain (if one is free), so the moved op is issued, not skipped."""
-    from smmufuzz.harness.contract import own_gather
-    from smmufuzz.harness.program import Op
+    from smmufuzz.prog.contract import own_gather
+    from smmufuzz.prog.program import Op
     prog = parse("""config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)
 iommu_map(d0, iova=0x200000, paddr=0x80000000, size=0x2000, prot=RW)
 iommu_unmap_fast(d0, iova=0x200000, size=0x1000, gather=g0)
@@ -173,7 +173,7 @@ iommu_unmap_fast(d1, iova=0x200000, size=0x1000, gather=g1)
 
 
 def test_a_fault_edit_fails_an_allocation_of_the_call_right_before_it(monkeypatch):
-    from smmufuzz.harness import mutator
+    from smmufuzz.prog import mutator
     monkeypatch.setattr(mutator, "EDITS", ("fault",))
     rng = random.Random(3)
     seen, nths = set(), set()
@@ -193,8 +193,8 @@ def test_generated_partners_change_the_domain_of_an_invalidation_in_flight():
     """With a partner share, an op that invalidates a domain is followed by another CPU's op on that domain
     (attach, detach, pci_ats, map or unmap), which the race search can interleave with it; without, no
     program has such a pair from the generator's own ops. Same seed, same programs."""
-    from smmufuzz.harness.generate import INVALIDATING, PARTNER_KINDS, generate
-    from smmufuzz.harness.program import touched_domains
+    from smmufuzz.prog.generate import INVALIDATING, PARTNER_KINDS, generate
+    from smmufuzz.prog.program import touched_domains
 
     def partnered(p) -> int:
         doms = touched_domains(p.ops)
@@ -217,7 +217,7 @@ def test_generated_partners_change_the_domain_of_an_invalidation_in_flight():
 
 
 def test_partner_op_is_another_cpus_op_on_the_invalidated_domain():
-    from smmufuzz.harness.generate import partner_op
+    from smmufuzz.prog.generate import partner_op
     rng = random.Random(4)
     prog = PROG.with_ops(PROG.ops[:4] + (Op("unmap", (0, 0x200000, 0x1000)),))
     seen = set()
@@ -235,7 +235,7 @@ def test_partner_op_is_another_cpus_op_on_the_invalidated_domain():
 def test_partners_follow_only_ops_that_send_invalidations():
     """An unmap of nothing returns before iotlb_sync, a sync of an empty gather and a flush of a domain no stream
     uses send no command: no invalidation is in flight for another CPU's op to race (generate.invalidates)."""
-    from smmufuzz.harness.generate import invalidates, partner_op
+    from smmufuzz.prog.generate import invalidates, partner_op
     ops = PROG.ops[:4] + (Op("unmap", (0, 0x900000, 0x1000)), Op("unmap_fast", (0, 0x202000, 0x1000, 1)),
                           Op("sync", (0, 0)), Op("sync", (0, 1)), Op("flush_all", (1,)), Op("flush_all", (0,)))
     prog = PROG.with_ops(ops)
@@ -250,7 +250,7 @@ def test_ats_capable_streams_from_the_start_when_the_smmu_has_ats():
     """With ATS in the config, an ats_setup share of the streams get pci_ats(on) right before their first attach
     (an ATS-capable endpoint, as probed), so that their domains' invalidations carry ATC invalidations; none
     without ATS in the config or with ats_setup 0. Same seed, same programs otherwise deterministic."""
-    from smmufuzz.harness.generate import generate
+    from smmufuzz.prog.generate import generate
 
     def setups(p) -> int:
         first = {}
@@ -276,7 +276,7 @@ def test_generated_calls_get_fault_injection_and_none_with_faults_off():
     """generate() puts a fail_nth right before a share of the calls that allocate (syzkaller's fault
     injection into generated calls), for a kind that call allocates; with faults=0 none come from it
     (the codec's own fail_nth ops, rare and anywhere, remain)."""
-    from smmufuzz.harness.generate import GEN_FAULT, generate
+    from smmufuzz.prog.generate import GEN_FAULT, generate
 
     def injected(p) -> list:
         return [(p.ops[i].args, p.ops[i + 1].kind) for i in range(len(p.ops) - 1)
@@ -321,7 +321,7 @@ def test_dma_api_live_ops_use_live_handles_and_attached_domains():
 def test_race_targets_generate_a_share_of_long_programs():
     """On targets that search schedules, RACE_GEN_LONG of the generated programs are long (generate()'s own
     settings), the rest at most RACE_GEN_OPS ops."""
-    from smmufuzz.harness.fuzz_target import hybrid_mutator
+    from smmufuzz.fuzz.fuzz_target import hybrid_mutator
     m = hybrid_mutator(["invs:v9", "invs:merged"])
     assert m.gen_long == mutator.RACE_GEN_LONG > 0
     lens = [len(decode(hybrid(b"", 4096, seed, fallback=lambda d, n: d[:n], gen=1.0, gen_ops=m.gen_ops, gen_live=m.gen_live,
@@ -337,7 +337,7 @@ def test_generated_programs_encode_and_a_mutator_failure_does_not_kill_the_worke
     and should the mutator raise anyway, HybridMutator says so once (with the seed) and falls back to
     libFuzzer's own mutation instead of raising."""
     import atheris
-    from smmufuzz.harness import generate as gen_mod
+    from smmufuzz.prog import generate as gen_mod
     for seed in (1285534663, 1330918204):            # those that gave an address of 2^64 and more
         rng = random.Random(seed)
         rng.random()

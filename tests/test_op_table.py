@@ -1,11 +1,11 @@
-"""The op table (harness/ops.py) is the one description of ops: every kind has a model, and text, parsing, the
+"""The op table (prog/ops.py) is the one description of ops: every kind has a model, and text, parsing, the
 byte codec and minimisation all work from it for every kind and every field type."""
 
-from smmufuzz.harness import op_models
-from smmufuzz.harness.codec import FORMAT_MAGIC, FORMAT_VERSION, KIND_TABLE, KIND_TABLE_V1, decode, encode
-from smmufuzz.harness.minimize import _simpler_ops
-from smmufuzz.harness.ops import KINDS, OP_KINDS, OS_KINDS, SLEEPING_KINDS
-from smmufuzz.harness.program import Config, Op, Program, parse
+from smmufuzz.exec import op_models
+from smmufuzz.prog.codec import FORMAT_MAGIC, FORMAT_VERSION, KIND_TABLE, KIND_TABLE_V1, decode, encode
+from smmufuzz.fuzz.minimize import _simpler_ops
+from smmufuzz.prog.ops import KINDS, OP_KINDS, OS_KINDS, SLEEPING_KINDS
+from smmufuzz.prog.program import Config, Op, Program, parse
 
 
 def _with(kind: str) -> Program:

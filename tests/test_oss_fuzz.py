@@ -16,14 +16,14 @@ import zipfile
 
 import pytest
 
-from smmufuzz.harness.cli import main
-from smmufuzz.harness.codec import FORMAT_MAGIC, FORMAT_VERSION, decode
-from smmufuzz.harness.fuzz import SHIPPED_CORPUS, seed_files
-from smmufuzz.harness.load import header_fields, load_program
-from smmufuzz.harness.oss_fuzz import export, fuzzer_name, packaged_targets, target_of
-from smmufuzz.harness.packaged import REPRODUCER_MARK
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.cli import main
+from smmufuzz.prog.codec import FORMAT_MAGIC, FORMAT_VERSION, decode
+from smmufuzz.fuzz.fuzz import SHIPPED_CORPUS, seed_files
+from smmufuzz.prog.load import header_fields, load_program
+from smmufuzz.fuzz.oss_fuzz import export, fuzzer_name, packaged_targets, target_of
+from smmufuzz.fuzz.packaged import REPRODUCER_MARK
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.variants.registry import KERNEL_TARGETS, TARGETS, VARIANTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +94,7 @@ def test_export_writes_a_standalone_fuzzer_its_seed_corpus_dictionary_and_option
                                         ("kc-diff", "kc-diff is a kernel-C target")])
 def test_export_of_a_bad_target_is_a_one_line_error_and_writes_nothing(tmp_path, target, why):
     out = tmp_path / "fuzzers"
-    p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", "oss-fuzz", "export", "--out", str(out),
+    p = subprocess.run([sys.executable, "-m", "smmufuzz.cli", "oss-fuzz", "export", "--out", str(out),
                         "--target", "smmuv3", "--target", target], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and p.stderr.startswith(f"smmufuzz: error: {why}")

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.load import load_program
+from smmufuzz.exec.runner import run_program
 
 DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "regressions", "smmuv3")
 FILES = ["fuzz_reset_no_cfgi.txt", "fuzz_reset_no_el2.txt", "fuzz_map_no_unwind.txt", "fuzz_sva_notifier_short.txt",

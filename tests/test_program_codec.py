@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from smmufuzz.harness.codec import decode, encode
-from smmufuzz.harness.program import (MAX_OPS, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, Config, Op,
+from smmufuzz.prog.codec import decode, encode
+from smmufuzz.prog.program import (MAX_OPS, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, OPS, Config, Op,
                                       Program, ProgramSyntaxError, parse)
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "corpus" / "seeds"
@@ -223,9 +223,9 @@ def test_error_other_cases():
 # -- every text that parses encodes, and decodes back to the same program (issue 15 item 7) ------------------
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from smmufuzz.harness.latitude import WALK_ALL  # noqa: E402
-from smmufuzz.harness.ops import ALLOC_KINDS, NUM_MMS, NUM_PASIDS  # noqa: E402
-from smmufuzz.harness.program import CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_SG, MAX_SWITCHES  # noqa: E402
+from smmufuzz.prog.latitude import WALK_ALL  # noqa: E402
+from smmufuzz.prog.ops import ALLOC_KINDS, NUM_MMS, NUM_PASIDS  # noqa: E402
+from smmufuzz.prog.program import CONTEXTS, EVICT_WHAT, MAX_AFTER, MAX_SG, MAX_SWITCHES  # noqa: E402
 
 _U64 = st.one_of(st.integers(0, 0x10_0000_0000), st.integers(0, (1 << 64) - 1))
 

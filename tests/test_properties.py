@@ -16,12 +16,12 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from smmufuzz.harness.codec import decode, encode  # noqa: E402
-from smmufuzz.harness.fuzz_target import FindingError, one_input  # noqa: E402
-from smmufuzz.harness.load import load_program  # noqa: E402
-from smmufuzz.harness.minimize import minimize  # noqa: E402
-from smmufuzz.harness.program import MAX_OPS, Op, Program, parse  # noqa: E402
-from smmufuzz.harness.runner import run_program  # noqa: E402
+from smmufuzz.prog.codec import decode, encode  # noqa: E402
+from smmufuzz.fuzz.fuzz_target import FindingError, one_input  # noqa: E402
+from smmufuzz.prog.load import load_program  # noqa: E402
+from smmufuzz.fuzz.minimize import minimize  # noqa: E402
+from smmufuzz.prog.program import MAX_OPS, Op, Program, parse  # noqa: E402
+from smmufuzz.exec.runner import run_program  # noqa: E402
 from smmufuzz.variants.registry import TARGETS, VARIANTS, kernel_builds  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(__file__))

@@ -2,7 +2,7 @@
 level-3 table and 1 in the next, i.e. 64 + 1 = 65 distinct 64-byte lines. Eager cleaning cleans one line
 per page (512 line cleans); deferred cleaning cleans each line once (65)."""
 
-from smmufuzz.harness.cost import cost_table
+from smmufuzz.tools.cost import cost_table
 
 
 def _rows(variants, pages):

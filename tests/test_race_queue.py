@@ -1,9 +1,9 @@
 """The fuzz target's schedule searches spread over executions (race_queue.py, fuzz_target.race_steps)."""
 
-from smmufuzz.harness.codec import encode
-from smmufuzz.harness.fuzz_target import FindingError, one_input
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.race_queue import RaceQueue
+from smmufuzz.prog.codec import encode
+from smmufuzz.fuzz.fuzz_target import FindingError, one_input
+from smmufuzz.prog.program import parse
+from smmufuzz.fuzz.race_queue import RaceQueue
 
 
 def _search(name, runs, log, result=None):
@@ -51,9 +51,9 @@ def test_a_search_spread_over_later_inputs_raises_with_the_program_it_found_and_
     import hashlib
     import os
 
-    from smmufuzz.harness import race_queue
-    from smmufuzz.harness.fuzz_target import race_twin_of
-    from smmufuzz.harness.runner import run_program
+    from smmufuzz.fuzz import race_queue
+    from smmufuzz.fuzz.fuzz_target import race_twin_of
+    from smmufuzz.exec.runner import run_program
     monkeypatch.setattr(race_queue, "SHARE", 1 / 21)
     seed = os.path.join(os.path.dirname(__file__), "..", "corpus", "seeds", "invs_b12d.txt")
     with open(seed) as fh:

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from smmufuzz.harness.codec import decode
-from smmufuzz.harness.load import LoadError, load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.codec import decode
+from smmufuzz.prog.load import LoadError, load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from tests.test_properties import RAW_TARGET, fuzz_target_verdict
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -19,7 +19,7 @@ LOST = b"#z 2`\tF#"          # valid UTF-8 starting with '#': it was read as an 
 
 
 def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", *args], cwd=ROOT, capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "smmufuzz.cli", *args], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     return p.returncode, p.stdout, p.stderr
 

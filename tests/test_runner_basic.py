@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from smmufuzz.harness.codec import decode, encode
-from smmufuzz.harness.program import GRANULES, parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.prog.codec import decode, encode
+from smmufuzz.prog.program import GRANULES, parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.variants.core import IommuCore
 from smmufuzz.variants.os_smmuv3 import SmmuV3Os
 from smmufuzz.variants.registry import VARIANTS, register

@@ -12,13 +12,13 @@ import jsonschema
 import pytest
 
 import tests.broken_variants  # noqa: F401  (registers test-no-iotlb-sync)
-from smmufuzz.harness.cli import main as cli_main
-from smmufuzz.harness.findings_store import FindingsStore
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.minimize import reproducer_text
-from smmufuzz.harness.findings_store import StoreError
-from smmufuzz.harness.sarif import KINDS, export, fault_location
-from smmufuzz.harness.triage import triage
+from smmufuzz.cli import main as cli_main
+from smmufuzz.fuzz.findings_store import FindingsStore
+from smmufuzz.prog.load import load_program
+from smmufuzz.fuzz.minimize import reproducer_text
+from smmufuzz.fuzz.findings_store import StoreError
+from smmufuzz.fuzz.sarif import KINDS, export, fault_location
+from smmufuzz.fuzz.triage import triage
 from smmufuzz.variants import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -284,7 +284,7 @@ def test_a_kernel_c_crash_is_located_at_the_c_function_that_faulted(tmp_path, ke
 
 def test_every_rule_kind_is_one_the_harness_raises():
     from smmufuzz.reference import oracle
-    from smmufuzz.harness import runner
+    from smmufuzz.exec import runner
     raised = {oracle.MISSED, oracle.WRONG_PA, oracle.INVISIBLE, oracle.TABLE_UAF, oracle.CMD_ERROR,
               oracle.IOVA_REUSE, oracle.TORN_STE, runner.HANG, runner.CRASH, runner.DIVERGENCE}
     assert set(KINDS) == raised

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_variant
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_variant
 from smmufuzz.reference import cmdq as C
 from smmufuzz.reference import ste_words as W
 from smmufuzz.reference.lpae import Geometry, geometry_for

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness import runner
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program
+from smmufuzz.exec import runner
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program
 from smmufuzz.reference.memory import Memory
 from smmufuzz.reference.store_order import StoreBuffer
 from smmufuzz.variants.caps import caps

@@ -9,8 +9,8 @@ from smmufuzz.reference.process_mm import ProcessMm
 from smmufuzz.reference.smmu import HwConfig, Smmu
 from smmufuzz.reference.ste import Ste
 from smmufuzz.reference.substream import Cd
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import run_program, run_variant
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import run_program, run_variant
 
 CFG = "config(granule=4K, ias=48, stage=1, coherent=1, range_inv={ril}, ats={ats}, e2h=0)\n"
 BOUND = ("iommu_attach_device(d0, sid=0)\npci_ats(sid=0, on=1)\niommu_sva_bind_device(sid=0, mm=0)\n"

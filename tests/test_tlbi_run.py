@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from smmufuzz.harness.fidelity import random_programs
-from smmufuzz.harness.runner import run_variant
+from smmufuzz.tools.fidelity import random_programs
+from smmufuzz.exec.runner import run_variant
 from smmufuzz.reference import cmdq as C
 
 

@@ -12,13 +12,13 @@ from dataclasses import replace
 import pytest
 
 import tests.broken_variants  # noqa: F401
-from smmufuzz.harness.campaign import Campaign, Options
-from smmufuzz.harness.codec import encode
-from smmufuzz.harness.load import load_program
-from smmufuzz.harness.program import parse
-from smmufuzz.harness.runner import Finding, run_program
-from smmufuzz.harness.tolerated import Tally
-from smmufuzz.harness.verdict import EXPECTED, KNOWN_DESIGN, UNEXPECTED, classify
+from smmufuzz.fuzz.campaign import Campaign, Options
+from smmufuzz.prog.codec import encode
+from smmufuzz.prog.load import load_program
+from smmufuzz.prog.program import parse
+from smmufuzz.exec.runner import Finding, run_program
+from smmufuzz.fuzz.tolerated import Tally
+from smmufuzz.exec.verdict import EXPECTED, KNOWN_DESIGN, UNEXPECTED, classify
 from smmufuzz.variants import registry
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -35,7 +35,7 @@ def marked_correct(monkeypatch):
 
 
 def smmufuzz(*args):
-    p = subprocess.run([sys.executable, "-m", "smmufuzz.harness.cli", *args], cwd=ROOT, capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "smmufuzz.cli", *args], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     return p.returncode, p.stdout, p.stderr
 
@@ -122,7 +122,7 @@ def test_a_campaign_worker_saves_a_new_expected_finding_and_carries_on_but_stops
     again; an UNEXPECTED one still raises (the worker stops and it is triaged on its own)."""
     import hashlib
 
-    from smmufuzz.harness.fuzz_target import FindingError, one_input
+    from smmufuzz.fuzz.fuzz_target import FindingError, one_input
     prog, _ = load_program(MISSED)
     data = encode(prog)
     art = str(tmp_path / "crashes") + "/"
@@ -220,7 +220,7 @@ _ATS = "config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=1, e2h=
 def test_the_ats_enable_race_is_recognised_in_the_shapes_a_campaign_finds_it_in(text):
     """The fuzzer finds the race under its own schedule search and minimises it into different op
     sequences; each is the known design finding, not UNEXPECTED."""
-    from smmufuzz.harness.triage import search_schedules, triage
+    from smmufuzz.fuzz.triage import search_schedules, triage
     found = search_schedules(parse(text), ["invs:merged"])
     assert found is not None
     tri = triage(found, ["invs:merged"])

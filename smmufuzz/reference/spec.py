@@ -160,7 +160,7 @@ class DomainSpec:
         self.bases.pop(bisect_left(self.bases, e.base))
 
     def mark_unknown(self, lo: int, hi: int, op: int) -> None:
-        """A call outside the caller contract (harness/contract.py) touched [lo, hi): nothing is promised there,
+        """A call outside the caller contract (prog/contract.py) touched [lo, hi): nothing is promised there,
         nor in the extents it overlaps."""
         for e in self.overlapping(lo, hi):
             lo, hi = min(lo, e.base), max(hi, e.base + e.span)

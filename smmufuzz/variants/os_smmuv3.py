@@ -1,6 +1,6 @@
 """The OS side under test for an SMMUv3 system: iommu core + io-pgtable-arm + arm-smmu-v3 (mainline).
 
-This is the one interface the harness drives (see harness/runner.py): domains, map/unmap,
+This is the one interface the harness drives (see exec/runner.py): domains, map/unmap,
 gathers, attach/detach and ATS, each returning what the kernel API returns.
 """
 

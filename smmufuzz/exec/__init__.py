@@ -1,0 +1,1 @@
+"""Running a program: the runner, the op models, the scheduler, schedule search, observers, verdicts."""

@@ -1,0 +1,1 @@
+"""Fuzzing: the libFuzzer target, campaigns and their workers, triage, minimisation, the findings store."""

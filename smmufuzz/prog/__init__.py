@@ -1,0 +1,1 @@
+"""Programs: the op table, the program model, its text and byte forms, generation and mutation."""
