@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from smmufuzz.harness import mutator  # noqa: E402
+from smmufuzz.prog import mutator  # noqa: E402
 from smmufuzz.exec.exhaustive import drain  # noqa: E402
 from smmufuzz.fuzz.fuzz_target import control_shows, race_steps  # noqa: E402
 from smmufuzz.prog.generate import GEN_FAULT, generate  # noqa: E402

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from smmufuzz.harness import fidelity_core as F
+from smmufuzz.tools import fidelity_core as F
 from smmufuzz.prog.load import load_program
 from smmufuzz.prog.program import parse
 from smmufuzz.exec.runner import run_program
@@ -130,7 +130,7 @@ def test_a_helper_of_another_shape_is_one_line_and_the_rest_still_builds(tmp_pat
 
 
 # ---- the core's map/unmap path from the tree's drivers/iommu/iommu.c (csrc/core.c) ------------------
-from smmufuzz.harness import fidelity_ccore as FC  # noqa: E402
+from smmufuzz.tools import fidelity_ccore as FC  # noqa: E402
 from smmufuzz.kernel import ccore  # noqa: E402
 
 PATCHES = os.path.join(ROOT, "tests", "kernel-patches")

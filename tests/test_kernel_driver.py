@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from smmufuzz.harness import fidelity_driver as FD
+from smmufuzz.tools import fidelity_driver as FD
 from smmufuzz.prog.load import load_program
 from smmufuzz.prog.program import parse
 from smmufuzz.exec.runner import run_program
