@@ -1,8 +1,8 @@
 """The libFuzzer/atheris entry point: decode bytes, run the target's variants, raise on a finding.
 
 Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
-re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only smmufuzz.reference and
-smmufuzz.variants are instrumented. `mutator="hybrid"` adds the structure-aware custom mutator
+re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only the code under test (smmufuzz.variants,
+smmufuzz.kernel's glue, plugins) and the feature buckets are instrumented; the emulator is not (emulator_modules). `mutator="hybrid"` adds the structure-aware custom mutator
 (mutator.py). For the benchmark: if SMMUFUZZ_CLOCK names a file, the time of the first input and, at a
 finding, the time and the number of inputs run are appended to it (time to exposure without start-up);
 if SMMUFUZZ_CONTROL names variants (comma-separated), a finding they also give is not raised.
@@ -320,15 +320,16 @@ def hybrid_mutator(target_variants: list[str]):
 
 
 def import_instrumented(plugins: tuple = ()) -> None:
-    """Import the emulator, the variants and the feature buckets (and `plugins`) under atheris' coverage
-    instrumentation, UNINSTRUMENTED left plain; switch the cache-shape features on. Must come before anything
-    imports them: a module imported before this block is not instrumented at all (the registry imports every
-    variant and the emulator). The harness, imported later, stays uninstrumented. SMMUFUZZ_FEATURES (all,
-    edges, cache, sched) keeps only some feature classes beside the edges, for benchmark ablations."""
+    """Import the variants and the feature buckets (and `plugins`) under atheris' coverage instrumentation,
+    the emulator and UNINSTRUMENTED left plain (emulator_modules); switch the cache-shape features on. Must
+    come before anything imports them: a module imported before this block is not instrumented at all (the
+    registry imports every variant and the emulator). The harness, imported later, stays uninstrumented.
+    SMMUFUZZ_FEATURES (all, edges, cache, sched) keeps only some feature classes beside the edges, and
+    SMMUFUZZ_INSTRUMENT=all instruments the emulator too, for benchmark ablations."""
     import importlib
 
     import atheris
-    plain = UNINSTRUMENTED + reference_modules(os.environ.get("SMMUFUZZ_INSTRUMENT", "all"))
+    plain = UNINSTRUMENTED + emulator_modules(os.environ.get("SMMUFUZZ_INSTRUMENT", "variants"))
     with atheris.instrument_imports(include=["smmufuzz.reference", "smmufuzz.variants",
                                              "smmufuzz.exec.feature_cov", *plugins],
                                     exclude=plain):
@@ -338,11 +339,14 @@ def import_instrumented(plugins: tuple = ()) -> None:
     select_features()
 
 
-def reference_modules(instrument: str) -> list[str]:
-    """The emulator's modules SMMUFUZZ_INSTRUMENT leaves plain: none for `all` (the default), every one for
-    `variants` (only the code under test gives edges; an ablation knob for benchmarks, docs/bench.md)."""
+def emulator_modules(instrument: str) -> list[str]:
+    """The emulator's modules left uninstrumented, by SMMUFUZZ_INSTRUMENT: every one for `variants` (the
+    default: edges come from the code under test; the SMMU states that matter to the search are feature_cov's
+    cache shapes), none beyond UNINSTRUMENTED for `all` (the emulator's edges too, as before 2026-12-04).
+    The seed-002 bench with and without them (docs/bench.md): 36/36 found against 33/36, the same executions
+    to exposure, 143 against 102 exec/s."""
     if instrument not in ("all", "variants"):
-        raise SystemExit(f"SMMUFUZZ_INSTRUMENT={instrument!r}: one of all, variants")
+        raise SystemExit(f"SMMUFUZZ_INSTRUMENT={instrument!r}: one of variants, all")
     if instrument == "all":
         return []
     import pkgutil
