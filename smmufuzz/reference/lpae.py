@@ -161,14 +161,38 @@ def walk(read, geo: Geometry, ttb: int, stage: int, va: int, walk_cache=None):
 
 def enumerate_tree(mem, geo: Geometry, table: int, stage: int, lvl: int | None = None, va_base: int = 0,
                    leaves=None, tables=None):
-    """Every valid leaf and table descriptor reachable from `table` at `lvl` (a full speculative walk)."""
+    """Every valid leaf and table descriptor reachable from `table` at `lvl` (a full speculative walk). What one
+    table decodes to is remembered while none of its pages changed in the walker's view (Memory.walk_stamp), so
+    a walk after a map re-reads only the tables the map wrote."""
     if lvl is None:
         lvl = geo.start_level
     if leaves is None:
         leaves, tables = [], []
-    shift = geo.lvl_shift(lvl)
     nbits = geo.idx_bits(lvl)
+    stamp = mem.walk_stamp(table, 8 << nbits)
+    key = (table, lvl, va_base, stage, geo)
+    hit = mem.walk_memo.get(key) if stamp is not None else None
+    if hit is not None and hit[0] == stamp:
+        items = hit[1]
+    else:
+        items = _decode_table(mem, geo, table, stage, lvl, va_base, nbits)
+        if stamp is not None:
+            mem.walk_memo[key] = (stamp, items)
+    for leaf, entry in items:
+        if leaf is not None:
+            leaves.append(leaf)
+        else:
+            tables.append(entry)
+            enumerate_tree(mem, geo, entry[2], stage, lvl + 1, entry[1] << geo.lvl_shift(lvl), leaves, tables)
+    return leaves, tables
+
+
+def _decode_table(mem, geo: Geometry, table: int, stage: int, lvl: int, va_base: int, nbits: int) -> list:
+    """One table's valid entries in address order: (Leaf, None) for a leaf, (None, (lvl, va >> shift, next
+    table, descriptor address, descriptor)) for a table descriptor."""
+    shift = geo.lvl_shift(lvl)
     read = mem.smmu_read
+    items: list = []
     for addr in mem.smmu_nonzero(table, 8 << nbits):
         desc = read(addr)
         if not desc & PTE_VALID:
@@ -176,9 +200,7 @@ def enumerate_tree(mem, geo: Geometry, table: int, stage: int, lvl: int | None =
         va = va_base | (((addr - table) >> 3) << shift)
         t = desc & PTE_TYPE_MASK
         if lvl < 3 and t == PTE_TYPE_TABLE_OR_PAGE:
-            nxt = desc & ADDR_MASK_48
-            tables.append((lvl, va >> shift, nxt, addr, desc))
-            enumerate_tree(mem, geo, nxt, stage, lvl + 1, va, leaves, tables)
+            items.append((None, (lvl, va >> shift, desc & ADDR_MASK_48, addr, desc)))
             continue
         if lvl == 3 and t != PTE_TYPE_TABLE_OR_PAGE:
             continue
@@ -187,5 +209,5 @@ def enumerate_tree(mem, geo: Geometry, table: int, stage: int, lvl: int | None =
         if not desc & PTE_AF:
             continue
         span = 1 << shift
-        leaves.append(Leaf(va, span, lvl, desc & ADDR_MASK_48 & ~(span - 1), leaf_perms(desc, stage)))
-    return leaves, tables
+        items.append((Leaf(va, span, lvl, desc & ADDR_MASK_48 & ~(span - 1), leaf_perms(desc, stage)), None))
+    return items

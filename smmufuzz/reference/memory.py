@@ -23,7 +23,7 @@ class Memory:
     __slots__ = ("coherent", "faults", "cpu", "poc", "dirty", "cleans", "lines_cleaned",
                  "redundant_cleans", "writebacks", "page_gen", "page_free",
                  "_free_lists", "_next", "table_pages", "version", "_cpu_idx", "_poc_idx", "lines_touched",
-                 "_next_coherent", "stores", "overlay", "_saved_version")
+                 "_next_coherent", "stores", "overlay", "_saved_version", "page_ver", "walk_memo")
 
     def __init__(self, coherent: bool, base: int = 0x4000_0000_0000, weak: bool = False):
         self.coherent = coherent
@@ -49,6 +49,8 @@ class Memory:
         self._cpu_idx: dict[int, set[int]] = {}  # 4K page -> qword addresses holding non-zero values
         self._poc_idx: dict[int, set[int]] = {}
         self._next_coherent = COHERENT_BASE
+        self.page_ver: dict[int, int] = {}  # 4K page -> bumped whenever a walk's read of it may change
+        self.walk_memo: dict = {}          # what a table walker decoded from one table page (lpae.enumerate_tree)
 
     # --- CPU side ---------------------------------------------------------------------------
     def cpu_read(self, addr: int) -> int:
@@ -64,6 +66,8 @@ class Memory:
         _store(self.cpu, self._cpu_idx, addr, val)
         if self.coherent:
             self.version += 1
+            page = addr & ~(CPU_PAGE - 1)
+            self.page_ver[page] = self.page_ver.get(page, 0) + 1
         else:
             self.dirty.add(addr & ~(LINE - 1))
 
@@ -90,7 +94,9 @@ class Memory:
         for ln in lines:
             by_page.setdefault(ln & ~(CPU_PAGE - 1), []).append(ln)
         empty: set = set()
+        pv = self.page_ver
         for page, lns in by_page.items():
+            pv[page] = pv.get(page, 0) + 1
             cs, ps = cidx.get(page, empty), idx.get(page, empty)
             if len(cs) + len(ps) <= len(lns) * (LINE // 4):
                 want = set(lns)
@@ -113,6 +119,8 @@ class Memory:
         stream table and CDs, are fetched as configuration and counted by their owner: Smmu.strtab_ver)."""
         _store(self.cpu, self._cpu_idx, addr, val)
         _store(self.poc, self._poc_idx, addr, val)
+        page = addr & ~(CPU_PAGE - 1)
+        self.page_ver[page] = self.page_ver.get(page, 0) + 1
 
     def alloc_coherent(self, size: int) -> int:
         """dma_alloc_coherent(): zeroed memory from its own pool (the page allocator's addresses are unchanged)."""
@@ -181,6 +189,7 @@ class Memory:
                 if stores is not None:
                     stores.record(a, self.cpu[a], 0)
                 _store(self.cpu, self._cpu_idx, a, 0)
+            self.page_ver[p] = self.page_ver.get(p, 0) + 1
         self.version += 1
         if not self.coherent:
             # the CPU zeroed the page: every line is dirty in its cache until cleaned
@@ -214,6 +223,16 @@ class Memory:
 
     def dirty_lines(self) -> list[int]:
         return sorted(self.dirty)
+
+    def walk_stamp(self, base: int, size: int):
+        """What a table walk's reads of [base, base+size) hang on: the versions of its 4K pages; None while walks
+        read through a partial view (look_through), where nothing decoded from memory may be reused."""
+        if self.overlay is not None:
+            return None
+        pv = self.page_ver
+        if size <= CPU_PAGE:
+            return pv.get(base & ~(CPU_PAGE - 1), 0)
+        return tuple(pv.get(p, 0) for p in range(base & ~(CPU_PAGE - 1), base + size, CPU_PAGE))
 
     def smmu_nonzero(self, base: int, size: int) -> list[int]:
         """Sorted qword addresses in [base, base+size) that a table walk would read as non-zero."""
