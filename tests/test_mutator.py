@@ -131,6 +131,21 @@ def test_live_ops_use_the_resources_live_at_their_position():
     assert {op.kind for op in (live_op(PROG, 0, rng) for _ in range(50))} <= {"map", "attach", "sva_bind", "mm_map"}
 
 
+def test_a_live_map_reuses_an_unmapped_iova_for_a_block(monkeypatch):
+    """A share of live maps puts a block (2M with 4K pages), aligned, over an IOVA an earlier unmap on that domain
+    freed: the buffer that reuses the IOVA space, whose map replaces the table the unmap left."""
+    from smmufuzz.prog.mutator import live_op_of
+    rng = random.Random(1)
+    monkeypatch.setattr(mutator, "BLOCK_REMAP", 1.0)
+    ops = {live_op_of(PROG, 5, "map", frozenset({0}), rng) for _ in range(20)}
+    assert {op.args[1] for op in ops} == {0x200000} and {op.args[3] for op in ops} == {0x200000}
+    assert all(op.args[2] % 0x200000 == 0 for op in ops)
+    ops = {live_op_of(PROG, 5, "map", frozenset({1}), rng) for _ in range(20)}     # d1: nothing unmapped
+    assert {op.args[3] for op in ops} == {0x1000}
+    monkeypatch.setattr(mutator, "BLOCK_REMAP", 0.0)
+    assert {live_op_of(PROG, 5, "map", frozenset({0}), rng).args[3] for _ in range(20)} == {0x1000}
+
+
 def test_live_ops_mostly_follow_the_previous_ops_domain_and_change_ats():
     """A fresh op mostly works on what the op before it did (a stream attached to d1 with ATS turned on
     is followed by ops on d1), and a pci_ats mostly changes the endpoint's state."""

@@ -28,6 +28,9 @@ from .program import MAX_OPS, MAX_SWITCHES, NUM_DOMAINS, NUM_GATHERS, NUM_SIDS, 
 EDITS = ("config", "insert", "delete", "duplicate", "swap", "retarget", "fork", "hoist", "context", "preempt", "fault")
 SHRINKING = ("config", "delete", "swap", "retarget", "context", "preempt")   # at the length limit
 SVA_SHARE = 0.25       # of live ops where SVA can bind (stage 1, coherent walks): an SVA op (sva_live.py)
+BLOCK_REMAP = 0.25     # of live maps on a domain with an earlier unmap: a block over the unmapped IOVA (live_op_of;
+#                        generated programs exposing gather:jason-v2:mtk 15 -> 107 of 4,000, smmuv3:install-no-wmb
+#                        5 -> 14 of 10,000, pte-sync:deferred-v1 15 -> 12 of 10,000; 0.5 halved deferred-v1)
 _IOVA_KINDS = frozenset(k for k, (_n, fields) in OPS.items() if ("iova", "addr") in fields)
 # what a call allocates that fail_nth can fail (reference/alloc_faults.py): an attach or ATS change merges (and
 # purges) invalidation arrays, a detach purges, a map allocates table pages, dma_map an IOVA (and table pages)
@@ -100,6 +103,11 @@ def live_iovas(prog: Program, upto: int) -> dict[int, list[tuple[int, int]]]:
     return live
 
 
+def _unmapped_iovas(prog: Program, upto: int, dom: int) -> list[int]:
+    """The IOVAs an iommu_unmap/unmap_fast on `dom` before op `upto` started at."""
+    return [op.args[1] for op in prog.ops[:upto] if op.kind in ("unmap", "unmap_fast") and op.args[0] == dom]
+
+
 def _attached(prog: Program, upto: int) -> dict[int, int]:
     """sid -> domain attached before op `upto`."""
     att: dict[int, int] = {}
@@ -168,8 +176,8 @@ def live_op(prog: Program, at: int, rng: random.Random) -> Op | None:
     from the resources earlier calls created: an unmap (or an unmap_fast into a gather, mostly one that
     already holds ranges of that domain) of a mapped range, the iotlb_sync of a gather holding ranges, a
     detach, DMA or ATS change of an attached stream, an attach to a domain with mappings, a flush of a
-    domain in use, a map; in a program that uses the DMA API, its calls on a domain in use (a small dma_map,
-    the dma_unmap of a live handle, iommu_dma_init_fq).
+    domain in use, a map (sometimes a block over an IOVA an earlier unmap freed); in a program that uses the
+    DMA API, its calls on a domain in use (a small dma_map, the dma_unmap of a live handle, iommu_dma_init_fq).
     Half the time the op works on a domain the previous op worked on (syzkaller's choice table: a call
     mostly follows one on the same resource), so that state built a step at a time (a stream attached,
     then ATS enabled on it, then a flush that takes the array's lock) is used by the next op."""
@@ -217,6 +225,12 @@ def live_op_of(prog: Program, at: int, kind: str, doms: frozenset, rng: random.R
         return None
     if kind == "map":
         d = rng.choice(sorted(doms))
+        freed = _unmapped_iovas(prog, at, d)
+        if freed and rng.random() < BLOCK_REMAP:
+            # the IOVA space of an unmap reused by a larger, aligned buffer: a block over the range whose
+            # last-level table the unmap left (io-pgtable's table-to-block replacement, which frees that table)
+            block = g * g // 8
+            return Op("map", (d, rng.choice(freed) & ~(block - 1), 0x80000000 + rng.randrange(4) * block, block, 3))
         ends = [hi for _lo, hi in live.get(d, [])]
         iova = rng.choice(ends) if ends and rng.random() < 0.5 else 0x200000 + rng.randrange(16) * g
         return Op("map", (d, iova, 0x80000000 + rng.randrange(64) * g, g, 3))
