@@ -264,7 +264,8 @@ def test_partners_follow_only_ops_that_send_invalidations():
 def test_ats_capable_streams_from_the_start_when_the_smmu_has_ats():
     """With ATS in the config, an ats_setup share of the streams get pci_ats(on) right before their first attach
     (an ATS-capable endpoint, as probed), so that their domains' invalidations carry ATC invalidations; none
-    without ATS in the config or with ats_setup 0. Same seed, same programs otherwise deterministic."""
+    without ATS in the config or with ats_setup 0 (beyond the few that random ops make). Same seed, same
+    programs otherwise deterministic."""
     from smmufuzz.prog.generate import generate
 
     def setups(p) -> int:
@@ -283,7 +284,8 @@ def test_ats_capable_streams_from_the_start_when_the_smmu_has_ats():
         counts[share] = (sum(setups(p) for p in progs if p.config.ats),
                          sum(setups(p) for p in progs if not p.config.ats))
     with_ats, without_ats = counts[1.0]
-    assert with_ats >= 100 and without_ats == 0, counts
+    # without ATS in the config the generator adds none; blind codec bytes or live ops may put one there by chance
+    assert with_ats >= 100 and without_ats * 20 < with_ats, counts
     assert counts[0.0][0] * 5 < with_ats, counts       # blind bytes seldom put pci_ats(on) right before an attach
 
 

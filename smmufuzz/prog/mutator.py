@@ -104,8 +104,9 @@ def live_iovas(prog: Program, upto: int) -> dict[int, list[tuple[int, int]]]:
 
 
 def _unmapped_iovas(prog: Program, upto: int, dom: int) -> list[int]:
-    """The IOVAs an iommu_unmap/unmap_fast on `dom` before op `upto` started at."""
-    return [op.args[1] for op in prog.ops[:upto] if op.kind in ("unmap", "unmap_fast") and op.args[0] == dom]
+    """The IOVAs an iommu_unmap on `dom` before op `upto` started at (not an unmap_fast: its range is the
+    gather's until the iotlb_sync, and a map over it is the caller's misuse, contract.py)."""
+    return [op.args[1] for op in prog.ops[:upto] if op.kind == "unmap" and op.args[0] == dom]
 
 
 def _attached(prog: Program, upto: int) -> dict[int, int]:
