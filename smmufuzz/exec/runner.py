@@ -396,8 +396,8 @@ def run_variant(prog: Program, name: str, policy: str = "max-cache", snapshots: 
             break
     _stats(run, ex)
     if probe is None:
-        ex.smmu.cmd_log.clear()     # freed now, not by the cyclic collector (a walk flush by register TLBIs
-    return run                      # logs a quarter-million commands)
+        ex.smmu.release()           # freed now, not by the cyclic collector
+    return run
 
 
 def run_variant_concurrent(prog: Program, name: str, policy: str = "max-cache",
@@ -445,6 +445,7 @@ def run_variant_concurrent(prog: Program, name: str, policy: str = "max-cache",
         run.finding = Finding(CRASH, name, *at(), f"{type(e).__name__}: {e}", _last_frames())
     run.returns = [returns.get(i) for i in range(len(prog.ops))]
     _stats(run, ex)
+    ex.smmu.release()               # freed now, not by the cyclic collector
     return run
 
 

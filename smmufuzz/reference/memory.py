@@ -169,6 +169,12 @@ class Memory:
         self._saved_version, self.overlay = self.version, view
         self.version = -next(_VIEW_IDS)
 
+    def release(self) -> None:
+        """End of a run (Smmu.release): drop both views, their indexes and what walks remembered."""
+        for d in (self.cpu, self.poc, self._cpu_idx, self._poc_idx, self.walk_memo, self.page_ver):
+            d.clear()
+        self.dirty.clear()
+
     # --- page allocator (alloc_pages / free_pages) --------------------------------------------
     def alloc_pages(self, size: int) -> int:
         """alloc_pages(GFP_ZERO): naturally aligned, CPU view zeroed; freed pages are reused LIFO.

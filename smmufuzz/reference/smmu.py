@@ -834,6 +834,16 @@ class Smmu:
     def fill_seq(self, epoch: int) -> int:
         return self.eseq[epoch]
 
+    def release(self) -> None:
+        """End of a run: drop the caches, the command log and memory, so that reference counting frees them
+        now. The machine's objects refer to each other (driver, SMMU, memory), so left alone they wait for the
+        cyclic collector, which then walks every cached translation (about 6% of a seed-002 input)."""
+        for d in (self.tlb, self.wc, self.atc, self.atc_pasid, self.cfgc, self.cdc, self._tree_cache, self.pending):
+            d.clear()
+        self.cmd_log.clear()
+        self.range_flushes.clear()
+        self.mem.release()
+
     def fill_all(self) -> None:
         """max-cache: cache every STE, walk and translation the SMMU could reach right now.
 
