@@ -2,10 +2,11 @@
 
 Started through an executable wrapper (see fuzz.py) so that libFuzzer's child modes, which
 re-execute argv[0] through sh, work (fuzz-anchors §1.4). Only the code under test (smmufuzz.variants,
-smmufuzz.kernel's glue, plugins) and the feature buckets are instrumented; the emulator is not (emulator_modules). `mutator="hybrid"` adds the structure-aware custom mutator
-(mutator.py). For the benchmark: if SMMUFUZZ_CLOCK names a file, the time of the first input and, at a
-finding, the time and the number of inputs run are appended to it (time to exposure without start-up);
-if SMMUFUZZ_CONTROL names variants (comma-separated), a finding they also give is not raised.
+smmufuzz.kernel's glue, plugins) and the feature buckets are instrumented; the emulator is not
+(emulator_modules). `mutator="hybrid"` adds the structure-aware custom mutator (mutator.py). For the
+benchmark: if SMMUFUZZ_CLOCK names a file, the time of the first input and, at a finding, the time and the
+number of inputs run are appended to it (time to exposure without start-up); if SMMUFUZZ_CONTROL names
+variants (comma-separated), a finding they also give is not raised.
 """
 
 import os

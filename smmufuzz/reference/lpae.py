@@ -178,12 +178,13 @@ def enumerate_tree(mem, geo: Geometry, table: int, stage: int, lvl: int | None =
         items = _decode_table(mem, geo, table, stage, lvl, va_base, nbits)
         if stamp is not None:
             mem.walk_memo[key] = (stamp, items)
+    shift = geo.lvl_shift(lvl)
     for leaf, entry in items:
         if leaf is not None:
             leaves.append(leaf)
         else:
             tables.append(entry)
-            enumerate_tree(mem, geo, entry[2], stage, lvl + 1, entry[1] << geo.lvl_shift(lvl), leaves, tables)
+            enumerate_tree(mem, geo, entry[2], stage, lvl + 1, entry[1] << shift, leaves, tables)
     return leaves, tables
 
 
