@@ -67,3 +67,48 @@ def test_tlbi_run_is_the_loop_of_writes(variant):
             assert _state(a) == _state(b)
             compared += 1
     assert compared == 3 * len(machines)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_queued_run_is_the_commands_one_by_one(seed, monkeypatch):
+    """cmdq_publish() of a per-granule loop's commands (one pending run entry, _publish_run) leaves the state
+    that publishing them one by one leaves, before and after their CMD_SYNC; also with other commands and
+    runs that break (another scope, a stride change) among them."""
+    from smmufuzz.reference import smmu as smmu_mod
+    from smmufuzz.variants.arm_smmu_v3 import CMDQ_OP_TLBI_NH_ASID, CmdqEnt, build_cmd
+    rng = random.Random(seed)
+    variant = "smmuv3"
+    machines = _machines(15, seed, variant)
+    assert len(machines) > 12
+    one_by_one = lambda entries, i: (1, 0)
+    runs, tags_seen = 0, set()
+    for smmu in machines:
+        tags = [ste.tag for ste in smmu.strtab.values() if ste.translates] or [("nh", 0, 0)]
+        leaves = sorted({(k[1], k[2]) for k in smmu.tlb}) or [(0, 0x1000)]
+        for _ in range(3):
+            va, span = rng.choice(leaves)
+            stride = rng.choice([0x1000, 0x2000, 0x200000])
+            start = max(0, (va - rng.choice([0, stride, 4 * stride])) & ~0xFFF)
+            count = rng.choice([2, 3, 17, 70, max(2, (span + 8 * stride) // stride)])
+            tag = rng.choice(tags)
+            op = {"nh": 0x12, "el2": 0x22, "s2": 0x2A}[tag[0]]
+            leaf = rng.random() < 0.5
+            ent = CmdqEnt(op, asid=max(tag[2], 0), vmid=max(tag[1], 0), leaf=leaf)
+            entries = []
+            for k in range(count):
+                ent.addr = start + k * stride + (stride if k > count // 2 and rng.random() < 0.1 else 0)
+                entries.append(build_cmd(ent))
+                if rng.random() < 0.05:
+                    entries.append(build_cmd(CmdqEnt(CMDQ_OP_TLBI_NH_ASID, asid=ent.asid, vmid=ent.vmid)))
+            a, b = copy.deepcopy(smmu), copy.deepcopy(smmu)
+            with monkeypatch.context() as m:
+                m.setattr(smmu_mod, "_queue_run", one_by_one)
+                a.cmdq_publish(list(entries))
+            b.cmdq_publish(list(entries))
+            runs += sum(isinstance(e, tuple) for q in b.pending.values() for _p, _c, e in q)
+            tags_seen.add(tag[0])
+            assert _state(a) == _state(b), (variant, hex(start), hex(stride), count)
+            a.tlb_sync()
+            b.tlb_sync()
+            assert _state(a) == _state(b)
+    assert runs > len(machines) and len(tags_seen) > 1, (runs, tags_seen)

@@ -23,6 +23,29 @@ TG_SHIFT = {1: 12, 2: 14, 3: 16}
 _NO_STE = Ste()             # a stream with no STE stored (Ste is frozen: one shared instance)
 _VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_EL2_VA, C.CMD_TLBI_S2_IPA, C.CMD_TLBI_NH_VAA)
 _PLAIN_VA_OPS = (C.CMD_TLBI_NH_VA, C.CMD_TLBI_S2_IPA)   # always legal with TG=NUM=SCALE=0
+_RUN_ADDR_FIELD = {C.CMD_TLBI_NH_VA: C._VA_MASK, C.CMD_TLBI_EL2_VA: C._VA_MASK, C.CMD_TLBI_S2_IPA: C._IPA_MASK}
+_NUM_SCALE = 31 << 12 | 31 << 20                        # NUM dw0[16:12], SCALE dw0[24:20]
+_ADDR_AT = C.Command._fields.index("addr")
+
+
+def _queue_run(entries: list, i: int) -> tuple[int, int]:
+    """The run of queued by-address TLBIs from entries[i]: single addresses (TG=NUM=SCALE=0), one opcode,
+    scope and Leaf, addresses a constant positive stride apart, as a per-granule loop queues them:
+    (count, stride); (1, 0) if entries[i + 1] does not continue one."""
+    dw0, dw1 = entries[i]
+    mask = _RUN_ADDR_FIELD.get(dw0 & 0xFF)
+    if mask is None or dw0 & _NUM_SCALE or dw1 >> 10 & 3 or i + 1 >= len(entries):
+        return 1, 0
+    rest, a0 = dw1 & ~mask, dw1 & mask
+    e0, e1 = entries[i + 1]
+    stride = (e1 & mask) - a0
+    if e0 != dw0 or e1 & ~mask != rest or stride <= 0:
+        return 1, 0
+    j, nxt, n = i + 2, a0 + 2 * stride, len(entries)
+    while j < n and nxt & mask == nxt and entries[j] == (dw0, rest | nxt):
+        j += 1
+        nxt += stride
+    return j - i, stride
 
 
 def _effective_ttl(c: C.Command) -> int:
@@ -351,10 +374,19 @@ class Smmu:
         maxcache = self.cfg.policy == "max-cache"
         self.tick(len(entries))
         self._spend(len(entries))
-        for dw0, dw1 in entries:
+        i, n = 0, len(entries)
+        while i < n:
+            dw0, dw1 = entries[i]
             cmd = C.decode(dw0, dw1)
             if ns:
                 cmd = cmd._replace(asid=cmd.asid + ns, vmid=cmd.vmid + ns)
+            i += 1
+            if i < n and (cmd.op in _PLAIN_VA_OPS or cmd.op == C.CMD_TLBI_EL2_VA and self.cfg.e2h):
+                count, stride = _queue_run(entries, i - 1)
+                if count > 1:           # single-address TLBIs a stride apart: legal, published as a run
+                    self._publish_run(cmd, stride, count, pending)
+                    i += count - 1
+                    continue
             self.seq += 1
             log.append((self.seq, cmd))
             op = cmd.op
@@ -374,6 +406,19 @@ class Smmu:
             pending.append((self.seq, cmd, None))
         if pending and maxcache:
             self.fill_all()
+
+    def _publish_run(self, cmd: C.Command, stride: int, count: int, pending: list) -> None:
+        """cmdq_publish() of `count` single-address TLBIs like `cmd` at cmd.addr + k * stride, queued back to back:
+        each is logged with its own sequence number, and they wait for their CMD_SYNC as one pending entry
+        (pub, cmd, (stride, count)), which _complete_pending applies exactly as the commands one by one."""
+        first = self.seq + 1
+        new, Command, head, tail = tuple.__new__, C.Command, tuple(cmd[:_ADDR_AT]), tuple(cmd[_ADDR_AT + 1:])
+        a = cmd.addr
+        self.cmd_log.extend([(first + k, new(Command, head + (a + k * stride,) + tail)) for k in range(count)])
+        self.seq += count
+        by_op = self.stats.by_op
+        by_op[cmd.op] = by_op.get(cmd.op, 0) + count
+        pending.append((first, cmd, (stride, count)))
 
     # ------------------------------------------------------------------ register-style invalidation
     def tlbi(self, op: int, asid: int = 0, vmid: int = 0, addr: int = 0, leaf: bool = False,

@@ -84,6 +84,11 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
     return dw0, dw1
 
 
+# The address field of a by-address TLBI's second qword, as build_cmd() masks it: VA[63:12], IPA[51:12].
+TLBI_ADDR_FIELD = {CMDQ_OP_TLBI_NH_VA: ~0xFFF & ((1 << 64) - 1), CMDQ_OP_TLBI_EL2_VA: ~0xFFF & ((1 << 64) - 1),
+                   CMDQ_OP_TLBI_S2_IPA: ((1 << 52) - 1) & ~0xFFF}
+
+
 class CmdqBatch:
     """struct arm_smmu_cmdq_batch: flush without sync every CMDQ_BATCH_ENTRIES, sync on submit."""
 
@@ -97,6 +102,13 @@ class CmdqBatch:
             self.hw.cmdq_publish(self.cmds)
             self.cmds = []
         self.cmds.append(build_cmd(ent))
+
+    def add_words(self, dw0: int, dw1: int) -> None:
+        """add() of a command already built."""
+        if len(self.cmds) == CMDQ_BATCH_ENTRIES:
+            self.hw.cmdq_publish(self.cmds)
+            self.cmds = []
+        self.cmds.append((dw0, dw1))
 
     def submit(self) -> None:
         """arm_smmu_cmdq_batch_submit(): the remaining commands plus CMD_SYNC."""
@@ -246,6 +258,9 @@ class ArmSmmuV3Driver(MasterTable):
                 cmd.ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg - 3))
             elif num_pages & CMDQ_TLBI_RANGE_NUM_MAX == 1:
                 num_pages += 1
+        if not self.features_range_inv and cmd.opcode in TLBI_ADDR_FIELD:
+            self._add_per_granule(batch, cmd, iova, end, inv_range)
+            return
         while iova < end:
             self.hw.tick()
             if self.features_range_inv:
@@ -262,6 +277,32 @@ class ArmSmmuV3Driver(MasterTable):
             cmd.addr = iova
             batch.add(cmd)
             iova += inv_range
+
+    def _add_per_granule(self, batch: "CmdqBatch", cmd: CmdqEnt, iova: int, end: int, step: int) -> None:
+        """The loop above without RANGE_INV: one TLBI per granule, the commands differing only in their
+        address field, so built once and the address or'ed in; the same cpu_relax() ticks, commands and
+        batch flushes in the same order as the loop makes them one by one."""
+        cmd.addr = 0
+        dw0, dw1 = build_cmd(cmd)
+        mask = TLBI_ADDR_FIELD[cmd.opcode]
+        tick = self.hw.tick
+        cmds = batch.cmds
+        while iova < end:
+            room = CMDQ_BATCH_ENTRIES - len(cmds)
+            if not room:                        # the next add flushes the full batch first
+                tick()
+                cmd.addr = iova
+                batch.add_words(dw0, dw1 | iova & mask)
+                cmds = batch.cmds
+                iova += step
+                continue
+            k = min(room, (end - iova + step - 1) // step)
+            for _ in range(k):
+                tick()
+            last = iova + (k - 1) * step
+            cmds.extend([(dw0, dw1 | a & mask) for a in range(iova, last + 1, step)])
+            cmd.addr = last
+            iova = last + step
 
     def tlb_inv_range_domain(self, iova: int, size: int, granule: int, leaf: bool, d: SmmuDomain) -> None:
         """arm_smmu_tlb_inv_range_domain(): TLBI by VA/IPA, then the ATC (never leaf-only)."""
