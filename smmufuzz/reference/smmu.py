@@ -570,8 +570,9 @@ class Smmu:
         completes the commands before it in its queue). A run of single-address TLBIs of one scope at a constant stride,
         published back to back (no fill in between), is applied in one pass over the caches as the
         arithmetic progression of its addresses: an entry goes only if it holds one of them, exactly
-        what the commands do one by one, in linear time for long per-page loops (tlbi_run queues such a run
-        as one entry, which joins its neighbours as its writes would)."""
+        what the commands do one by one, in linear time for long per-page loops. Runs are taken greedily, a
+        command at a time (each completed run is one range_flushes record); tlbi_run and _publish_run queue a
+        run as one entry, which joins its neighbours, or is split, as its commands would be one by one."""
         pend = self.pending.pop(ns, [])
         i = 0
         n = len(pend)
@@ -589,9 +590,14 @@ class Smmu:
                             or c2.asid != cmd.asid or c2.vmid != cmd.vmid or c2.leaf != cmd.leaf:
                         break
                     d = c2.addr - last_addr
-                    if d <= 0 or (step is not None and d != step) or (more and e2[0] != d):
+                    if d <= 0 or (step is not None and d != step):
                         break
                     step = d
+                    if more and e2[0] != d:   # a run at another stride: its first command ends this group (as
+                        rest = e2[1] - 1      # one by one), the others start the next
+                        pend[j] = (p2 + 1, c2._replace(addr=c2.addr + e2[0]), (e2[0], rest) if rest > 1 else None)
+                        count += 1
+                        break
                     n2 = e2[1] if more else 1
                     last_pub, last_addr = p2 + n2 - 1, c2.addr + (n2 - 1) * d
                     count += n2
