@@ -62,9 +62,10 @@ def test_a_search_spread_over_later_inputs_raises_with_the_program_it_found_and_
     art = str(tmp_path) + "/"
     f = one_input(["invs:no-mb"], "max-cache", art)
     f(encode(prog))                          # queued; its first run waits for the share
-    dull = encode(parse(prog.text().splitlines()[0]))       # the configuration alone: no ops
+    config = prog.text().splitlines()[0]
     raised = None
-    for n in range(1, 40):
+    for n in range(1, 40):          # other clean programs (a repeat is not run again: no runs for the share)
+        dull = encode(parse(f"{config}\niommu_map(d1, iova={n << 21:#x}, paddr=0x80000000, size=0x1000, prot=RW)"))
         try:
             f(dull)
         except FindingError as e:
@@ -78,3 +79,30 @@ def test_a_search_spread_over_later_inputs_raises_with_the_program_it_found_and_
     crash.write_bytes(dull)
     twin = race_twin_of(str(crash))
     assert twin is not None and os.path.basename(twin).startswith("crash-race-")
+
+
+def test_a_program_run_clean_is_not_run_again_and_one_with_a_finding_is(monkeypatch):
+    """The fuzz target remembers programs whose own run gave no finding: another input decoding to one of them
+    is not run again (the same verdict); a program with a finding is run and raised every time."""
+    import os
+
+    from smmufuzz.exec import runner
+    calls = []
+    real = runner.run_program
+    monkeypatch.setattr(runner, "run_program", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "..", "corpus", "regressions", "gather", "b1_skip_empty_arm-smmu.txt")) as fh:
+        buggy = parse(fh.read())
+    clean = parse(buggy.text().replace("iommu_unmap(d0, iova=0x200000, size=0x1000)\n", ""))
+    assert not real(clean, ["gather:skip-empty:arm-smmu"], "max-cache").findings
+    f = one_input(["gather:skip-empty:arm-smmu"], "max-cache", None)
+    for _ in range(3):
+        f(encode(clean))
+    assert calls.count(clean) == 1
+    for k in range(1, 3):
+        try:
+            f(encode(buggy))
+            raise AssertionError("the finding was not raised")
+        except FindingError:
+            pass
+        assert calls.count(buggy) == k

@@ -30,6 +30,8 @@ RACE_SCHEDULES = 32        # schedules tried per concurrent input, each adding o
 COLLIDE_SCHEDULES = 8      # sampled collisions (an op run inside its predecessor's window) per input
 RACE_PAGES = 64            # programs mapping more pages get fewer (race_budget)
 RACED_CLEAN_MAX = 200_000
+RAN_CLEAN_MAX = 1 << 13    # programs remembered as run without a finding (a repeat is not run again;
+#                            a few KiB each)
 PAIR_TRIES = 4             # programs searched first for each race pair (the same kinds in another state)
 
 
@@ -249,6 +251,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
     searches_races = explores(target_variants)
     writers: dict = {}                  # lock name -> op kinds seen taking it exclusive (complete.py)
     raced_clean: set = set()            # programs whose race search found nothing (runs are deterministic)
+    ran_clean: set = set()              # programs whose own run gave no finding: a repeat gives none either
     raced_pairs: dict = {}              # race pair kind -> programs with it queued first so far
     queue = RaceQueue()
 
@@ -276,9 +279,15 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                 with open(clock, "a") as f:
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
+        if prog in ran_clean:           # another byte string of a program already run clean (about 9% of a
+            return                      # hybrid invs campaign's inputs): the same verdict, nothing new to cover
         found = None
         feature_cov.take_fresh()
         res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
+        if not res.findings:
+            if len(ran_clean) >= RAN_CLEAN_MAX:
+                ran_clean.clear()
+            ran_clean.add(prog)
         if searches_races:
             queue.ran(len(target_variants))
             if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
