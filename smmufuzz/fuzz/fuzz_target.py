@@ -279,25 +279,31 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                 with open(clock, "a") as f:
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
-        if prog in ran_clean:           # another byte string of a program already run clean (about 9% of a
-            return                      # hybrid invs campaign's inputs): the same verdict, nothing new to cover
         found = None
-        feature_cov.take_fresh()
-        res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
-        if not res.findings:
-            if len(ran_clean) >= RAN_CLEAN_MAX:
-                ran_clean.clear()
-            ran_clean.add(prog)
+        if prog in ran_clean:           # another byte string of a program already run clean (about 9% of a
+            res = None                  # hybrid invs campaign's inputs): the same verdict, nothing new to cover
+        else:
+            feature_cov.take_fresh()
+            res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
+            if not res.findings:
+                if len(ran_clean) >= RAN_CLEAN_MAX:
+                    ran_clean.clear()
+                ran_clean.add(prog)
         if searches_races:
-            queue.ran(len(target_variants))
-            if not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
+            queue.ran(len(target_variants))     # a repeat too: the searches keep their pace per input (docs/bench.md)
+            if res is None:
+                found = queue.advance()
+            elif not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
                 pairs = {ij: k for ij, k in race_pairs(prog).items() if raced_pairs.get(k, 0) < PAIR_TRIES}
                 if queue.offer(search(prog, res, frozenset(pairs)), feature_cov.take_fresh() or bool(pairs)):
                     for k in set(pairs.values()):
                         raced_pairs[k] = raced_pairs.get(k, 0) + 1
-            found = None if res.findings else queue.advance()
+            if res is not None:
+                found = None if res.findings else queue.advance()
             if found:
                 prog, res = found
+        if res is None:
+            return
         if res.findings and not tally.tolerate(res.findings, prog) \
                 and not (control and control_shows(prog, res.findings, control, policy, target_variants)):
             import hashlib
