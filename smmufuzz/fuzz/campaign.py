@@ -219,12 +219,18 @@ class Campaign:
     def _quick_and_clean(self, prog, path: str, t: TargetState) -> bool:
         """Whether a seed gives no finding on the target within SEED_SECONDS (a slower one would slow every
         launch's corpus replay and each of its mutants: left out, reported)."""
+        fired = []
+
         def slow(signum, frame):
+            fired.append(signum)
             raise _SlowSeed()
         old = signal.signal(signal.SIGALRM, slow)
         signal.setitimer(signal.ITIMER_REAL, SEED_SECONDS)
         try:
-            return not run_program(prog, t.variants, self.o.policy).findings
+            clean = not run_program(prog, t.variants, self.o.policy).findings
+            if fired:       # the alarm's exception landed in a gc or __del__ callback, which swallows it
+                raise _SlowSeed()
+            return clean
         except _SlowSeed:
             self.problems.append(f"seed {path} takes over {SEED_SECONDS:.3g}s on {t.name}: left out")
             return False
