@@ -526,6 +526,23 @@ def test_a_slow_seed_whose_alarm_lands_in_a_callback_is_still_left_out(tmp_path,
     assert not c._quick_and_clean(prog, "slow.txt", c.targets[0])
     assert [p for p in c.problems if "slow.txt takes over" in p and "left out" in p]
 
+    class SwallowsTheTimer:
+        def __del__(self):
+            time.sleep(5)                        # the seed timer fires in here: its exception is swallowed
+
+    def run_on(prog, variants, policy):      # ... and the run goes on: the timer's next alarm stops it
+        SwallowsTheTimer()
+        until = time.time() + 20
+        while time.time() < until:
+            time.sleep(0.001)
+        return SimpleNamespace(findings=[])
+    monkeypatch.setattr(campaign, "run_program", run_on)
+    monkeypatch.setattr(campaign, "SEED_SECONDS", 0.2)
+    t0 = time.time()
+    assert not c._quick_and_clean(prog, "slower.txt", c.targets[0])
+    assert time.time() - t0 < 5
+    assert [p for p in c.problems if "slower.txt takes over" in p]
+
 
 def _fake_worker(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, variants=()):
     """libFuzzer as far as the campaign sees it: its coverage (by target) rising over a second, then its slice

@@ -48,6 +48,7 @@ QUICK_FAILS = 3           # consecutive launches that die within QUICK_SECONDS d
 QUICK_SECONDS = 10.0
 OVERRUN_GRACE = 5.0       # a worker still running this long after its slice (or the deadline) is stopped
 SEED_SECONDS = 2.0        # a seed slower than this on its target is left out
+SEED_RETRY = 0.05         # ... the timer again this long after it fired (its exception may be swallowed)
 UNCOUNTED_GUESS = 2.0     # seconds of a launch outside -max_total_time until one has been measured
 TRIAGE_GRACE = 30.0       # seconds spent on crash inputs still queued when the workers have stopped
 REPORT_EVERY = 60.0       # seconds between rewrites of report.html (and summary.json) while the campaign runs
@@ -223,6 +224,7 @@ class Campaign:
 
         def slow(signum, frame):
             fired.append(signum)
+            signal.setitimer(signal.ITIMER_REAL, SEED_RETRY)    # again soon, should this one be swallowed
             raise _SlowSeed()
         old = signal.signal(signal.SIGALRM, slow)
         signal.setitimer(signal.ITIMER_REAL, SEED_SECONDS)
