@@ -542,6 +542,42 @@ def test_a_slow_seed_whose_alarm_lands_in_a_callback_is_still_left_out(tmp_path,
     assert not c._quick_and_clean(prog, "slower.txt", c.targets[0])
     assert time.time() - t0 < 5
     assert [p for p in c.problems if "slower.txt takes over" in p]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_late_seed_alarm_does_not_escape_or_stay_armed(tmp_path, monkeypatch):
+    """The re-armed seed timer fires again while the interrupted run is unwinding: here the collection of
+    what it held, gc being off during a run as run_program keeps it, takes over SEED_RETRY. The alarm is then
+    pending when the timer is cancelled; it must neither leave _quick_and_clean as an exception nor stay armed
+    (with the old SIGALRM handler back, a live timer would kill the process). A review's reproducer: escaped
+    3 of 3 before the fix."""
+    import gc
+    from types import SimpleNamespace
+
+    from smmufuzz.fuzz import campaign
+    from smmufuzz.prog.program import parse
+    from smmufuzz.variants.registry import target as resolve
+
+    def run(prog, variants, policy):
+        gc.disable()
+        try:
+            held = [[i] for i in range(2_000_000)]       # a long run's state, alive while it unwinds
+            while held:
+                time.sleep(0.001)
+            return SimpleNamespace(findings=[])
+        finally:
+            gc.enable()
+    monkeypatch.setattr(campaign, "run_program", run)
+    monkeypatch.setattr(campaign, "SEED_SECONDS", 0.3)
+    before = signal.getsignal(signal.SIGALRM)
+    c = Campaign(Options([("gather:arm-smmu", resolve("gather:arm-smmu"))], 1, 1, 7, str(tmp_path)),
+                 io.StringIO(), io.StringIO())
+    prog = parse("config(granule=4K, ias=48, stage=1, coherent=1, range_inv=0, ats=0, e2h=0)\n")
+    assert not c._quick_and_clean(prog, "slow.txt", c.targets[0])
+    assert [p for p in c.problems if "slow.txt takes over" in p]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before
+    time.sleep(2 * campaign.SEED_RETRY)          # nothing left to fire
 
 
 def _fake_worker(wrapper, dirs, seconds, seed, crash_dir, dict_path, extra, variants=()):

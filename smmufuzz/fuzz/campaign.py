@@ -220,16 +220,22 @@ class Campaign:
     def _quick_and_clean(self, prog, path: str, t: TargetState) -> bool:
         """Whether a seed gives no finding on the target within SEED_SECONDS (a slower one would slow every
         launch's corpus replay and each of its mutants: left out, reported)."""
-        fired = []
+        fired, done = [], [False]
 
         def slow(signum, frame):
+            if done[0]:                 # the run is over: a late or pending alarm does nothing
+                return
             fired.append(signum)
             signal.setitimer(signal.ITIMER_REAL, SEED_RETRY)    # again soon, should this one be swallowed
             raise _SlowSeed()
         old = signal.signal(signal.SIGALRM, slow)
         signal.setitimer(signal.ITIMER_REAL, SEED_SECONDS)
         try:
-            clean = not run_program(prog, t.variants, self.o.policy).findings
+            try:
+                clean = not run_program(prog, t.variants, self.o.policy).findings
+            finally:
+                done[0] = True
+                signal.setitimer(signal.ITIMER_REAL, 0)
             if fired:       # the alarm's exception landed in a gc or __del__ callback, which swallows it
                 raise _SlowSeed()
             return clean
@@ -237,6 +243,7 @@ class Campaign:
             self.problems.append(f"seed {path} takes over {SEED_SECONDS:.3g}s on {t.name}: left out")
             return False
         finally:
+            done[0] = True
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 

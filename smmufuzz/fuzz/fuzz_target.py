@@ -31,7 +31,7 @@ COLLIDE_SCHEDULES = 8      # sampled collisions (an op run inside its predecesso
 RACE_PAGES = 64            # programs mapping more pages get fewer (race_budget)
 RACED_CLEAN_MAX = 200_000
 RAN_CLEAN_MAX = 1 << 13    # programs remembered as run without a finding (a repeat is not run again;
-#                            a few KiB each)
+#                            3-12 KiB each: up to about 100 MiB)
 PAIR_TRIES = 4             # programs searched first for each race pair (the same kinds in another state)
 
 
@@ -282,6 +282,7 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
         found = None
         if prog in ran_clean:           # another byte string of a program already run clean (about 9% of a
             res = None                  # hybrid invs campaign's inputs): the same verdict, nothing new to cover
+            feature_cov.take_fresh()    # (a stale flag would mark the searches' next run as fresh)
         else:
             feature_cov.take_fresh()
             res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
