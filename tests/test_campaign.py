@@ -545,6 +545,7 @@ def test_a_slow_seed_whose_alarm_lands_in_a_callback_is_still_left_out(tmp_path,
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # the swallowed alarms it provokes
 def test_a_late_seed_alarm_does_not_escape_or_stay_armed(tmp_path, monkeypatch):
     """The re-armed seed timer fires again while the interrupted run is unwinding: here the collection of
     what it held, gc being off during a run as run_program keeps it, takes over SEED_RETRY. The alarm is then
