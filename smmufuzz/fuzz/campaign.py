@@ -243,9 +243,7 @@ class Campaign:
             self.problems.append(f"seed {path} takes over {SEED_SECONDS:.3g}s on {t.name}: left out")
             return False
         finally:
-            done[0] = True
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+            signal.signal(signal.SIGALRM, old)     # the inner finally has disarmed the timer
 
     def _report_problems(self, start: int) -> None:
         for p in self.problems[start:]:

@@ -280,11 +280,10 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                     f.write(f"first {time.time()}\n")
         prog = decode(data)
         found = None
+        feature_cov.take_fresh()
         if prog in ran_clean:           # another byte string of a program already run clean (about 9% of a
             res = None                  # hybrid invs campaign's inputs): the same verdict, nothing new to cover
-            feature_cov.take_fresh()    # (a stale flag would mark the searches' next run as fresh)
         else:
-            feature_cov.take_fresh()
             res = run_program(prog, target_variants, policy, keep_log=False)   # triage re-runs with the trace
             if not res.findings:
                 if len(ran_clean) >= RAN_CLEAN_MAX:
@@ -292,15 +291,13 @@ def one_input(target_variants: list[str], policy: str, artifacts: str = "./", co
                 ran_clean.add(prog)
         if searches_races:
             queue.ran(len(target_variants))     # a repeat too: the searches keep their pace per input (docs/bench.md)
-            if res is None:
-                found = queue.advance()
-            elif not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS and prog not in raced_clean:
+            if res is not None and not res.findings and len(prog.schedule) < DEFAULT_PREEMPTIONS \
+                    and prog not in raced_clean:
                 pairs = {ij: k for ij, k in race_pairs(prog).items() if raced_pairs.get(k, 0) < PAIR_TRIES}
                 if queue.offer(search(prog, res, frozenset(pairs)), feature_cov.take_fresh() or bool(pairs)):
                     for k in set(pairs.values()):
                         raced_pairs[k] = raced_pairs.get(k, 0) + 1
-            if res is not None:
-                found = None if res.findings else queue.advance()
+            found = queue.advance() if res is None or not res.findings else None
             if found:
                 prog, res = found
         if res is None:

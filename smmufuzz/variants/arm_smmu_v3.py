@@ -84,9 +84,9 @@ def build_cmd(ent: CmdqEnt) -> tuple[int, int]:
     return dw0, dw1
 
 
-# The address field of a by-address TLBI's second qword, as build_cmd() masks it: VA[63:12], IPA[51:12].
-TLBI_ADDR_FIELD = {CMDQ_OP_TLBI_NH_VA: ~0xFFF & ((1 << 64) - 1), CMDQ_OP_TLBI_EL2_VA: ~0xFFF & ((1 << 64) - 1),
-                   CMDQ_OP_TLBI_S2_IPA: ((1 << 52) - 1) & ~0xFFF}
+# The address field of a by-address TLBI's second qword, as build_cmd() masks it (VA[63:12], IPA[51:12]).
+TLBI_ADDR_FIELD = {op: build_cmd(CmdqEnt(op, addr=(1 << 64) - 1))[1] ^ build_cmd(CmdqEnt(op))[1]
+                   for op in (CMDQ_OP_TLBI_NH_VA, CMDQ_OP_TLBI_EL2_VA, CMDQ_OP_TLBI_S2_IPA)}
 
 
 class CmdqBatch:
