@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Issue 17's comparison of two bench modes, from `smmufuzz bench` results files: per variant, each mode's
+executions to exposure per seed and their median (a run that did not find the bug counts as over the cap),
+whether mode A's median is at most mode B's, and whether A found in every run a bug B found at all.
+
+    python scripts/criterion.py RESULTS.json [RESULTS.json ...] [--a hybrid] [--b random] [--all-buggy]
+
+Runs are pooled over the files by (mode, variant, seed); a later file's run replaces an earlier one's.
+--all-buggy: every variant the registry marks buggy must have runs of both modes (else an error naming
+the missing ones), and the table covers exactly them.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+INF = float("inf")
+
+
+def pooled(paths: list[str]) -> dict:
+    """(mode, variant) -> {seed: run}, later files winning."""
+    runs: dict = {}
+    for p in paths:
+        try:
+            with open(p) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"criterion.py: {p}: not a results file ({e})")
+        for r in data.get("runs", []):
+            runs.setdefault((r["mode"], r["variant"]), {})[r["seed"]] = r
+    return runs
+
+
+def column(by_seed: dict) -> tuple[list, float]:
+    """Executions per seed (None: not found) in seed order, and their median with a miss over the cap."""
+    vals = [r["execs"] if r["found"] else None for _s, r in sorted(by_seed.items())]
+    ranked = sorted(x if x is not None else INF for x in vals)
+    return vals, ranked[(len(ranked) - 1) // 2] if len(ranked) % 2 else (ranked[len(ranked) // 2 - 1] +
+                                                                          ranked[len(ranked) // 2]) / 2
+
+
+def cell(vals: list, med: float) -> str:
+    found = sum(x is not None for x in vals)
+    each = ", ".join(f"{x:,}" if x is not None else "-" for x in vals)
+    return f"{found}/{len(vals)}: {each} ({'over cap' if med == INF else f'{med:,.0f}'})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results", nargs="+")
+    ap.add_argument("--a", default="hybrid")
+    ap.add_argument("--b", default="random")
+    ap.add_argument("--all-buggy", action="store_true")
+    args = ap.parse_args()
+    runs = pooled(args.results)
+    if args.all_buggy:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from smmufuzz.variants.registry import VARIANTS
+        names = [v.name for v in VARIANTS.values() if v.buggy]
+        missing = [f"{m}:{n}" for n in names for m in (args.a, args.b) if (m, n) not in runs]
+        if missing:
+            sys.exit(f"criterion.py: no runs for {', '.join(missing)}")
+    else:
+        names = [n for (m, n) in runs if m == args.a and (args.b, n) in runs]
+    print(f"| variant | {args.a}: found, execs per seed (median) | {args.b}: found, execs per seed (median) "
+          f"| {args.a} <= {args.b} | {args.a} finds in every run what {args.b} finds |")
+    print("|---|---|---|:---:|:---:|")
+    at_most = every = 0
+    for n in names:
+        av, am = column(runs[(args.a, n)])
+        bv, bm = column(runs[(args.b, n)])
+        ok = am <= bm
+        all_found = not any(x is not None for x in bv) or all(x is not None for x in av)
+        at_most += ok
+        every += all_found
+        print(f"| `{n}` | {cell(av, am)} | {cell(bv, bm)} | {'yes' if ok else 'no'} | {'yes' if all_found else 'no'} |")
+    print(f"\n{args.a} <= {args.b} on {at_most} of {len(names)}; {args.a} finds in every run each bug {args.b} "
+          f"finds on {every} of {len(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
