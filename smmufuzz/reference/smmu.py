@@ -12,6 +12,7 @@ from itertools import repeat
 from dataclasses import dataclass, field, replace
 
 from . import cmdq as C
+from .cmd_log import CmdLog
 from .lpae import Geometry, Leaf
 from .ats_timeout import outstanding_atc_inv, sync_timeout
 from .memory import Memory
@@ -144,7 +145,7 @@ class Smmu:
         self.seq = 1
         self.steps = 0
         self.errors: list[str] = []
-        self.cmd_log: list[tuple[int, C.Command]] = []  # (seq, command) of every published command
+        self.cmd_log = CmdLog()           # (seq, command) of every published command
         self.stats = Stats()
         self.commands = 0
         self._tree_cache: dict[tuple, tuple] = {}
@@ -412,9 +413,7 @@ class Smmu:
         each is logged with its own sequence number, and they wait for their CMD_SYNC as one pending entry
         (pub, cmd, (stride, count)), which _complete_pending applies exactly as the commands one by one."""
         first = self.seq + 1
-        new, Command, head, tail = tuple.__new__, C.Command, tuple(cmd[:_ADDR_AT]), tuple(cmd[_ADDR_AT + 1:])
-        a = cmd.addr
-        self.cmd_log.extend([(first + k, new(Command, head + (a + k * stride,) + tail)) for k in range(count)])
+        self.cmd_log.add_run(first, 1, cmd, _ADDR_AT, stride, count)
         self.seq += count
         by_op = self.stats.by_op
         by_op[cmd.op] = by_op.get(cmd.op, 0) + count
@@ -475,11 +474,14 @@ class Smmu:
                 nxt = hi if nxt is None else min(nxt, hi)
             k1 = count if nxt is None else min(count, max(k + 1, -(-(nxt - addr) // stride)))
             m = k1 - k
-            va0 = addr + k * stride               # the run's writes, each a command and (walks finding leaves)
-            cmds = [new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0 + j * stride, 0, 0, 0, 0, 0))
-                    for j in range(m)]            # a fill point after it, numbered as one by one
+            # the run's writes, each a command and (walks finding leaves) a fill point after it, numbered as
+            # one by one
+            va0 = addr + k * stride
+            cmd0 = new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0, 0, 0, 0, 0, 0))
             base = self.seq
             if found:
+                cmds = [cmd0] + [new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0 + j * stride, 0, 0, 0,
+                                               0, 0)) for j in range(1, m)]
                 seqs = range(base + 1, base + 2 * m, 2)
                 first = len(eseq)
                 eseq.extend(range(base + 2, base + 2 * m + 1, 2))
@@ -488,14 +490,12 @@ class Smmu:
                 for epoch in ((first, first + m - 1) if m > 1 else (first,)):
                     for ste, lf in found:         # the first write inserts its leaves in walk order, the
                         tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
-            else:                                 # last leaves them at its fill time
-                seqs = range(base + 1, base + m + 1)
-                self.seq = base + m
-            log.extend(zip(seqs, cmds))
-            if found or m == 1:
+                log.extend(zip(seqs, cmds))
                 pend.extend(zip(seqs, cmds, repeat(None)))
-            else:                                 # back to back, no fill between: pending as one run
-                pend.append((base + 1, cmds[0], (stride, m)))   # (_complete_pending applies it so anyway)
+            else:                                 # last leaves them at its fill time; back to back, no fill
+                self.seq = base + m               # between: logged and pending as one run (_complete_pending
+                log.add_run(base + 1, 1, cmd0, _ADDR_AT, stride, m)   # applies it so anyway)
+                pend.append((base + 1, cmd0, (stride, m) if m > 1 else None))
             k = k1
 
     def _walk_region(self, ste: Ste, va: int) -> tuple:
