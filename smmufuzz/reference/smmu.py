@@ -487,14 +487,15 @@ class Smmu:
                 eseq.extend(range(base + 2, base + 2 * m + 1, 2))
                 self.cache_ver += m
                 self.seq = base + 2 * m
+                # the first write inserts its leaves in walk order, the last leaves them at its fill time
                 for epoch in ((first, first + m - 1) if m > 1 else (first,)):
-                    for ste, lf in found:         # the first write inserts its leaves in walk order, the
+                    for ste, lf in found:
                         tlb[(ste.tag, lf.va, lf.span, lf.pa, lf.perms, lf.level, ste.geo.pg_shift)] = epoch
                 log.extend(zip(seqs, cmds))
                 pend.extend(zip(seqs, cmds, repeat(None)))
-            else:                                 # last leaves them at its fill time; back to back, no fill
-                self.seq = base + m               # between: logged and pending as one run (_complete_pending
-                log.add_run(base + 1, 1, cmd0, _ADDR_AT, stride, m)   # applies it so anyway)
+            else:           # back to back, no fill between: logged and pending as one run (_complete_pending
+                self.seq = base + m                                   # applies it so anyway)
+                log.add_run(base + 1, 1, cmd0, _ADDR_AT, stride, m)
                 pend.append((base + 1, cmd0, (stride, m) if m > 1 else None))
             k = k1
 
