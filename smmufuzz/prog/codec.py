@@ -78,6 +78,11 @@ class _Ctx:
                            0x1_0000_0000 + b0, base + 2 * b1, base + 16 * g, 0x9000_0000, base + b0, 0)
         self.size_units = (g, g, g, 16 * g, b1, b1, b0)
         self.b0, self.b1 = b0, b1
+        self.size_slot = _SIZE_SLOTS.get(cfg.pg_shift)       # size -> its first slot (encode), per granule
+        if self.size_slot is None:
+            self.size_slot = _SIZE_SLOTS[cfg.pg_shift] = {}
+            for sel in range(SEL_POOL):
+                self.size_slot.setdefault(self.size_of(sel), sel)
         self.pools = {"addr": [], "pa": [], "size": []}
         self.dma_maps = 0
         self.last = {"addr": 0, "pa": 0}
@@ -109,6 +114,9 @@ class _Ctx:
         return self.b0 + c * self.b1
 
 
+_SIZE_SLOTS: dict[int, dict[int, int]] = {}
+
+
 def _dec_value(r: _Reader, ctx: _Ctx, pool: str) -> int:
     s = r.u8()
     if s >= SEL_RAW:
@@ -126,10 +134,10 @@ def _dec_value(r: _Reader, ctx: _Ctx, pool: str) -> int:
 
 def _enc_value(out: bytearray, ctx: _Ctx, pool: str, v: int) -> None:
     if pool == "size":
-        for s in range(0xC0):
-            if ctx.size_of(s) == v:
-                out.append(s)
-                return
+        sel = ctx.size_slot.get(v)
+        if sel is not None:
+            out.append(sel)
+            return
     else:
         if ctx.last.get(pool) == v:
             out.append(SEL_LAST)
@@ -211,20 +219,29 @@ def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
     return op
 
 
+_POOL_FIELDS: dict[str, tuple] = {}
+
+
+def _pool_fields(kind: str) -> tuple:
+    """The indices of an op kind's last field of each pool (addr, pa, size), None where it has none."""
+    at = {}
+    for i, (_f, t) in enumerate(KINDS[kind].fields):
+        pool = getattr(t, "pool", None)
+        if pool in ("addr", "pa", "size"):
+            at[pool] = i
+    return at.get("addr"), at.get("pa"), at.get("size")
+
+
 def _after(ctx: _Ctx, op: Op) -> None:
     """Update pools exactly the same way in decode and encode: the op's IOVA and paddr fields (the last of
     each pool) and its size."""
     if op.kind == "dma_map":
         ctx.dma_maps += 1
-    iova = pa = size = None
-    for (_f, t), v in zip(KINDS[op.kind].fields, op.args):
-        pool = getattr(t, "pool", None)
-        if pool == "addr":
-            iova = v
-        elif pool == "pa":
-            pa = v
-        elif pool == "size":
-            size = v
+    at = _POOL_FIELDS.get(op.kind)
+    if at is None:
+        at = _POOL_FIELDS[op.kind] = _pool_fields(op.kind)
+    args = op.args
+    iova, pa, size = (args[i] if i is not None else None for i in at)
     if op.kind == "map_sg":
         size = sum(ln for _pa, ln in op.get("sg"))
     if iova is not None:
@@ -262,8 +279,8 @@ def encode(prog: Program) -> bytes:
     sw: dict[int, list] = {}
     for i, after, c in prog.schedule:
         if not isinstance(after, int):
-            raise ValueError(f"preempt(at=...) names a preemption point, which has no byte form: give it as "
-                             f"after=N (program.resolve_anchors on a variant), or run the text")
+            raise ValueError("preempt(at=...) names a preemption point, which has no byte form: give it as "
+                             "after=N (program.resolve_anchors on a variant), or run the text")
         if not (0 <= after < MAX_AFTER and 0 <= c < len(CONTEXTS) and 0 <= i < len(prog.ops)):
             raise ValueError(f"preempt entry {(i, after, c)} out of range")
         sw.setdefault(i, []).append(bytes([OP_SWITCH + c, after]))
