@@ -21,6 +21,12 @@ class Search(NamedTuple):
     program: Program | None = None
 
 
+def random_program(rng: random.Random, generated: bool = False, max_len: int = 600) -> Program:
+    """The next program of the blind search: random bytes (2..max_len) after the current format's header,
+    decoded, or (`generated`) generate.py's."""
+    return generate(rng) if generated else decode(CURRENT_HEADER + rng.randbytes(rng.randrange(2, max_len + 1)))
+
+
 def random_search(variants: list[str], seconds: float, seed: int, policy: str = "max-cache",
                   max_len: int = 600, control: list[str] | None = None,
                   generated: bool = False) -> "Search":
@@ -34,7 +40,7 @@ def random_search(variants: list[str], seconds: float, seed: int, policy: str = 
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds:
             return Search(None, elapsed, execs)
-        prog = generate(rng) if generated else decode(CURRENT_HEADER + rng.randbytes(rng.randrange(2, max_len + 1)))
+        prog = random_program(rng, generated, max_len)
         res = run_program(prog, variants, policy)
         execs += 1
         if res.findings and not (control and control_shows(res.program, res.findings, control, policy)):
