@@ -7,7 +7,8 @@ A three-seed median of random mode is three draws of that; this is its expectati
 
 Each variant runs N programs of `random_search`'s stream (random_program, seeded S), in-process; an exposure is
 a finding the variant's correct control (bench.control_for, as `smmufuzz bench --control auto`) does not also
-give. Prints exposures, p with a 95% Wilson interval, and the expected executions 1/p with its interval.
+give. Prints exposures, p with a 95% Wilson interval, the mean executions 1/p with its interval, and the median
+(the smallest n with 1 - (1 - p)^n >= 1/2).
 """
 
 import argparse
@@ -31,6 +32,15 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
+def median(p: float) -> str:
+    """The median of executions to the first exposure when each exposes with probability p (geometric)."""
+    if p <= 0:
+        return "-"
+    if p >= 1:
+        return "1"
+    return f"{math.ceil(math.log(0.5) / math.log(1 - p)):,}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("variants", nargs="+")
@@ -48,8 +58,8 @@ def main() -> int:
     if unknown:
         sys.exit(f"random_rate.py: unknown variant(s) {', '.join(unknown)}")
     print(f"{args.programs} {'generated' if args.generated else 'random'} programs per variant, seed {args.seed}")
-    print("| variant | exposures | p (95% interval) | expected executions 1/p (95% interval) | s |")
-    print("|---|---:|---|---|---:|")
+    print("| variant | exposures | p (95% interval) | mean executions 1/p (95% interval) | median executions | s |")
+    print("|---|---:|---|---|---:|---:|")
     for name in args.variants:
         control = (control_for(name) if args.control == "auto" else [] if args.control == "none"
                    else args.control.split(","))
@@ -63,7 +73,7 @@ def main() -> int:
         inv = lambda x: f"{1 / x:,.0f}" if x > 0 else "inf"  # noqa: E731
         print(f"| `{name}` | {hits} | {hits / args.programs:.4f} ({lo:.4f}-{hi:.4f}) | "
               f"{inv(hits / args.programs) if hits else 'over ' + format(args.programs, ',')} ({inv(hi)}-{inv(lo)}) "
-              f"| {time.perf_counter() - t0:.0f} |", flush=True)
+              f"| {median(hits / args.programs)} | {time.perf_counter() - t0:.0f} |", flush=True)
     return 0
 
 
