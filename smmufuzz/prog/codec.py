@@ -240,8 +240,10 @@ def _after(ctx: _Ctx, op: Op) -> None:
     at = _POOL_FIELDS.get(op.kind)
     if at is None:
         at = _POOL_FIELDS[op.kind] = _pool_fields(op.kind)
-    args = op.args
-    iova, pa, size = (args[i] if i is not None else None for i in at)
+    args, (ia, ip, isz) = op.args, at
+    iova = args[ia] if ia is not None else None
+    pa = args[ip] if ip is not None else None
+    size = args[isz] if isz is not None else None
     if op.kind == "map_sg":
         size = sum(ln for _pa, ln in op.get("sg"))
     if iova is not None:

@@ -26,6 +26,15 @@ class _Run:
         return _Run, (self.first, self.step, cmd, len(self.head), self.stride, self.count)
 
 
+def _expand(items: list, i: int):
+    """The (seq, command) pairs of items[i:], runs expanded."""
+    for it in islice(items, i, None):
+        if it.__class__ is _Run:
+            yield from it
+        else:
+            yield it
+
+
 class CmdLog:
     """A list of (seq, command) as far as readers see (iteration, len, a slice from a position, equality),
     appended to one command at a time (`append`, `extend`: list's own) or a run at a time (`add_run`)."""
@@ -38,11 +47,9 @@ class CmdLog:
         self.append = self._items.append
         self.extend = self._items.extend
         for it in items:
-            if it.__class__ is _Run:
-                self.add_run(it.first, it.step, tuple.__new__(it.kind, it.head + (it.addr,) + it.tail),
-                             len(it.head), it.stride, it.count)
-            else:
-                self.append(it)
+            self._items.append(it)
+            if it.__class__ is _Run:            # a run is never changed once made: copies may share it
+                self._extra += it.count - 1
 
     def add_run(self, first: int, step: int, cmd: tuple, at: int, stride: int, count: int) -> None:
         """`count` commands like `cmd` (a command tuple whose field `at` is the address) at cmd[at] + k * stride,
@@ -57,11 +64,7 @@ class CmdLog:
         return len(self._items) + self._extra
 
     def __iter__(self):
-        for it in self._items:
-            if it.__class__ is _Run:
-                yield from it
-            else:
-                yield it
+        return _expand(self._items, 0)
 
     def __getitem__(self, key: slice) -> list:
         """The commands from a position on (a slice with step 1), found from the end: a reader takes what an
@@ -76,14 +79,7 @@ class CmdLog:
             i -= 1
             it = items[i]
             at -= it.count if it.__class__ is _Run else 1
-
-        def tail():
-            for it in islice(items, i, None):
-                if it.__class__ is _Run:
-                    yield from it
-                else:
-                    yield it
-        return list(islice(tail(), start - at, stop - at))
+        return list(islice(_expand(items, i), start - at, stop - at))
 
     def clear(self) -> None:
         self._items.clear()

@@ -477,11 +477,10 @@ class Smmu:
             # the run's writes, each a command and (walks finding leaves) a fill point after it, numbered as
             # one by one
             va0 = addr + k * stride
-            cmd0 = new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0, 0, 0, 0, 0, 0))
             base = self.seq
             if found:
-                cmds = [cmd0] + [new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0 + j * stride, 0, 0, 0,
-                                               0, 0)) for j in range(1, m)]
+                cmds = [new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0 + j * stride, 0, 0, 0, 0, 0))
+                        for j in range(m)]
                 seqs = range(base + 1, base + 2 * m, 2)
                 first = len(eseq)
                 eseq.extend(range(base + 2, base + 2 * m + 1, 2))
@@ -495,6 +494,7 @@ class Smmu:
                 pend.extend(zip(seqs, cmds, repeat(None)))
             else:           # back to back, no fill between: logged and pending as one run (_complete_pending
                 self.seq = base + m                                   # applies it so anyway)
+                cmd0 = new(Command, (op, 0, 0, 0, vmid, asid, lf_bit, 0, 0, va0, 0, 0, 0, 0, 0))
                 log.add_run(base + 1, 1, cmd0, _ADDR_AT, stride, m)
                 pend.append((base + 1, cmd0, (stride, m) if m > 1 else None))
             k = k1
