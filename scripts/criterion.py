@@ -13,6 +13,7 @@ the missing ones), and the table covers exactly them.
 import argparse
 import json
 import os
+import statistics
 import sys
 
 INF = float("inf")
@@ -35,9 +36,7 @@ def pooled(paths: list[str]) -> dict:
 def column(by_seed: dict) -> tuple[list, float]:
     """Executions per seed (None: not found) in seed order, and their median with a miss over the cap."""
     vals = [r["execs"] if r["found"] else None for _s, r in sorted(by_seed.items())]
-    ranked = sorted(x if x is not None else INF for x in vals)
-    return vals, ranked[(len(ranked) - 1) // 2] if len(ranked) % 2 else (ranked[len(ranked) // 2 - 1] +
-                                                                          ranked[len(ranked) // 2]) / 2
+    return vals, statistics.median(x if x is not None else INF for x in vals)
 
 
 def cell(vals: list, med: float) -> str:
