@@ -67,9 +67,9 @@ def regen(seed: int) -> None:
         print(f"wrote {len(progs)} programs to {workload_path(target)}")
 
 
-def child(target: str, mode: str) -> None:
-    """One measurement in this process: smmufuzz comes from sys.path[0] (the checkout under test)."""
-    import time
+def workload(target: str, mode: str):
+    """The target's workload, ready to run in this process (smmufuzz from sys.path[0], the checkout under test):
+    a function that runs every program and returns how many gave findings, and the number of programs."""
     if mode == "instr":
         ft = layout("fuzz.fuzz_target")
         if hasattr(ft, "import_instrumented"):
@@ -110,10 +110,17 @@ def child(target: str, mode: str) -> None:
 
         def run_all():
             return sum(1 for p in progs if run_program(p, variants, "max-cache").findings)
+    return run_all, len(progs)
+
+
+def child(target: str, mode: str) -> None:
+    """One measurement in this process."""
+    import time
+    run_all, n = workload(target, mode)
     t0 = time.process_time()
     found = run_all()
     dt = time.process_time() - t0
-    print(json.dumps({"programs": len(progs), "seconds": dt, "findings": found}))
+    print(json.dumps({"programs": n, "seconds": dt, "findings": found}))
 
 
 def checkout(ref: str) -> str:

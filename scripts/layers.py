@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Where a fixed workload's CPU time goes, by layer, and how fast the whole could get if the emulator cost nothing.
+
+    python scripts/layers.py [--targets smmuv3,invs,...] [--modes plain,instr]
+
+Runs scripts/speed.py's workloads (the same programs, the same plain and instrumented modes) once under cProfile
+in a child process, and sums each function's own time into the layer of the module it lives in:
+
+  emulator  smmufuzz/reference/ (the SMMU, its memory, walks, caches and the oracle: what a compiled core could
+            replace);
+  models    smmufuzz/variants/ and smmufuzz/kernel/ (the code under test, instrumented in a fuzz worker);
+  harness   everything else of smmufuzz (runner, scheduler, codec, features, fuzz target).
+
+A built-in (dict.get, sorted, atheris' hooks) is charged to the layer of the function that called it. The
+ceiling is total / (total - emulator): the speed-up of the whole if the emulator took no time at all, which no
+compiled core reaches. cProfile's own cost per call inflates call-heavy code alike in every layer, so shares are
+what to read, not the seconds.
+"""
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+
+from speed import CONCURRENT, SEQUENTIAL, workload
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAYERS = ("emulator", "models", "harness", "other")
+
+
+def layer_of(filename: str) -> str:
+    """The layer of a module by its path (other: the standard library, atheris, built-ins with no caller)."""
+    if "/smmufuzz/" not in filename:
+        return "other"
+    top = filename.split("/smmufuzz/", 1)[1].split("/", 1)[0]
+    if top == "reference":
+        return "emulator"
+    if top in ("variants", "kernel"):
+        return "models"
+    return "harness"
+
+
+def by_layer(st: pstats.Stats) -> dict:
+    """Own seconds per layer; a built-in's time split over its callers' layers, atheris' hooks counted apart."""
+    out = dict.fromkeys(LAYERS, 0.0)
+    out["atheris"] = 0.0
+    for (fn, _ln, name), (_cc, _nc, tt, _ct, callers) in st.stats.items():
+        if fn != "~":
+            out[layer_of(fn)] += tt
+            continue
+        hook = "atheris" in name or "_trace" in name
+        charged = 0.0
+        for (cfn, _cln, _cname), ctup in callers.items():
+            share = ctup[2]
+            out[layer_of(cfn)] += share
+            charged += share
+            if hook:
+                out["atheris"] += share
+        out["other"] += max(0.0, tt - charged)
+    return out
+
+
+def child(target: str, mode: str) -> None:
+    run_all, n = workload(target, mode)
+    prof = cProfile.Profile()
+    prof.enable()
+    run_all()
+    prof.disable()
+    print(json.dumps({"programs": n, "layers": by_layer(pstats.Stats(prof))}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--targets", default=",".join(SEQUENTIAL + CONCURRENT))
+    ap.add_argument("--modes", default="plain,instr")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        child(*a.child)
+        return 0
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONHASHSEED="0")
+    print("own CPU time by layer under cProfile (built-ins charged to their caller's layer); ceiling = the "
+          "speed-up if the emulator took no time")
+    for mode in a.modes.split(","):
+        for target in a.targets.split(","):
+            p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", target, mode], env=env,
+                               capture_output=True, text=True, cwd=tempfile.gettempdir())
+            if p.returncode:
+                sys.exit(f"layers.py: the run of {target} ({mode}) failed:\n{p.stderr[-2000:]}")
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            lay = r["layers"]
+            total = sum(lay[k] for k in LAYERS)
+            shares = "  ".join(f"{k} {100 * lay[k] / total:4.1f}%" for k in LAYERS)
+            hooks = f"  (atheris hooks {100 * lay['atheris'] / total:4.1f}%)" if mode == "instr" else ""
+            print(f"  {mode:5s}  {target:16s} {total:6.2f} s  {shares}{hooks}  ceiling "
+                  f"{total / (total - lay['emulator']):4.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
