@@ -2,6 +2,7 @@
 """Where a fixed workload's CPU time goes, by layer, and how fast the whole could get if the emulator cost nothing.
 
     python scripts/layers.py [--targets smmuv3,invs,...] [--modes plain,instr]
+    python scripts/layers.py --raw PROFILE.txt     # a py-spy --format raw profile, e.g. of a campaign worker
 
 Runs scripts/speed.py's workloads (the same programs, the same plain and instrumented modes) once under cProfile
 in a child process, and sums each function's own time into the layer of the module it lives in:
@@ -15,6 +16,11 @@ A built-in (dict.get, sorted, atheris' hooks) is charged to the layer of the fun
 ceiling is total / (total - emulator): the speed-up of the whole if the emulator took no time at all, which no
 compiled core reaches. cProfile's own cost per call inflates call-heavy code alike in every layer, so shares are
 what to read, not the seconds.
+
+--raw reads samples instead (`py-spy record -p <worker pid> -d 45 --format raw -o PROFILE.txt`): each sample is
+charged to the layer of its innermost smmufuzz frame (so libFuzzer's own C time, under the worker's call of
+atheris.Fuzz, counts as harness; the campaign's watcher threads are skipped), and the share of samples inside a schedule search
+(fuzz_target.race_steps) is printed too.
 """
 
 import argparse
@@ -64,6 +70,39 @@ def by_layer(st: pstats.Stats) -> dict:
     return out
 
 
+def frame_layer(frame: str) -> str | None:
+    """The layer of one py-spy frame, "function (path:line)"; None outside smmufuzz."""
+    path = frame[frame.rfind("(") + 1:]
+    if "smmufuzz/" not in path:
+        return None
+    return layer_of("/" + path[path.index("smmufuzz/"):])
+
+
+def raw_profile(path: str) -> None:
+    counts = dict.fromkeys(LAYERS, 0)
+    race = 0
+    try:
+        with open(path) as f:
+            lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+        samples = [ln.rsplit(" ", 1) for ln in lines]
+        samples = [(stack, int(n)) for stack, n in samples]
+    except (OSError, ValueError) as e:
+        sys.exit(f"layers.py: {path}: not a py-spy raw profile ({e})")
+    for stack, n in samples:
+        if "watch_campaign" in stack or "lifeline" in stack:
+            continue
+        frames = stack.split(";")
+        lay = next((x for x in map(frame_layer, reversed(frames)) if x), "other")
+        counts[lay] += n
+        race += n if "race_steps" in stack else 0
+    total = sum(counts.values())
+    if not total:
+        sys.exit(f"layers.py: {path}: no samples")
+    shares = "  ".join(f"{k} {100 * counts[k] / total:4.1f}%" for k in LAYERS)
+    print(f"{total} samples  {shares}  (in schedule searches {100 * race / total:4.1f}%)  ceiling "
+          f"{total / (total - counts['emulator']):4.2f}x")
+
+
 def child(target: str, mode: str) -> None:
     run_all, n = workload(target, mode)
     prof = cProfile.Profile()
@@ -77,8 +116,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default=",".join(SEQUENTIAL + CONCURRENT))
     ap.add_argument("--modes", default="plain,instr")
+    ap.add_argument("--raw", help="a py-spy raw profile to read instead of running the workloads")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.raw:
+        raw_profile(a.raw)
+        return 0
     if a.child:
         child(*a.child)
         return 0
