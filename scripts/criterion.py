@@ -4,10 +4,14 @@ executions to exposure per seed and their median (a run that did not find the bu
 whether mode A's median is at most mode B's, and whether A found in every run a bug B found at all.
 
     python scripts/criterion.py RESULTS.json [RESULTS.json ...] [--a hybrid] [--b random] [--all-buggy]
+                                [--measure execs|seconds] [--a-startup N]
 
 Runs are pooled over the files by (mode, variant, seed); a later file's run replaces an earlier one's.
 --all-buggy: every variant the registry marks buggy must have runs of both modes (else an error naming
 the missing ones), and the table covers exactly them.
+--measure seconds compares seconds to exposure instead of executions; --a-startup N leaves mode A's first N
+executions uncounted (2 for the libFuzzer modes: the empty input and "\n" it runs before the first generated or
+mutated one).
 """
 
 import argparse
@@ -33,16 +37,20 @@ def pooled(paths: list[str]) -> dict:
     return runs
 
 
-def column(by_seed: dict) -> tuple[list, float]:
-    """Executions per seed (None: not found) in seed order, and their median with a miss over the cap."""
-    vals = [r["execs"] if r["found"] else None for _s, r in sorted(by_seed.items())]
+def column(by_seed: dict, measure: str = "execs", startup: int = 0) -> tuple[list, float]:
+    """Executions (or seconds) per seed (None: not found) in seed order, and their median with a miss over the
+    cap; `startup` executions are not counted."""
+    if measure == "seconds":
+        vals = [r["seconds"] if r["found"] else None for _s, r in sorted(by_seed.items())]
+    else:
+        vals = [max(0, r["execs"] - startup) if r["found"] else None for _s, r in sorted(by_seed.items())]
     return vals, statistics.median(x if x is not None else INF for x in vals)
 
 
 def cell(vals: list, med: float) -> str:
     found = sum(x is not None for x in vals)
-    each = ", ".join(f"{x:,}" if x is not None else "-" for x in vals)
-    return f"{found}/{len(vals)}: {each} ({'over cap' if med == INF else f'{med:,.0f}'})"
+    each = ", ".join("-" if x is None else f"{x:,}" if isinstance(x, int) else f"{x:,.2f}" for x in vals)
+    return f"{found}/{len(vals)}: {each} ({'over cap' if med == INF else f'{med:,.2f}'.rstrip('0').rstrip('.')})"
 
 
 def main() -> int:
@@ -51,6 +59,8 @@ def main() -> int:
     ap.add_argument("--a", default="hybrid")
     ap.add_argument("--b", default="random")
     ap.add_argument("--all-buggy", action="store_true")
+    ap.add_argument("--measure", choices=("execs", "seconds"), default="execs")
+    ap.add_argument("--a-startup", type=int, default=0)
     args = ap.parse_args()
     runs = pooled(args.results)
     if args.all_buggy:
@@ -62,13 +72,14 @@ def main() -> int:
             sys.exit(f"criterion.py: no runs for {', '.join(missing)}")
     else:
         names = [n for (m, n) in runs if m == args.a and (args.b, n) in runs]
-    print(f"| variant | {args.a}: found, execs per seed (median) | {args.b}: found, execs per seed (median) "
+    what = args.measure + (f" after {args.a_startup}" if args.a_startup else "")
+    print(f"| variant | {args.a}: found, {what} per seed (median) | {args.b}: found, {args.measure} per seed (median) "
           f"| {args.a} <= {args.b} | {args.a} finds in every run what {args.b} finds |")
     print("|---|---|---|:---:|:---:|")
     at_most = every = 0
     for n in names:
-        av, am = column(runs[(args.a, n)])
-        bv, bm = column(runs[(args.b, n)])
+        av, am = column(runs[(args.a, n)], args.measure, args.a_startup)
+        bv, bm = column(runs[(args.b, n)], args.measure)
         ok = am <= bm
         all_found = not any(x is not None for x in bv) or all(x is not None for x in av)
         at_most += ok
