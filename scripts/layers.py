@@ -2,7 +2,7 @@
 """Where a fixed workload's CPU time goes, by layer, and how fast the whole could get if the emulator cost nothing.
 
     python scripts/layers.py [--targets smmuv3,invs,...] [--modes plain,instr]
-    python scripts/layers.py --raw PROFILE.txt     # a py-spy --format raw profile, e.g. of a campaign worker
+    python scripts/layers.py --raw PROFILE.txt [--within FUNCTION]   # a py-spy --format raw profile
 
 Runs scripts/speed.py's workloads (the same programs, the same plain and instrumented modes) once under cProfile
 in a child process, and sums each function's own time into the layer of the module it lives in:
@@ -17,10 +17,11 @@ ceiling is total / (total - emulator): the speed-up of the whole if the emulator
 compiled core reaches. cProfile's own cost per call inflates call-heavy code alike in every layer, so shares are
 what to read, not the seconds.
 
---raw reads samples instead (`py-spy record -p <worker pid> -d 45 --format raw -o PROFILE.txt`): each sample is
-charged to the layer of its innermost smmufuzz frame (so libFuzzer's own C time, under the worker's call of
-atheris.Fuzz, counts as harness; the campaign's watcher threads are skipped), and the share of samples inside a schedule search
-(fuzz_target.race_steps) is printed too.
+--raw reads samples instead (`py-spy record -p <worker pid> -d 45 -r 200 --format raw -o PROFILE.txt`): each
+sample is charged to the layer of its innermost smmufuzz frame (so libFuzzer's own C time, under the worker's
+call of atheris.Fuzz, counts as harness; the campaign's watcher threads are skipped), and the share of samples
+inside a schedule search (fuzz_target.race_steps) is printed too. --within FUNCTION keeps only the samples with
+a frame of that function.
 """
 
 import argparse
@@ -28,6 +29,7 @@ import cProfile
 import json
 import os
 import pstats
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,11 +40,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = ("emulator", "models", "harness", "other")
 
 
+# a path inside the package: its last "smmufuzz/" followed by one of the package's own folders or modules (so a
+# checkout or a virtual environment in a folder named smmufuzz is not taken for the package)
+_IN_PACKAGE = re.compile(r"(?:^|/)smmufuzz/(?:(reference|variants|kernel|exec|prog|fuzz|tools)/|[A-Za-z_]\w*\.py$)")
+
+
 def layer_of(filename: str) -> str:
     """The layer of a module by its path (other: the standard library, atheris, built-ins with no caller)."""
-    if "/smmufuzz/" not in filename:
+    found = list(_IN_PACKAGE.finditer(filename))
+    if not found:
         return "other"
-    top = filename.split("/smmufuzz/", 1)[1].split("/", 1)[0]
+    top = found[-1].group(1)
     if top == "reference":
         return "emulator"
     if top in ("variants", "kernel"):
@@ -72,13 +80,15 @@ def by_layer(st: pstats.Stats) -> dict:
 
 def frame_layer(frame: str) -> str | None:
     """The layer of one py-spy frame, "function (path:line)"; None outside smmufuzz."""
-    path = frame[frame.rfind("(") + 1:]
-    if "smmufuzz/" not in path:
-        return None
-    return layer_of("/" + path[path.index("smmufuzz/"):])
+    lay = layer_of(frame[frame.rfind("(") + 1:].rsplit(":", 1)[0])
+    return None if lay == "other" else lay
 
 
-def raw_profile(path: str) -> None:
+def ceiling(total: float, emulator: float) -> str:
+    return f"{total / (total - emulator):4.2f}x" if total > emulator else "unbounded"
+
+
+def raw_profile(path: str, within: str | None = None) -> None:
     counts = dict.fromkeys(LAYERS, 0)
     race = 0
     try:
@@ -91,6 +101,8 @@ def raw_profile(path: str) -> None:
     for stack, n in samples:
         if "watch_campaign" in stack or "lifeline" in stack:
             continue
+        if within and not any(fr.split(" (", 1)[0].endswith(within) for fr in stack.split(";")):
+            continue
         frames = stack.split(";")
         lay = next((x for x in map(frame_layer, reversed(frames)) if x), "other")
         counts[lay] += n
@@ -100,7 +112,7 @@ def raw_profile(path: str) -> None:
         sys.exit(f"layers.py: {path}: no samples")
     shares = "  ".join(f"{k} {100 * counts[k] / total:4.1f}%" for k in LAYERS)
     print(f"{total} samples  {shares}  (in schedule searches {100 * race / total:4.1f}%)  ceiling "
-          f"{total / (total - counts['emulator']):4.2f}x")
+          f"{ceiling(total, counts['emulator'])}")
 
 
 def child(target: str, mode: str) -> None:
@@ -117,10 +129,12 @@ def main() -> int:
     ap.add_argument("--targets", default=",".join(SEQUENTIAL + CONCURRENT))
     ap.add_argument("--modes", default="plain,instr")
     ap.add_argument("--raw", help="a py-spy raw profile to read instead of running the workloads")
+    ap.add_argument("--within", help="with --raw: only the samples with a frame of this function (e.g. run_all: a "
+                                     "workload's own samples, without its start-up)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.raw:
-        raw_profile(a.raw)
+        raw_profile(a.raw, a.within)
         return 0
     if a.child:
         child(*a.child)
@@ -140,7 +154,7 @@ def main() -> int:
             shares = "  ".join(f"{k} {100 * lay[k] / total:4.1f}%" for k in LAYERS)
             hooks = f"  (atheris hooks {100 * lay['atheris'] / total:4.1f}%)" if mode == "instr" else ""
             print(f"  {mode:5s}  {target:16s} {total:6.2f} s  {shares}{hooks}  ceiling "
-                  f"{total / (total - lay['emulator']):4.2f}x")
+                  f"{ceiling(total, lay['emulator'])}")
     return 0
 
 

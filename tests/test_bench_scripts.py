@@ -41,3 +41,20 @@ def test_layers_charges_a_sample_to_its_innermost_smmufuzz_frame(tmp_path, capsy
     prof.write_text("not a profile\n")
     with pytest.raises(SystemExit, match="not a py-spy raw profile"):
         layers.raw_profile(str(prof))
+
+
+def test_layers_knows_the_package_inside_a_folder_named_like_it():
+    assert layers.layer_of("/home/u/smmufuzz/smmufuzz/reference/smmu.py") == "emulator"
+    assert layers.layer_of("/home/u/smmufuzz/smmufuzz/kernel/ccore.py") == "models"
+    assert layers.layer_of("/home/u/smmufuzz/smmufuzz/cli.py") == "harness"
+    assert layers.layer_of("/home/u/smmufuzz/.venv/lib/python3.11/json/decoder.py") == "other"
+    assert layers.ceiling(10.0, 10.0) == "unbounded"
+
+
+def test_criterion_at_most_over_the_cap_goes_by_runs_found():
+    inf = float("inf")
+    assert criterion.at_most([3, 4], 3.5, [3, 5], 4)
+    assert not criterion.at_most([4, 5], 4.5, [3, 5], 4)
+    assert criterion.at_most([None, None, 9], inf, [None, None, None], inf)       # found once against never
+    assert not criterion.at_most([None] * 3, inf, [None] * 3, inf)                # neither found it
+    assert not criterion.at_most([None] * 3, inf, [None, None, 2], inf)
