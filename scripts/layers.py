@@ -42,7 +42,9 @@ LAYERS = ("emulator", "models", "harness", "other")
 
 # a path inside the package: its last "smmufuzz/" followed by one of the package's own folders or modules (so a
 # checkout or a virtual environment in a folder named smmufuzz is not taken for the package)
-_IN_PACKAGE = re.compile(r"(?:^|/)smmufuzz/(?:(reference|variants|kernel|exec|prog|fuzz|tools)/|[A-Za-z_]\w*\.py$)")
+_PKG = os.path.join(ROOT, "smmufuzz")
+_SUBPACKAGES = sorted(d for d in os.listdir(_PKG) if os.path.isfile(os.path.join(_PKG, d, "__init__.py")))
+_IN_PACKAGE = re.compile(r"(?:^|/)smmufuzz/(?:(" + "|".join(map(re.escape, _SUBPACKAGES)) + r")/|[A-Za-z_]\w*\.py$)")
 
 
 def layer_of(filename: str) -> str:
@@ -101,9 +103,9 @@ def raw_profile(path: str, within: str | None = None) -> None:
     for stack, n in samples:
         if "watch_campaign" in stack or "lifeline" in stack:
             continue
-        if within and not any(fr.split(" (", 1)[0].endswith(within) for fr in stack.split(";")):
-            continue
         frames = stack.split(";")
+        if within and not any(fr.split(" (", 1)[0].endswith(within) for fr in frames):
+            continue
         lay = next((x for x in map(frame_layer, reversed(frames)) if x), "other")
         counts[lay] += n
         race += n if "race_steps" in stack else 0
