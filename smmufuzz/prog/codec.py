@@ -219,9 +219,6 @@ def _dec_op(r: _Reader, ctx: _Ctx, kind: str) -> Op:
     return op
 
 
-_POOL_FIELDS: dict[str, tuple] = {}
-
-
 def _pool_fields(kind: str) -> tuple:
     """The indices of an op kind's last field of each pool (addr, pa, size), None where it has none."""
     at = {}
@@ -232,15 +229,15 @@ def _pool_fields(kind: str) -> tuple:
     return at.get("addr"), at.get("pa"), at.get("size")
 
 
+_POOL_FIELDS = {kind: _pool_fields(kind) for kind in KINDS}
+
+
 def _after(ctx: _Ctx, op: Op) -> None:
     """Update pools exactly the same way in decode and encode: the op's IOVA and paddr fields (the last of
     each pool) and its size."""
     if op.kind == "dma_map":
         ctx.dma_maps += 1
-    at = _POOL_FIELDS.get(op.kind)
-    if at is None:
-        at = _POOL_FIELDS[op.kind] = _pool_fields(op.kind)
-    args, (ia, ip, isz) = op.args, at
+    args, (ia, ip, isz) = op.args, _POOL_FIELDS[op.kind]
     iova = args[ia] if ia is not None else None
     pa = args[ip] if ip is not None else None
     size = args[isz] if isz is not None else None
